@@ -1,0 +1,132 @@
+/**
+ * Assembles a node: the actor system with the role's pools, the Remoting acceptors (one per network
+ * worker thread and server, sharing the port) and the gRPC front, then reports the bound ports.
+ * `stop` is the graceful path used on SIGTERM: stop accepting, drain, flush (actors' onStop), exit.
+ */
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { NodeConfig, Role } from '../config/schema.ts';
+import { parseAddressList } from '../config/address.ts';
+import type { ActorRef } from '../runtime/actor.ts';
+import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-system.ts';
+import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
+import type { GrpcFrontArgs, GrpcFrontMessage } from '../actors/grpc-front.ts';
+import { poolsForRole } from './pools.ts';
+
+const acceptorSource = { module: new URL('../actors/remoting-acceptor.ts', import.meta.url).href, export: 'remotingAcceptor' };
+const grpcSource = { module: new URL('../actors/grpc-front.ts', import.meta.url).href, export: 'grpcFront' };
+
+/** The ports a node listens on (0 when that server is not part of the role). */
+export type NodePorts = { readonly namesrv: number; readonly broker: number; readonly controller: number; readonly grpc: number };
+
+/** A running node. */
+export type RunningNode = {
+  readonly role: Role;
+  readonly ports: NodePorts;
+  readonly pools: readonly PoolInfo[];
+  readonly system: ActorSystem;
+  /** Graceful stop: stop accepting, drain, flush, stop threads. */
+  stop(): Promise<void>;
+};
+
+/** Raised when a server cannot bind; the CLI exits non-zero with it. */
+export class NodeStartError extends Error {
+  /** Stable code. */
+  readonly code = 'NODE_START_FAILED';
+}
+
+type Listener = ActorRef<RemotingAcceptorMessage> | ActorRef<GrpcFrontMessage>;
+
+/** Starts a node for `role` with a validated config. */
+export async function startNode(role: Role, config: NodeConfig, log: Logger): Promise<RunningNode> {
+  const system = await ActorSystem.start({
+    pools: poolsForRole(role, config),
+    cpuThreads: config.cpuTaskThreadPoolNums,
+    cpuQueueMax: config.cpuTaskThreadPoolNums * 1024,
+    slotsMax: 65_536,
+    workerSupervision: { onFailure: 'restart', maxRestarts: config.supervisorMaxRestarts, withinMs: config.supervisorRestartWindowMs },
+    tuning: {
+      ...defaultTuning,
+      defaultMailboxCapacity: config.actorMailboxCapacity,
+      askTimeoutMs: config.actorAskTimeoutMs,
+      crossThreadBatchMax: config.crossThreadBatchMax,
+      defaultSupervision: { onFailure: 'restart', maxRestarts: config.supervisorMaxRestarts, withinMs: config.supervisorRestartWindowMs },
+    },
+    logLevel: config.logLevel,
+    log,
+  });
+  const pools = system.pools();
+  log.info({ pools: pools.map((pool) => ({ pool: pool.name, size: pool.size, threadIds: pool.threadIds })) }, 'thread pools started');
+  const listeners: Listener[] = [];
+  try {
+    const host = '0.0.0.0';
+    const frameMaxBytes = 16 * 1024 * 1024;
+    const remotingArgs = { host, frameMaxBytes, connectionsMax: 10_000 };
+    let namesrv = 0;
+    let broker = 0;
+    let controller = 0;
+    let grpc = 0;
+    if (role === 'start') namesrv = await startRemoting(system, 'namesrv', { ...remotingArgs, server: 'namesrv', port: namesrvPort(config) }, config, listeners);
+    if (role === 'namesrv') namesrv = await startRemoting(system, 'namesrv', { ...remotingArgs, server: 'namesrv', port: config.listenPort }, config, listeners);
+    if (role === 'start' || role === 'broker') broker = await startRemoting(system, 'broker', { ...remotingArgs, server: 'broker', port: config.listenPort }, config, listeners);
+    if (role === 'controller') controller = await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port: config.listenPort }, config, listeners);
+    if (role === 'start' || role === 'proxy') {
+      const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({
+        name: 'grpc-front',
+        behavior: grpcSource,
+        args: { host, port: config.grpcServerPort, maxReceiveMessageBytes: config.maxMessageSize + 1024 * 1024 },
+        pool: 'grpc',
+      });
+      listeners.push(ref);
+      grpc = portOf(await system.ask<GrpcFrontMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
+    }
+    const ports: NodePorts = { namesrv, broker, controller, grpc };
+    log.info({ ports, host: os.hostname() }, 'node started');
+    return { role, ports, pools, system, stop: () => stopNode(system, listeners, log) };
+  } catch (error) {
+    await system.shutdown();
+    throw error;
+  }
+}
+
+function namesrvPort(config: NodeConfig): number {
+  const addresses = parseAddressList(config.namesrvAddr);
+  if (addresses === undefined || addresses.length !== 1) throw new NodeStartError(`namesrvAddr must name one address, got "${config.namesrvAddr}"`);
+  return addresses[0]!.port;
+}
+
+function portOf(answer: BoundAnswer): number {
+  if ('error' in answer) throw new NodeStartError(answer.error);
+  return answer.port;
+}
+
+/** One acceptor per network worker thread; the first binds (port 0 picks one), the rest share its port. */
+async function startRemoting(
+  system: ActorSystem,
+  server: string,
+  args: RemotingAcceptorArgs,
+  config: NodeConfig,
+  listeners: Listener[],
+): Promise<number> {
+  const spawnOne = async (index: number, port: number): Promise<number> => {
+    const ref = await system.spawn<RemotingAcceptorMessage, RemotingAcceptorArgs>({
+      name: `${server}-acceptor-${index}`,
+      behavior: acceptorSource,
+      args: { ...args, port },
+      pool: 'remoting',
+    });
+    listeners.push(ref);
+    return portOf(await system.ask<RemotingAcceptorMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
+  };
+  const port = await spawnOne(0, args.port);
+  await Promise.all(Array.from({ length: config.serverWorkerThreads - 1 }, (_, i) => spawnOne(i + 1, port)));
+  return port;
+}
+
+async function stopNode(system: ActorSystem, listeners: Listener[], log: Logger): Promise<void> {
+  log.info('stopping: no new connections');
+  await Promise.allSettled(listeners.map((ref) => system.ask(ref as ActorRef<{ type: 'stopAccepting' }>, { type: 'stopAccepting' }, 5_000)));
+  log.info('stopping: flushing and stopping threads');
+  await system.shutdown();
+  log.info('node stopped');
+}
