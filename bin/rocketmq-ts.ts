@@ -69,6 +69,11 @@ async function runRole(role: Role, configFile: string | undefined, namesrvAddr: 
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // `npm start` does not pass SIGTERM on to us when npm itself is killed: notice being orphaned instead.
+  const parentPid = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parentPid) stop('parent exited');
+  }, 1_000).unref();
   node.system.on('fatal', (reason: string) => {
     log.fatal({ reason }, 'actor system cannot continue');
     stop('fatal');
