@@ -26,7 +26,7 @@ export type StorageFs = {
   unlinkSync(path: string): void;
   rmSync(path: string, options: { recursive: boolean; force: boolean }): void;
   statSync(path: string): { size: number; mtimeMs: number };
-  statfsSync(path: string): { bsize: number; blocks: number; bavail: number };
+  statfsSync(path: string): { bsize: number; blocks: number; bavail: number; bfree?: number };
 };
 
 /** The real file system. */
