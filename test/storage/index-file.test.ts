@@ -1,0 +1,157 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AssertionError } from '../../src/runtime/assert.ts';
+import {
+  INDEX_HEADER_SIZE_BYTES,
+  IndexFile,
+  indexFileSizeBytes,
+  indexKeyHash,
+  type IndexFileOptions,
+} from '../../src/storage/index-file.ts';
+import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import { javaStringHashCode } from '../../src/storage/tag-hash.ts';
+
+const T0 = 1_700_000_000_000;
+const EVERYTHING: [number, number] = [0, Number.MAX_SAFE_INTEGER];
+
+let dir: string;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'index-file-test-'));
+});
+
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function options(hashSlotNum: number, indexNum: number): IndexFileOptions {
+  return { storageFs: nodeStorageFs, path: path.join(dir, '20240101000000000'), hashSlotNum, indexNum };
+}
+
+describe('IndexFile', () => {
+  it('finds keys through chains that share one slot, newest first', () => {
+    const file = IndexFile.create(options(1, 16)); // one slot: every key chains through it
+    file.putKey('T#a', 100, T0);
+    file.putKey('T#b', 200, T0);
+    file.putKey('T#a', 300, T0 + 1000);
+    file.putKey('T#c', 400, T0 + 2000);
+    file.putKey('T#a', 500, T0 + 3000);
+    expect(file.selectPhyOffsets('T#a', 10, ...EVERYTHING)).toEqual([500, 300, 100]);
+    expect(file.selectPhyOffsets('T#b', 10, ...EVERYTHING)).toEqual([200]);
+    expect(file.selectPhyOffsets('T#zzz', 10, ...EVERYTHING)).toEqual([]);
+    expect(file.selectPhyOffsets('T#a', 2, ...EVERYTHING)).toEqual([500, 300]);
+    expect(file.keyCount).toBe(5);
+  });
+
+  it('answers for every key with the same hash (callers check the real key)', () => {
+    expect(javaStringHashCode('T#Aa')).toBe(javaStringHashCode('T#BB'));
+    const file = IndexFile.create(options(7, 16));
+    file.putKey('T#Aa', 100, T0);
+    file.putKey('T#BB', 200, T0);
+    expect(file.selectPhyOffsets('T#Aa', 10, ...EVERYTHING)).toEqual([200, 100]);
+  });
+
+  it('filters by store time at one-second granularity relative to beginTimestamp', () => {
+    const file = IndexFile.create(options(3, 16));
+    file.putKey('T#k', 100, T0 + 250); // beginTimestamp = T0 + 250, timeDiff 0
+    file.putKey('T#k', 200, T0 + 2_900); // timeDiff 2 s: read back as T0 + 2250
+    file.putKey('T#k', 300, T0 + 5_250); // timeDiff 5 s: T0 + 5250
+    expect(file.selectPhyOffsets('T#k', 10, T0 + 2_000, T0 + 3_000)).toEqual([200]);
+    expect(file.selectPhyOffsets('T#k', 10, T0 + 2_251, T0 + 9_000)).toEqual([300]);
+    expect(file.selectPhyOffsets('T#k', 10, T0, T0 + 2_250)).toEqual([200, 100]);
+    expect(file.isTimeMatched(T0 + 6_000, T0 + 7_000)).toBe(false);
+    expect(file.isTimeMatched(T0, T0 + 1)).toBe(false);
+    expect(file.isTimeMatched(T0, T0 + 10_000)).toBe(true);
+    expect(file.isTimeMatched(T0 + 1_000, T0 + 1_000)).toBe(true);
+  });
+
+  it('holds indexNum - 1 keys and then answers false', () => {
+    const file = IndexFile.create(options(2, 4));
+    expect([1, 2, 3].map((n) => file.putKey(`T#${n}`, n, T0))).toEqual([true, true, true]);
+    expect(file.isWriteFull).toBe(true);
+    expect(file.putKey('T#4', 4, T0)).toBe(false);
+    expect(file.keyCount).toBe(3);
+  });
+
+  it('refuses keys out of CommitLog order', () => {
+    const file = IndexFile.create(options(2, 8));
+    file.putKey('T#a', 500, T0);
+    expect(() => file.putKey('T#b', 400, T0)).toThrow(AssertionError);
+  });
+
+  it('writes RocketMQ\'s layout: 40-byte header, 4-byte slots, 20-byte entries from number 1', () => {
+    const hashSlotNum = 5;
+    const indexNum = 6;
+    const file = IndexFile.create(options(hashSlotNum, indexNum));
+    file.putKey('T#a', 1234, T0);
+    file.putKey('T#b', 5678, T0 + 3_500);
+    file.putKey('T#a', 9999, T0 + 7_000);
+    file.flush();
+    const bytes = fs.readFileSync(file.path);
+    expect(bytes.length).toBe(indexFileSizeBytes(hashSlotNum, indexNum));
+    expect(bytes.length).toBe(40 + 5 * 4 + 6 * 20);
+    expect(bytes.readBigInt64BE(0)).toBe(BigInt(T0)); // beginTimestamp
+    expect(bytes.readBigInt64BE(8)).toBe(BigInt(T0 + 7_000)); // endTimestamp
+    expect(bytes.readBigInt64BE(16)).toBe(1234n); // beginPhyOffset
+    expect(bytes.readBigInt64BE(24)).toBe(9999n); // endPhyOffset
+    expect(bytes.readInt32BE(32)).toBe(3); // hashSlotCount (counts puts)
+    expect(bytes.readInt32BE(36)).toBe(4); // indexCount: next entry number
+    const hashA = indexKeyHash('T#a');
+    const slotA = INDEX_HEADER_SIZE_BYTES + (hashA % hashSlotNum) * 4;
+    expect(bytes.readInt32BE(slotA)).toBe(3); // newest entry for T#a
+    const entry = (n: number): number => INDEX_HEADER_SIZE_BYTES + hashSlotNum * 4 + n * 20;
+    expect(bytes.subarray(entry(0), entry(1)).every((b) => b === 0)).toBe(true); // entry 0 is unused
+    expect(bytes.readInt32BE(entry(3))).toBe(hashA);
+    expect(bytes.readBigInt64BE(entry(3) + 4)).toBe(9999n);
+    expect(bytes.readInt32BE(entry(3) + 12)).toBe(7); // seconds since beginTimestamp
+    expect(bytes.readInt32BE(entry(3) + 16)).toBe(1); // previous T#a entry
+    expect(bytes.readInt32BE(entry(2) + 12)).toBe(3); // 3.5 s truncates to 3
+  });
+
+  it('reopens a flushed file from its header and reads it from disk without a page cache', () => {
+    const created = IndexFile.create(options(3, 32));
+    for (let i = 0; i < 20; i++) created.putKey(`T#k${i % 4}`, i * 10, T0 + i * 1000);
+    created.flush();
+    const opened = IndexFile.open(options(3, 32));
+    expect(opened.sharedBuffer).toBeUndefined();
+    expect(opened.headerFields).toEqual({
+      beginTimestampMs: T0,
+      endTimestampMs: T0 + 19_000,
+      beginPhyOffset: 0,
+      endPhyOffset: 190,
+      hashSlotCount: 20,
+      indexCount: 21,
+    });
+    expect(opened.selectPhyOffsets('T#k1', 10, ...EVERYTHING)).toEqual([170, 130, 90, 50, 10]);
+    expect(opened.selectPhyOffsets('T#k1', 10, T0 + 5_000, T0 + 13_000)).toEqual([130, 90, 50]);
+    // A reopened file can take more keys once its cache is loaded.
+    expect(opened.putKey('T#k1', 200, T0 + 20_000)).toBe(true);
+    expect(opened.selectPhyOffsets('T#k1', 2, ...EVERYTHING)).toEqual([200, 170]);
+  });
+
+  it('refuses a file whose size does not match its shape, with a stable code', () => {
+    const created = IndexFile.create(options(3, 8));
+    created.putKey('T#a', 1, T0);
+    created.flush();
+    expect(() => IndexFile.open(options(4, 8))).toThrow(expect.objectContaining({ code: 'INDEX_FILE_SIZE_MISMATCH' }));
+  });
+
+  it('truncates the entries past a CommitLog offset, restoring every chain, durably', () => {
+    const file = IndexFile.create(options(2, 32));
+    for (let i = 0; i < 12; i++) file.putKey(`T#k${i % 3}`, i * 100, T0 + i * 1000);
+    file.flush();
+    expect(file.truncate(750)).toBe(4); // entries at 800..1100 go
+    expect(file.headerFields).toMatchObject({ indexCount: 9, endPhyOffset: 700, endTimestampMs: T0 + 7_000, hashSlotCount: 8 });
+    expect(file.selectPhyOffsets('T#k0', 10, ...EVERYTHING)).toEqual([600, 300, 0]);
+    expect(file.selectPhyOffsets('T#k2', 10, ...EVERYTHING)).toEqual([500, 200]);
+    const reopened = IndexFile.open(options(2, 32));
+    expect(reopened.selectPhyOffsets('T#k1', 10, ...EVERYTHING)).toEqual([700, 400, 100]);
+    expect(reopened.putKey('T#k2', 800, T0 + 8_000)).toBe(true);
+    expect(reopened.selectPhyOffsets('T#k2', 10, ...EVERYTHING)).toEqual([800, 500, 200]);
+    expect(reopened.truncate(0)).toBe(9);
+    expect(reopened.keyCount).toBe(0);
+    expect(reopened.selectPhyOffsets('T#k2', 10, ...EVERYTHING)).toEqual([]);
+  });
+});
