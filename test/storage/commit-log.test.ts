@@ -1,0 +1,495 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  type AppendInput,
+  type AppendResult,
+  CommitLog,
+  CommitLogError,
+  type CommitLogOptions,
+  QueueOffsetTable,
+  type RecoveryOptions,
+} from '../../src/storage/commit-log.ts';
+import { MappedFileError, fileNameOf } from '../../src/storage/mapped-file.ts';
+import {
+  BLANK_MAGIC_CODE,
+  MessageSysFlag,
+  encodeMessageProperties,
+  offsetMessageId,
+} from '../../src/storage/message-record.ts';
+import { type StorageFs, nodeStorageFs } from '../../src/storage/storage-fs.ts';
+
+const FILE_SIZE = 64 * 1024;
+const STORE_HOST = { address: '10.0.0.5', port: 10911 };
+let dir: string;
+let nowMs = 1_700_000_000_000;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'commit-log-'));
+});
+
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function options(overrides: Partial<CommitLogOptions> = {}): CommitLogOptions {
+  return {
+    dir: path.join(dir, 'commitlog'),
+    storeHost: STORE_HOST,
+    fs: nodeStorageFs,
+    mappedFileSizeBytes: FILE_SIZE,
+    maxMessageSizeBytes: 16 * 1024,
+    clock: { nowMs: () => nowMs++ },
+    ...overrides,
+  };
+}
+
+function open(recovery: RecoveryOptions = { cleanShutdown: true }, overrides: Partial<CommitLogOptions> = {}) {
+  return CommitLog.open(options(overrides), recovery);
+}
+
+type Sent = { readonly input: AppendInput; readonly result: AppendResult };
+
+function message(table: QueueOffsetTable, topic: string, queueId: number, body: Uint8Array, sysFlag = 0): AppendInput {
+  const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
+  const outsideQueue = transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE;
+  return {
+    topic,
+    queueId,
+    flag: 0,
+    queueOffset: outsideQueue ? 0 : table.assign(topic, queueId),
+    sysFlag,
+    bornTimestampMs: nowMs,
+    bornHost: { address: '192.168.0.9', port: 40000 },
+    reconsumeTimes: 0,
+    preparedTransactionOffset: 0,
+    body,
+    properties: encodeMessageProperties({ TAGS: 'TagA', KEYS: `key-${queueId}` }),
+  };
+}
+
+function body(index: number, sizeBytes = 900): Uint8Array {
+  const bytes = Buffer.alloc(sizeBytes);
+  for (let i = 0; i < sizeBytes; i++) bytes[i] = (index * 31 + i * 7) & 0xff;
+  bytes.writeUInt32BE(index, 0);
+  return bytes;
+}
+
+function appendMany(log: CommitLog, table: QueueOffsetTable, count: number, first = 0): Sent[] {
+  const sent: Sent[] = [];
+  for (let i = first; i < first + count; i++) {
+    const input = message(table, i % 2 === 0 ? 'TopicA' : 'TopicB', i % 3, body(i, 600 + ((i * 97) % 900)));
+    sent.push({ input, result: log.append(input) });
+  }
+  return sent;
+}
+
+function expectSameRecord(log: CommitLog, sent: Sent): void {
+  const view = log.readRecordAt(sent.result.physicalOffset);
+  expect(view.totalSize).toBe(sent.result.size);
+  expect(view.topic).toBe(sent.input.topic);
+  expect(view.queueId).toBe(sent.input.queueId);
+  expect(view.queueOffset).toBe(sent.input.queueOffset);
+  expect(view.storeTimestampMs).toBe(sent.result.storeTimestampMs);
+  expect(Buffer.from(view.body).equals(Buffer.from(sent.input.body))).toBe(true);
+}
+
+function captureError(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected an error');
+}
+
+function filePath(startOffset: number): string {
+  return path.join(dir, 'commitlog', fileNameOf(startOffset));
+}
+
+describe('CommitLog append and read', () => {
+  it('round-trips records across file rolls, closing each file with a blank marker', () => {
+    const { commitLog: log } = open();
+    const table = new QueueOffsetTable();
+    const sent = appendMany(log, table, 200);
+    expect(log.mappedFiles().length).toBeGreaterThanOrEqual(3);
+    for (const item of sent) expectSameRecord(log, item);
+    // Records never cross a file end, and each left file ends with a blank marker up to its end.
+    for (const file of log.mappedFiles().slice(0, -1)) {
+      const inFile = sent.filter((s) => s.result.physicalOffset >= file.startOffset && s.result.physicalOffset < file.endOffset);
+      const last = inFile.at(-1)!;
+      const blankAt = last.result.physicalOffset + last.result.size;
+      expect(blankAt).toBeLessThanOrEqual(file.endOffset - 8);
+      const marker = Buffer.from(log.read(blankAt, 8));
+      expect(marker.readInt32BE(0)).toBe(file.endOffset - blankAt);
+      expect(marker.readInt32BE(4)).toBe(BLANK_MAGIC_CODE);
+      const next = sent[sent.indexOf(last) + 1]!;
+      expect(next.result.physicalOffset).toBe(file.endOffset);
+    }
+    expect(captureError(() => log.readRecordAt(sent[0]!.result.physicalOffset + sent[0]!.result.size + 1))).toMatchObject({
+      code: 'RECORD_CORRUPT',
+    });
+    log.close();
+  });
+
+  it('returns RocketMQ msgIds and offsets that grow by the record size', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 3);
+    expect(sent[0]!.result.physicalOffset).toBe(0);
+    expect(sent[1]!.result.physicalOffset).toBe(sent[0]!.result.size);
+    for (const { result } of sent) expect(result.msgId).toBe(offsetMessageId(STORE_HOST, result.physicalOffset));
+    expect(log.maxOffset).toBe(sent[2]!.result.physicalOffset + sent[2]!.result.size);
+    log.close();
+  });
+
+  it('moves flushedOffset only on flush, across files', () => {
+    const { commitLog: log } = open();
+    const table = new QueueOffsetTable();
+    appendMany(log, table, 10);
+    expect(log.flushedOffset).toBe(0);
+    expect(log.flush()).toBe(log.maxOffset);
+    const flushed = log.flushedOffset;
+    appendMany(log, table, 150, 10);
+    expect(log.flushedOffset).toBe(flushed);
+    expect(log.flush()).toBe(log.maxOffset);
+    expect(log.flush()).toBe(log.maxOffset);
+    log.close();
+  });
+
+  it('reads released files from disk and checks every record it reads', () => {
+    const { commitLog: log } = open({ cleanShutdown: true }, { cachedFilesMax: 1 });
+    const sent = appendMany(log, new QueueOffsetTable(), 200);
+    log.flush();
+    appendMany(log, new QueueOffsetTable(), 100, 200);
+    const first = log.mappedFiles()[0]!;
+    expect(first.loaded).toBe(false);
+    expectSameRecord(log, sent[5]!);
+    // Flip one body byte on disk: a read must refuse it rather than serve a wrong body.
+    const fd = fs.openSync(first.path, 'r+');
+    fs.writeSync(fd, Buffer.from([0xee]), 0, 1, sent[5]!.result.physicalOffset + 200);
+    fs.closeSync(fd);
+    const error = captureError(() => log.readRecordAt(sent[5]!.result.physicalOffset));
+    expect(error).toBeInstanceOf(CommitLogError);
+    expect((error as CommitLogError).code).toBe('RECORD_CORRUPT');
+    log.close();
+  });
+
+  it('hands loaded caches to other threads as SharedArrayBuffers', () => {
+    const { commitLog: log } = open();
+    const [sent] = appendMany(log, new QueueOffsetTable(), 1);
+    const [shared] = log.sharedBuffers();
+    expect(shared!.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const fromShared = new Uint8Array(shared!.buffer, sent!.result.physicalOffset, sent!.result.size);
+    expect(Buffer.from(fromShared).equals(Buffer.from(log.read(sent!.result.physicalOffset, sent!.result.size)))).toBe(true);
+    log.close();
+  });
+
+  it('refuses oversized records, bad topics and bad properties with stable codes', () => {
+    const { commitLog: log } = open();
+    const table = new QueueOffsetTable();
+    expect(captureError(() => log.append(message(table, 'T', 0, new Uint8Array(17 * 1024))))).toMatchObject({
+      code: 'MESSAGE_TOO_LARGE',
+    });
+    expect(captureError(() => log.append(message(table, '', 0, body(1))))).toMatchObject({ code: 'TOPIC_INVALID' });
+    expect(captureError(() => log.append({ ...message(table, 'T', 0, body(1)), properties: 'a\u0001b' }))).toMatchObject({
+      code: 'PROPERTIES_INVALID',
+    });
+    expect(log.maxOffset).toBe(0);
+    log.close();
+  });
+
+  it('deletes whole flushed files before an offset, never the active one', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 200);
+    log.flush();
+    const files = log.mappedFiles();
+    expect(log.deleteFilesBefore(files[2]!.startOffset)).toBe(2);
+    expect(log.minOffset).toBe(files[2]!.startOffset);
+    expect(fs.existsSync(files[0]!.path)).toBe(false);
+    expect(captureError(() => log.read(0, 10))).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+    expect(log.deleteFilesBefore(Number.MAX_SAFE_INTEGER)).toBe(files.length - 3);
+    expect(log.mappedFiles()).toHaveLength(1);
+    expectSameRecord(log, sent.at(-1)!);
+    log.close();
+  });
+});
+
+describe('CommitLog recovery', () => {
+  it('after a clean stop, reopens with every record, the same end, and the queue offsets', () => {
+    const { commitLog: log } = open();
+    const table = new QueueOffsetTable();
+    const sent = appendMany(log, table, 150);
+    log.flush();
+    log.close();
+
+    const { commitLog: again, recovery } = open({ cleanShutdown: true });
+    expect(recovery.corruptions).toEqual([]);
+    expect(recovery.tornTail).toBeNull();
+    expect(again.maxOffset).toBe(log.maxOffset);
+    expect(recovery.records.map((r) => r.physicalOffset)).toEqual(sent.map((s) => s.result.physicalOffset));
+    expect([...recovery.queueOffsets.entries()].sort(byKey)).toEqual([...table.entries()].sort(byKey));
+    for (const item of sent) expectSameRecord(again, item);
+    // Appending goes on where the log ended.
+    const [next] = appendMany(again, recovery.queueOffsets, 1, 150);
+    expect(next!.result.physicalOffset).toBe(log.maxOffset);
+    again.close();
+  });
+
+  it('scans from the checkpoint file and hands back only the records at or past the checkpoint', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 200);
+    log.flush();
+    log.close();
+    const checkpoint = sent[130]!.result.physicalOffset;
+    const fileStart = Math.floor(checkpoint / FILE_SIZE) * FILE_SIZE;
+    const { commitLog: again, recovery } = open({ cleanShutdown: true, checkpointPhysicalOffset: checkpoint });
+    expect(recovery.scanStartOffset).toBe(fileStart);
+    expect(recovery.records.map((r) => r.physicalOffset)).toEqual(sent.slice(130).map((s) => s.result.physicalOffset));
+    expect(recovery.recordsScanned).toBe(sent.filter((s) => s.result.physicalOffset >= fileStart).length);
+    again.close();
+  });
+
+  it('streams recovered records to onRecord instead of collecting them', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 20);
+    log.flush();
+    log.close();
+    const seen: number[] = [];
+    const { commitLog: again, recovery } = open({
+      cleanShutdown: false,
+      checkpointPhysicalOffset: sent[10]!.result.physicalOffset,
+      onRecord: (record) => seen.push(record.physicalOffset),
+    });
+    expect(seen).toEqual(sent.slice(10).map((s) => s.result.physicalOffset));
+    expect(recovery.records).toEqual([]);
+    again.close();
+  });
+
+  it('after a crash, cuts a torn last record whatever byte the write stopped at', () => {
+    const table = new QueueOffsetTable();
+    for (let kept = 0; ; kept++) {
+      fs.rmSync(path.join(dir, 'commitlog'), { recursive: true, force: true });
+      const { commitLog: log } = open({ cleanShutdown: false });
+      const before = appendMany(log, new QueueOffsetTable(), 5);
+      log.flush();
+      const last = log.append(message(table, 'TopicT', 1, body(99, 120)));
+      if (kept > last.size) {
+        log.close();
+        break;
+      }
+      // The crash: only the first `kept` bytes of the last record reached the file.
+      const image = Buffer.from(log.read(last.physicalOffset, last.size));
+      log.close();
+      const fd = fs.openSync(filePath(0), 'r+');
+      fs.writeSync(fd, image, 0, kept, last.physicalOffset);
+      fs.closeSync(fd);
+
+      const { commitLog: again, recovery } = open({ cleanShutdown: false });
+      const whole = kept === last.size;
+      expect(recovery.corruptions).toEqual([]);
+      expect(recovery.records).toHaveLength(whole ? 6 : 5);
+      expect(again.maxOffset).toBe(whole ? last.physicalOffset + last.size : last.physicalOffset);
+      // A tear that got only zero bytes out (the size field's high bytes) is no different from no write.
+      const wroteSomething = image.subarray(0, kept).some((b) => b !== 0);
+      if (wroteSomething && !whole) expect(recovery.tornTail?.physicalOffset).toBe(last.physicalOffset);
+      else expect(recovery.tornTail).toBeNull();
+      for (const item of before) expectSameRecord(again, item);
+      // The cut is durable: nothing of the torn record is left past the end.
+      const onDisk = fs.readFileSync(filePath(0));
+      expect(onDisk.subarray(again.maxOffset).every((b) => b === 0)).toBe(true);
+      const next = again.append(message(table, 'TopicT', 1, body(100, 50)));
+      expect(next.physicalOffset).toBe(again.maxOffset - next.size);
+      again.close();
+    }
+  });
+
+  it('after a crash, ends the log at a zero-filled tail and deletes empty later files', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 60);
+    log.flush();
+    appendMany(log, new QueueOffsetTable(), 60, 60); // never flushed: the disk keeps zeros there
+    const fileCount = log.mappedFiles().length;
+    log.close();
+    const { commitLog: again, recovery } = open({ cleanShutdown: false });
+    expect(recovery.tornTail).toBeNull();
+    expect(recovery.corruptions).toEqual([]);
+    expect(recovery.records).toHaveLength(60);
+    expect(again.maxOffset).toBe(sent.at(-1)!.result.physicalOffset + sent.at(-1)!.result.size);
+    expect(recovery.filesDeleted).toBe(fileCount - again.mappedFiles().length);
+    again.close();
+  });
+
+  it('steps back a file when the checkpoint runs ahead of what reached the disk', () => {
+    const { commitLog: log } = open();
+    const table = new QueueOffsetTable();
+    const sent: Sent[] = [];
+    // Everything but the append that rolls is flushed before "the crash".
+    while (log.mappedFiles().length <= 1) {
+      log.flush();
+      sent.push(...appendMany(log, table, 1, sent.length));
+    }
+    // The last append rolled: its record and file 0's blank marker are only in memory.
+    const rolled = sent.pop()!;
+    const fileZeroEnd = sent.at(-1)!.result.physicalOffset + sent.at(-1)!.result.size;
+    log.close();
+    const { commitLog: again, recovery } = open({ cleanShutdown: false, checkpointPhysicalOffset: rolled.result.physicalOffset });
+    expect(recovery.scanStartOffset).toBe(0);
+    expect(again.maxOffset).toBe(fileZeroEnd);
+    expect(again.mappedFiles()).toHaveLength(1);
+    expect(recovery.records).toEqual([]);
+    again.close();
+  });
+
+  it('detects a corrupt record in the middle, reports it and cuts the log there', () => {
+    for (const cleanShutdown of [true, false]) {
+      fs.rmSync(path.join(dir, 'commitlog'), { recursive: true, force: true });
+      const { commitLog: log } = open();
+      const sent = appendMany(log, new QueueOffsetTable(), 150);
+      log.flush();
+      log.close();
+      const victim = sent[20]!.result;
+      const fd = fs.openSync(filePath(0), 'r+');
+      fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, victim.physicalOffset + 150); // inside the body
+      fs.closeSync(fd);
+
+      const { commitLog: again, recovery } = open({ cleanShutdown });
+      expect(recovery.corruptions).toEqual([
+        { physicalOffset: victim.physicalOffset, reason: 'body-crc', validDataAtOffset: sent[21]!.result.physicalOffset },
+      ]);
+      expect(recovery.records).toHaveLength(20);
+      expect(again.maxOffset).toBe(victim.physicalOffset);
+      expect(again.mappedFiles()).toHaveLength(1);
+      expect(captureError(() => again.readRecordAt(victim.physicalOffset))).toMatchObject({ code: 'OFFSET_OUT_OF_RANGE' });
+      again.close();
+    }
+  });
+
+  it('calls damage to a clean-stopped log corruption even at its tail', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 10);
+    log.flush();
+    log.close();
+    const victim = sent[9]!.result;
+    const fd = fs.openSync(filePath(0), 'r+');
+    fs.writeSync(fd, Buffer.from([0x5a]), 0, 1, victim.physicalOffset + 150);
+    fs.closeSync(fd);
+    const { commitLog: again, recovery } = open({ cleanShutdown: true });
+    expect(recovery.corruptions).toEqual([{ physicalOffset: victim.physicalOffset, reason: 'body-crc', validDataAtOffset: null }]);
+    expect(recovery.tornTail).toBeNull();
+    again.close();
+  });
+
+  it('rebuilds the queue offset table, leaving transaction half messages out of the queues', () => {
+    const { commitLog: log } = open();
+    const table = new QueueOffsetTable();
+    appendMany(log, table, 40);
+    log.append(message(table, 'TopicA', 0, body(1), MessageSysFlag.TRANSACTION_PREPARED_TYPE));
+    log.append(message(table, 'TopicC', 5, body(2), MessageSysFlag.TRANSACTION_PREPARED_TYPE));
+    log.append(message(table, 'TopicA', 0, body(3), MessageSysFlag.TRANSACTION_COMMIT_TYPE));
+    log.flush();
+    log.close();
+    const { commitLog: again, recovery } = open({ cleanShutdown: false });
+    expect([...recovery.queueOffsets.entries()].sort(byKey)).toEqual([...table.entries()].sort(byKey));
+    expect(recovery.queueOffsets.nextOffset('TopicC', 5)).toBe(0);
+    expect(recovery.queueOffsets.nextOffset('TopicA', 0)).toBe(table.nextOffset('TopicA', 0));
+    again.close();
+  });
+
+  it('surfaces ENOSPC during flush as DISK_FULL without harming what was flushed before', () => {
+    let full = false;
+    const faulty: StorageFs = {
+      ...nodeStorageFs,
+      writeSync(fd, buffer, offset, length, position) {
+        if (!full) return nodeStorageFs.writeSync(fd, buffer, offset, length, position);
+        nodeStorageFs.writeSync(fd, buffer, offset, Math.floor(length / 2), position);
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      },
+    };
+    const { commitLog: log } = open({ cleanShutdown: true }, { fs: faulty });
+    const table = new QueueOffsetTable();
+    const durable = appendMany(log, table, 30);
+    const flushed = log.flush();
+    const pending = appendMany(log, table, 30, 30);
+    full = true;
+    const error = captureError(() => log.flush());
+    expect(error).toBeInstanceOf(MappedFileError);
+    expect((error as MappedFileError).code).toBe('DISK_FULL');
+    expect(log.flushedOffset).toBe(flushed);
+    log.close();
+
+    // A crash now: everything flushed before the failure is intact; the half-written rest is cut cleanly.
+    const { commitLog: afterCrash, recovery } = open({ cleanShutdown: false });
+    expect(recovery.corruptions).toEqual([]);
+    expect(afterCrash.maxOffset).toBeGreaterThanOrEqual(flushed);
+    for (const item of durable) expectSameRecord(afterCrash, item);
+    const recovered = recovery.records.length;
+    for (const item of pending.slice(0, recovered - durable.length)) expectSameRecord(afterCrash, item);
+    afterCrash.close();
+  });
+
+  it('retries a failed flush from its own cache once space is back', () => {
+    let full = false;
+    const faulty: StorageFs = {
+      ...nodeStorageFs,
+      fdatasyncSync(fd) {
+        if (full) throw Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' });
+        nodeStorageFs.fdatasyncSync(fd);
+      },
+    };
+    const { commitLog: log } = open({ cleanShutdown: true }, { fs: faulty });
+    const sent = appendMany(log, new QueueOffsetTable(), 100);
+    full = true;
+    expect(captureError(() => log.flush())).toMatchObject({ code: 'DISK_FULL' });
+    full = false;
+    expect(log.flush()).toBe(log.maxOffset);
+    log.close();
+    const { commitLog: again, recovery } = open({ cleanShutdown: true });
+    expect(recovery.records).toHaveLength(100);
+    for (const item of sent) expectSameRecord(again, item);
+    again.close();
+  });
+});
+
+describe('QueueOffsetTable', () => {
+  it('assigns consecutive offsets per queue, never moves back on observe, and is bounded', () => {
+    const table = new QueueOffsetTable(2);
+    expect([table.assign('a-b', 1), table.assign('a-b', 1, 3), table.assign('a', 1)]).toEqual([0, 1, 0]);
+    table.observe('a-b', 1, 2);
+    expect(table.nextOffset('a-b', 1)).toBe(4);
+    table.observe('a', 1, 9, 2);
+    expect(table.nextOffset('a', 1)).toBe(11);
+    expect(captureError(() => table.assign('c', 0))).toMatchObject({ code: 'QUEUE_TABLE_FULL' });
+    table.remove('a', 1);
+    expect(table.assign('c', 0)).toBe(0);
+  });
+});
+
+describe('CommitLog directory layout', () => {
+  it('refuses a gap between files', () => {
+    const logDir = path.join(dir, 'commitlog');
+    fs.mkdirSync(logDir);
+    fs.writeFileSync(path.join(logDir, fileNameOf(0)), Buffer.alloc(FILE_SIZE));
+    fs.writeFileSync(path.join(logDir, fileNameOf(2 * FILE_SIZE)), Buffer.alloc(FILE_SIZE));
+    const error = captureError(() => open());
+    expect(error).toBeInstanceOf(CommitLogError);
+    expect((error as CommitLogError).code).toBe('FILE_LAYOUT_INVALID');
+  });
+
+  it('refuses files of another size and drops an empty last file', () => {
+    const logDir = path.join(dir, 'commitlog');
+    fs.mkdirSync(logDir);
+    fs.writeFileSync(path.join(logDir, fileNameOf(0)), Buffer.alloc(FILE_SIZE));
+    fs.writeFileSync(path.join(logDir, fileNameOf(FILE_SIZE)), Buffer.alloc(0));
+    const { commitLog: log, recovery } = open({ cleanShutdown: false });
+    expect(recovery.maxOffset).toBe(0);
+    expect(fs.existsSync(path.join(logDir, fileNameOf(FILE_SIZE)))).toBe(false);
+    log.close();
+    fs.writeFileSync(path.join(logDir, fileNameOf(0)), Buffer.alloc(100));
+    expect(captureError(() => open())).toMatchObject({ code: 'FILE_SIZE_MISMATCH' });
+  });
+});
+
+function byKey(a: { topic: string; queueId: number }, b: { topic: string; queueId: number }): number {
+  return `${a.topic}-${a.queueId}`.localeCompare(`${b.topic}-${b.queueId}`);
+}

@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  MappedFile,
+  MappedFileError,
+  fileNameOf,
+  parseFileName,
+} from '../../src/storage/mapped-file.ts';
+import { type StorageFs, nodeStorageFs } from '../../src/storage/storage-fs.ts';
+
+const SIZE = 64 * 1024;
+let dir: string;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mapped-file-'));
+});
+
+afterEach(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function append(file: MappedFile, text: string): void {
+  const bytes = Buffer.from(text);
+  file.bytes().set(bytes, file.wrotePosition);
+  file.advance(bytes.length);
+}
+
+describe('MappedFile', () => {
+  it('names files by their 20-digit start offset and creates them with their full size', () => {
+    expect(fileNameOf(SIZE * 3)).toBe('00000000000000196608');
+    expect(parseFileName('00000000000000196608')).toBe(196608);
+    expect(parseFileName('00000000000000196608.tmp')).toBeNull();
+    const file = MappedFile.create(nodeStorageFs, dir, SIZE * 3, SIZE);
+    expect(fs.statSync(path.join(dir, '00000000000000196608')).size).toBe(SIZE);
+    expect(file.loaded).toBe(false);
+    file.close();
+  });
+
+  it('tracks wrote and flushed positions; flush writes only the dirty range', () => {
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
+    append(file, 'hello ');
+    expect([file.wrotePosition, file.flushedPosition]).toEqual([6, 0]);
+    expect(fs.readFileSync(file.path).subarray(0, 6).toString()).toBe('\0'.repeat(6));
+    expect(file.flush()).toBe(6);
+    append(file, 'world');
+    expect(file.flush()).toBe(5);
+    expect(file.flush()).toBe(0);
+    expect([file.wrotePosition, file.flushedPosition]).toEqual([11, 11]);
+    expect(fs.readFileSync(file.path).subarray(0, 12).toString()).toBe('hello world\0');
+    file.close();
+  });
+
+  it('serves reads from the file after release and from a fresh cache after load', () => {
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
+    append(file, 'persisted bytes');
+    expect(() => file.release()).toThrow(/dirty/);
+    file.flush();
+    file.release();
+    expect(file.loaded).toBe(false);
+    expect(file.sharedBuffer()).toBeNull();
+    expect(Buffer.from(file.read(10, 5)).toString()).toBe('bytes');
+    file.load(file.wrotePosition);
+    expect(file.loaded).toBe(true);
+    expect(Buffer.from(file.read(0, 9)).toString()).toBe('persisted');
+    expect(file.bytes()[file.wrotePosition]).toBe(0);
+    file.close();
+  });
+
+  it('hands its cache to another thread, which reads appended bytes without a copy', async () => {
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
+    append(file, 'shared!');
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       parentPort.postMessage(Buffer.from(new Uint8Array(workerData.buffer, 0, workerData.length)).toString());`,
+      { eval: true, workerData: { buffer: file.sharedBuffer(), length: file.wrotePosition } },
+    );
+    const text = await new Promise((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    await worker.terminate();
+    expect(text).toBe('shared!');
+    file.close();
+  });
+
+  it('truncateTo zeroes the tail in the file and the cache, durably', () => {
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
+    append(file, 'keep|drop this');
+    file.flush();
+    file.truncateTo(5);
+    expect([file.wrotePosition, file.flushedPosition]).toEqual([5, 5]);
+    const onDisk = fs.readFileSync(file.path);
+    expect(onDisk.subarray(0, 5).toString()).toBe('keep|');
+    expect(onDisk.subarray(5).every((b) => b === 0)).toBe(true);
+    expect(file.bytes().subarray(5, 20).every((b) => b === 0)).toBe(true);
+    file.close();
+  });
+
+  it('refuses to open a file of the wrong size', () => {
+    fs.writeFileSync(path.join(dir, fileNameOf(0)), Buffer.alloc(100));
+    const error = captureError(() => MappedFile.open(nodeStorageFs, dir, 0, SIZE));
+    expect(error).toBeInstanceOf(MappedFileError);
+    expect((error as MappedFileError).code).toBe('FILE_SIZE_MISMATCH');
+  });
+
+  it('reports ENOSPC as DISK_FULL, keeps flushedPosition, and a retry rewrites the whole dirty range', () => {
+    let failWrites = false;
+    const faulty: StorageFs = {
+      ...nodeStorageFs,
+      writeSync(fd, buffer, offset, length, position) {
+        if (!failWrites) return nodeStorageFs.writeSync(fd, buffer, offset, length, position);
+        // A partial write reaches the file, then the disk is full.
+        nodeStorageFs.writeSync(fd, buffer, offset, Math.ceil(length / 2), position);
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      },
+    };
+    const file = MappedFile.create(faulty, dir, 0, SIZE);
+    append(file, 'first ');
+    file.flush();
+    append(file, 'second');
+    failWrites = true;
+    const error = captureError(() => file.flush());
+    expect(error).toBeInstanceOf(MappedFileError);
+    expect((error as MappedFileError).code).toBe('DISK_FULL');
+    expect((error as MappedFileError).errno).toBe('ENOSPC');
+    expect(file.flushedPosition).toBe(6);
+    expect(fs.readFileSync(file.path).subarray(0, 6).toString()).toBe('first ');
+    failWrites = false;
+    expect(file.flush()).toBe(6);
+    expect(fs.readFileSync(file.path).subarray(0, 12).toString()).toBe('first second');
+    file.close();
+  });
+});
+
+function captureError(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected an error');
+}
