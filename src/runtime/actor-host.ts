@@ -562,7 +562,9 @@ export class ActorHost {
   }
 
   private escalate(cell: Cell, error: string): void {
-    if (cell.parentSlot < 0) {
+    // A parent that stopped for good (its slot is cleared; slots are never reused) can never answer: its
+    // orphan goes to the root guardian instead of staying suspended forever while its mailbox fills up.
+    if (cell.parentSlot < 0 || this.directory.threadOf(cell.parentSlot) < 0) {
       cell.log.error({ err: error, restarts: cell.restarts.count }, 'crash loop escalated to the root guardian: stopping actor');
       this.stopActor(cell.slot, 'crash loop');
       return;

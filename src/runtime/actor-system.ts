@@ -233,11 +233,15 @@ export class ActorSystem extends EventEmitter {
       else if (peer.control !== undefined) await peer.control.addLink(record.index, transferring(port2, [port2]));
       else port2.close();
     }
+    // Shutdown may begin at any await here: then no thread is started, nor actors placed, behind its back.
+    if (this.stopping) return;
     await this.launchWorker(record, links);
     this.actorsPerThread[record.index] = 0;
     for (const [slot, registration] of hosted) {
       if (!this.registry.has(slot)) continue;
-      await record.control!.startActor(slot, registration.spec, registration.parentSlot);
+      const control = record.control;
+      if (this.stopping || control === undefined) return;
+      await control.startActor(slot, registration.spec, registration.parentSlot);
       this.actorsPerThread[record.index]!++;
     }
     this.log.warn({ thread: record.index, pool: record.pool, actors: hosted.length }, 'worker thread replaced; its actors restarted');
@@ -349,8 +353,12 @@ export class ActorSystem extends EventEmitter {
     const workers = this.threads.slice(1);
     await Promise.all(
       workers.map(async (record) => {
+        const { worker, control } = record;
+        if (worker === undefined || control === undefined) return;
+        // A thread that dies now never answers the call: stop waiting for it once it has exited.
+        const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
         try {
-          await record.control?.shutdown();
+          await Promise.race([control.shutdown(), exited]);
         } catch (error) {
           this.log.warn({ err: describeError(error), thread: record.index }, 'worker shutdown failed');
         }

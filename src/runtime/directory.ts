@@ -12,7 +12,8 @@
  * | 3    | reserved  | zero                                                               |
  *
  * Invariants: occupancy <= capacity except transiently inside tryAdmit (which undoes its increment);
- * only the main thread allocates slots and changes `thread`; the hosting thread releases occupancy.
+ * tryAdmit never touches the occupancy of a closed slot, so open() may reset it; only the main thread
+ * allocates slots and changes `thread`; the hosting thread releases occupancy.
  */
 import { assert } from './assert.ts';
 
@@ -46,6 +47,9 @@ export class Directory {
   tryAdmit(slot: number): boolean {
     const base = slot * slotWords;
     const capacity = Atomics.load(this.words, base + wordCapacity);
+    // A closed slot's count is left alone: open() resets it on re-placement, and an increment undone
+    // across that reset would leave it at -1, admitting one message past the bound (a mailbox overflow).
+    if (capacity === 0) return false;
     const before = Atomics.add(this.words, base + wordOccupancy, 1);
     if (before >= capacity) {
       Atomics.sub(this.words, base + wordOccupancy, 1);
