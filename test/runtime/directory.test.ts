@@ -117,7 +117,7 @@ describe('Directory', () => {
   it('admission attempts from another thread on a closed slot never disturb the count that open resets', async () => {
     const directory = new Directory(1);
     const control = new Int32Array(new SharedArrayBuffer(hammerWords.size * 4));
-    const init: HammerInit = { directory: directory.buffer, control: control.buffer, slot: 0 };
+    const init: HammerInit = { kind: 'admit-hammer', directory: directory.buffer, control: control.buffer, slot: 0 };
     const worker = new Worker(new URL('./fixtures/admit-hammer.ts', import.meta.url), { workerData: init });
     const exited = new Promise((resolve) => worker.once('exit', resolve));
     try {
