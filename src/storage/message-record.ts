@@ -43,10 +43,11 @@
  * - totalSize equals the sum of the layout's widths for the lengths the record declares (Java's
  *   calMsgLength), so the lengths add up exactly, and the record lies inside the limit it is read from.
  * - bodyCRC matches the body; physicalOffset matches where the record sits, when the reader knows that.
- * - The last byte of a record is never zero: properties are empty or end with \u0002 (Java's encoder
+ * - The last byte of a record with properties is never zero: they end with \u0002 (Java's encoder
  *   always ends an entry with it), and a topic is non-empty and holds no NUL. The store's files are
  *   zero beyond the log's end, so a write cut short leaves a zero last byte; that is how a torn record is
- *   told from a corrupt one when the damage is not in the body.
+ *   told from a corrupt one when the damage is not in the body. A record without properties ends in its
+ *   zero propertiesLength; for it the lengths and the body CRC are the only guards.
  * - The writer uses v2 exactly when the topic's UTF-8 form is longer than 127 bytes (Java switches on
  *   the topic's char count, which equals its byte count for the ASCII names RocketMQ allows); the
  *   reader accepts v2 with any topic length, and v1 only up to 127 (its length byte is signed).
@@ -592,7 +593,9 @@ export function checkRecord(
   );
   // A v1 topic length is a signed byte, so shapeOf already bounds it to 127; v2 may carry any length.
   if (computed !== totalSize || shape.topicBytes === 0) return fail('length-mismatch');
-  if (shape.propertiesBytes > 0 ? bytes[end - 1] !== 0x02 : bytes[end - 1] === 0) return fail('unterminated');
+  // A record without properties ends in its own zero propertiesLength, so only a record with
+  // properties can be checked for its terminator (a zero there is then a write cut short).
+  if (shape.propertiesBytes > 0 && bytes[end - 1] !== 0x02) return fail('unterminated');
   if (options?.verifyBodyCrc ?? true) {
     const body = bytes.subarray(shape.bodyLengthAt + 4, shape.bodyLengthAt + 4 + shape.bodyBytes);
     if (bodyCrc(body) !== readInt32(bytes, offset + 8)) return fail('body-crc');

@@ -1,0 +1,235 @@
+/**
+ * `npm run bench:store`: the store against the disk it sits on, printed as one table.
+ * - the disk's sequential write bandwidth (dd, O_DIRECT; conv=fdatasync where O_DIRECT is refused);
+ * - ASYNC_FLUSH appends of 1 KiB messages through the writer actor, counting acknowledged messages
+ *   (one message per ask, and RocketMQ-style batches of 64 per ask);
+ * - SYNC_FLUSH with 1, 16 and 256 concurrent appenders, and how many messages share one fdatasync;
+ * - reads through the writer from 2 reader threads;
+ * - recovery after kill -9 of a process that built a large log (STORE_BENCH_RECOVERY_BYTES, default
+ *   4 GiB; skipped when the disk has less than 10 GiB free).
+ * STORE_BENCH_DIR picks the directory (default: the OS temp dir); STORE_BENCH_SECONDS the length of
+ * each timed phase (default 4).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { pino } from 'pino';
+import type { ActorRef } from '../src/runtime/actor.ts';
+import { ActorSystem, defaultTuning } from '../src/runtime/actor-system.ts';
+import { STORE_POOL_SIZES, spawnStore } from '../src/actors/store-actors.ts';
+import type { CommitLogWriterMessage, CommitLogWriterStats, FlushAnswer } from '../src/actors/commit-log-writer.ts';
+import { MessageStore, type PutMessageInput, type PutMessageResult } from '../src/storage/message-store.ts';
+import { nodeStorageFs } from '../src/storage/storage-fs.ts';
+import type { ReaderMessage } from './store-behaviors.ts';
+import { benchStoreSettings } from './store-settings.ts';
+
+const GiB = 1024 ** 3;
+const phaseMs = Number(process.env['STORE_BENCH_SECONDS'] ?? 4) * 1000;
+const recoveryBytes = Number(process.env['STORE_BENCH_RECOVERY_BYTES'] ?? 4 * GiB);
+const baseDir = fs.mkdtempSync(path.join(process.env['STORE_BENCH_DIR'] ?? os.tmpdir(), 'store-bench-'));
+const behaviors = new URL('./store-behaviors.ts', import.meta.url).href;
+const body = Buffer.alloc(1024, 'b');
+
+type Row = { benchmark: string; result: string; target: string; verdict: string };
+const rows: Row[] = [];
+const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
+
+// ------------------------------------------------------------------------------------------ disk
+
+/** dd's MB/s (decimal, as dd prints) writing 256 MiB into `dir`. */
+function ddBandwidth(dir: string): { mbPerS: number; mode: string } {
+  const target = path.join(dir, 'ddtest');
+  const attempt = (flag: string): number | null => {
+    try {
+      const run = spawnSync('dd', ['if=/dev/zero', `of=${target}`, 'bs=1M', 'count=256', flag], { encoding: 'utf8' });
+      return run.status === 0 ? parseDd(`${run.stdout}${run.stderr}`) : null;
+    } finally {
+      fs.rmSync(target, { force: true });
+    }
+  };
+  const direct = attempt('oflag=direct');
+  if (direct !== null) return { mbPerS: direct, mode: 'oflag=direct' };
+  const synced = attempt('conv=fdatasync');
+  if (synced === null) throw new Error('dd failed with oflag=direct and conv=fdatasync');
+  return { mbPerS: synced, mode: 'conv=fdatasync' };
+}
+
+function parseDd(text: string): number | null {
+  const match = /([\d.,]+) ([kMGT]?B)\/s/.exec(text);
+  if (match === null) return null;
+  const scale: Record<string, number> = { B: 1e-6, kB: 1e-3, MB: 1, GB: 1e3, TB: 1e6 };
+  return Number(match[1]!.replace(',', '.')) * scale[match[2]!]!;
+}
+
+// ------------------------------------------------------------------------------------------ system
+
+async function startSystem(extraPools: Record<string, number> = {}): Promise<ActorSystem> {
+  return ActorSystem.start({
+    pools: { ...STORE_POOL_SIZES, ...extraPools },
+    cpuThreads: 0,
+    cpuQueueMax: 1,
+    slotsMax: 64,
+    workerSupervision: { onFailure: 'restart', maxRestarts: 1, withinMs: 60_000 },
+    tuning: { ...defaultTuning, defaultMailboxCapacity: 65_536, askPendingMax: 1_000_000 },
+    logLevel: 'warn',
+    log: pino({ level: 'warn' }),
+  });
+}
+
+function message(topic: string, i: number): PutMessageInput {
+  return { topic, queueId: i % 8, body, bornTimestampMs: 1_700_000_000_000 };
+}
+
+const stats = (system: ActorSystem, writer: ActorRef<CommitLogWriterMessage>) =>
+  system.ask<CommitLogWriterMessage, CommitLogWriterStats>(writer, { type: 'stats' }, 60_000);
+
+/** Keeps `window` asks in flight for `durationMs`; returns acknowledged messages and record bytes. */
+async function pump(durationMs: number, window: number, send: () => Promise<PutMessageResult[]>): Promise<{ messages: number; bytes: number; ms: number }> {
+  let messages = 0;
+  let bytes = 0;
+  const started = performance.now();
+  const deadline = started + durationMs;
+  const lane = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      for (const result of await send()) {
+        if (result.status !== 'PUT_OK') throw new Error(`put failed: ${JSON.stringify(result)}`);
+        messages++;
+        bytes += result.wroteBytes;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: window }, lane));
+  return { messages, bytes, ms: performance.now() - started };
+}
+
+// ------------------------------------------------------------------------------------------ phases
+
+async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer: ActorRef<CommitLogWriterMessage>; perQueue: number }> {
+  const system = await startSystem({ readers: 2 });
+  const { writer } = await spawnStore(system, { settings: benchStoreSettings(path.join(baseDir, 'async'), 'ASYNC_FLUSH') });
+  let i = 0;
+  const one = async (): Promise<PutMessageResult[]> => [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: message('BenchAsync', i++) }, 60_000)];
+  const batch = Array.from({ length: 64 }, (_, k) => message('BenchAsync', k));
+  const many = (): Promise<PutMessageResult[]> => system.ask<CommitLogWriterMessage, PutMessageResult[]>(writer, { type: 'putBatch', messages: batch }, 60_000);
+  await pump(500, 256, one); // warm-up
+  const single = await pump(phaseMs, 1024, one);
+  const batched = await pump(phaseMs, 32, many);
+  const bigBody = Buffer.alloc(64 * 1024, 'B');
+  const oneBig = async (): Promise<PutMessageResult[]> =>
+    [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: { ...message('BenchAsyncLarge', i++), body: bigBody } }, 60_000)];
+  const large = await pump(phaseMs, 64, oneBig);
+  const target = disk * 0.5;
+  const runs = [['1 KiB, 1 msg per ask', single], ['1 KiB, 64 msgs per ask (batch send)', batched], ['64 KiB, 1 msg per ask', large]] as const;
+  for (const [label, run] of runs) {
+    const rate = mbps(run.bytes, run.ms);
+    rows.push({
+      benchmark: `ASYNC_FLUSH append, ${label}`,
+      result: `${fmt(rate)} MB/s, ${fmt(run.messages / (run.ms / 1000))} msgs/s`,
+      target: `>= ${fmt(target)} MB/s (50% of disk)`,
+      verdict: rate >= target ? 'met' : 'MISSED',
+    });
+  }
+  const drained = performance.now();
+  const flushed = await system.ask<CommitLogWriterMessage, FlushAnswer>(writer, { type: 'flush' }, 60_000);
+  rows.push({ benchmark: 'ASYNC_FLUSH: flush of what was still dirty at the end', result: `${fmt(performance.now() - drained)} ms (${flushed.flushed ? 'durable' : 'timed out'})`, target: '-', verdict: '' });
+  return { system, writer, perQueue: Math.floor((single.messages + batched.messages + 1) / 8) };
+}
+
+async function syncAppends(): Promise<void> {
+  const system = await startSystem();
+  const { writer } = await spawnStore(system, { settings: benchStoreSettings(path.join(baseDir, 'sync'), 'SYNC_FLUSH') });
+  let i = 0;
+  const one = async (): Promise<PutMessageResult[]> => [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: message('BenchSync', i++) }, 60_000)];
+  await pump(300, 16, one); // warm-up
+  for (const appenders of [1, 16, 256]) {
+    const before = await stats(system, writer);
+    const run = await pump(phaseMs, appenders, one);
+    const after = await stats(system, writer);
+    const perSync = (after.syncedMessages - before.syncedMessages) / Math.max(1, after.commitLogFdatasyncs - before.commitLogFdatasyncs);
+    const target = appenders === 256 ? '>= 20 msgs per fdatasync' : '-';
+    rows.push({
+      benchmark: `SYNC_FLUSH append, 1 KiB, ${appenders} appender${appenders > 1 ? 's' : ''}`,
+      result: `${fmt(run.messages / (run.ms / 1000))} msgs/s, ${fmt(perSync, 1)} msgs per fdatasync`,
+      target,
+      verdict: appenders === 256 ? (perSync >= 20 ? 'met' : 'MISSED') : '',
+    });
+  }
+  await system.shutdown();
+}
+
+async function reads(system: ActorSystem, writer: ActorRef<CommitLogWriterMessage>, perQueue: number): Promise<void> {
+  const spawnReader = (name: string) => system.spawn<ReaderMessage>({ name, behavior: { module: behaviors, export: 'reader' }, args: null, pool: 'readers' });
+  const readers = [await spawnReader('reader-1'), await spawnReader('reader-2')];
+  const request = (queues: number[]): ReaderMessage => ({ type: 'read', writer, topic: 'BenchAsync', queues: queues.length, perQueue, batch: 32, window: 8 });
+  // Each reader reads all 8 queues; together they read everything twice.
+  const started = performance.now();
+  const counts = await Promise.all(readers.map((reader) => system.ask<ReaderMessage, number>(reader, request([0, 1, 2, 3, 4, 5, 6, 7]), 600_000)));
+  const ms = performance.now() - started;
+  const total = counts.reduce((a, b) => a + b, 0);
+  rows.push({ benchmark: 'read through the writer, 2 reader threads, 32 msgs per get', result: `${fmt(total / (ms / 1000))} msgs/s (${fmt(total)} msgs)`, target: '-', verdict: '' });
+}
+
+async function recovery(): Promise<void> {
+  const dir = path.join(baseDir, 'recovery');
+  fs.mkdirSync(dir, { recursive: true });
+  const statfs = fs.statfsSync(dir);
+  const freeBytes = statfs.bavail * statfs.bsize;
+  const label = `recovery after kill -9, ${fmt(recoveryBytes / GiB, 1)} GiB log`;
+  if (freeBytes < 10 * GiB) {
+    rows.push({ benchmark: label, result: `skipped: ${fmt(freeBytes / GiB, 1)} GiB free, needs 10 GiB`, target: '<= 3 s (4 GiB)', verdict: 'skipped' });
+    return;
+  }
+  const builder = new URL('./store-log-builder.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, [builder, dir, String(recoveryBytes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const started = performance.now();
+  let built = 0;
+  for await (const line of createInterface({ input: child.stdout })) {
+    if (line.startsWith('built ')) {
+      built = Number(line.slice(6));
+      child.kill('SIGKILL');
+    }
+  }
+  const buildMs = performance.now() - started;
+  await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)));
+  const settings = benchStoreSettings(dir, 'ASYNC_FLUSH');
+  const opened = performance.now();
+  const store = MessageStore.open({ ...settings, fs: nodeStorageFs });
+  const recoveryMs = performance.now() - opened;
+  const report = store.recovery;
+  store.close();
+  const scannedGiB = (report.maxOffset - report.scanStartOffset) / GiB;
+  rows.push({
+    benchmark: label,
+    result: `${fmt(recoveryMs / 1000, 2)} s (scanned ${fmt(scannedGiB, 2)} GiB from offset ${fmt(report.scanStartOffset / GiB, 2)} GiB, ` +
+      `${fmt(report.recordsScanned)} records, ${fmt(report.entriesReplayed)} entries replayed; log built at ${fmt(mbps(built, buildMs))} MB/s)`,
+    target: '<= 3 s (4 GiB)',
+    verdict: recoveryMs <= 3_000 ? 'met' : 'MISSED',
+  });
+}
+
+// ------------------------------------------------------------------------------------------ run
+
+try {
+  const disk = ddBandwidth(baseDir);
+  rows.push({ benchmark: `disk sequential write (dd bs=1M count=256 ${disk.mode})`, result: `${fmt(disk.mbPerS)} MB/s`, target: '-', verdict: '' });
+  const asyncRun = await asyncAppends(disk.mbPerS);
+  await reads(asyncRun.system, asyncRun.writer, asyncRun.perQueue);
+  await asyncRun.system.shutdown();
+  fs.rmSync(path.join(baseDir, 'async'), { recursive: true, force: true });
+  await syncAppends();
+  fs.rmSync(path.join(baseDir, 'sync'), { recursive: true, force: true });
+  await recovery();
+} finally {
+  fs.rmSync(baseDir, { recursive: true, force: true });
+}
+
+const keys = ['benchmark', 'result', 'target', 'verdict'] as const;
+const widths = keys.map((key) => Math.max(key.length, ...rows.map((row) => row[key].length)));
+const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(`\nrocketmq-ts store benchmark (node ${process.version}, ${os.cpus().length} cores, ${phaseMs / 1000} s per phase, dir ${path.dirname(baseDir)})\n`);
+console.log(line([...keys]));
+console.log(line(widths.map((width) => '-'.repeat(width))));
+for (const row of rows) console.log(line([row.benchmark, row.result, row.target, row.verdict]));

@@ -1,0 +1,484 @@
+/**
+ * The commit-log-writer: the one actor that owns the MessageStore (RocketMQ's CommitLog putMessage path
+ * plus its ReputMessageService), alone on a thread of the `commitlog` pool (size 1). Every put, read and
+ * flush goes through its mailbox, so the store needs no locks.
+ *
+ * Put path. `put` appends to the page cache. ASYNC_FLUSH answers PUT_OK at once. SYNC_FLUSH keeps the
+ * reply (ctx.deferReply) in a FIFO of waiters until the durable offset passes the record's end, or
+ * answers FLUSH_DISK_TIMEOUT after syncFlushTimeout (the message stays stored, as in RocketMQ).
+ *
+ * Group commit. A put schedules one `tick` by telling itself, so the tick lands behind every put already
+ * in the mailbox. The tick dispatches (ConsumeQueue + index entries: only then are the messages visible)
+ * and, under SYNC_FLUSH, when no sync is in flight, writes the dirty bytes into the file and hands the
+ * paths to the commit-log-flusher, which fdatasyncs them on its own thread. At most one sync is in
+ * flight: puts arriving meanwhile are appended, dispatched and wait; when the sync returns, everything
+ * appended since is written and covered by the next single fdatasync. So a group is "every put that
+ * arrived while the previous fdatasync ran", and grows with the load.
+ *
+ * ASYNC_FLUSH writes the appended bytes into the file at every tick, so a process crash (kill -9) loses
+ * at most the last turn's messages: RocketMQ keeps its page cache in an mmap that outlives the process,
+ * our SharedArrayBuffer does not, so the write plays the part of RocketMQ's commit (transientStorePool)
+ * at every turn. The fdatasync comes every flushIntervalCommitLog ms; ConsumeQueues, index and the
+ * checkpoint are written every flushIntervalConsumeQueue ms in both modes. The disk guard measures statfs every
+ * diskCheckIntervalMs; while the disk is full, puts get SERVICE_NOT_AVAILABLE and reads still work.
+ *
+ * Reads (`get`, `queryByKey`) are served on this thread for now: they dispatch first, so a put that was
+ * answered is readable. Replies are copied by the wire when the asker is on another thread.
+ *
+ * Failure. A failed fdatasync answers every waiter FLUSH_DISK_TIMEOUT and then fails the actor: its
+ * supervisor restarts it, and init reopens the store from disk with crash recovery (the abort file is
+ * kept), whose own fdatasyncs re-establish what is durable. A disk that keeps failing fails init too,
+ * until the restart window runs out and the writer stops: fail-stop, as PostgreSQL does. Known gap: Linux
+ * marks the pages of a failed writeback clean, so bytes the kernel dropped may still read back from
+ * its cache during that recovery and be taken as durable (rewriting [durable, written) from the
+ * writer's own cache before failing would close it).
+ */
+import type { ActorContext, ActorRef, Behavior, DeferredReply } from '../runtime/actor.ts';
+import { assert, assertNever } from '../runtime/assert.ts';
+import {
+  MessageStore,
+  type GetMessageResult,
+  type MessageStoreOptions,
+  type PutMessageInput,
+  type PutMessageResult,
+  type StoreRecoveryReport,
+  type StoreSyncRequest,
+  type StoredMessage,
+} from '../storage/message-store.ts';
+import type { SocketAddress } from '../storage/message-record.ts';
+import type { DiskCheck } from '../storage/retention.ts';
+import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
+import type { CommitLogFlusherMessage, SyncDone } from './commit-log-flusher.ts';
+
+/** Store tuning that travels in the args (plain data): bounds and geometry, no seams. */
+export type StoreTuning = Pick<
+  MessageStoreOptions,
+  | 'consumeQueuesMax'
+  | 'dispatchPendingMax'
+  | 'maxTransferCountOnMessageInMemory'
+  | 'maxTransferBytesOnMessageInMemory'
+  | 'messageIndexEnable'
+  | 'maxHashSlotNum'
+  | 'maxIndexNum'
+  | 'maxMsgsNumBatch'
+  | 'diskRatios'
+>;
+
+/** Start arguments, from config (see store-actors.ts); `seam` is read only by test behaviors. */
+export type CommitLogWriterArgs = {
+  readonly rootDir: string;
+  readonly flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH';
+  readonly storeHost: SocketAddress;
+  readonly mappedFileSizeCommitLog: number;
+  readonly mappedFileSizeConsumeQueue: number;
+  readonly maxMessageSize: number;
+  readonly flushIntervalCommitLogMs: number;
+  readonly flushIntervalConsumeQueueMs: number;
+  readonly syncFlushTimeoutMs: number;
+  /** How often statfs is measured (RocketMQ's cleanResourceInterval). */
+  readonly diskCheckIntervalMs: number;
+  /** Most SYNC_FLUSH puts waiting for a sync; past it a put gets OS_PAGE_CACHE_BUSY. */
+  readonly syncFlushWaitersMax: number;
+  /** The flusher that fdatasyncs for this writer (another thread). */
+  readonly flusher: ActorRef<CommitLogFlusherMessage>;
+  readonly tuning?: StoreTuning;
+  readonly seam?: unknown;
+};
+
+/** A read request (RocketMQ's getMessage); `tags` filters on the exact tag, '*' for all. */
+export type GetRequest = {
+  readonly type: 'get';
+  readonly topic: string;
+  readonly queueId: number;
+  readonly queueOffset: number;
+  readonly maxMsgNums: number;
+  readonly tags?: readonly string[];
+};
+
+/** Messages: requests (asks) from the broker, the flusher's answers, and the writer's own timers. */
+export type CommitLogWriterMessage =
+  | { readonly type: 'put'; readonly message: PutMessageInput }
+  | { readonly type: 'putBatch'; readonly messages: readonly PutMessageInput[] }
+  | GetRequest
+  | { readonly type: 'queryByKey'; readonly topic: string; readonly key: string; readonly maxNum: number; readonly beginMs?: number; readonly endMs?: number }
+  | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
+  | { readonly type: 'flush' }
+  | { readonly type: 'checkDisk' }
+  | { readonly type: 'stats' }
+  | { readonly type: 'recovery' }
+  | { readonly type: 'tick' }
+  | { readonly type: 'flushCommitLog' }
+  | { readonly type: 'flushConsumeQueue' }
+  | { readonly type: 'expire' }
+  | SyncDone;
+
+/** The answer to `flush`: whether everything appended before it became durable in time. */
+export type FlushAnswer = { readonly flushed: boolean; readonly offset: number };
+
+/** Counters for the status view and the benchmark (msgs per fdatasync = syncedMessages / commitLogFdatasyncs). */
+export type CommitLogWriterStats = {
+  puts: number;
+  putOk: number;
+  syncRounds: number;
+  commitLogFdatasyncs: number;
+  fdatasyncs: number;
+  syncedMessages: number;
+  flushTimeouts: number;
+  lostSyncs: number;
+  readonly waiters: number;
+  readonly maxOffset: number;
+  readonly dispatchedOffset: number;
+  readonly writtenOffset: number;
+  readonly durableOffset: number;
+};
+
+type Counters = Omit<CommitLogWriterStats, 'waiters' | 'maxOffset' | 'dispatchedOffset' | 'writtenOffset' | 'durableOffset'>;
+
+type Waiter = {
+  readonly endOffset: number;
+  readonly deadlineMs: number;
+  readonly reply: DeferredReply | undefined;
+  readonly messages: number;
+  readonly onDurable: unknown;
+  readonly onTimeout: unknown;
+};
+
+type InFlight = { readonly seq: number; readonly request: StoreSyncRequest; readonly startedMs: number };
+
+type State = {
+  readonly store: MessageStore;
+  readonly args: CommitLogWriterArgs;
+  /** This incarnation: answers to a request of an earlier one are ignored. */
+  readonly epoch: number;
+  readonly waiters: Waiter[];
+  waitersHead: number;
+  tickQueued: boolean;
+  inFlight: InFlight | null;
+  nextSeq: number;
+  /** True while a message is handled: still true in onStop means the handler failed midway. */
+  inReceive: boolean;
+  readonly counters: Counters;
+};
+
+type Ctx = ActorContext<CommitLogWriterMessage>;
+
+const TIMER_FLUSH_COMMIT_LOG = 'flushCommitLog';
+const TIMER_FLUSH_CONSUME_QUEUE = 'flushConsumeQueue';
+const TIMER_EXPIRE = 'expire';
+const TIMER_CHECK_DISK = 'checkDisk';
+const TIMER_TICK = 'tick';
+
+// ------------------------------------------------------------------------------------------ waiters
+
+function waiting(state: State): number {
+  return state.waiters.length - state.waitersHead;
+}
+
+function pushWaiter(state: State, waiter: Waiter): void {
+  const last = state.waiters.at(-1);
+  assert(waiting(state) === 0 || last === undefined || last.endOffset <= waiter.endOffset, 'waiters are in log order');
+  state.waiters.push(waiter);
+}
+
+function popWaiter(state: State): Waiter {
+  const waiter = state.waiters[state.waitersHead++];
+  assert(waiter !== undefined, 'pop from an empty waiter queue');
+  if (state.waitersHead > 1024 && state.waitersHead * 2 > state.waiters.length) {
+    state.waiters.splice(0, state.waitersHead);
+    state.waitersHead = 0;
+  } else if (state.waitersHead === state.waiters.length) {
+    state.waiters.length = 0;
+    state.waitersHead = 0;
+  }
+  return waiter;
+}
+
+/** Answers every waiter the durable offset now covers (they are in log order). */
+function releaseDurable(state: State): void {
+  const durable = state.store.durableOffset;
+  // Bounded by the number of waiters.
+  while (waiting(state) > 0 && state.waiters[state.waitersHead]!.endOffset <= durable) {
+    const waiter = popWaiter(state);
+    state.counters.syncedMessages += waiter.messages;
+    waiter.reply?.resolve(waiter.onDurable);
+  }
+}
+
+/** Answers FLUSH_DISK_TIMEOUT to waiters past their deadline (all of them with `all`). */
+function expireWaiters(state: State, nowMs: number, all: boolean): void {
+  while (waiting(state) > 0 && (all || state.waiters[state.waitersHead]!.deadlineMs <= nowMs)) {
+    const waiter = popWaiter(state);
+    state.counters.flushTimeouts += waiter.messages;
+    waiter.reply?.resolve(waiter.onTimeout);
+  }
+}
+
+function timedOut(result: PutMessageResult): PutMessageResult {
+  return result.status === 'PUT_OK' ? { ...result, status: 'FLUSH_DISK_TIMEOUT' } : result;
+}
+
+// ------------------------------------------------------------------------------------------ syncing
+
+/** Hands what is written and not synced to the flusher, unless a sync is in flight. */
+function startSync(state: State, ctx: Ctx): void {
+  if (state.inFlight !== null) return;
+  const request = state.store.takeSyncRequest();
+  if (request === null) return;
+  const seq = state.nextSeq++;
+  state.inFlight = { seq, request, startedMs: ctx.clock.nowMs() };
+  const sent = ctx.tell(state.args.flusher, {
+    type: 'sync',
+    epoch: state.epoch,
+    seq,
+    // The writer accepts SyncDone among its messages; ActorRef's phantom type cannot say "accepts at least".
+    replyTo: ctx.self as ActorRef<SyncDone>,
+    paths: request.paths,
+    checkpoint: request.checkpoint,
+  });
+  // Not admitted: the lost-sync check in `expire` resends it after syncFlushTimeout.
+  if (!sent) ctx.log.warn({ seq }, 'flusher did not take the sync request');
+}
+
+function onSynced(state: State, done: SyncDone, ctx: Ctx): void {
+  const inFlight = state.inFlight;
+  if (done.epoch !== state.epoch || inFlight === null || inFlight.seq !== done.seq) return;
+  state.inFlight = null;
+  if (done.error !== null) {
+    state.store.failSync(inFlight.request);
+    expireWaiters(state, 0, true);
+    // Only the files can say what survived a failed fdatasync: restart from them (see the header).
+    throw new Error(`fdatasync failed (${done.error.code}): ${done.error.message}`);
+  }
+  state.store.completeSync(inFlight.request);
+  state.counters.syncRounds++;
+  state.counters.fdatasyncs += done.fdatasyncs;
+  state.counters.commitLogFdatasyncs += inFlight.request.commitLogPaths;
+  releaseDurable(state);
+  if (state.args.flushDiskType === 'SYNC_FLUSH' && waiting(state) > 0) state.store.writeCommitLog();
+  startSync(state, ctx);
+}
+
+/** Resends a sync that got no answer within syncFlushTimeout (the flusher's thread died, say). */
+function checkLostSync(state: State, nowMs: number, ctx: Ctx): void {
+  const inFlight = state.inFlight;
+  if (inFlight === null || nowMs - inFlight.startedMs < state.args.syncFlushTimeoutMs) return;
+  ctx.log.warn({ seq: inFlight.seq }, 'sync request got no answer; sending it again');
+  state.counters.lostSyncs++;
+  state.store.failSync(inFlight.request);
+  state.inFlight = null;
+  startSync(state, ctx);
+}
+
+// ------------------------------------------------------------------------------------------ requests
+
+function scheduleTick(state: State, ctx: Ctx): void {
+  if (state.tickQueued) return;
+  state.tickQueued = true;
+  // Behind every put already queued, so they all share the tick; a timer if the mailbox is full.
+  if (!ctx.tell(ctx.self, { type: 'tick' })) ctx.timers.startSingle(TIMER_TICK, { type: 'tick' }, 0);
+}
+
+function onTick(state: State, ctx: Ctx): void {
+  state.tickQueued = false;
+  state.store.dispatch();
+  if (state.args.flushDiskType === 'ASYNC_FLUSH') {
+    // Into the kernel at once, so a kill -9 loses at most this turn; fdatasync waits for the interval.
+    state.store.writeCommitLog();
+    return;
+  }
+  if (state.inFlight !== null || waiting(state) === 0) return;
+  state.store.writeCommitLog();
+  startSync(state, ctx);
+}
+
+function put(state: State, input: PutMessageInput, ctx: Ctx): void {
+  state.counters.puts++;
+  const sync = state.args.flushDiskType === 'SYNC_FLUSH';
+  if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
+    ctx.reply(busy(state));
+    return;
+  }
+  const result = state.store.appendMessage(input);
+  if (result.status !== 'PUT_OK') {
+    ctx.reply(result);
+    return;
+  }
+  state.counters.putOk++;
+  scheduleTick(state, ctx);
+  if (!sync) {
+    ctx.reply(result);
+    return;
+  }
+  const endOffset = result.physicalOffset + result.wroteBytes;
+  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
+  pushWaiter(state, { endOffset, deadlineMs, reply: ctx.deferReply(), messages: 1, onDurable: result, onTimeout: timedOut(result) });
+}
+
+function putBatch(state: State, inputs: readonly PutMessageInput[], ctx: Ctx): void {
+  state.counters.puts += inputs.length;
+  const sync = state.args.flushDiskType === 'SYNC_FLUSH';
+  if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
+    ctx.reply(inputs.map(() => busy(state)));
+    return;
+  }
+  const results = inputs.map((input) => state.store.appendMessage(input));
+  const ok = results.filter((result) => result.status === 'PUT_OK');
+  state.counters.putOk += ok.length;
+  if (ok.length > 0) scheduleTick(state, ctx);
+  if (!sync || ok.length === 0) {
+    ctx.reply(results);
+    return;
+  }
+  const last = ok.at(-1)!;
+  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
+  const onTimeout = results.map(timedOut);
+  pushWaiter(state, { endOffset: last.physicalOffset + last.wroteBytes, deadlineMs, reply: ctx.deferReply(), messages: ok.length, onDurable: results, onTimeout });
+}
+
+function busy(state: State): PutMessageResult {
+  const remark = `${state.args.syncFlushWaitersMax} puts are already waiting for a flush`;
+  return { status: 'OS_PAGE_CACHE_BUSY', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark };
+}
+
+/** Writes everything and answers once it is durable (or FLUSH_DISK_TIMEOUT-like `flushed: false`). */
+function flush(state: State, ctx: Ctx): void {
+  state.store.writeConsumeQueues();
+  const offset = state.store.writtenOffset;
+  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
+  const answer = (flushed: boolean): FlushAnswer => ({ flushed, offset });
+  pushWaiter(state, { endOffset: offset, deadlineMs, reply: ctx.deferReply(), messages: 0, onDurable: answer(true), onTimeout: answer(false) });
+  startSync(state, ctx);
+  releaseDurable(state);
+}
+
+function get(state: State, request: GetRequest): GetMessageResult {
+  state.store.dispatch();
+  const filter = request.tags === undefined ? undefined : { tags: request.tags };
+  return state.store.getMessage(request.topic, request.queueId, request.queueOffset, request.maxMsgNums, filter);
+}
+
+function stats(state: State): CommitLogWriterStats {
+  const store = state.store;
+  return {
+    ...state.counters,
+    waiters: waiting(state),
+    maxOffset: store.maxPhysicalOffset,
+    dispatchedOffset: store.dispatchedOffset,
+    writtenOffset: store.writtenOffset,
+    durableOffset: store.durableOffset,
+  };
+}
+
+function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
+  switch (message.type) {
+    case 'put':
+      return put(state, message.message, ctx);
+    case 'putBatch':
+      return putBatch(state, message.messages, ctx);
+    case 'get':
+      return ctx.reply(get(state, message));
+    case 'queryByKey': {
+      state.store.dispatch();
+      const found: StoredMessage[] = state.store.queryByKey(message.topic, message.key, message.maxNum, message.beginMs, message.endMs);
+      return ctx.reply(found);
+    }
+    case 'queueRange':
+      state.store.dispatch();
+      return ctx.reply(state.store.queueRange(message.topic, message.queueId));
+    case 'flush':
+      return flush(state, ctx);
+    case 'checkDisk':
+      return ctx.reply(state.store.checkDisk() satisfies DiskCheck);
+    case 'stats':
+      return ctx.reply(stats(state));
+    case 'recovery':
+      return ctx.reply(state.store.recovery satisfies StoreRecoveryReport);
+    case 'tick':
+      return onTick(state, ctx);
+    case 'flushCommitLog':
+      state.store.writeCommitLog();
+      return startSync(state, ctx);
+    case 'flushConsumeQueue':
+      state.store.writeConsumeQueues();
+      return startSync(state, ctx);
+    case 'expire':
+      expireWaiters(state, ctx.clock.nowMs(), false);
+      return checkLostSync(state, ctx.clock.nowMs(), ctx);
+    case 'synced':
+      return onSynced(state, message, ctx);
+    default:
+      return assertNever(message, 'commit log writer message');
+  }
+}
+
+// ------------------------------------------------------------------------------------------ behavior
+
+function checkArgs(args: CommitLogWriterArgs): void {
+  for (const key of ['flushIntervalCommitLogMs', 'flushIntervalConsumeQueueMs', 'syncFlushTimeoutMs', 'diskCheckIntervalMs', 'syncFlushWaitersMax'] as const) {
+    assert(Number.isSafeInteger(args[key]) && args[key] > 0, `${key} is a positive integer`);
+  }
+  assert(args.flushDiskType === 'ASYNC_FLUSH' || args.flushDiskType === 'SYNC_FLUSH', `bad flushDiskType ${args.flushDiskType}`);
+}
+
+function startTimers(args: CommitLogWriterArgs, ctx: Ctx): void {
+  if (args.flushDiskType === 'ASYNC_FLUSH') ctx.timers.startPeriodic(TIMER_FLUSH_COMMIT_LOG, { type: 'flushCommitLog' }, args.flushIntervalCommitLogMs);
+  ctx.timers.startPeriodic(TIMER_FLUSH_CONSUME_QUEUE, { type: 'flushConsumeQueue' }, args.flushIntervalConsumeQueueMs);
+  ctx.timers.startPeriodic(TIMER_CHECK_DISK, { type: 'checkDisk' }, args.diskCheckIntervalMs);
+  const expireMs = Math.min(1_000, Math.max(5, Math.floor(args.syncFlushTimeoutMs / 10)));
+  ctx.timers.startPeriodic(TIMER_EXPIRE, { type: 'expire' }, expireMs);
+}
+
+/** Builds the writer behavior over the file system `storageFsOf` returns (tests inject faults here). */
+export function commitLogWriterBehavior(
+  storageFsOf: (args: CommitLogWriterArgs) => StorageFs,
+): Behavior<State, CommitLogWriterMessage, CommitLogWriterArgs> {
+  return {
+    init(args, ctx) {
+      checkArgs(args);
+      const store = MessageStore.open({
+        ...args.tuning,
+        rootDir: args.rootDir,
+        fs: storageFsOf(args),
+        flushDiskType: args.flushDiskType,
+        storeHost: args.storeHost,
+        mappedFileSizeCommitLog: args.mappedFileSizeCommitLog,
+        mappedFileSizeConsumeQueue: args.mappedFileSizeConsumeQueue,
+        maxMessageSize: args.maxMessageSize,
+        clock: ctx.clock,
+        log: ctx.log,
+      });
+      startTimers(args, ctx);
+      const counters: Counters = {
+        puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0,
+      };
+      const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
+      return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters };
+    },
+
+    receive(state, message, ctx) {
+      state.inReceive = true;
+      handle(state, message, ctx);
+      state.inReceive = false;
+      return state;
+    },
+
+    onStop(state, ctx) {
+      if (state.inReceive) {
+        // Failed midway: its memory may not match the files; the next init recovers from the files.
+        state.store.close();
+        return;
+      }
+      try {
+        state.store.shutdown();
+        releaseDurable(state);
+      } catch (error) {
+        ctx.log.error({ err: String(error) }, 'store shutdown failed; the next start recovers');
+        state.store.close();
+      }
+      expireWaiters(state, 0, true);
+    },
+  };
+}
+
+/** The writer over the real file system. */
+export const commitLogWriter = commitLogWriterBehavior(() => nodeStorageFs);

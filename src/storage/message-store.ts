@@ -1,0 +1,1084 @@
+/**
+ * The message store: one synchronous facade over the CommitLog, the ConsumeQueues, the index, the
+ * checkpoint and the disk guard (RocketMQ's DefaultMessageStore), used by ONE owner thread (the
+ * commit-log-writer actor). It owns no new format; it ties the formats of its parts together:
+ *
+ * | path under storePathRootDir | owner                | role here                                        |
+ * |-----------------------------|----------------------|--------------------------------------------------|
+ * | commitlog/<20 digits>       | commit-log.ts        | every record, appended in order                  |
+ * | consumequeue/<t>/<q>/<20 d> | consume-queue.ts     | per-queue entries, written by dispatch           |
+ * | index/<17 digits>           | index-service.ts     | key -> offsets, written by dispatch              |
+ * | checkpoint                  | store-checkpoint.ts  | timestamps up to which the three above are synced |
+ * | abort                       | store-checkpoint.ts  | present while running: its presence means crash  |
+ *
+ * Offsets, in the CommitLog, always ordered like this:
+ *   minOffset <= durableOffset <= writtenOffset <= maxOffset, and dispatchedOffset <= maxOffset
+ * - maxOffset: appended to the page cache (a SharedArrayBuffer); readable, not yet in the file.
+ * - writtenOffset: written to the file (the OS page cache): survives kill -9, not a power loss.
+ * - durableOffset: fdatasync'd: survives a power loss. SYNC_FLUSH acknowledges only below it.
+ * - dispatchedOffset: ConsumeQueue and index entries exist for every record below it. A record is
+ *   visible to getMessage and queryByKey only after dispatch.
+ *
+ * Two-phase flush. `flush()` writes and fdatasyncs inline. The writer actor instead calls
+ * `writeCommitLog()` / `writeConsumeQueues()`, which write to the OS with every fdatasync DEFERRED (the
+ * store's StorageFs wrapper records the paths instead of syncing), then `takeSyncRequest()` hands those
+ * paths to another thread (commit-log-flusher) that fdatasyncs them; `completeSync()` then moves
+ * durableOffset. The write half is a memcpy into the kernel; only the fdatasync is slow, and it runs
+ * elsewhere while the writer keeps appending.
+ *
+ * Recovery rule (`open`):
+ * 1. `abort` present = the last run crashed. The checkpoint gives the store time up to which the
+ *    CommitLog, ConsumeQueues and index were synced; as RocketMQ (StoreCheckpoint.getMinTimestamp) the
+ *    scan starts at the newest CommitLog file whose first record is older than min(those) - 3 s, or at
+ *    the first file when no checkpoint exists. The same rule serves a clean stop, where it picks the
+ *    last file and replay finds everything already dispatched.
+ * 2. The index's newest file is deleted if it was written after the checkpoint (RocketMQ's
+ *    IndexService.load rule); the scan then starts early enough to rebuild it.
+ * 3. CommitLog.open scans from there (checksums, torn tail, corruption cut). Every record it keeps from
+ *    the scan start is replayed through dispatch: an entry already in its ConsumeQueue is checked, a
+ *    missing one is appended, a different one cuts the queue there and is rewritten.
+ * 4. ConsumeQueue and index entries past the recovered maxOffset are dropped (they ran ahead of the
+ *    disk), the queue offset table is seeded from the ConsumeQueues, and the abort file is created.
+ */
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { assert } from '../runtime/assert.ts';
+import { CommitLog, CommitLogError, QueueOffsetTable, queueOffsetsTaken, type RecoveryResult } from './commit-log.ts';
+import {
+  ConsumeQueueError,
+  ConsumeQueueErrorCode,
+  ConsumeQueueStore,
+  type ConsumeQueue,
+  type ConsumeQueueReadStatus,
+  isValidTopicName,
+} from './consume-queue.ts';
+import { IndexService } from './index-service.ts';
+import { MappedFileError, parseFileName } from './mapped-file.ts';
+import {
+  BLANK_MARKER_BYTES,
+  FIELD_INT16_MAX,
+  MESSAGE_MAGIC_CODE,
+  MESSAGE_MAGIC_CODE_V2,
+  MessageSysFlag,
+  PROPERTY_SEPARATOR,
+  type RecordView,
+  type SocketAddress,
+  decodeMessageProperties,
+  decodeRecord,
+} from './message-record.ts';
+import { storePaths } from './metadata-store.ts';
+import { DiskGuard, type DiskCheck, type DiskRatios } from './retention.ts';
+import type { StorageFs } from './storage-fs.ts';
+import {
+  EMPTY_STORE_CHECKPOINT,
+  StoreCheckpointError,
+  type StoreCheckpoint,
+  abortFileExists,
+  createAbortFile,
+  deleteAbortFile,
+  readStoreCheckpoint,
+  writeStoreCheckpoint,
+} from './store-checkpoint.ts';
+import { SCHEDULE_TOPIC, scheduleTagsCode, tagsCodeOf } from './tag-hash.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// Constants
+
+/** RocketMQ's MessageConst property names the store reads. */
+export const MessageProperty = {
+  /** The message's tag (one string; its Java hash goes into the ConsumeQueue). */
+  TAGS: 'TAGS',
+  /** Business keys, separated by KEY_SEPARATOR, indexed for queryByKey. */
+  KEYS: 'KEYS',
+  /** The client-generated unique id, indexed too. */
+  UNIQ_KEY: 'UNIQ_KEY',
+  /** Delay level of a message stored in SCHEDULE_TOPIC_XXXX. */
+  DELAY: 'DELAY',
+} as const;
+
+/** Separator of the KEYS property (MessageConst.KEY_SEPARATOR). */
+export const KEY_SEPARATOR = ' ';
+/** RocketMQ's messageDelayLevel default, in ms, level 1 first. */
+export const MESSAGE_DELAY_LEVELS_MS = [
+  1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000, 480_000, 540_000,
+  600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
+] as const;
+/** What RocketMQ subtracts from the checkpoint's minimum timestamp to pick where recovery starts. */
+export const CHECKPOINT_MARGIN_MS = 3_000;
+/** Room RocketMQ adds to maxMessageSize (a body limit) for the record's header, topic and properties. */
+export const RECORD_OVERHEAD_MAX_BYTES = 64 * 1024;
+/** Defaults of the bounds the store takes from config. */
+export const MESSAGE_STORE_DEFAULTS = {
+  mappedFileSizeCommitLog: 1024 * 1024 * 1024,
+  mappedFileSizeConsumeQueue: 6_000_000,
+  maxMessageSize: 4 * 1024 * 1024,
+  /** Most topic-queues the store holds. */
+  consumeQueuesMax: 100_000,
+  /** Appended records waiting for dispatch before appendMessage dispatches inline. */
+  dispatchPendingMax: 4096,
+  /** getMessage's bounds (RocketMQ's maxTransferCountOnMessageInMemory / ...BytesOnMessageInMemory). */
+  maxTransferCountOnMessageInMemory: 32,
+  maxTransferBytesOnMessageInMemory: 256 * 1024,
+  /** Index file geometry (RocketMQ's maxHashSlotNum / maxIndexNum). */
+  maxHashSlotNum: 5_000_000,
+  maxIndexNum: 20_000_000,
+  /** Offsets one queryByKey returns at most (RocketMQ's maxMsgsNumBatch). */
+  maxMsgsNumBatch: 64,
+} as const;
+
+/** RocketMQ's PutMessageStatus names. */
+export const PutMessageStatus = {
+  PUT_OK: 'PUT_OK',
+  FLUSH_DISK_TIMEOUT: 'FLUSH_DISK_TIMEOUT',
+  SERVICE_NOT_AVAILABLE: 'SERVICE_NOT_AVAILABLE',
+  CREATE_MAPPED_FILE_FAILED: 'CREATE_MAPPED_FILE_FAILED',
+  MESSAGE_ILLEGAL: 'MESSAGE_ILLEGAL',
+  PROPERTIES_SIZE_EXCEEDED: 'PROPERTIES_SIZE_EXCEEDED',
+  OS_PAGE_CACHE_BUSY: 'OS_PAGE_CACHE_BUSY',
+  LMQ_CONSUME_QUEUE_NUM_EXCEEDED: 'LMQ_CONSUME_QUEUE_NUM_EXCEEDED',
+  UNKNOWN_ERROR: 'UNKNOWN_ERROR',
+} as const;
+
+/** One of RocketMQ's PutMessageStatus names. */
+export type PutMessageStatus = (typeof PutMessageStatus)[keyof typeof PutMessageStatus];
+
+/** RocketMQ's GetMessageStatus names. */
+export type GetMessageStatus =
+  | ConsumeQueueReadStatus
+  | 'MESSAGE_WAS_REMOVING'
+  | 'NO_MATCHED_LOGIC_QUEUE';
+
+/** Stable codes of MessageStoreError (failures that stop the store from opening). */
+export const MessageStoreErrorCode = {
+  /** A ConsumeQueue misses entries that recovery cannot rebuild from the CommitLog. */
+  CONSUME_QUEUE_GAP: 'CONSUME_QUEUE_GAP',
+} as const;
+
+/** A stable code of MessageStoreError. */
+export type MessageStoreErrorCode = (typeof MessageStoreErrorCode)[keyof typeof MessageStoreErrorCode];
+
+/** A store that cannot be opened as it is on disk; an operator has to look at it. */
+export class MessageStoreError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: MessageStoreErrorCode;
+  override readonly name = 'MessageStoreError';
+
+  constructor(code: MessageStoreErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Types
+
+/** How to open a store; sizes keep RocketMQ's config key names. */
+export type MessageStoreOptions = {
+  /** storePathRootDir. */
+  readonly rootDir: string;
+  /** The synchronous file-system seam. */
+  readonly fs: StorageFs;
+  /** ASYNC_FLUSH or SYNC_FLUSH; `putMessage` flushes inline under SYNC_FLUSH. */
+  readonly flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH';
+  /** This broker's address, written into records and msgIds. */
+  readonly storeHost: SocketAddress;
+  readonly mappedFileSizeCommitLog?: number;
+  readonly mappedFileSizeConsumeQueue?: number;
+  /** Largest body, in bytes (RocketMQ's maxMessageSize). */
+  readonly maxMessageSize?: number;
+  readonly consumeQueuesMax?: number;
+  readonly dispatchPendingMax?: number;
+  readonly maxTransferCountOnMessageInMemory?: number;
+  readonly maxTransferBytesOnMessageInMemory?: number;
+  /** messageIndexEnable (default true). */
+  readonly messageIndexEnable?: boolean;
+  readonly maxHashSlotNum?: number;
+  readonly maxIndexNum?: number;
+  readonly maxMsgsNumBatch?: number;
+  /** Disk ratios as fractions (see retention.ts); RocketMQ's defaults when absent. */
+  readonly diskRatios?: DiskRatios;
+  /** Store clock (store timestamps, index file names); default Date.now. */
+  readonly clock?: { nowMs(): number };
+  /** Written into the abort file. */
+  readonly pid?: number;
+  /** Where recovery reports what it found. */
+  readonly log?: Logger;
+};
+
+/** A message to store; the store adds offsets, store time and store host. */
+export type PutMessageInput = {
+  readonly topic: string;
+  readonly queueId: number;
+  readonly body: Uint8Array;
+  /** Encoded properties (`name\u0001value\u0002`...), as on the wire; TAGS / KEYS / UNIQ_KEY live here. */
+  readonly properties?: string;
+  readonly flag?: number;
+  readonly sysFlag?: number;
+  readonly bornTimestampMs?: number;
+  readonly bornHost?: SocketAddress;
+  readonly reconsumeTimes?: number;
+  readonly preparedTransactionOffset?: number;
+};
+
+/** The outcome of a put; offsets are -1 and msgId empty unless the record was appended. */
+export type PutMessageResult = {
+  readonly status: PutMessageStatus;
+  readonly physicalOffset: number;
+  readonly queueOffset: number;
+  readonly msgId: string;
+  readonly wroteBytes: number;
+  readonly storeTimestampMs: number;
+  /** Why a put was refused, for the broker's remark. */
+  readonly remark?: string;
+};
+
+/** One message a read returns: its raw record (decode with decodeRecord(record, 0)). */
+export type StoredMessage = {
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  /** The record's bytes, a view of the CommitLog page cache when loaded (copy before keeping it). */
+  readonly record: Uint8Array;
+};
+
+/** The outcome of getMessage (RocketMQ's GetMessageResult). */
+export type GetMessageResult = {
+  readonly status: GetMessageStatus;
+  readonly messages: StoredMessage[];
+  /** Where the consumer should read next. */
+  readonly nextBeginOffset: number;
+  readonly minOffset: number;
+  readonly maxOffset: number;
+};
+
+/** What getMessage filters on: exact tags, pre-filtered by their hash in the ConsumeQueue. */
+export type TagFilter = { readonly tags: readonly string[] };
+
+/** Everything written to the OS since the last sync request, to be fdatasync'd by another thread. */
+export type StoreSyncRequest = {
+  /** Files to fdatasync. */
+  readonly paths: string[];
+  /** How many of `paths` are CommitLog files (counted for the group-commit figures). */
+  readonly commitLogPaths: number;
+  /** The CommitLog offset durable once the paths are synced. */
+  readonly upToOffset: number;
+  /** The checkpoint to write after the sync, when ConsumeQueues and index were written. */
+  readonly checkpoint: StoreCheckpoint | null;
+};
+
+/** What open found and did. */
+export type StoreRecoveryReport = {
+  readonly cleanShutdown: boolean;
+  /** Where the CommitLog scan started (a file start), and where dispatch replay started. */
+  readonly scanStartOffset: number;
+  readonly maxOffset: number;
+  readonly recordsScanned: number;
+  /** ConsumeQueue entries replay appended (the rest were already there). */
+  readonly entriesReplayed: number;
+  /** ConsumeQueue tails cut because their entries differed from the CommitLog. */
+  readonly queuesRewritten: number;
+  readonly tornTail: RecoveryResult['tornTail'];
+  readonly corruptions: RecoveryResult['corruptions'];
+  readonly indexFileDropped: boolean;
+};
+
+type DispatchRequest = {
+  readonly topic: string;
+  readonly queueId: number;
+  readonly queueOffset: number;
+  readonly physicalOffset: number;
+  readonly size: number;
+  readonly storeTimestampMs: number;
+  /** 0: no ConsumeQueue entry (transaction half or rollback). */
+  readonly taken: number;
+  /** Parsed lazily: only what needs the properties reads them. */
+  readonly properties: string;
+};
+
+type Resolved = {
+  readonly rootDir: string;
+  readonly flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH';
+  readonly maxMessageSize: number;
+  readonly dispatchPendingMax: number;
+  readonly maxTransferCount: number;
+  readonly maxTransferBytes: number;
+  readonly messageIndexEnable: boolean;
+  readonly nowMs: () => number;
+  readonly log: Logger | undefined;
+};
+
+// ---------------------------------------------------------------------------------------------------
+// The sync-deferring file system
+
+/** A StorageFs whose fdatasyncs can be collected instead of run, so another thread can run them. */
+export type SyncDeferringFs = {
+  /** The wrapped file system to hand to the store's parts. */
+  readonly fs: StorageFs;
+  /** Runs `body` with fdatasync deferred; returns the paths that needed one. */
+  deferring(body: () => void): string[];
+};
+
+/** Wraps `base` so that fdatasync calls made inside `deferring` are recorded by path, not run. */
+export function createSyncDeferringFs(base: StorageFs): SyncDeferringFs {
+  const pathOfFd = new Map<number, string>();
+  let deferred: Set<string> | null = null;
+  const fs: StorageFs = {
+    ...base,
+    openSync(file, flags, mode) {
+      const fd = base.openSync(file, flags, mode);
+      pathOfFd.set(fd, file);
+      return fd;
+    },
+    closeSync(fd) {
+      pathOfFd.delete(fd);
+      base.closeSync(fd);
+    },
+    fdatasyncSync(fd) {
+      if (deferred === null) {
+        base.fdatasyncSync(fd);
+        return;
+      }
+      const file = pathOfFd.get(fd);
+      assert(file !== undefined, `fdatasync of fd ${fd} that the store did not open`);
+      deferred.add(file);
+    },
+  };
+  return {
+    fs,
+    deferring(body) {
+      assert(deferred === null, 'deferring does not nest');
+      deferred = new Set();
+      try {
+        body();
+        return [...deferred];
+      } finally {
+        deferred = null;
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Helpers
+
+/** The store timestamp of the record at the start of a CommitLog file, or null if none is readable. */
+function firstStoreTimestampMs(fs: StorageFs, file: string): number | null {
+  const header = Buffer.alloc(48 + 20 + 8);
+  const fd = fs.openSync(file, 'r');
+  try {
+    if (fs.readSync(fd, header, 0, header.length, 0) < header.length) return null;
+  } finally {
+    fs.closeSync(fd);
+  }
+  const magic = header.readInt32BE(4);
+  if (magic !== MESSAGE_MAGIC_CODE && magic !== MESSAGE_MAGIC_CODE_V2) return null;
+  const bornHostBytes = (header.readInt32BE(36) & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? 8 : 20;
+  const storeTimestampMs = Number(header.readBigInt64BE(48 + bornHostBytes));
+  return storeTimestampMs > 0 ? storeTimestampMs : null;
+}
+
+/** Where the scan starts: the newest file whose first record is older than the checkpoint's minimum. */
+function scanStartOffset(fs: StorageFs, dir: string, minTimestampMs: number | null): number | undefined {
+  if (minTimestampMs === null || !fs.existsSync(dir)) return undefined;
+  const starts = fs.readdirSync(dir).map(parseFileName).filter((start): start is number => start !== null);
+  starts.sort((a, b) => b - a);
+  for (const start of starts) {
+    const file = path.join(dir, String(start).padStart(20, '0'));
+    if (fs.statSync(file).size === 0) continue;
+    const firstMs = firstStoreTimestampMs(fs, file);
+    if (firstMs !== null && firstMs <= minTimestampMs) return start;
+  }
+  return starts.at(-1);
+}
+
+function tagsCodeFor(topic: string, properties: Map<string, string>, storeTimestampMs: number): number {
+  if (topic === SCHEDULE_TOPIC) {
+    const level = Math.min(Number(properties.get(MessageProperty.DELAY)), MESSAGE_DELAY_LEVELS_MS.length);
+    if (Number.isInteger(level) && level > 0) return scheduleTagsCode(storeTimestampMs, MESSAGE_DELAY_LEVELS_MS[level - 1]!);
+  }
+  return tagsCodeOf(properties.get(MessageProperty.TAGS));
+}
+
+function refusal(status: PutMessageStatus, remark: string): PutMessageResult {
+  return { status, physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark };
+}
+
+/** The refusal for an input the store cannot take, or null when it may be appended. */
+function validate(input: PutMessageInput, maxMessageSize: number): PutMessageResult | null {
+  if (!isValidTopicName(input.topic)) return refusal('MESSAGE_ILLEGAL', `topic ${JSON.stringify(input.topic)} is not a valid topic name`);
+  if (!Number.isInteger(input.queueId) || input.queueId < 0 || input.queueId > 0x7fff_ffff) {
+    return refusal('MESSAGE_ILLEGAL', `queueId ${input.queueId} is not a non-negative int32`);
+  }
+  if (!(input.body instanceof Uint8Array) || input.body.length > maxMessageSize) {
+    return refusal('MESSAGE_ILLEGAL', `message body is larger than maxMessageSize ${maxMessageSize}`);
+  }
+  const properties = input.properties ?? '';
+  if (Buffer.byteLength(properties, 'utf8') > FIELD_INT16_MAX) {
+    return refusal('PROPERTIES_SIZE_EXCEEDED', `properties are longer than ${FIELD_INT16_MAX} bytes`);
+  }
+  if (properties.length > 0 && !properties.endsWith(PROPERTY_SEPARATOR)) {
+    return refusal('MESSAGE_ILLEGAL', 'properties must end with \\u0002');
+  }
+  if (((input.sysFlag ?? 0) & MessageSysFlag.INNER_BATCH_FLAG) !== 0) {
+    return refusal('MESSAGE_ILLEGAL', 'inner batch messages (BatchConsumeQueue) are not supported');
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The store
+
+/** The message store of one broker; every method runs on its single owner thread. */
+export class MessageStore {
+  /** What recovery found when the store was opened. */
+  readonly recovery: StoreRecoveryReport;
+  private readonly config: Resolved;
+  private readonly syncFs: SyncDeferringFs;
+  private readonly commitLog: CommitLog;
+  private readonly consumeQueues: ConsumeQueueStore;
+  private readonly index: IndexService;
+  private readonly queueOffsets: QueueOffsetTable;
+  private readonly diskGuard: DiskGuard;
+  private readonly pendingDispatch: DispatchRequest[] = [];
+  private dispatchedOffsetValue: number;
+  private durableOffsetValue: number;
+  /** Store time of the last appended / written / dispatched record (checkpoint fields). */
+  private appendedTimestampMs = 0;
+  private writtenTimestampMs = 0;
+  private dispatchedTimestampMs = 0;
+  private checkpoint: StoreCheckpoint;
+  /** Written to the OS and not yet handed out in a sync request. */
+  private unsyncedPaths = new Set<string>();
+  private unsyncedCommitLogPaths = new Set<string>();
+  private unsyncedCheckpoint: StoreCheckpoint | null = null;
+  private state: 'open' | 'closed' = 'open';
+
+  private constructor(parts: {
+    config: Resolved;
+    syncFs: SyncDeferringFs;
+    commitLog: CommitLog;
+    consumeQueues: ConsumeQueueStore;
+    index: IndexService;
+    queueOffsets: QueueOffsetTable;
+    diskGuard: DiskGuard;
+    recovery: StoreRecoveryReport;
+    checkpoint: StoreCheckpoint;
+  }) {
+    this.config = parts.config;
+    this.syncFs = parts.syncFs;
+    this.commitLog = parts.commitLog;
+    this.consumeQueues = parts.consumeQueues;
+    this.index = parts.index;
+    this.queueOffsets = parts.queueOffsets;
+    this.diskGuard = parts.diskGuard;
+    this.recovery = parts.recovery;
+    this.checkpoint = parts.checkpoint;
+    this.dispatchedOffsetValue = this.commitLog.maxOffset;
+    this.durableOffsetValue = this.commitLog.flushedOffset;
+    assert(this.durableOffsetValue === this.commitLog.maxOffset, 'recovery leaves the log durable');
+  }
+
+  /** Opens (creating or recovering) the store under `options.rootDir`; see the recovery rule above. */
+  static open(options: MessageStoreOptions): MessageStore {
+    const config = resolveOptions(options);
+    const syncFs = createSyncDeferringFs(options.fs);
+    const fs = syncFs.fs;
+    fs.mkdirSync(config.rootDir, { recursive: true });
+    const paths = storePaths(config.rootDir);
+    const cleanShutdown = !abortFileExists(fs, config.rootDir);
+    const checkpoint = readCheckpoint(fs, config.rootDir, config.log);
+    const { consumeQueues, index } = openLogics(fs, config, options);
+    const start = recoveryStart(fs, paths.commitLogDir, checkpoint, index, cleanShutdown, config.messageIndexEnable);
+    const replay = new Replayer(consumeQueues, config.messageIndexEnable ? index : null);
+    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, cleanShutdown, start.scanFrom, replay);
+    consumeQueues.truncateAll(recovery.maxOffset);
+    index.truncate(recovery.maxOffset);
+    consumeQueues.deleteFilesBeforeAll(commitLog.minOffset);
+    const queueOffsets = seedQueueOffsets(consumeQueues, recovery.queueOffsets, options.consumeQueuesMax);
+    createAbortFile(fs, config.rootDir, options.pid ?? process.pid);
+    const report: StoreRecoveryReport = {
+      cleanShutdown,
+      scanStartOffset: recovery.scanStartOffset,
+      maxOffset: recovery.maxOffset,
+      recordsScanned: recovery.recordsScanned,
+      entriesReplayed: replay.entriesAppended,
+      queuesRewritten: replay.queuesRewritten,
+      tornTail: recovery.tornTail,
+      corruptions: recovery.corruptions,
+      indexFileDropped: start.indexFileDropped,
+    };
+    if (recovery.corruptions.length > 0) config.log?.error({ corruptions: recovery.corruptions }, 'commit log corruption: log cut at the first bad record');
+    config.log?.info(report, 'message store recovered');
+    const diskGuard = new DiskGuard({
+      fs,
+      commitLogPaths: [paths.commitLogDir],
+      consumeQueuePath: paths.consumeQueueDir,
+      indexPath: paths.indexDir,
+      ratios: options.diskRatios,
+    });
+    diskGuard.check();
+    const store = new MessageStore({
+      config, syncFs, commitLog, consumeQueues, index, queueOffsets, diskGuard, recovery: report,
+      checkpoint: checkpoint ?? EMPTY_STORE_CHECKPOINT,
+    });
+    store.dispatchedTimestampMs = replay.lastTimestampMs;
+    store.appendedTimestampMs = replay.lastTimestampMs;
+    store.writtenTimestampMs = replay.lastTimestampMs;
+    return store;
+  }
+
+  // ------------------------------------------------------------------------------------------ offsets
+
+  /** CommitLog offset just past the last appended record. */
+  get maxPhysicalOffset(): number {
+    return this.commitLog.maxOffset;
+  }
+
+  /** First CommitLog offset still stored. */
+  get minPhysicalOffset(): number {
+    return this.commitLog.minOffset;
+  }
+
+  /** CommitLog offset up to which bytes are in the files (the OS page cache). */
+  get writtenOffset(): number {
+    return this.commitLog.flushedOffset;
+  }
+
+  /** CommitLog offset up to which bytes are fdatasync'd. */
+  get durableOffset(): number {
+    return this.durableOffsetValue;
+  }
+
+  /** CommitLog offset up to which ConsumeQueue and index entries exist. */
+  get dispatchedOffset(): number {
+    return this.dispatchedOffsetValue;
+  }
+
+  /** The flush mode the store was opened with. */
+  get flushDiskType(): 'ASYNC_FLUSH' | 'SYNC_FLUSH' {
+    return this.config.flushDiskType;
+  }
+
+  /** [minOffset, maxOffset) of a queue as consumers see it (dispatched entries); zeros if unknown. */
+  queueRange(topic: string, queueId: number): { readonly minOffset: number; readonly maxOffset: number } {
+    const queue = isValidTopicName(topic) && Number.isSafeInteger(queueId) && queueId >= 0 ? this.consumeQueues.get(topic, queueId) : undefined;
+    return { minOffset: queue?.minOffset ?? 0, maxOffset: queue?.maxOffset ?? 0 };
+  }
+
+  // ------------------------------------------------------------------------------------------ writing
+
+  /** Appends a message to the page cache; never flushes (see putMessage). Refusals are results. */
+  appendMessage(input: PutMessageInput): PutMessageResult {
+    if (this.state !== 'open') return refusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
+    const full = this.diskGuard.refusal();
+    if (full !== undefined) return refusal('SERVICE_NOT_AVAILABLE', full.remark);
+    const invalid = validate(input, this.config.maxMessageSize);
+    if (invalid !== null) return invalid;
+    const sysFlag = input.sysFlag ?? 0;
+    const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
+    const taken = transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE ? 0 : 1;
+    if (taken > 0 && this.consumeQueues.get(input.topic, input.queueId) === undefined) {
+      try {
+        this.consumeQueues.findOrCreate(input.topic, input.queueId);
+      } catch (error) {
+        if (error instanceof ConsumeQueueError && error.code === ConsumeQueueErrorCode.queueLimitReached) {
+          return refusal('LMQ_CONSUME_QUEUE_NUM_EXCEEDED', error.message);
+        }
+        throw error;
+      }
+    }
+    const queueOffset = taken > 0 ? this.queueOffsets.assign(input.topic, input.queueId) : 0;
+    const properties = input.properties ?? '';
+    let appended;
+    try {
+      appended = this.commitLog.append({
+        topic: input.topic,
+        queueId: input.queueId,
+        flag: input.flag ?? 0,
+        queueOffset,
+        sysFlag,
+        bornTimestampMs: input.bornTimestampMs ?? this.config.nowMs(),
+        bornHost: input.bornHost ?? { address: '127.0.0.1', port: 0 },
+        reconsumeTimes: input.reconsumeTimes ?? 0,
+        preparedTransactionOffset: input.preparedTransactionOffset ?? 0,
+        body: input.body,
+        properties,
+      });
+    } catch (error) {
+      if (taken > 0) this.queueOffsets.set(input.topic, input.queueId, queueOffset);
+      return appendFailure(error);
+    }
+    this.appendedTimestampMs = appended.storeTimestampMs;
+    this.pendingDispatch.push({
+      topic: input.topic,
+      queueId: input.queueId,
+      queueOffset,
+      physicalOffset: appended.physicalOffset,
+      size: appended.size,
+      storeTimestampMs: appended.storeTimestampMs,
+      taken,
+      properties,
+    });
+    if (this.pendingDispatch.length >= this.config.dispatchPendingMax) this.dispatch();
+    return {
+      status: 'PUT_OK',
+      physicalOffset: appended.physicalOffset,
+      queueOffset,
+      msgId: appended.msgId,
+      wroteBytes: appended.size,
+      storeTimestampMs: appended.storeTimestampMs,
+    };
+  }
+
+  /** Appends, then under SYNC_FLUSH writes and fdatasyncs inline (one sync per message: no group commit). */
+  putMessage(input: PutMessageInput): PutMessageResult {
+    const result = this.appendMessage(input);
+    if (result.status !== 'PUT_OK' || this.config.flushDiskType === 'ASYNC_FLUSH') return result;
+    try {
+      this.flushCommitLog();
+    } catch (error) {
+      if (!(error instanceof MappedFileError)) throw error;
+      return { ...result, status: 'FLUSH_DISK_TIMEOUT', remark: error.message };
+    }
+    return result;
+  }
+
+  /** Adds ConsumeQueue and index entries for every appended record not yet dispatched; returns how many. */
+  dispatch(): number {
+    const count = this.pendingDispatch.length;
+    for (const request of this.pendingDispatch) {
+      // Records follow each other, except that a file's blank end marker sits between files.
+      const next = request.physicalOffset;
+      const fileStart = next % this.commitLog.mappedFileSizeBytes === 0;
+      assert(next === this.dispatchedOffsetValue || (fileStart && next > this.dispatchedOffsetValue), 'dispatch follows the log');
+      this.apply(request);
+    }
+    this.pendingDispatch.length = 0;
+    assert(this.dispatchedOffsetValue <= this.commitLog.maxOffset, 'dispatch stays within the log');
+    return count;
+  }
+
+  private apply(request: DispatchRequest): void {
+    let parsed: Map<string, string> | null = null;
+    const props = (): Map<string, string> => (parsed ??= decodeMessageProperties(request.properties));
+    if (request.taken > 0) {
+      const queue = this.consumeQueues.findOrCreate(request.topic, request.queueId);
+      const tagsCode = request.properties.length === 0 ? 0 : tagsCodeFor(request.topic, props(), request.storeTimestampMs);
+      const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode);
+      assert(put, `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
+    }
+    if (this.config.messageIndexEnable && request.properties.length > 0) indexRecord(this.index, request, props());
+    this.dispatchedOffsetValue = request.physicalOffset + request.size;
+    this.dispatchedTimestampMs = request.storeTimestampMs;
+  }
+
+  // ------------------------------------------------------------------------------------------ flushing
+
+  /** Writes and fdatasyncs the CommitLog inline; returns the durable offset. */
+  flushCommitLog(): number {
+    this.commitLog.flush();
+    this.writtenTimestampMs = this.appendedTimestampMs;
+    this.markDurable(this.commitLog.flushedOffset);
+    return this.durableOffsetValue;
+  }
+
+  /** Dispatches, then writes and fdatasyncs everything inline and writes the checkpoint (a clean point). */
+  flush(): number {
+    this.dispatch();
+    this.flushCommitLog();
+    this.consumeQueues.flushAll();
+    this.index.flush();
+    this.checkpoint = this.checkpointAt(this.dispatchedTimestampMs);
+    writeStoreCheckpoint(this.syncFs.fs, this.config.rootDir, this.checkpoint);
+    return this.durableOffsetValue;
+  }
+
+  /** Writes the CommitLog's dirty bytes to the files, deferring their fdatasync to takeSyncRequest. */
+  writeCommitLog(): void {
+    const paths = this.syncFs.deferring(() => this.commitLog.flush());
+    this.writtenTimestampMs = this.appendedTimestampMs;
+    for (const file of paths) {
+      this.unsyncedPaths.add(file);
+      this.unsyncedCommitLogPaths.add(file);
+    }
+  }
+
+  /** Dispatches and writes CommitLog, ConsumeQueues and index to the files; the sync comes with a checkpoint. */
+  writeConsumeQueues(): void {
+    this.dispatch();
+    this.writeCommitLog();
+    const paths = this.syncFs.deferring(() => {
+      this.consumeQueues.flushAll();
+      this.index.flush();
+    });
+    for (const file of paths) this.unsyncedPaths.add(file);
+    this.unsyncedCheckpoint = this.checkpointAt(this.dispatchedTimestampMs);
+  }
+
+  /** What is written and not yet synced, as one request for the flusher; null when nothing is. */
+  takeSyncRequest(): StoreSyncRequest | null {
+    const upToOffset = this.commitLog.flushedOffset;
+    if (this.unsyncedPaths.size === 0 && this.unsyncedCheckpoint === null && upToOffset === this.durableOffsetValue) return null;
+    const request: StoreSyncRequest = {
+      paths: [...this.unsyncedPaths],
+      commitLogPaths: this.unsyncedCommitLogPaths.size,
+      upToOffset,
+      checkpoint: this.unsyncedCheckpoint,
+    };
+    this.unsyncedPaths = new Set();
+    this.unsyncedCommitLogPaths = new Set();
+    this.unsyncedCheckpoint = null;
+    return request;
+  }
+
+  /** Records that a request's paths were fdatasync'd (and its checkpoint written). */
+  completeSync(request: StoreSyncRequest): void {
+    assert(request.upToOffset <= this.commitLog.flushedOffset, 'a sync covers only written bytes');
+    this.markDurable(request.upToOffset);
+    if (request.checkpoint !== null) this.checkpoint = request.checkpoint;
+  }
+
+  /** Hands a failed request's paths back so the next request syncs them again. */
+  failSync(request: StoreSyncRequest): void {
+    for (const file of request.paths) this.unsyncedPaths.add(file);
+    this.unsyncedCheckpoint ??= request.checkpoint;
+  }
+
+  private markDurable(offset: number): void {
+    if (offset <= this.durableOffsetValue) return;
+    this.durableOffsetValue = offset;
+    assert(this.durableOffsetValue <= this.commitLog.flushedOffset, 'durable bytes were written');
+  }
+
+  /**
+   * The checkpoint for what was just written: it is written only after the same sync made the CommitLog,
+   * ConsumeQueue and index bytes durable, so every timestamp in it is a durable point.
+   */
+  private checkpointAt(logicsTimestampMs: number): StoreCheckpoint {
+    return {
+      ...this.checkpoint,
+      physicMsgTimestampMs: this.writtenTimestampMs,
+      logicsMsgTimestampMs: logicsTimestampMs,
+      indexMsgTimestampMs: logicsTimestampMs,
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------ reading
+
+  /**
+   * Reads up to maxMsgNums dispatched messages of a queue from `queueOffset`, bounded by
+   * maxTransferCount/BytesOnMessageInMemory. With a tag filter, entries whose tag hash does not match
+   * are skipped in the ConsumeQueue and the survivors are checked against the exact TAGS property.
+   */
+  getMessage(topic: string, queueId: number, queueOffset: number, maxMsgNums: number, tagFilter?: TagFilter): GetMessageResult {
+    assert(Number.isSafeInteger(queueOffset) && Number.isSafeInteger(maxMsgNums), 'offsets and counts are integers');
+    const queue = isValidTopicName(topic) && Number.isSafeInteger(queueId) && queueId >= 0 ? this.consumeQueues.get(topic, queueId) : undefined;
+    if (queue === undefined) return { status: 'NO_MATCHED_LOGIC_QUEUE', messages: [], nextBeginOffset: 0, minOffset: 0, maxOffset: 0 };
+    const wanted = tagFilter === undefined || tagFilter.tags.includes('*') ? null : new Set(tagFilter.tags);
+    const codes = wanted === null ? null : new Set([...wanted].map((tag) => tagsCodeOf(tag)));
+    const count = Math.min(Math.max(maxMsgNums, 1), this.config.maxTransferCount);
+    const batch = queue.readBatch(queueOffset, count, codes === null ? undefined : (code) => codes.has(code));
+    const range = { minOffset: queue.minOffset, maxOffset: queue.maxOffset };
+    if (batch.status !== 'FOUND') return { status: batch.status, messages: [], nextBeginOffset: batch.nextQueueOffset, ...range };
+    const messages: StoredMessage[] = [];
+    let bytes = 0;
+    let removed = 0;
+    let nextBeginOffset = batch.nextQueueOffset;
+    for (const entry of batch.entries) {
+      if (entry.commitLogOffset < this.commitLog.minOffset) {
+        removed++;
+        continue;
+      }
+      if (messages.length > 0 && bytes + entry.sizeBytes > this.config.maxTransferBytes) {
+        nextBeginOffset = entry.queueOffset;
+        break;
+      }
+      const record = this.commitLog.read(entry.commitLogOffset, entry.sizeBytes);
+      if (wanted !== null && !wanted.has(decodeRecord(record, 0).propertiesMap().get(MessageProperty.TAGS) ?? '')) continue;
+      messages.push({ queueOffset: entry.queueOffset, physicalOffset: entry.commitLogOffset, record });
+      bytes += entry.sizeBytes;
+    }
+    const status: GetMessageStatus = messages.length > 0 ? 'FOUND' : removed > 0 ? 'MESSAGE_WAS_REMOVING' : 'NO_MATCHED_MESSAGE';
+    return { status, messages, nextBeginOffset, ...range };
+  }
+
+  /** Messages of `topic` whose KEYS or UNIQ_KEY hold `key`, stored within [beginMs, endMs], newest first. */
+  queryByKey(topic: string, key: string, maxNum: number, beginMs = 0, endMs = Number.MAX_SAFE_INTEGER): StoredMessage[] {
+    if (!this.config.messageIndexEnable || key.length === 0) return [];
+    const found = this.index.queryOffsets(topic, key, Math.max(1, maxNum), beginMs, endMs);
+    const messages: StoredMessage[] = [];
+    for (const physicalOffset of found.physicalOffsets) {
+      if (physicalOffset < this.commitLog.minOffset || physicalOffset >= this.dispatchedOffsetValue) continue;
+      const view = this.commitLog.readRecordAt(physicalOffset);
+      const properties = view.propertiesMap();
+      const keys = (properties.get(MessageProperty.KEYS) ?? '').split(KEY_SEPARATOR);
+      if (view.topic !== topic || (properties.get(MessageProperty.UNIQ_KEY) !== key && !keys.includes(key))) continue;
+      messages.push({ queueOffset: view.queueOffset, physicalOffset, record: view.raw() });
+    }
+    return messages;
+  }
+
+  // ------------------------------------------------------------------------------------------ disk and stop
+
+  /** Measures the disks (statfs) and updates the disk-full mark that refuses puts. */
+  checkDisk(): DiskCheck {
+    return this.diskGuard.check();
+  }
+
+  /** Clean stop: dispatch, flush and sync everything, write the checkpoint, delete the abort file. */
+  shutdown(): void {
+    if (this.state !== 'open') return;
+    this.flush();
+    this.closeFiles();
+    this.consumeQueues.close();
+    this.index.close();
+    deleteAbortFile(this.syncFs.fs, this.config.rootDir);
+  }
+
+  /** Closes the files without a clean stop (what a crash leaves): the next open recovers. */
+  close(): void {
+    if (this.state !== 'open') return;
+    this.closeFiles();
+  }
+
+  private closeFiles(): void {
+    this.state = 'closed';
+    this.commitLog.close();
+    // ConsumeQueue and index close() flush what they hold: after a failure, let recovery rebuild instead.
+    this.pendingDispatch.length = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Recovery helpers
+
+function resolveOptions(options: MessageStoreOptions): Resolved {
+  const maxMessageSize = options.maxMessageSize ?? MESSAGE_STORE_DEFAULTS.maxMessageSize;
+  const dispatchPendingMax = options.dispatchPendingMax ?? MESSAGE_STORE_DEFAULTS.dispatchPendingMax;
+  const maxTransferCount = options.maxTransferCountOnMessageInMemory ?? MESSAGE_STORE_DEFAULTS.maxTransferCountOnMessageInMemory;
+  const maxTransferBytes = options.maxTransferBytesOnMessageInMemory ?? MESSAGE_STORE_DEFAULTS.maxTransferBytesOnMessageInMemory;
+  assert(Number.isSafeInteger(maxMessageSize) && maxMessageSize > 0, 'maxMessageSize is positive');
+  assert(Number.isSafeInteger(dispatchPendingMax) && dispatchPendingMax > 0, 'dispatchPendingMax is positive');
+  assert(Number.isSafeInteger(maxTransferCount) && maxTransferCount > 0, 'maxTransferCountOnMessageInMemory is positive');
+  assert(Number.isSafeInteger(maxTransferBytes) && maxTransferBytes > 0, 'maxTransferBytesOnMessageInMemory is positive');
+  const clock = options.clock;
+  return {
+    rootDir: path.resolve(options.rootDir),
+    flushDiskType: options.flushDiskType,
+    maxMessageSize,
+    dispatchPendingMax,
+    maxTransferCount,
+    maxTransferBytes,
+    messageIndexEnable: options.messageIndexEnable ?? true,
+    nowMs: clock === undefined ? () => Date.now() : () => clock.nowMs(),
+    log: options.log,
+  };
+}
+
+/** Opens the ConsumeQueues and the index as they are on disk (each recovers its own files). */
+function openLogics(fs: StorageFs, config: Resolved, options: MessageStoreOptions): { consumeQueues: ConsumeQueueStore; index: IndexService } {
+  const consumeQueues = ConsumeQueueStore.open({
+    storageFs: fs,
+    rootDir: config.rootDir,
+    queuesMax: options.consumeQueuesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax,
+    fileSizeBytes: options.mappedFileSizeConsumeQueue ?? MESSAGE_STORE_DEFAULTS.mappedFileSizeConsumeQueue,
+  });
+  const index = IndexService.open({
+    storageFs: fs,
+    rootDir: config.rootDir,
+    nowMs: config.nowMs,
+    hashSlotNum: options.maxHashSlotNum ?? MESSAGE_STORE_DEFAULTS.maxHashSlotNum,
+    indexNum: options.maxIndexNum ?? MESSAGE_STORE_DEFAULTS.maxIndexNum,
+    queryResultsMax: options.maxMsgsNumBatch ?? MESSAGE_STORE_DEFAULTS.maxMsgsNumBatch,
+  });
+  return { consumeQueues, index };
+}
+
+/**
+ * Where the CommitLog scan (and replay) starts, per steps 1 and 2 of the recovery rule; drops the
+ * index's newest file when it was written after the checkpoint. undefined: from the first file.
+ */
+function recoveryStart(
+  fs: StorageFs,
+  commitLogDir: string,
+  checkpoint: StoreCheckpoint | null,
+  index: IndexService,
+  cleanShutdown: boolean,
+  withIndex: boolean,
+): { scanFrom: number | undefined; indexFileDropped: boolean } {
+  let scanFrom = scanStartOffset(fs, commitLogDir, checkpoint === null ? null : checkpointMinTimestampMs(checkpoint, withIndex));
+  const newestIndex = index.indexFiles().at(-1);
+  const indexFileDropped =
+    !cleanShutdown && newestIndex !== undefined && (checkpoint === null || newestIndex.endTimestampMs > checkpoint.indexMsgTimestampMs);
+  if (indexFileDropped) scanFrom = Math.min(scanFrom ?? 0, newestIndex.beginPhyOffset);
+  // Dropping it is the index's own crash rule; scanning from its first message rebuilds it.
+  index.recover({ cleanShutdown: !indexFileDropped, maxPhysicalOffset: Number.MAX_SAFE_INTEGER });
+  return { scanFrom, indexFileDropped };
+}
+
+/** Opens and recovers the CommitLog, replaying every record from the scan start. */
+function openCommitLog(
+  fs: StorageFs,
+  dir: string,
+  config: Resolved,
+  options: MessageStoreOptions,
+  cleanShutdown: boolean,
+  scanFrom: number | undefined,
+  replay: Replayer,
+): { commitLog: CommitLog; recovery: RecoveryResult } {
+  const fileSizeBytes = options.mappedFileSizeCommitLog ?? MESSAGE_STORE_DEFAULTS.mappedFileSizeCommitLog;
+  return CommitLog.open(
+    {
+      dir,
+      storeHost: options.storeHost,
+      fs,
+      mappedFileSizeBytes: fileSizeBytes,
+      maxMessageSizeBytes: Math.min(config.maxMessageSize + RECORD_OVERHEAD_MAX_BYTES, fileSizeBytes - BLANK_MARKER_BYTES),
+      clock: { nowMs: config.nowMs },
+    },
+    {
+      cleanShutdown,
+      checkpointPhysicalOffset: scanFrom === undefined ? undefined : Math.floor(scanFrom / fileSizeBytes) * fileSizeBytes,
+      queueOffsets: new QueueOffsetTable(options.consumeQueuesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax),
+      onRecord: (record) => replay.record(record),
+    },
+  );
+}
+
+function readCheckpoint(fs: StorageFs, rootDir: string, log: Logger | undefined): StoreCheckpoint | null {
+  try {
+    return readStoreCheckpoint(fs, rootDir);
+  } catch (error) {
+    if (!(error instanceof StoreCheckpointError)) throw error;
+    // Without a trustworthy checkpoint the whole log is scanned and replayed: slow, never wrong.
+    log?.warn({ err: error.message }, 'checkpoint unreadable; recovering from the first commit log file');
+    return null;
+  }
+}
+
+/** StoreCheckpoint.getMinTimestamp / getMinTimestampIndex, with RocketMQ's 3 s margin. */
+function checkpointMinTimestampMs(checkpoint: StoreCheckpoint, withIndex: boolean): number {
+  let min = Math.min(checkpoint.physicMsgTimestampMs, checkpoint.logicsMsgTimestampMs);
+  if (withIndex) min = Math.min(min, checkpoint.indexMsgTimestampMs);
+  return min - CHECKPOINT_MARGIN_MS;
+}
+
+function appendFailure(error: unknown): PutMessageResult {
+  if (error instanceof CommitLogError) {
+    const status = error.code === 'PROPERTIES_INVALID' ? 'PROPERTIES_SIZE_EXCEEDED' : 'MESSAGE_ILLEGAL';
+    return refusal(status, error.message);
+  }
+  if (error instanceof MappedFileError) return refusal('CREATE_MAPPED_FILE_FAILED', error.message);
+  throw error;
+}
+
+function indexRecord(
+  index: IndexService,
+  request: Pick<DispatchRequest, 'topic' | 'physicalOffset' | 'storeTimestampMs'>,
+  properties: Map<string, string>,
+): void {
+  const keys = (properties.get(MessageProperty.KEYS) ?? '').split(KEY_SEPARATOR).filter((key) => key.length > 0);
+  const uniqueKey = properties.get(MessageProperty.UNIQ_KEY);
+  if (keys.length === 0 && uniqueKey === undefined) return;
+  index.buildIndex({
+    topic: request.topic,
+    keys,
+    uniqueKey,
+    physicalOffset: request.physicalOffset,
+    storeTimestampMs: request.storeTimestampMs,
+  });
+}
+
+/** The queue offset table after recovery: each ConsumeQueue's end, which must match what the scan saw. */
+function seedQueueOffsets(consumeQueues: ConsumeQueueStore, scanned: QueueOffsetTable, entriesMax: number | undefined): QueueOffsetTable {
+  const table = new QueueOffsetTable(entriesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax);
+  for (const queue of consumeQueues.all()) table.set(queue.topic, queue.queueId, queue.maxOffset);
+  for (const entry of scanned.entries()) {
+    if (!isValidTopicName(entry.topic)) continue;
+    // Replay put every scanned record into its queue, so no queue can end before the log says it does.
+    assert(
+      table.nextOffset(entry.topic, entry.queueId) >= entry.nextOffset,
+      `queue ${entry.topic}/${entry.queueId} ends at ${table.nextOffset(entry.topic, entry.queueId)}, the log says ${entry.nextOffset}`,
+    );
+  }
+  return table;
+}
+
+/**
+ * Whether a stored record carries properties. The format makes a record with properties end in
+ * \u0002 and one without end in its zero propertiesLength, so the last byte answers without decoding.
+ */
+function hasProperties(view: RecordView): boolean {
+  return view.bytes[view.offset + view.totalSize - 1] === PROPERTY_SEPARATOR.charCodeAt(0);
+}
+
+/** Dispatches the records recovery hands back, checking what the ConsumeQueues and index already hold. */
+class Replayer {
+  entriesAppended = 0;
+  queuesRewritten = 0;
+  lastTimestampMs = 0;
+  private readonly consumeQueues: ConsumeQueueStore;
+  private readonly index: IndexService | null;
+  /** Queues by topic and queue id, so a scan of millions of records skips the key building and regex. */
+  private readonly queuesByTopic = new Map<string, Map<number, ConsumeQueue> | null>();
+
+  constructor(consumeQueues: ConsumeQueueStore, index: IndexService | null) {
+    this.consumeQueues = consumeQueues;
+    this.index = index;
+  }
+
+  record(view: RecordView): void {
+    this.lastTimestampMs = view.storeTimestampMs;
+    const taken = queueOffsetsTaken(view);
+    const topic = view.topic;
+    const queues = this.queuesOf(topic);
+    if (queues === null) return;
+    let parsed: Map<string, string> | null = null;
+    const properties = (): Map<string, string> => (parsed ??= hasProperties(view) ? view.propertiesMap() : new Map());
+    if (taken === 1) {
+      const queueId = view.queueId;
+      let queue = queues.get(queueId);
+      if (queue === undefined) {
+        queue = this.consumeQueues.findOrCreate(topic, queueId);
+        queues.set(queueId, queue);
+      }
+      this.entry(queue, view, topic, properties);
+    } else {
+      assert(taken === 0, `record at ${view.physicalOffset} is an inner batch, which this store does not write`);
+    }
+    if (this.index !== null && view.physicalOffset > this.index.indexedUpToPhyOffset && hasProperties(view)) {
+      const request = { topic, physicalOffset: view.physicalOffset, storeTimestampMs: view.storeTimestampMs };
+      indexRecord(this.index, request, properties());
+    }
+  }
+
+  /** The queues of a topic; null for a name this store cannot keep (a foreign store's record). */
+  private queuesOf(topic: string): Map<number, ConsumeQueue> | null {
+    let queues = this.queuesByTopic.get(topic);
+    if (queues === undefined) {
+      queues = isValidTopicName(topic) ? new Map() : null;
+      this.queuesByTopic.set(topic, queues);
+    }
+    return queues;
+  }
+
+  private entry(queue: ConsumeQueue, view: RecordView, topic: string, properties: () => Map<string, string>): void {
+    const queueOffset = view.queueOffset;
+    const physicalOffset = view.physicalOffset;
+    if (queueOffset < queue.minOffset) return;
+    if (queueOffset < queue.maxOffset) {
+      const existing = queue.get(queueOffset);
+      if (existing !== undefined && existing.commitLogOffset === physicalOffset && existing.sizeBytes === view.totalSize) return;
+      // The queue holds something else here (written ahead of a log that was then cut): rewrite its tail.
+      queue.truncateTo(queueOffset);
+      this.queuesRewritten++;
+    }
+    if (queueOffset > queue.maxOffset && queue.fileCount > 0) {
+      throw new MessageStoreError(
+        'CONSUME_QUEUE_GAP',
+        `${queue.topic}/${queue.queueId} ends at ${queue.maxOffset} but the log resumes at ${queueOffset} (offset ${physicalOffset})`,
+      );
+    }
+    queue.putEntry(queueOffset, physicalOffset, view.totalSize, tagsCodeFor(topic, properties(), view.storeTimestampMs));
+    this.entriesAppended++;
+  }
+}

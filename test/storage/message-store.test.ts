@@ -1,0 +1,301 @@
+/**
+ * The message store through its actors (commit-log-writer on the `commitlog` pool, commit-log-flusher on
+ * `store`) on real temp directories: round trips, queue offsets, tag filters, key queries, SYNC_FLUSH
+ * acknowledgements and their group commit, the disk-full refusal, and a clean restart. The facade's own
+ * dispatch rule is checked in-process first.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ActorRef } from '../../src/runtime/actor.ts';
+import type { ActorSystem } from '../../src/runtime/actor-system.ts';
+import type { CommitLogWriterMessage, CommitLogWriterStats, FlushAnswer } from '../../src/actors/commit-log-writer.ts';
+import { STORE_POOL_SIZES, spawnStore, type StoreWriterSettings } from '../../src/actors/store-actors.ts';
+import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
+import {
+  MessageStore,
+  type GetMessageResult,
+  type PutMessageInput,
+  type PutMessageResult,
+  type StoreRecoveryReport,
+  type StoredMessage,
+} from '../../src/storage/message-store.ts';
+import type { DiskCheck } from '../../src/storage/retention.ts';
+import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import { startTestSystem } from '../runtime/helpers.ts';
+import { SEAM, seamBuffer } from './fixtures/store-seams.ts';
+
+const STORE_HOST = { address: '10.0.0.7', port: 10911 };
+const seams = new URL('./fixtures/store-seams.ts', import.meta.url).href;
+const ASK_MS = 5_000;
+
+let dir: string;
+let system: ActorSystem | undefined;
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'message-store-'));
+});
+
+afterEach(async () => {
+  await system?.shutdown();
+  system = undefined;
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function settings(overrides: Partial<StoreWriterSettings> = {}): StoreWriterSettings {
+  return {
+    rootDir: dir,
+    flushDiskType: 'ASYNC_FLUSH',
+    storeHost: STORE_HOST,
+    mappedFileSizeCommitLog: 256 * 1024,
+    mappedFileSizeConsumeQueue: 20 * 64,
+    maxMessageSize: 32 * 1024,
+    flushIntervalCommitLogMs: 50,
+    flushIntervalConsumeQueueMs: 100,
+    syncFlushTimeoutMs: 2_000,
+    diskCheckIntervalMs: 60_000,
+    syncFlushWaitersMax: 10_000,
+    tuning: { maxHashSlotNum: 64, maxIndexNum: 256 },
+    ...overrides,
+  };
+}
+
+/** Starts a system with the store pools and the store's actors; `seam` selects the controlled fs. */
+async function startStore(overrides: Partial<StoreWriterSettings> = {}, seam?: SharedArrayBuffer): Promise<ActorRef<CommitLogWriterMessage>> {
+  system = await startTestSystem({ ...STORE_POOL_SIZES }, {}, { askTimeoutMs: ASK_MS });
+  const controlled = seam === undefined ? {} : {
+    writerBehavior: { module: seams, export: 'controlledWriter' },
+    flusherBehavior: { module: seams, export: 'controlledFlusher' },
+  };
+  const { writer } = await spawnStore(system, { settings: { ...settings(overrides), seam }, ...controlled });
+  return writer;
+}
+
+function ask<R>(writer: ActorRef<CommitLogWriterMessage>, message: CommitLogWriterMessage): Promise<R> {
+  return system!.ask<CommitLogWriterMessage, R>(writer, message, ASK_MS);
+}
+
+function input(topic: string, queueId: number, body: string, properties: Record<string, string> = {}): PutMessageInput {
+  return { topic, queueId, body: Buffer.from(body), properties: encodeMessageProperties(properties), bornTimestampMs: 1_700_000_000_000 };
+}
+
+const put = (writer: ActorRef<CommitLogWriterMessage>, message: PutMessageInput) => ask<PutMessageResult>(writer, { type: 'put', message });
+
+function get(writer: ActorRef<CommitLogWriterMessage>, topic: string, queueId: number, queueOffset: number, maxMsgNums = 32, tags?: string[]) {
+  return ask<GetMessageResult>(writer, { type: 'get', topic, queueId, queueOffset, maxMsgNums, tags });
+}
+
+const bodyOf = (message: StoredMessage): string => Buffer.from(decodeRecord(message.record, 0).body).toString('utf8');
+
+describe('MessageStore facade', () => {
+  it('makes entries visible only after dispatch, and keeps them across a crash', () => {
+    const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: STORE_HOST, mappedFileSizeCommitLog: 64 * 1024 };
+    const store = MessageStore.open(options);
+    const result = store.appendMessage(input('TopicA', 0, 'first'));
+    expect(result).toMatchObject({ status: 'PUT_OK', physicalOffset: 0, queueOffset: 0 });
+    expect(store.getMessage('TopicA', 0, 0, 1).status).toBe('NO_MESSAGE_IN_QUEUE');
+    expect(store.dispatch()).toBe(1);
+    expect(store.getMessage('TopicA', 0, 0, 1).messages.map(bodyOf)).toEqual(['first']);
+    store.flushCommitLog();
+    store.close(); // a crash: no checkpoint, abort file left behind
+    const reopened = MessageStore.open(options);
+    expect(reopened.recovery).toMatchObject({ cleanShutdown: false, maxOffset: result.wroteBytes });
+    expect(reopened.getMessage('TopicA', 0, 0, 1).messages.map(bodyOf)).toEqual(['first']);
+    expect(reopened.appendMessage(input('TopicA', 0, 'second')).queueOffset).toBe(1);
+    reopened.shutdown();
+    expect(fs.existsSync(path.join(dir, 'abort'))).toBe(false);
+  });
+
+  it('starts recovery at the newest file older than the checkpoint, less RocketMQ\'s 3 s margin', () => {
+    let nowMs = 1_700_000_000_000;
+    const clock = { nowMs: () => (nowMs += 1_000) }; // one second per message
+    const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: STORE_HOST, mappedFileSizeCommitLog: 4096, clock };
+    const store = MessageStore.open(options);
+    for (let i = 0; i < 40; i++) store.appendMessage(input('TopicA', 0, `${i}`.padEnd(400, '.')));
+    store.shutdown();
+    const files = fs.readdirSync(path.join(dir, 'commitlog')).sort();
+    expect(files.length).toBeGreaterThan(3);
+    let reopened = MessageStore.open(options);
+    // Eight records per file: the last file's first record is 7 s older than the checkpoint.
+    expect(reopened.recovery.scanStartOffset).toBe(Number(files.at(-1)));
+    expect(reopened.recovery.entriesReplayed).toBe(0);
+    expect(reopened.getMessage('TopicA', 0, 0, 32).messages).toHaveLength(32);
+    for (let i = 40; i < 42; i++) reopened.appendMessage(input('TopicA', 0, `${i}`.padEnd(400, '.')));
+    reopened.shutdown();
+    reopened = MessageStore.open(options);
+    // Now the last file's first record is only 1 s older: within the margin, so one file earlier.
+    expect(fs.readdirSync(path.join(dir, 'commitlog')).sort().at(-2)).toBe(files.at(-1));
+    expect(reopened.recovery.scanStartOffset).toBe(Number(files.at(-1)));
+    expect(reopened.getMessage('TopicA', 0, 40, 32).messages).toHaveLength(2);
+    reopened.shutdown();
+  });
+
+  it('refuses what it cannot store with RocketMQ statuses', () => {
+    const store = MessageStore.open({ rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: STORE_HOST, mappedFileSizeCommitLog: 256 * 1024, maxMessageSize: 1024, consumeQueuesMax: 1 });
+    expect(store.appendMessage(input('bad topic!', 0, 'x')).status).toBe('MESSAGE_ILLEGAL');
+    expect(store.appendMessage(input('TopicA', -1, 'x')).status).toBe('MESSAGE_ILLEGAL');
+    expect(store.appendMessage(input('TopicA', 0, 'x'.repeat(1025))).status).toBe('MESSAGE_ILLEGAL');
+    expect(store.appendMessage({ ...input('TopicA', 0, 'x'), properties: 'no-separator' }).status).toBe('MESSAGE_ILLEGAL');
+    expect(store.appendMessage(input('TopicA', 0, 'x')).status).toBe('PUT_OK');
+    expect(store.appendMessage(input('TopicA', 1, 'x')).status).toBe('LMQ_CONSUME_QUEUE_NUM_EXCEEDED');
+    store.shutdown();
+    expect(store.appendMessage(input('TopicA', 0, 'x')).status).toBe('SERVICE_NOT_AVAILABLE');
+  });
+});
+
+describe('store actors', () => {
+  it('round-trips messages with per-queue offsets and RocketMQ read statuses', async () => {
+    const writer = await startStore();
+    const sent: { topic: string; queueId: number; body: string; result: PutMessageResult }[] = [];
+    for (let i = 0; i < 60; i++) {
+      const topic = i % 3 === 0 ? 'TopicB' : 'TopicA';
+      const queueId = i % 2;
+      const body = `message-${i}-${'x'.repeat(i * 7)}`;
+      sent.push({ topic, queueId, body, result: await put(writer, input(topic, queueId, body)) });
+    }
+    for (const target of [['TopicA', 0], ['TopicA', 1], ['TopicB', 0], ['TopicB', 1]] as const) {
+      const mine = sent.filter((s) => s.topic === target[0] && s.queueId === target[1]);
+      expect(mine.map((s) => s.result.queueOffset)).toEqual(mine.map((_, i) => i));
+      expect(mine.every((s) => s.result.status === 'PUT_OK' && s.result.msgId.length === 32)).toBe(true);
+      const read = await get(writer, target[0], target[1], 0, 32);
+      expect(read).toMatchObject({ status: 'FOUND', minOffset: 0, maxOffset: mine.length, nextBeginOffset: mine.length });
+      expect(read.messages.map(bodyOf)).toEqual(mine.map((s) => s.body));
+      expect(read.messages.map((m) => m.physicalOffset)).toEqual(mine.map((s) => s.result.physicalOffset));
+    }
+    const partial = await get(writer, 'TopicA', 0, 3, 2);
+    expect(partial.messages.map((m) => m.queueOffset)).toEqual([3, 4]);
+    expect(partial.nextBeginOffset).toBe(5);
+    expect((await get(writer, 'TopicA', 0, 20)).status).toBe('OFFSET_OVERFLOW_ONE');
+    expect((await get(writer, 'TopicA', 0, 99)).status).toBe('OFFSET_OVERFLOW_BADLY');
+    expect((await get(writer, 'TopicC', 0, 0)).status).toBe('NO_MATCHED_LOGIC_QUEUE');
+    expect(await ask(writer, { type: 'queueRange', topic: 'TopicB', queueId: 1 })).toEqual({ minOffset: 0, maxOffset: 10 });
+  });
+
+  it('filters by tag and skips filtered entries in nextBeginOffset', async () => {
+    const writer = await startStore();
+    for (let i = 0; i < 12; i++) await put(writer, input('TopicT', 0, `m${i}`, { TAGS: i % 3 === 0 ? 'TagA' : 'TagB' }));
+    const onlyA = await get(writer, 'TopicT', 0, 0, 32, ['TagA']);
+    expect(onlyA.messages.map(bodyOf)).toEqual(['m0', 'm3', 'm6', 'm9']);
+    expect(onlyA.nextBeginOffset).toBe(12);
+    const fromOne = await get(writer, 'TopicT', 0, 1, 1, ['TagA']);
+    expect(fromOne.messages.map((m) => m.queueOffset)).toEqual([3]);
+    expect(fromOne.nextBeginOffset).toBe(4);
+    expect((await get(writer, 'TopicT', 0, 0, 32, ['TagC'])).status).toBe('NO_MATCHED_MESSAGE');
+    expect((await get(writer, 'TopicT', 0, 0, 32, ['*'])).messages).toHaveLength(12);
+    expect((await get(writer, 'TopicT', 0, 0, 32, ['TagA', 'TagB'])).messages).toHaveLength(12);
+  });
+
+  it('finds messages by key and unique key, within their topic only', async () => {
+    const writer = await startStore();
+    await put(writer, input('TopicK', 0, 'order', { KEYS: 'order-1 customer-9', UNIQ_KEY: 'AC11000100002A9F0000000000000001' }));
+    await put(writer, input('TopicK', 1, 'other', { KEYS: 'order-2' }));
+    await put(writer, input('TopicL', 0, 'elsewhere', { KEYS: 'order-1' }));
+    const query = (topic: string, key: string) => ask<StoredMessage[]>(writer, { type: 'queryByKey', topic, key, maxNum: 10 });
+    expect((await query('TopicK', 'order-1')).map(bodyOf)).toEqual(['order']);
+    expect((await query('TopicK', 'customer-9')).map(bodyOf)).toEqual(['order']);
+    expect((await query('TopicK', 'AC11000100002A9F0000000000000001')).map(bodyOf)).toEqual(['order']);
+    expect((await query('TopicL', 'order-1')).map(bodyOf)).toEqual(['elsewhere']);
+    expect(await query('TopicK', 'order-3')).toEqual([]);
+  });
+
+  it('acknowledges SYNC_FLUSH puts only once durable, many puts sharing one fdatasync', async () => {
+    const writer = await startStore({ flushDiskType: 'SYNC_FLUSH' });
+    const bodies = Array.from({ length: 64 }, (_, i) => `sync-${i}`);
+    // Sent in one turn: they reach the writer in one batch and share a sync.
+    const results = await Promise.all(bodies.map((body, i) => put(writer, input('TopicS', i % 4, body))));
+    expect(results.every((r) => r.status === 'PUT_OK')).toBe(true);
+    const stats = await ask<CommitLogWriterStats>(writer, { type: 'stats' });
+    const lastEnd = Math.max(...results.map((r) => r.physicalOffset + r.wroteBytes));
+    expect(stats.durableOffset).toBeGreaterThanOrEqual(lastEnd);
+    expect(stats.syncedMessages).toBe(64);
+    expect(stats.commitLogFdatasyncs).toBeGreaterThan(0);
+    expect(stats.commitLogFdatasyncs).toBeLessThan(16);
+    // The durable bytes are in the file, not only in the writer's page cache.
+    const file = fs.readFileSync(path.join(dir, 'commitlog', '00000000000000000000'));
+    expect(file.includes(Buffer.from('sync-63'))).toBe(true);
+    const flushed = await ask<FlushAnswer>(writer, { type: 'flush' });
+    expect(flushed).toEqual({ flushed: true, offset: lastEnd });
+  });
+
+  it('answers FLUSH_DISK_TIMEOUT when fdatasync stalls past syncFlushTimeout, and keeps the message', async () => {
+    const seam = seamBuffer();
+    const writer = await startStore({ flushDiskType: 'SYNC_FLUSH', syncFlushTimeoutMs: 200 }, seam);
+    const words = new Int32Array(seam);
+    Atomics.store(words, SEAM.stallMaxMs, 3_000);
+    Atomics.store(words, SEAM.stallSync, 1);
+    const result = await put(writer, input('TopicS', 0, 'slow'));
+    expect(result.status).toBe('FLUSH_DISK_TIMEOUT');
+    expect(result.queueOffset).toBe(0);
+    Atomics.store(words, SEAM.stallSync, 0);
+    Atomics.notify(words, SEAM.stallSync);
+    expect((await get(writer, 'TopicS', 0, 0)).messages.map(bodyOf)).toEqual(['slow']);
+    expect((await put(writer, input('TopicS', 0, 'fast'))).status).toBe('PUT_OK');
+  });
+
+  it('answers FLUSH_DISK_TIMEOUT when an fdatasync fails, and restarts the writer from the files', async () => {
+    const seam = seamBuffer();
+    const writer = await startStore({ flushDiskType: 'SYNC_FLUSH' }, seam);
+    const words = new Int32Array(seam);
+    expect((await put(writer, input('TopicE', 0, 'a'))).status).toBe('PUT_OK');
+    Atomics.store(words, SEAM.failSync, 1); // one transient EIO
+    const failed = await put(writer, input('TopicE', 0, 'b'));
+    expect(failed).toMatchObject({ status: 'FLUSH_DISK_TIMEOUT', queueOffset: 1 });
+    // The restarted writer recovered as after a crash: 'b' reached the file before the sync failed.
+    const recovery = await ask<StoreRecoveryReport>(writer, { type: 'recovery' });
+    expect(recovery).toMatchObject({ cleanShutdown: false, corruptions: [] });
+    expect(await put(writer, input('TopicE', 0, 'c'))).toMatchObject({ status: 'PUT_OK', queueOffset: 2 });
+    expect((await get(writer, 'TopicE', 0, 0)).messages.map(bodyOf)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('refuses puts with SERVICE_NOT_AVAILABLE while the disk is full, still serves reads, and resumes', async () => {
+    const seam = seamBuffer();
+    const writer = await startStore({}, seam);
+    const words = new Int32Array(seam);
+    expect((await put(writer, input('TopicD', 0, 'before'))).status).toBe('PUT_OK');
+    Atomics.store(words, SEAM.usagePercent, 95);
+    expect((await ask<DiskCheck>(writer, { type: 'checkDisk' })).diskFull).toBe(true);
+    const refused = await put(writer, input('TopicD', 0, 'while full'));
+    expect(refused.status).toBe('SERVICE_NOT_AVAILABLE');
+    expect(refused.remark).toContain("the broker's disk is full");
+    expect((await get(writer, 'TopicD', 0, 0)).messages.map(bodyOf)).toEqual(['before']);
+    // Between the clean-forcibly (85%) and warning (90%) ratios the mark stays: RocketMQ's hysteresis.
+    Atomics.store(words, SEAM.usagePercent, 88);
+    await ask(writer, { type: 'checkDisk' });
+    expect((await put(writer, input('TopicD', 0, 'still full'))).status).toBe('SERVICE_NOT_AVAILABLE');
+    Atomics.store(words, SEAM.usagePercent, 50);
+    expect((await ask<DiskCheck>(writer, { type: 'checkDisk' })).diskFull).toBe(false);
+    expect(await put(writer, input('TopicD', 0, 'after'))).toMatchObject({ status: 'PUT_OK', queueOffset: 1 });
+    expect((await get(writer, 'TopicD', 0, 0)).messages.map(bodyOf)).toEqual(['before', 'after']);
+  });
+
+  it('keeps every message, offset and key across a clean restart', async () => {
+    let writer = await startStore();
+    const expected = new Map<string, string[]>();
+    for (let i = 0; i < 300; i++) {
+      const queueId = i % 3;
+      const body = `restart-${i}-${'y'.repeat(500)}`; // crosses several 256 KiB CommitLog files
+      await put(writer, input('TopicR', queueId, body, { TAGS: 'T', KEYS: `key-${i}` }));
+      expected.set(String(queueId), [...(expected.get(String(queueId)) ?? []), body]);
+    }
+    await system!.shutdown();
+    system = undefined;
+    expect(fs.existsSync(path.join(dir, 'abort'))).toBe(false);
+    writer = await startStore();
+    const recovery = await ask<StoreRecoveryReport>(writer, { type: 'recovery' });
+    expect(recovery).toMatchObject({ cleanShutdown: true, entriesReplayed: 0, tornTail: null, corruptions: [] });
+    for (const [queueId, bodies] of expected) {
+      const read: string[] = [];
+      let offset = 0;
+      while (offset < bodies.length) {
+        const batch = await get(writer, 'TopicR', Number(queueId), offset, 32);
+        read.push(...batch.messages.map(bodyOf));
+        offset = batch.nextBeginOffset;
+      }
+      expect(read).toEqual(bodies);
+    }
+    expect((await put(writer, input('TopicR', 0, 'next'))).queueOffset).toBe(100);
+    const found = await ask<StoredMessage[]>(writer, { type: 'queryByKey', topic: 'TopicR', key: 'key-7', maxNum: 4 });
+    expect(found.map(bodyOf)).toEqual([expected.get('1')![2]]);
+  });
+});
