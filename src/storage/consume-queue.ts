@@ -48,7 +48,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import type { StorageFs } from './storage-fs.ts';
+import { fsyncDirectory, writeFully, type StorageFs } from './storage-fs.ts';
 
 /** Bytes of one consume queue entry (RocketMQ's CQ_STORE_UNIT_SIZE). */
 export const CQ_ENTRY_SIZE_BYTES = 20;
@@ -209,27 +209,6 @@ function fileNameOf(startBytes: number): string {
 function isAllZero(bytes: Uint8Array): boolean {
   for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false;
   return true;
-}
-
-/** Writes `length` bytes of `bytes` from `from` at file position `position`, looping over short writes. */
-export function writeFully(storageFs: StorageFs, fd: number, bytes: Uint8Array, from: number, length: number, position: number): void {
-  let written = 0;
-  for (let attempt = 0; written < length; attempt++) {
-    assert(attempt < WRITE_ATTEMPTS_MAX, 'writeSync makes progress');
-    const n = storageFs.writeSync(fd, bytes, from + written, length - written, position + written);
-    assert(n > 0 && n <= length - written, 'writeSync wrote a sane byte count');
-    written += n;
-  }
-}
-
-/** fsyncs a directory so that a created or deleted file name is durable. */
-export function fsyncDir(storageFs: StorageFs, dir: string): void {
-  const fd = storageFs.openSync(dir, 'r');
-  try {
-    storageFs.fsyncSync(fd);
-  } finally {
-    storageFs.closeSync(fd);
-  }
 }
 
 /** The consume queue of one topic/queue, with its files, page caches and recovery. */
@@ -401,7 +380,7 @@ export class ConsumeQueue {
     // Flush everything, not just the tail: the kept prefix must be on disk before the cut is, or a
     // crash could leave a later file durable behind an earlier file's unwritten hole.
     this.flush();
-    if (deleted > 0 && this.storageFs.existsSync(this.dir)) fsyncDir(this.storageFs, this.dir);
+    if (deleted > 0 && this.storageFs.existsSync(this.dir)) fsyncDirectory(this.storageFs, this.dir);
     this.maxQueueOffset = queueOffset;
     this.minQueueOffset = Math.min(this.minQueueOffset, queueOffset);
     this.commitLogEndOffset = this.lastEntryEnd();
@@ -439,7 +418,7 @@ export class ConsumeQueue {
       this.deleteSegment(this.segments.shift()!);
       deleted++;
     }
-    if (deleted > 0 && this.storageFs.existsSync(this.dir)) fsyncDir(this.storageFs, this.dir);
+    if (deleted > 0 && this.storageFs.existsSync(this.dir)) fsyncDirectory(this.storageFs, this.dir);
     const firstSlot = this.segments.length > 0 ? this.segments[0]!.startBytes / CQ_ENTRY_SIZE_BYTES : this.maxQueueOffset;
     const from = Math.min(Math.max(this.minQueueOffset, firstSlot), this.maxQueueOffset);
     this.minQueueOffset = this.firstOffsetAtOrPast(from, commitLogOffset);
@@ -580,7 +559,7 @@ export class ConsumeQueue {
     } finally {
       this.storageFs.closeSync(fd);
     }
-    if (created) fsyncDir(this.storageFs, this.dir);
+    if (created) fsyncDirectory(this.storageFs, this.dir);
     const writtenBytes = segment.dirtyToBytes - segment.dirtyFromBytes;
     segment.onDisk = true;
     segment.dirtyFromBytes = 0;
@@ -592,8 +571,8 @@ export class ConsumeQueue {
     if (this.storageFs.existsSync(this.dir)) return;
     this.storageFs.mkdirSync(this.dir, { recursive: true });
     // Make the new directory entries durable, innermost first, up to the consumequeue root.
-    fsyncDir(this.storageFs, path.dirname(this.dir));
-    fsyncDir(this.storageFs, path.join(this.rootDir, CONSUME_QUEUE_DIR_NAME));
+    fsyncDirectory(this.storageFs, path.dirname(this.dir));
+    fsyncDirectory(this.storageFs, path.join(this.rootDir, CONSUME_QUEUE_DIR_NAME));
   }
 
   private deleteSegment(segment: Segment): void {
@@ -620,7 +599,7 @@ export class ConsumeQueue {
       this.deleteSegment(this.segments.pop()!);
       deleted++;
     }
-    if (deleted > 0) fsyncDir(this.storageFs, this.dir);
+    if (deleted > 0) fsyncDirectory(this.storageFs, this.dir);
     this.zeroTailPastEnd(endBytes);
     this.maxQueueOffset = endBytes / CQ_ENTRY_SIZE_BYTES;
     this.minQueueOffset = this.firstNonBlankOffset();

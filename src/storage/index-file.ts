@@ -51,7 +51,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import { fsyncDir, writeFully } from './consume-queue.ts';
+import { fsyncDirectory, writeFully } from './storage-fs.ts';
 import type { StorageFs } from './storage-fs.ts';
 import { javaStringHashCode } from './tag-hash.ts';
 
@@ -406,7 +406,7 @@ export class IndexFile {
     }
     // Pages turn clean only once fdatasync succeeded; a failed flush leaves them all to write again.
     dirtyPages.fill(0);
-    if (created) fsyncDir(this.storageFs, path.dirname(this.path));
+    if (created) fsyncDirectory(this.storageFs, path.dirname(this.path));
     this.onDisk = true;
     return writtenBytes;
   }

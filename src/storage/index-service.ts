@@ -23,7 +23,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import { fsyncDir } from './consume-queue.ts';
+import { fsyncDirectory } from './storage-fs.ts';
 import { INDEX_HASH_SLOT_NUM_DEFAULT, INDEX_NUM_DEFAULT, IndexFile, type IndexFileOptions } from './index-file.ts';
 import type { StorageFs } from './storage-fs.ts';
 
@@ -156,7 +156,7 @@ export class IndexService {
   recover(options: { readonly cleanShutdown: boolean; readonly maxPhysicalOffset: number }): number {
     if (!options.cleanShutdown && this.files.length > 0) {
       this.files.pop()!.delete();
-      fsyncDir(this.storageFs, this.dir);
+      fsyncDirectory(this.storageFs, this.dir);
     }
     this.truncate(options.maxPhysicalOffset);
     return this.lastIndexedPhyOffset;
@@ -221,7 +221,7 @@ export class IndexService {
       this.files.pop();
       deleted++;
     }
-    if (deleted > 0) fsyncDir(this.storageFs, this.dir);
+    if (deleted > 0) fsyncDirectory(this.storageFs, this.dir);
     this.refreshLastIndexed();
   }
 
@@ -236,7 +236,7 @@ export class IndexService {
       this.files.shift()!.delete();
       deleted++;
     }
-    if (deleted > 0) fsyncDir(this.storageFs, this.dir);
+    if (deleted > 0) fsyncDirectory(this.storageFs, this.dir);
     return deleted;
   }
 
@@ -292,7 +292,7 @@ export class IndexService {
   private ensureDir(): void {
     if (this.storageFs.existsSync(this.dir)) return;
     this.storageFs.mkdirSync(this.dir, { recursive: true });
-    fsyncDir(this.storageFs, path.dirname(this.dir));
+    fsyncDirectory(this.storageFs, path.dirname(this.dir));
   }
 
   private refreshLastIndexed(): void {

@@ -22,7 +22,7 @@
  * copy is trustworthy. Bytes below flushedPosition are never written again.
  */
 
-import type { StorageFs } from './storage-fs.ts';
+import { fsyncDirectory, type StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
 
 /** Digits of a log file name. */
@@ -95,12 +95,7 @@ export function parseFileName(name: string): number | null {
 
 /** Fsyncs a directory so that files created or removed in it survive a crash. */
 export function syncDirectory(storageFs: StorageFs, dir: string): void {
-  const fd = io(dir, 'open', () => storageFs.openSync(dir, 'r'));
-  try {
-    io(dir, 'fsync', () => storageFs.fsyncSync(fd));
-  } finally {
-    storageFs.closeSync(fd);
-  }
+  io(dir, 'fsync', () => fsyncDirectory(storageFs, dir));
 }
 
 let zeroChunk: Uint8Array | null = null;

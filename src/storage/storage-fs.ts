@@ -4,6 +4,7 @@
  * torn writes) by wrapping `nodeStorageFs`. Nothing in src/storage imports node:fs directly except here.
  */
 import fs from 'node:fs';
+import { assert } from '../runtime/assert.ts';
 
 /** The synchronous file operations the store uses. */
 export type StorageFs = {
@@ -51,24 +52,41 @@ export const nodeStorageFs: StorageFs = {
   statfsSync: (path) => fs.statfsSync(path),
 };
 
+const writeAttemptsMax = 1024;
+
+/** Writes `length` bytes of `bytes` from `from` at file position `position`, looping over short writes. */
+export function writeFully(storageFs: StorageFs, fd: number, bytes: Uint8Array, from: number, length: number, position: number): void {
+  let written = 0;
+  for (let attempt = 0; written < length; attempt++) {
+    assert(attempt < writeAttemptsMax, 'writeSync makes progress');
+    const n = storageFs.writeSync(fd, bytes, from + written, length - written, position + written);
+    assert(n > 0 && n <= length - written, 'writeSync wrote a sane byte count');
+    written += n;
+  }
+}
+
+/** fsyncs a directory so that a created, renamed or deleted file name is durable. */
+export function fsyncDirectory(storageFs: StorageFs, dir: string): void {
+  const fd = storageFs.openSync(dir, 'r');
+  try {
+    storageFs.fsyncSync(fd);
+  } finally {
+    storageFs.closeSync(fd);
+  }
+}
+
 /** Writes a file atomically and durably: temp file, fsync, rename, fsync of the directory. */
 export function writeFileAtomic(storageFs: StorageFs, path: string, data: Uint8Array | string): void {
   const temp = `${path}.tmp`;
   const fd = storageFs.openSync(temp, 'w', 0o644);
   try {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    let written = 0;
-    while (written < bytes.length) written += storageFs.writeSync(fd, bytes, written, bytes.length - written, written);
+    writeFully(storageFs, fd, bytes, 0, bytes.length, 0);
     storageFs.fsyncSync(fd);
   } finally {
     storageFs.closeSync(fd);
   }
   storageFs.renameSync(temp, path);
   const slash = path.lastIndexOf('/');
-  const dirFd = storageFs.openSync(slash > 0 ? path.slice(0, slash) : '.', 'r');
-  try {
-    storageFs.fsyncSync(dirFd);
-  } finally {
-    storageFs.closeSync(dirFd);
-  }
+  fsyncDirectory(storageFs, slash > 0 ? path.slice(0, slash) : '.');
 }
