@@ -3,15 +3,25 @@
  * SO_REUSEPORT so the kernel spreads connections across threads (RocketMQ's Netty boss/worker groups).
  * Each decodes frames on its own thread; the main event loop does no per-connection work.
  *
- * Until the request families are served (NameServer and Broker issues), every request is answered the way
- * RocketMQ answers a code it does not serve: REQUEST_CODE_NOT_SUPPORTED with the same opaque.
+ * Each request goes to a processor actor chosen by its code (remoting-routes.ts), round-robin over the
+ * processors registered for that code; a code nobody serves is answered the way RocketMQ answers it:
+ * REQUEST_CODE_NOT_SUPPORTED with the same opaque. Flow control as RocketMQ's: a processor whose mailbox
+ * is full, or a connection whose write queue is over its bound, gets SYSTEM_BUSY at once.
  */
 import net from 'node:net';
-import type { Behavior, DeferredReply } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, Behavior, DeferredReply } from '../runtime/actor.ts';
 import { assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
 import { RemotingConnection } from '../net/remoting/connection.ts';
-import { createNotSupportedResponse, isOneway, type RemotingCommand } from '../net/remoting/remoting-command.ts';
+import {
+  createNotSupportedResponse,
+  createResponse,
+  isOneway,
+  markOneway,
+  ResponseCode,
+  type RemotingCommand,
+} from '../net/remoting/remoting-command.ts';
+import type { AcceptorChannelMessage, RemotingChannel, RemotingRequestMessage, RemotingRoutes } from './remoting-routes.ts';
 
 /** Start arguments: which server this acceptor belongs to and where it listens. */
 export type RemotingAcceptorArgs = {
@@ -20,20 +30,23 @@ export type RemotingAcceptorArgs = {
   readonly port: number;
   readonly frameMaxBytes: number;
   readonly connectionsMax: number;
+  /** Which processors serve which codes; none means every code is answered NOT_SUPPORTED. */
+  readonly routes?: RemotingRoutes;
 };
 
 /** Messages: asks for the bound port, the request to stop accepting, and the listen outcome. */
 export type RemotingAcceptorMessage =
   | { readonly type: 'port' }
   | { readonly type: 'stopAccepting' }
-  | { readonly type: 'bound'; readonly port: number | undefined; readonly error: string | undefined };
+  | { readonly type: 'bound'; readonly port: number | undefined; readonly error: string | undefined }
+  | AcceptorChannelMessage;
 
 /** What an acceptor answers to 'port': the bound port or why it could not bind. */
 export type BoundAnswer = { readonly port: number } | { readonly error: string };
 
 type State = {
   readonly server: net.Server;
-  readonly connections: Set<RemotingConnection>;
+  readonly connections: Map<number, RemotingConnection>;
   bound: BoundAnswer | undefined;
   readonly waiting: DeferredReply[];
 };
@@ -41,26 +54,50 @@ type State = {
 /** The acceptor behavior. */
 export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, RemotingAcceptorArgs> = {
   init(args, ctx) {
-    const connections = new Set<RemotingConnection>();
+    const connections = new Map<number, RemotingConnection>();
     const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void =>
       ctx.log[level](fields, message);
-    const answer = (request: RemotingCommand, connection: RemotingConnection): void => {
-      if (isOneway(request)) return;
-      connection.send(createNotSupportedResponse(request));
+    const self = ctx.self as ActorRef<AcceptorChannelMessage>;
+    const cursors = new Map<number, number>();
+    const pick = (code: number): ActorRef<RemotingRequestMessage> | undefined => {
+      const processors = args.routes?.byCode[code] ?? args.routes?.fallback;
+      if (processors === undefined || processors.length === 0) return undefined;
+      const cursor = cursors.get(code) ?? 0;
+      cursors.set(code, cursor + 1);
+      return processors[cursor % processors.length];
     };
+    let nextConnectionId = 1;
     const server = net.createServer({ noDelay: true }, (socket) => {
       if (connections.size >= args.connectionsMax) {
         ctx.log.warn({ remote: socket.remoteAddress, connectionsMax: args.connectionsMax }, 'connection refused: limit reached');
         socket.destroy();
         return;
       }
+      const connectionId = nextConnectionId++;
+      let channel: RemotingChannel | undefined;
+      const onRequest = (request: RemotingCommand, connection: RemotingConnection): void => {
+        channel ??= { acceptor: self, connectionId, remoteAddress: connection.remoteAddress, localAddress: connection.localAddress };
+        const processor = pick(request.code);
+        if (processor === undefined) {
+          if (!isOneway(request)) connection.send(createNotSupportedResponse(request));
+          return;
+        }
+        const busy = connection.overloaded || !ctx.tell(processor, { type: 'remotingRequest', request, channel });
+        if (busy && !isOneway(request)) {
+          connection.send(createResponse(request, ResponseCode.SYSTEM_BUSY, '[REJECTREQUEST]system busy, start flow control for a while'));
+        }
+      };
       const connection = new RemotingConnection(socket, {
-        onRequest: answer,
-        onClose: () => connections.delete(connection),
+        onRequest,
+        onClose: () => {
+          connections.delete(connectionId);
+          if (channel === undefined) return;
+          for (const listener of args.routes?.closeListeners ?? []) ctx.tell(listener, { type: 'channelClosed', channel });
+        },
         log,
         frameMaxBytes: args.frameMaxBytes,
       });
-      connections.add(connection);
+      connections.set(connectionId, connection);
     });
     const listening = new Promise<number>((resolve, reject) => {
       server.once('error', reject);
@@ -92,9 +129,18 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         const reply = ctx.deferReply();
         state.server.close(() => reply?.resolve(true));
         // Connections finish writing what they owe, then close.
-        for (const connection of state.connections) connection.close();
+        for (const connection of state.connections.values()) connection.close();
         return state;
       }
+      case 'respond':
+        sendTo(state, message.connectionId, message.response, ctx);
+        return state;
+      case 'push':
+        sendTo(state, message.connectionId, { ...message.request, flag: markOneway(message.request.flag) }, ctx);
+        return state;
+      case 'closeConnection':
+        state.connections.get(message.connectionId)?.close();
+        return state;
       default:
         return assertNever(message, 'acceptor message');
     }
@@ -102,6 +148,19 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
 
   onStop(state) {
     state.server.close();
-    for (const connection of state.connections) connection.close();
+    for (const connection of state.connections.values()) connection.close();
   },
 };
+
+/** Writes to a connection if it is still open; an answer to a closed one is dropped, as Netty drops it. */
+function sendTo(state: State, connectionId: number, command: RemotingCommand, ctx: ActorContext<RemotingAcceptorMessage>): void {
+  const connection = state.connections.get(connectionId);
+  if (connection === undefined) return;
+  try {
+    connection.send(command);
+  } catch (error) {
+    // An answer too large to frame: the client gets SYSTEM_ERROR instead of a dropped connection.
+    ctx.log.error({ err: describeError(error), code: command.code }, 'remoting answer could not be encoded');
+    connection.send(createResponse(command, ResponseCode.SYSTEM_ERROR, `answer could not be encoded: ${describeError(error)}`));
+  }
+}

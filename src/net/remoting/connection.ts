@@ -52,6 +52,8 @@ export type SendStatus = 'sent' | 'queued' | 'overloaded' | 'closed';
 export class RemotingConnection {
   /** `address:port` of the peer, for logs. */
   readonly remoteAddress: string;
+  /** `address:port` this side of the connection. */
+  readonly localAddress: string;
   readonly #socket: Socket;
   readonly #decoder: FrameDecoder;
   readonly #options: RemotingConnectionOptions;
@@ -67,6 +69,7 @@ export class RemotingConnection {
     this.#options = options;
     this.#decoder = new FrameDecoder({ frameMaxBytes: this.#frameMaxBytes });
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.localAddress = `${socket.localAddress ?? '?'}:${socket.localPort ?? '?'}`;
     // Responses are small and latency-bound; RocketMQ's server also turns Nagle off.
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
