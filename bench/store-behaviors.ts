@@ -2,7 +2,8 @@
 import type { ActorRef, Behavior, DeferredReply, PipeResult } from '../src/runtime/actor.ts';
 import { assertNever } from '../src/runtime/assert.ts';
 import type { CommitLogWriterMessage } from '../src/actors/commit-log-writer.ts';
-import type { GetMessageResult } from '../src/storage/message-store.ts';
+import { encodePut, isPutRefusal, type EncodedPut, type GetMessageResult, type PutMessageResult } from '../src/storage/message-store.ts';
+import type { SocketAddress } from '../src/storage/message-record.ts';
 
 /** Read every message of `queues` queues (each `perQueue` long) in batches of `batch`, `window` asks at a time. */
 export type ReaderMessage =
@@ -70,6 +71,80 @@ export const reader: Behavior<State, ReaderMessage, null> = {
         return state;
       default:
         return assertNever(message, 'reader message');
+    }
+  },
+};
+
+/**
+ * A send-pool stand-in: encodes 1 KiB messages on its own thread (encodePut, as the broker's send
+ * processors do) and keeps `window` putEncoded asks of `batch` messages open against the writer.
+ */
+export type EncodingSenderMessage =
+  | {
+      readonly type: 'pump';
+      readonly writer: ActorRef<CommitLogWriterMessage>;
+      readonly storeHost: SocketAddress;
+      readonly topic: string;
+      readonly durationMs: number;
+      readonly window: number;
+      readonly batch: number;
+    }
+  | { readonly type: 'put'; readonly result: PipeResult<PutMessageResult[]> };
+
+type SenderState = {
+  request: Extract<EncodingSenderMessage, { type: 'pump' }> | undefined;
+  reply: DeferredReply | undefined;
+  startedMs: number;
+  pending: number;
+  messages: number;
+  bytes: number;
+  sequence: number;
+};
+
+const senderBody = new Uint8Array(1024).fill(98);
+
+function sendBatch(state: SenderState, ctx: Parameters<Behavior<SenderState, EncodingSenderMessage, null>['receive']>[2]): void {
+  const request = state.request!;
+  const puts: EncodedPut[] = [];
+  for (let k = 0; k < request.batch; k++) {
+    const encoded = encodePut(
+      { topic: request.topic, queueId: state.sequence++ % 8, body: senderBody, bornTimestampMs: 1_700_000_000_000 },
+      request.storeHost,
+      4 * 1024 * 1024,
+      Date.now(),
+    );
+    if (isPutRefusal(encoded)) throw new Error(`encode refused: ${encoded.remark}`);
+    puts.push(encoded);
+  }
+  state.pending++;
+  const ask = ctx.ask<CommitLogWriterMessage, PutMessageResult[]>(request.writer, { type: 'putEncoded', puts }, 60_000);
+  ctx.pipeToSelf(ask, (result) => ({ type: 'put', result }));
+}
+
+/** Encodes and sends for `durationMs`; answers { messages, bytes, ms } of acknowledged puts. */
+export const encodingSender: Behavior<SenderState, EncodingSenderMessage, null> = {
+  init: () => ({ request: undefined, reply: undefined, startedMs: 0, pending: 0, messages: 0, bytes: 0, sequence: 0 }),
+  receive(state, message, ctx) {
+    switch (message.type) {
+      case 'pump':
+        Object.assign(state, { request: message, reply: ctx.deferReply(), startedMs: performance.now(), pending: 0, messages: 0, bytes: 0 });
+        for (let i = 0; i < message.window; i++) sendBatch(state, ctx);
+        return state;
+      case 'put': {
+        state.pending--;
+        if (!message.result.ok) throw message.result.error;
+        for (const result of message.result.value) {
+          if (result.status !== 'PUT_OK') throw new Error(`put failed: ${JSON.stringify(result)}`);
+          state.messages++;
+          state.bytes += result.wroteBytes;
+        }
+        const now = performance.now();
+        if (now - state.startedMs < state.request!.durationMs) sendBatch(state, ctx);
+        else if (state.pending === 0) state.reply?.resolve({ messages: state.messages, bytes: state.bytes, ms: now - state.startedMs });
+        return state;
+      }
+      default:
+        return assertNever(message, 'encoding sender message');
     }
   },
 };

@@ -8,7 +8,7 @@
  * - recovery after kill -9 of a process that built a large log (STORE_BENCH_RECOVERY_BYTES, default
  *   4 GiB; skipped when the disk has less than 10 GiB free).
  * STORE_BENCH_DIR picks the directory (default: the OS temp dir); STORE_BENCH_SECONDS the length of
- * each timed phase (default 4).
+ * each timed phase (default 4); STORE_BENCH_ONLY=recovery runs only the recovery phase.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,7 +22,7 @@ import { STORE_POOL_SIZES, spawnStore } from '../src/actors/store-actors.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, FlushAnswer } from '../src/actors/commit-log-writer.ts';
 import { MessageStore, type PutMessageInput, type PutMessageResult } from '../src/storage/message-store.ts';
 import { nodeStorageFs } from '../src/storage/storage-fs.ts';
-import type { ReaderMessage } from './store-behaviors.ts';
+import type { EncodingSenderMessage, ReaderMessage } from './store-behaviors.ts';
 import { benchStoreSettings } from './store-settings.ts';
 
 const GiB = 1024 ** 3;
@@ -108,7 +108,7 @@ async function pump(durationMs: number, window: number, send: () => Promise<PutM
 // ------------------------------------------------------------------------------------------ phases
 
 async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer: ActorRef<CommitLogWriterMessage>; perQueue: number }> {
-  const system = await startSystem({ readers: 2 });
+  const system = await startSystem({ readers: 2, senders: 1 });
   const { writer } = await spawnStore(system, { settings: benchStoreSettings(path.join(baseDir, 'async'), 'ASYNC_FLUSH') });
   let i = 0;
   const one = async (): Promise<PutMessageResult[]> => [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: message('BenchAsync', i++) }, 60_000)];
@@ -121,8 +121,17 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
   const oneBig = async (): Promise<PutMessageResult[]> =>
     [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: { ...message('BenchAsyncLarge', i++), body: bigBody } }, 60_000)];
   const large = await pump(phaseMs, 64, oneBig);
+  const sender = await system.spawn<EncodingSenderMessage>({ name: 'encoding-sender', behavior: { module: behaviors, export: 'encodingSender' }, args: null, pool: 'senders' });
+  const pumpEncoded = { type: 'pump', writer, storeHost: benchStoreSettings('', 'ASYNC_FLUSH').storeHost, topic: 'BenchAsync', window: 16, batch: 64 } as const;
+  await system.ask(sender, { ...pumpEncoded, durationMs: 300 }, 60_000); // warm-up
+  const encoded = await system.ask<EncodingSenderMessage, { messages: number; bytes: number; ms: number }>(sender, { ...pumpEncoded, durationMs: phaseMs }, 120_000);
   const target = disk * 0.5;
-  const runs = [['1 KiB, 1 msg per ask', single], ['1 KiB, 64 msgs per ask (batch send)', batched], ['64 KiB, 1 msg per ask', large]] as const;
+  const runs = [
+    ['1 KiB, 1 msg per ask', single],
+    ['1 KiB, 64 msgs per ask (batch send)', batched],
+    ['1 KiB, 64 msgs per ask, encoded on a send thread', encoded],
+    ['64 KiB, 1 msg per ask', large],
+  ] as const;
   for (const [label, run] of runs) {
     const rate = mbps(run.bytes, run.ms);
     rows.push({
@@ -135,7 +144,7 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
   const drained = performance.now();
   const flushed = await system.ask<CommitLogWriterMessage, FlushAnswer>(writer, { type: 'flush' }, 60_000);
   rows.push({ benchmark: 'ASYNC_FLUSH: flush of what was still dirty at the end', result: `${fmt(performance.now() - drained)} ms (${flushed.flushed ? 'durable' : 'timed out'})`, target: '-', verdict: '' });
-  return { system, writer, perQueue: Math.floor((single.messages + batched.messages + 1) / 8) };
+  return { system, writer, perQueue: Math.floor((single.messages + batched.messages + encoded.messages + 1) / 8) };
 }
 
 async function syncAppends(): Promise<void> {
@@ -212,16 +221,21 @@ async function recovery(): Promise<void> {
 
 // ------------------------------------------------------------------------------------------ run
 
+const only = process.env['STORE_BENCH_ONLY'];
 try {
-  const disk = ddBandwidth(baseDir);
-  rows.push({ benchmark: `disk sequential write (dd bs=1M count=256 ${disk.mode})`, result: `${fmt(disk.mbPerS)} MB/s`, target: '-', verdict: '' });
-  const asyncRun = await asyncAppends(disk.mbPerS);
-  await reads(asyncRun.system, asyncRun.writer, asyncRun.perQueue);
-  await asyncRun.system.shutdown();
-  fs.rmSync(path.join(baseDir, 'async'), { recursive: true, force: true });
-  await syncAppends();
-  fs.rmSync(path.join(baseDir, 'sync'), { recursive: true, force: true });
-  await recovery();
+  if (only === 'recovery') {
+    await recovery();
+  } else {
+    const disk = ddBandwidth(baseDir);
+    rows.push({ benchmark: `disk sequential write (dd bs=1M count=256 ${disk.mode})`, result: `${fmt(disk.mbPerS)} MB/s`, target: '-', verdict: '' });
+    const asyncRun = await asyncAppends(disk.mbPerS);
+    await reads(asyncRun.system, asyncRun.writer, asyncRun.perQueue);
+    await asyncRun.system.shutdown();
+    fs.rmSync(path.join(baseDir, 'async'), { recursive: true, force: true });
+    await syncAppends();
+    fs.rmSync(path.join(baseDir, 'sync'), { recursive: true, force: true });
+    await recovery();
+  }
 } finally {
   fs.rmSync(baseDir, { recursive: true, force: true });
 }

@@ -37,6 +37,7 @@ import type { ActorContext, ActorRef, Behavior, DeferredReply } from '../runtime
 import { assert, assertNever } from '../runtime/assert.ts';
 import {
   MessageStore,
+  type EncodedPut,
   type GetMessageResult,
   type MessageStoreOptions,
   type PutMessageInput,
@@ -99,6 +100,7 @@ export type GetRequest = {
 export type CommitLogWriterMessage =
   | { readonly type: 'put'; readonly message: PutMessageInput }
   | { readonly type: 'putBatch'; readonly messages: readonly PutMessageInput[] }
+  | { readonly type: 'putEncoded'; readonly puts: readonly EncodedPut[] }
   | GetRequest
   | { readonly type: 'queryByKey'; readonly topic: string; readonly key: string; readonly maxNum: number; readonly beginMs?: number; readonly endMs?: number }
   | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
@@ -314,14 +316,15 @@ function put(state: State, input: PutMessageInput, ctx: Ctx): void {
   pushWaiter(state, { endOffset, deadlineMs, reply: ctx.deferReply(), messages: 1, onDurable: result, onTimeout: timedOut(result) });
 }
 
-function putBatch(state: State, inputs: readonly PutMessageInput[], ctx: Ctx): void {
+/** Appends a batch: plain inputs are encoded here, EncodedPuts (encoded on a send thread) only copied. */
+function putBatch<T>(state: State, inputs: readonly T[], append: (input: T) => PutMessageResult, ctx: Ctx): void {
   state.counters.puts += inputs.length;
   const sync = state.args.flushDiskType === 'SYNC_FLUSH';
   if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
     ctx.reply(inputs.map(() => busy(state)));
     return;
   }
-  const results = inputs.map((input) => state.store.appendMessage(input));
+  const results = inputs.map(append);
   const ok = results.filter((result) => result.status === 'PUT_OK');
   state.counters.putOk += ok.length;
   if (ok.length > 0) scheduleTick(state, ctx);
@@ -374,7 +377,9 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'put':
       return put(state, message.message, ctx);
     case 'putBatch':
-      return putBatch(state, message.messages, ctx);
+      return putBatch(state, message.messages, (input) => state.store.appendMessage(input), ctx);
+    case 'putEncoded':
+      return putBatch(state, message.puts, (put) => state.store.appendEncoded(put), ctx);
     case 'get':
       return ctx.reply(get(state, message));
     case 'queryByKey': {

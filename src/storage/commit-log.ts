@@ -44,7 +44,7 @@
 
 import type { StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
-import { MappedFile, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
+import { MappedFile, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
 import {
   BLANK_MAGIC_CODE,
   BLANK_MARKER_BYTES,
@@ -59,6 +59,8 @@ import {
   type RecordView,
   type SocketAddress,
   checkRecord,
+  patchWriterFields,
+  storeHostOf,
   decodeRecord,
   encodeBlank,
   encodeRecord,
@@ -85,6 +87,8 @@ export const CommitLogErrorCode = {
   TOPIC_INVALID: 'TOPIC_INVALID',
   /** The properties string is longer than 32767 bytes or does not end with \u0002. */
   PROPERTIES_INVALID: 'PROPERTIES_INVALID',
+  /** A record encoded elsewhere is not one whole record for this log's store host. */
+  RECORD_INVALID: 'RECORD_INVALID',
   /** A read outside [minOffset, maxOffset) or across a file end. */
   OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
   /** A read asked for a record where a blank marker is. */
@@ -122,8 +126,12 @@ export type QueueOffsetEntry = { readonly topic: string; readonly queueId: numbe
  * Next ConsumeQueue offset per topic-queue (Java's topicQueueTable, keyed `topic-queueId`). The writer
  * assigns from it; recovery rebuilds it from the records it scans.
  */
+type QueueOffsetSlot = { readonly topic: string; readonly queueId: number; nextOffset: number };
+
 export class QueueOffsetTable {
-  private readonly table = new Map<string, { topic: string; queueId: number; nextOffset: number }>();
+  // Keyed by topic, then queue id: no key string is built per record (recovery observes millions).
+  private readonly table = new Map<string, Map<number, QueueOffsetSlot>>();
+  private queueCount = 0;
   private readonly entriesMax: number;
 
   constructor(entriesMax: number = QUEUE_OFFSET_TABLE_ENTRIES_MAX_DEFAULT) {
@@ -133,12 +141,12 @@ export class QueueOffsetTable {
 
   /** Topic-queues known. */
   get size(): number {
-    return this.table.size;
+    return this.queueCount;
   }
 
   /** The next offset of a queue; 0 for a queue never seen. */
   nextOffset(topic: string, queueId: number): number {
-    return this.table.get(`${topic}-${queueId}`)?.nextOffset ?? 0;
+    return this.table.get(topic)?.get(queueId)?.nextOffset ?? 0;
   }
 
   /** Takes `count` offsets for a queue; returns the first. */
@@ -165,24 +173,30 @@ export class QueueOffsetTable {
 
   /** Forgets a queue (topic deleted). */
   remove(topic: string, queueId: number): void {
-    this.table.delete(`${topic}-${queueId}`);
+    const queues = this.table.get(topic);
+    if (queues?.delete(queueId) === true) this.queueCount--;
+    if (queues?.size === 0) this.table.delete(topic);
   }
 
   /** Every queue and its next offset. */
   *entries(): IterableIterator<QueueOffsetEntry> {
-    for (const entry of this.table.values()) yield { ...entry };
+    for (const queues of this.table.values()) for (const entry of queues.values()) yield { ...entry };
   }
 
-  private entry(topic: string, queueId: number): { topic: string; queueId: number; nextOffset: number } {
-    const key = `${topic}-${queueId}`;
-    let entry = this.table.get(key);
-    if (entry === undefined) {
-      if (this.table.size >= this.entriesMax) {
-        throw new CommitLogError('QUEUE_TABLE_FULL', `queue offset table holds ${this.entriesMax} queues`);
-      }
-      entry = { topic, queueId, nextOffset: 0 };
-      this.table.set(key, entry);
+  private entry(topic: string, queueId: number): QueueOffsetSlot {
+    let queues = this.table.get(topic);
+    let entry = queues?.get(queueId);
+    if (entry !== undefined) return entry;
+    if (this.queueCount >= this.entriesMax) {
+      throw new CommitLogError('QUEUE_TABLE_FULL', `queue offset table holds ${this.entriesMax} queues`);
     }
+    if (queues === undefined) {
+      queues = new Map();
+      this.table.set(topic, queues);
+    }
+    entry = { topic, queueId, nextOffset: 0 };
+    queues.set(queueId, entry);
+    this.queueCount++;
     return entry;
   }
 }
@@ -234,6 +248,13 @@ export type RecoveryOptions = {
   readonly checkpointPhysicalOffset?: number;
   /** Table to advance (seeded from the ConsumeQueues); a fresh one when absent. */
   readonly queueOffsets?: QueueOffsetTable;
+  /**
+   * The checkpoint's time, less its margin: the leading records of the scan's first file stored before
+   * it were flushed with their ConsumeQueue and index entries, so the scan checks only their structure
+   * (size, magic, lengths; no CRC) and does not hand them back, up to the first record at or after it.
+   * From there on every record is verified in full. Absent: verify everything from the file's start.
+   */
+  readonly trustedBeforeTimestampMs?: number;
   /** Called for each record at or past the checkpoint, instead of collecting them in `records`. */
   readonly onRecord?: (record: RecordView) => void;
 };
@@ -407,6 +428,38 @@ export class CommitLog {
     const physicalOffset = record.physicalOffset;
     const msgId = this.msgIdPrefix + physicalOffset.toString(16).toUpperCase().padStart(16, '0');
     return { physicalOffset, size, storeTimestampMs: record.storeTimestampMs, msgId };
+  }
+
+  /**
+   * Appends a record that `encodeRecord` built elsewhere (a send thread), for this log's store host, with
+   * zeros where the writer's fields go: copies it into the active file, then patches queue offset,
+   * physical offset and store time in place, and checks the result as a fresh encode would be checked.
+   */
+  appendEncoded(record: Uint8Array, queueOffset: number): AppendResult {
+    const size = record.length;
+    if (size > this.config.maxMessageSizeBytes) {
+      throw new CommitLogError('MESSAGE_TOO_LARGE', `record of ${size} bytes exceeds ${this.config.maxMessageSizeBytes}`);
+    }
+    const shape = checkRecord(record, 0, size, { verifyBodyCrc: false });
+    if (shape.kind !== 'record' || shape.size !== size) {
+      throw new CommitLogError('RECORD_INVALID', `pre-encoded record is not one whole record: ${JSON.stringify(shape)}`);
+    }
+    const host = storeHostOf(record);
+    if (host.address !== this.config.storeHost.address || host.port !== this.config.storeHost.port) {
+      throw new CommitLogError('RECORD_INVALID', `pre-encoded record names store host ${host.address}:${host.port}`);
+    }
+    const file = this.fileWithRoomFor(size);
+    const position = file.wrotePosition;
+    const physicalOffset = file.startOffset + position;
+    const storeTimestampMs = this.config.nowMs();
+    const bytes = file.bytes();
+    bytes.set(record, position);
+    patchWriterFields(bytes, position, queueOffset, physicalOffset, storeTimestampMs);
+    const check = checkRecord(bytes, position, position + size, { expectedPhysicalOffset: physicalOffset, verifyBodyCrc: false });
+    assert(check.kind === 'record' && check.size === size, 'patched record fails its check');
+    file.advance(size);
+    const msgId = this.msgIdPrefix + physicalOffset.toString(16).toUpperCase().padStart(16, '0');
+    return { physicalOffset, size, storeTimestampMs, msgId };
   }
 
   /** Writes and fdatasyncs every file with dirty bytes, oldest first; returns the new flushedOffset. */
@@ -599,18 +652,27 @@ function scanFiles(
   startIndex: number,
   recordMaxBytes: number,
   visit: (record: RecordView) => void,
+  trustedBeforeMs: number | undefined,
 ): ScanStop {
+  let trusting = trustedBeforeMs !== undefined;
   for (let index = startIndex; index < files.length; index++) {
     const file = files[index]!;
-    if (!file.loaded) file.load();
-    const bytes = file.bytes();
     let position = 0;
     // Each pass moves forward by a checked record size, so it ends within sizeBytes / RECORD_MIN passes.
     for (;;) {
-      const check = checkRecord(bytes, position, file.sizeBytes, {
-        expectedPhysicalOffset: file.startOffset + position,
-        maxSizeBytes: recordMaxBytes,
-      });
+      const bytes = loadRecordAt(file, position, recordMaxBytes);
+      const options = { expectedPhysicalOffset: file.startOffset + position, maxSizeBytes: recordMaxBytes, verifyBodyCrc: !trusting };
+      let check = checkRecord(bytes, position, file.sizeBytes, options);
+      if (check.kind === 'record' && trusting) {
+        const record = decodeRecord(bytes, position);
+        if (record.storeTimestampMs < trustedBeforeMs!) {
+          position += check.size;
+          continue;
+        }
+        trusting = false;
+        check = checkRecord(bytes, position, file.sizeBytes, { ...options, verifyBodyCrc: true });
+      }
+      trusting = false;
       if (check.kind === 'record') {
         visit(decodeRecord(bytes, position));
         position += check.size;
@@ -623,6 +685,22 @@ function scanFiles(
     file.release();
   }
   assert(false, 'scan ran past the last file');
+}
+
+/**
+ * The cache of `file` with at least the record at `position` read in (as far as its declared size, up to
+ * the file's end), reading the file a chunk at a time: the unwritten rest of a file is never read.
+ */
+function loadRecordAt(file: MappedFile, position: number, recordMaxBytes: number): Uint8Array {
+  const chunkEnd = (from: number): number => Math.min(file.sizeBytes, from + SCAN_CHUNK_BYTES);
+  if (position + 4 > file.loadedLength) file.loadUpTo(chunkEnd(position));
+  const bytes = file.bytes();
+  if (position + 4 <= file.sizeBytes) {
+    const declared = ((bytes[position]! << 24) | (bytes[position + 1]! << 16) | (bytes[position + 2]! << 8) | bytes[position + 3]!) >>> 0;
+    const end = position + Math.min(declared, recordMaxBytes);
+    if (end > file.loadedLength) file.loadUpTo(Math.max(chunkEnd(position), Math.min(file.sizeBytes, end)));
+  }
+  return bytes;
 }
 
 const MAGIC_PATTERNS = [MESSAGE_MAGIC_CODE, MESSAGE_MAGIC_CODE_V2, BLANK_MAGIC_CODE].map((magic) => {
@@ -657,6 +735,7 @@ function findValidData(file: MappedFile, from: number, maxSizeBytes: number): nu
 
 /** Looks for valid data after a failed record: in the rest of its file, then in each later file. */
 function probeAfter(files: readonly MappedFile[], stop: ScanStop, maxSizeBytes: number): number | null {
+  files[stop.index]!.loadUpTo(files[stop.index]!.sizeBytes);
   const found = findValidData(files[stop.index]!, stop.position + 1, maxSizeBytes);
   if (found !== null) return found;
   for (let index = stop.index + 1; index < files.length; index++) {
@@ -685,16 +764,17 @@ function scanFromCheckpoint(
   files: readonly MappedFile[],
   checkpointPhysicalOffset: number | undefined,
   visit: (record: RecordView) => void,
+  trustedBeforeMs: number | undefined,
 ): { startIndex: number; stop: ScanStop } {
   const recordMaxBytes = config.fileSizeBytes - BLANK_MARKER_BYTES;
   let startIndex = startIndexFor(files, checkpointPhysicalOffset, config.fileSizeBytes);
-  let stop = scanFiles(files, startIndex, recordMaxBytes, visit);
+  let stop = scanFiles(files, startIndex, recordMaxBytes, visit, trustedBeforeMs);
   // A checkpoint may run ahead of what reached the disk; then its file begins with a bad record and the
   // previous file's tail is unverified, so step back (bounded by the number of files).
   while (stop.index === startIndex && stop.position === 0 && stop.check !== null && startIndex > 0) {
     files[startIndex]!.release();
     startIndex--;
-    stop = scanFiles(files, startIndex, recordMaxBytes, visit);
+    stop = scanFiles(files, startIndex, recordMaxBytes, visit, trustedBeforeMs);
   }
   return { startIndex, stop };
 }
@@ -705,31 +785,40 @@ function classifyStop(
   files: readonly MappedFile[],
   stop: ScanStop,
   cleanShutdown: boolean,
-): Pick<RecoveryResult, 'tornTail' | 'corruptions'> {
+): Pick<RecoveryResult, 'tornTail' | 'corruptions'> & { readonly zeroTail: boolean } {
   const check = stop.check;
-  if (check === null || check.kind === 'record' || check.kind === 'blank') return { tornTail: null, corruptions: [] };
+  if (check === null || check.kind === 'record' || check.kind === 'blank') return { tornTail: null, corruptions: [], zeroTail: false };
+  if (check.reason === 'unwritten' && zeroAfter(files, stop)) return { tornTail: null, corruptions: [], zeroTail: true };
   const physicalOffset = files[stop.index]!.startOffset + stop.position;
   const validDataAtOffset = probeAfter(files, stop, config.fileSizeBytes - BLANK_MARKER_BYTES);
   if (validDataAtOffset !== null || (cleanShutdown && check.reason !== 'unwritten')) {
-    return { tornTail: null, corruptions: [{ physicalOffset, reason: check.reason, validDataAtOffset }] };
+    return { tornTail: null, corruptions: [{ physicalOffset, reason: check.reason, validDataAtOffset }], zeroTail: false };
   }
   const tornTail = check.reason === 'unwritten' ? null : { physicalOffset, reason: check.reason };
-  return { tornTail, corruptions: [] };
+  return { tornTail, corruptions: [], zeroTail: false };
+}
+
+/** Whether every byte after `stop`, in its file and in every later file, is zero on disk. */
+function zeroAfter(files: readonly MappedFile[], stop: ScanStop): boolean {
+  if (files[stop.index]!.firstNonZeroFrom(stop.position) !== null) return false;
+  return files.slice(stop.index + 1).every((file) => file.firstNonZeroFrom(0) === null);
 }
 
 /** Ends the log at `stop` durably; returns how many later files were deleted. */
-function cutAt(config: Resolved, files: MappedFile[], startIndex: number, stop: ScanStop): number {
+function cutAt(config: Resolved, files: MappedFile[], startIndex: number, stop: ScanStop, zeroTail: boolean): number {
   const end = files[stop.index]!;
-  end.truncateTo(stop.position);
+  // A zero tail (the common end after kill -9) needs no writes; anything else is zeroed durably.
+  if (zeroTail) end.endAtZeroTail(stop.position);
+  else end.truncateTo(stop.position);
   const later = files.splice(stop.index + 1);
   for (const file of later) file.destroy();
   if (later.length > 0) syncDirectory(config.fs, config.dir);
   // A crashed process's last writes may sit in the OS cache only; what recovery keeps it makes durable,
   // because flushedOffset will say so.
   for (let index = startIndex; index <= stop.index; index++) files[index]!.sync();
-  // Keep only the appended part of the active file in memory; the rest of its cache is zero anyway.
-  end.release();
-  end.load(stop.position);
+  // The active file's cache holds exactly its appended part (loaded by the scan); the rest is zero.
+  if (!end.loaded) end.load(stop.position);
+  else end.loadUpTo(stop.position);
   assert(files.at(-1) === end && end.wrotePosition === stop.position, 'recovery left the wrong end');
   return later.length;
 }
@@ -751,10 +840,10 @@ function recover(config: Resolved, files: MappedFile[], options: RecoveryOptions
     if (options.onRecord) options.onRecord(record);
     else records.push(record);
   };
-  const { startIndex, stop } = scanFromCheckpoint(config, files, options.checkpointPhysicalOffset, visit);
+  const { startIndex, stop } = scanFromCheckpoint(config, files, options.checkpointPhysicalOffset, visit, options.trustedBeforeTimestampMs);
   const scanStartOffset = files[startIndex]!.startOffset;
   const maxOffset = files[stop.index]!.startOffset + stop.position;
-  const { tornTail, corruptions } = classifyStop(config, files, stop, options.cleanShutdown);
-  const filesDeleted = cutAt(config, files, startIndex, stop);
+  const { tornTail, corruptions, zeroTail } = classifyStop(config, files, stop, options.cleanShutdown);
+  const filesDeleted = cutAt(config, files, startIndex, stop, zeroTail);
   return { scanStartOffset, maxOffset, recordsScanned, records, queueOffsets, tornTail, corruptions, filesDeleted };
 }

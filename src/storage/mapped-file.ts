@@ -31,6 +31,8 @@ export const FILE_NAME_DIGITS = 20;
 export const FILE_SIZE_MAX_BYTES = 0x7fff_ffff;
 /** Chunk used to zero and scan file tails, bounding the memory recovery needs beyond the cache. */
 const CHUNK_BYTES = 1 << 20;
+/** Read size of recovery's progressive scan and of the zero-tail probe. */
+export const SCAN_CHUNK_BYTES = 16 << 20;
 
 /** Stable codes of MappedFileError. */
 export const MappedFileErrorCode = {
@@ -99,6 +101,12 @@ export function syncDirectory(storageFs: StorageFs, dir: string): void {
 }
 
 let zeroChunk: Uint8Array | null = null;
+let scratch: Uint8Array | null = null;
+
+function scratchChunk(): Uint8Array {
+  scratch ??= new Uint8Array(SCAN_CHUNK_BYTES);
+  return scratch;
+}
 
 function zeros(): Uint8Array {
   zeroChunk ??= new Uint8Array(CHUNK_BYTES);
@@ -127,6 +135,8 @@ export class MappedFile {
   private readonly storageFs: StorageFs;
   private fd: number | null = null;
   private cache: Uint8Array | null = null;
+  /** Bytes [0, loadedBytes) of the cache hold the file's bytes; the rest of the cache is zero. */
+  private loadedBytes = 0;
   private wrote: number;
   private flushed: number;
 
@@ -244,6 +254,7 @@ export class MappedFile {
   release(): void {
     assert(this.flushed === this.wrote, 'release with dirty bytes');
     this.cache = null;
+    this.loadedBytes = 0;
   }
 
   /** Reads [0, lengthBytes) of the file into a fresh cache; the rest of the cache stays zero. */
@@ -253,6 +264,56 @@ export class MappedFile {
     const cache = new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
     if (lengthBytes > 0) this.readInto(cache.subarray(0, lengthBytes), 0);
     this.cache = cache;
+    this.loadedBytes = lengthBytes;
+  }
+
+  /**
+   * Reads more of the file into the cache, up to `lengthBytes`, creating an empty cache first if there
+   * is none. Recovery scans with it so that only the part of a file that holds data is ever read (and
+   * only those pages of the shared buffer are touched), not the whole preallocated file.
+   */
+  loadUpTo(lengthBytes: number): void {
+    assert(Number.isInteger(lengthBytes) && lengthBytes >= 0 && lengthBytes <= this.sizeBytes, 'load range');
+    if (this.cache === null) this.load(0);
+    const cache = this.cache;
+    assert(cache !== null, 'cache exists after load');
+    if (lengthBytes <= this.loadedBytes) return;
+    assert(this.wrote <= this.loadedBytes || this.flushed === this.wrote, 'load over dirty bytes');
+    this.readInto(cache.subarray(this.loadedBytes, lengthBytes), this.loadedBytes);
+    this.loadedBytes = lengthBytes;
+  }
+
+  /** How much of the file the cache holds (the rest of the cache is zero). */
+  get loadedLength(): number {
+    return this.cache === null ? 0 : this.loadedBytes;
+  }
+
+  /**
+   * Position of the first chunk at or after `from` in the FILE (not the cache) holding a non-zero byte,
+   * or null when the rest of the file is zero. Reads through one reused chunk, never the cache.
+   */
+  firstNonZeroFrom(from: number): number | null {
+    assert(Number.isInteger(from) && from >= 0 && from <= this.sizeBytes, `bad position ${from}`);
+    const chunk = scratchChunk();
+    // Bounded by sizeBytes / CHUNK_BYTES passes.
+    for (let at = from; at < this.sizeBytes; at += chunk.length) {
+      const view = chunk.subarray(0, Math.min(chunk.length, this.sizeBytes - at));
+      this.readInto(view, at);
+      if (!isZero(view)) return at;
+    }
+    return null;
+  }
+
+  /** Ends the data at `position` when the file is already zero from there: no I/O, no sync needed. */
+  endAtZeroTail(position: number): void {
+    assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, `bad position ${position}`);
+    assert(this.cache === null || position <= this.loadedBytes, 'cache must hold the data it keeps');
+    if (this.cache !== null) {
+      this.cache.fill(0, position, this.loadedBytes);
+      this.loadedBytes = position;
+    }
+    this.wrote = position;
+    this.flushed = position;
   }
 
   /**
@@ -276,6 +337,7 @@ export class MappedFile {
     }
     if (changed) io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
     this.cache?.fill(0, position);
+    this.loadedBytes = Math.min(this.loadedBytes, position);
     this.wrote = position;
     this.flushed = position;
   }

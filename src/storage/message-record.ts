@@ -211,6 +211,10 @@ function writeInt64(bytes: Uint8Array, at: number, value: number): void {
   writeInt32(bytes, at + 4, (value - high * BYTES_INT64_HIGH) >>> 0);
 }
 
+function isOffset(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
 function isInt32(value: number): boolean {
   return Number.isInteger(value) && value >= -0x8000_0000 && value <= 0x7fff_ffff;
 }
@@ -225,7 +229,21 @@ export function bodyCrc(body: Uint8Array): number {
 
 /** Bytes a host takes in a record: 8 for IPv4, 20 for IPv6. */
 export function hostBytesOf(host: SocketAddress): number {
-  return isIPv4(host.address) ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  return isV4(host.address) ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+}
+
+// Producers come from a handful of addresses, and net.isIPv4 is a regex: remember the answers (bounded).
+const V4_MEMO_MAX = 4096;
+const v4Memo = new Map<string, boolean>();
+
+function isV4(address: string): boolean {
+  let known = v4Memo.get(address);
+  if (known === undefined) {
+    known = isIPv4(address);
+    if (v4Memo.size >= V4_MEMO_MAX) v4Memo.clear();
+    v4Memo.set(address, known);
+  }
+  return known;
 }
 
 function parseIPv4(address: string, target: Uint8Array, at: number): void {
@@ -262,7 +280,7 @@ function parseIPv6(address: string, target: Uint8Array, at: number): void {
 /** Writes a host in RocketMQ's form (address bytes, then int32 port); returns the bytes written. */
 export function writeHost(target: Uint8Array, at: number, host: SocketAddress): number {
   assert(Number.isInteger(host.port) && host.port >= 0 && host.port <= 0xffff, `bad port ${host.port}`);
-  if (isIPv4(host.address)) {
+  if (isV4(host.address)) {
     parseIPv4(host.address, target, at);
     writeInt32(target, at + 4, host.port);
     return IPV4_HOST_BYTES;
@@ -394,8 +412,8 @@ export function versionForTopic(topicBytes: number): 1 | 2 {
 function sysFlagFor(input: RecordInput): number {
   const v6Bits = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG;
   let sysFlag = input.sysFlag & ~v6Bits;
-  if (!isIPv4(input.bornHost.address)) sysFlag |= MessageSysFlag.BORNHOST_V6_FLAG;
-  if (!isIPv4(input.storeHost.address)) sysFlag |= MessageSysFlag.STOREHOSTADDRESS_V6_FLAG;
+  if (!isV4(input.bornHost.address)) sysFlag |= MessageSysFlag.BORNHOST_V6_FLAG;
+  if (!isV4(input.storeHost.address)) sysFlag |= MessageSysFlag.STOREHOSTADDRESS_V6_FLAG;
   return sysFlag;
 }
 
@@ -411,12 +429,10 @@ function assertInput(input: RecordInput, topicBytes: number, propertiesBytes: nu
   assert(!input.topic.includes('\u0000'), 'topic holds a NUL');
   assert(propertiesBytes <= FIELD_INT16_MAX, `properties length ${propertiesBytes} out of range`);
   assert(propertiesBytes === 0 || input.properties.endsWith(PROPERTY_SEPARATOR), 'properties must end with \\u0002');
-  for (const value of [input.queueId, input.flag, input.sysFlag, input.reconsumeTimes]) {
-    assert(isInt32(value), `int32 field out of range: ${value}`);
-  }
-  for (const value of [input.queueOffset, input.physicalOffset, input.preparedTransactionOffset]) {
-    assert(Number.isSafeInteger(value) && value >= 0, `offset field out of range: ${value}`);
-  }
+  assert(isInt32(input.queueId) && isInt32(input.flag), 'queueId and flag are int32');
+  assert(isInt32(input.sysFlag) && isInt32(input.reconsumeTimes), 'sysFlag and reconsumeTimes are int32');
+  assert(isOffset(input.queueOffset) && isOffset(input.physicalOffset), 'queue and physical offsets are offsets');
+  assert(isOffset(input.preparedTransactionOffset), `bad preparedTransactionOffset ${input.preparedTransactionOffset}`);
   assert(Number.isSafeInteger(input.bornTimestampMs), `bad bornTimestampMs ${input.bornTimestampMs}`);
   assert(Number.isSafeInteger(input.storeTimestampMs), `bad storeTimestampMs ${input.storeTimestampMs}`);
 }
@@ -471,6 +487,28 @@ export function encodeRecord(target: Uint8Array, offset: number, input: RecordIn
   });
   assert(check.kind === 'record' && check.size === size, `encoded record fails its check: ${JSON.stringify(check)}`);
   return size;
+}
+
+/**
+ * Fills in the three fields only the CommitLog writer knows, in a record encoded elsewhere (RocketMQ 5
+ * encodes in the SendMessage threads and patches under the put lock the same way): queue offset,
+ * physical offset and store timestamp. The body CRC does not cover them, so it stays valid.
+ */
+export function patchWriterFields(target: Uint8Array, offset: number, queueOffset: number, physicalOffset: number, storeTimestampMs: number): void {
+  assert(isOffset(queueOffset) && isOffset(physicalOffset) && isOffset(storeTimestampMs), 'writer fields are offsets');
+  const sysFlag = readInt32(target, offset + 36);
+  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  writeInt64(target, offset + 20, queueOffset);
+  writeInt64(target, offset + 28, physicalOffset);
+  writeInt64(target, offset + POSITION_BORN_HOST + bornHostBytes, storeTimestampMs);
+}
+
+/** The store host as a pre-encoded record holds it, for the writer to check it wrote the record itself. */
+export function storeHostOf(record: Uint8Array): SocketAddress {
+  const sysFlag = readInt32(record, 36);
+  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  return readHost(record, POSITION_BORN_HOST + bornHostBytes + 8, storeHostBytes);
 }
 
 /** Writes a blank end-of-file marker declaring `sizeBytes` (the rest of the file) at `offset`. */
@@ -695,7 +733,7 @@ export class RecordView {
   }
   /** Topic name. */
   get topic(): string {
-    return utf8(this.bytes, this.shape.topicAt, this.shape.topicBytes);
+    return topicText(this.bytes, this.shape.topicAt, this.shape.topicBytes);
   }
   /** The raw properties string. */
   get properties(): string {
@@ -709,6 +747,26 @@ export class RecordView {
   raw(): Uint8Array {
     return this.bytes.subarray(this.offset, this.offset + this.totalSize);
   }
+}
+
+// Consecutive records mostly share a handful of topics: recovery and reads decode millions of them, so
+// the last few decoded topic names are kept with their bytes and reused when the bytes match.
+const TOPIC_MEMO_SLOTS = 8;
+const topicMemoBytes: (Buffer | null)[] = new Array<Buffer | null>(TOPIC_MEMO_SLOTS).fill(null);
+const topicMemoText: string[] = new Array<string>(TOPIC_MEMO_SLOTS).fill('');
+let topicMemoNext = 0;
+
+function topicText(bytes: Uint8Array, at: number, length: number): string {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset + at, length);
+  for (let slot = 0; slot < TOPIC_MEMO_SLOTS; slot++) {
+    const known = topicMemoBytes[slot];
+    if (known !== null && known !== undefined && known.length === length && known.equals(view)) return topicMemoText[slot]!;
+  }
+  const text = view.toString('utf8');
+  topicMemoBytes[topicMemoNext] = Buffer.from(view);
+  topicMemoText[topicMemoNext] = text;
+  topicMemoNext = (topicMemoNext + 1) % TOPIC_MEMO_SLOTS;
+  return text;
 }
 
 function utf8(bytes: Uint8Array, at: number, length: number): string {

@@ -43,7 +43,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { assert } from '../runtime/assert.ts';
-import { CommitLog, CommitLogError, QueueOffsetTable, queueOffsetsTaken, type RecoveryResult } from './commit-log.ts';
+import { CommitLog, CommitLogError, QueueOffsetTable, queueOffsetsTaken, type AppendResult, type RecoveryResult } from './commit-log.ts';
 import {
   ConsumeQueueError,
   ConsumeQueueErrorCode,
@@ -65,6 +65,9 @@ import {
   type SocketAddress,
   decodeMessageProperties,
   decodeRecord,
+  encodeRecord,
+  recordSize,
+  type RecordInput,
 } from './message-record.ts';
 import { storePaths } from './metadata-store.ts';
 import { DiskGuard, type DiskCheck, type DiskRatios } from './retention.ts';
@@ -424,6 +427,54 @@ function validate(input: PutMessageInput, maxMessageSize: number): PutMessageRes
   return null;
 }
 
+const UNKNOWN_BORN_HOST: SocketAddress = { address: '127.0.0.1', port: 0 };
+
+/** A message encoded by `encodePut` on any thread, ready for the writer to copy and patch. */
+export type EncodedPut = {
+  readonly topic: string;
+  readonly queueId: number;
+  readonly sysFlag: number;
+  /** The properties string the record holds, for dispatch (tags code, keys). */
+  readonly properties: string;
+  /** The whole record, with zero queue offset, physical offset and store time. */
+  readonly record: Uint8Array;
+};
+
+/**
+ * Validates and encodes a put for a store whose host is `storeHost`, on the caller's thread (RocketMQ 5
+ * encodes in its SendMessage threads, outside the put lock): the CRC, the properties and the copy of the
+ * body all happen here, so the single writer thread only copies bytes and fills in three fields.
+ */
+export function encodePut(input: PutMessageInput, storeHost: SocketAddress, maxMessageSize: number, nowMs: number): EncodedPut | PutMessageResult {
+  const invalid = validate(input, maxMessageSize);
+  if (invalid !== null) return invalid;
+  const properties = input.properties ?? '';
+  const record: RecordInput = {
+    topic: input.topic,
+    queueId: input.queueId,
+    flag: input.flag ?? 0,
+    queueOffset: 0,
+    physicalOffset: 0,
+    sysFlag: input.sysFlag ?? 0,
+    bornTimestampMs: input.bornTimestampMs ?? nowMs,
+    bornHost: input.bornHost ?? UNKNOWN_BORN_HOST,
+    storeTimestampMs: 0,
+    storeHost,
+    reconsumeTimes: input.reconsumeTimes ?? 0,
+    preparedTransactionOffset: input.preparedTransactionOffset ?? 0,
+    body: input.body,
+    properties,
+  };
+  const bytes = new Uint8Array(recordSize(record));
+  encodeRecord(bytes, 0, record);
+  return { topic: input.topic, queueId: input.queueId, sysFlag: record.sysFlag, properties, record: bytes };
+}
+
+/** Whether `encodePut` refused the input. */
+export function isPutRefusal(value: EncodedPut | PutMessageResult): value is PutMessageResult {
+  return 'status' in value;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The store
 
@@ -489,7 +540,7 @@ export class MessageStore {
     const { consumeQueues, index } = openLogics(fs, config, options);
     const start = recoveryStart(fs, paths.commitLogDir, checkpoint, index, cleanShutdown, config.messageIndexEnable);
     const replay = new Replayer(consumeQueues, config.messageIndexEnable ? index : null);
-    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, cleanShutdown, start.scanFrom, replay);
+    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, cleanShutdown, start, replay);
     consumeQueues.truncateAll(recovery.maxOffset);
     index.truncate(recovery.maxOffset);
     consumeQueues.deleteFilesBeforeAll(commitLog.minOffset);
@@ -568,17 +619,51 @@ export class MessageStore {
 
   /** Appends a message to the page cache; never flushes (see putMessage). Refusals are results. */
   appendMessage(input: PutMessageInput): PutMessageResult {
+    const invalid = validate(input, this.config.maxMessageSize);
+    if (invalid !== null) return invalid;
+    const properties = input.properties ?? '';
+    return this.appendWith(input.topic, input.queueId, input.sysFlag ?? 0, properties, (queueOffset) =>
+      this.commitLog.append({
+        topic: input.topic,
+        queueId: input.queueId,
+        flag: input.flag ?? 0,
+        queueOffset,
+        sysFlag: input.sysFlag ?? 0,
+        bornTimestampMs: input.bornTimestampMs ?? this.config.nowMs(),
+        bornHost: input.bornHost ?? UNKNOWN_BORN_HOST,
+        reconsumeTimes: input.reconsumeTimes ?? 0,
+        preparedTransactionOffset: input.preparedTransactionOffset ?? 0,
+        body: input.body,
+        properties,
+      }),
+    );
+  }
+
+  /** Appends a record `encodePut` built on another thread: the writer only copies and patches it. */
+  appendEncoded(put: EncodedPut): PutMessageResult {
+    if (!isValidTopicName(put.topic) || !Number.isInteger(put.queueId) || put.queueId < 0) {
+      return refusal('MESSAGE_ILLEGAL', `bad topic or queue ${JSON.stringify(put.topic)}/${put.queueId}`);
+    }
+    return this.appendWith(put.topic, put.queueId, put.sysFlag, put.properties, (queueOffset) =>
+      this.commitLog.appendEncoded(put.record, queueOffset),
+    );
+  }
+
+  private appendWith(
+    topic: string,
+    queueId: number,
+    sysFlag: number,
+    properties: string,
+    write: (queueOffset: number) => AppendResult,
+  ): PutMessageResult {
     if (this.state !== 'open') return refusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
     const full = this.diskGuard.refusal();
     if (full !== undefined) return refusal('SERVICE_NOT_AVAILABLE', full.remark);
-    const invalid = validate(input, this.config.maxMessageSize);
-    if (invalid !== null) return invalid;
-    const sysFlag = input.sysFlag ?? 0;
     const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
     const taken = transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE ? 0 : 1;
-    if (taken > 0 && this.consumeQueues.get(input.topic, input.queueId) === undefined) {
+    if (taken > 0 && this.consumeQueues.get(topic, queueId) === undefined) {
       try {
-        this.consumeQueues.findOrCreate(input.topic, input.queueId);
+        this.consumeQueues.findOrCreate(topic, queueId);
       } catch (error) {
         if (error instanceof ConsumeQueueError && error.code === ConsumeQueueErrorCode.queueLimitReached) {
           return refusal('LMQ_CONSUME_QUEUE_NUM_EXCEEDED', error.message);
@@ -586,31 +671,18 @@ export class MessageStore {
         throw error;
       }
     }
-    const queueOffset = taken > 0 ? this.queueOffsets.assign(input.topic, input.queueId) : 0;
-    const properties = input.properties ?? '';
-    let appended;
+    const queueOffset = taken > 0 ? this.queueOffsets.assign(topic, queueId) : 0;
+    let appended: AppendResult;
     try {
-      appended = this.commitLog.append({
-        topic: input.topic,
-        queueId: input.queueId,
-        flag: input.flag ?? 0,
-        queueOffset,
-        sysFlag,
-        bornTimestampMs: input.bornTimestampMs ?? this.config.nowMs(),
-        bornHost: input.bornHost ?? { address: '127.0.0.1', port: 0 },
-        reconsumeTimes: input.reconsumeTimes ?? 0,
-        preparedTransactionOffset: input.preparedTransactionOffset ?? 0,
-        body: input.body,
-        properties,
-      });
+      appended = write(queueOffset);
     } catch (error) {
-      if (taken > 0) this.queueOffsets.set(input.topic, input.queueId, queueOffset);
+      if (taken > 0) this.queueOffsets.set(topic, queueId, queueOffset);
       return appendFailure(error);
     }
     this.appendedTimestampMs = appended.storeTimestampMs;
     this.pendingDispatch.push({
-      topic: input.topic,
-      queueId: input.queueId,
+      topic,
+      queueId,
       queueOffset,
       physicalOffset: appended.physicalOffset,
       size: appended.size,
@@ -904,7 +976,7 @@ function recoveryStart(
   index: IndexService,
   cleanShutdown: boolean,
   withIndex: boolean,
-): { scanFrom: number | undefined; indexFileDropped: boolean } {
+): { scanFrom: number | undefined; indexFileDropped: boolean; trustedBeforeMs: number | undefined } {
   let scanFrom = scanStartOffset(fs, commitLogDir, checkpoint === null ? null : checkpointMinTimestampMs(checkpoint, withIndex));
   const newestIndex = index.indexFiles().at(-1);
   const indexFileDropped =
@@ -912,7 +984,10 @@ function recoveryStart(
   if (indexFileDropped) scanFrom = Math.min(scanFrom ?? 0, newestIndex.beginPhyOffset);
   // Dropping it is the index's own crash rule; scanning from its first message rebuilds it.
   index.recover({ cleanShutdown: !indexFileDropped, maxPhysicalOffset: Number.MAX_SAFE_INTEGER });
-  return { scanFrom, indexFileDropped };
+  // Records stored before the checkpoint's time (less the margin) were flushed with their ConsumeQueue
+  // and index entries: the scan walks over them without replaying them, unless the index must be rebuilt.
+  const trustedBeforeMs = checkpoint === null || indexFileDropped ? undefined : checkpointMinTimestampMs(checkpoint, withIndex);
+  return { scanFrom, indexFileDropped, trustedBeforeMs };
 }
 
 /** Opens and recovers the CommitLog, replaying every record from the scan start. */
@@ -922,9 +997,10 @@ function openCommitLog(
   config: Resolved,
   options: MessageStoreOptions,
   cleanShutdown: boolean,
-  scanFrom: number | undefined,
+  start: { readonly scanFrom: number | undefined; readonly trustedBeforeMs: number | undefined },
   replay: Replayer,
 ): { commitLog: CommitLog; recovery: RecoveryResult } {
+  const scanFrom = start.scanFrom;
   const fileSizeBytes = options.mappedFileSizeCommitLog ?? MESSAGE_STORE_DEFAULTS.mappedFileSizeCommitLog;
   return CommitLog.open(
     {
@@ -938,6 +1014,7 @@ function openCommitLog(
     {
       cleanShutdown,
       checkpointPhysicalOffset: scanFrom === undefined ? undefined : Math.floor(scanFrom / fileSizeBytes) * fileSizeBytes,
+      trustedBeforeTimestampMs: start.trustedBeforeMs,
       queueOffsets: new QueueOffsetTable(options.consumeQueuesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax),
       onRecord: (record) => replay.record(record),
     },
