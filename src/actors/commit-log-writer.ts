@@ -104,6 +104,10 @@ export type CommitLogWriterMessage =
   | GetRequest
   | { readonly type: 'queryByKey'; readonly topic: string; readonly key: string; readonly maxNum: number; readonly beginMs?: number; readonly endMs?: number }
   | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
+  | { readonly type: 'readAt'; readonly physicalOffset: number }
+  | { readonly type: 'storeTime'; readonly topic: string; readonly queueId: number; readonly queueOffset: number }
+  | { readonly type: 'searchOffset'; readonly topic: string; readonly queueId: number; readonly timestampMs: number; readonly boundary: 'lower' | 'upper' }
+  | { readonly type: 'watchArrivals'; readonly watcher: ActorRef<ArrivalNotice> }
   | { readonly type: 'flush' }
   | { readonly type: 'checkDisk' }
   | { readonly type: 'stats' }
@@ -113,6 +117,16 @@ export type CommitLogWriterMessage =
   | { readonly type: 'flushConsumeQueue' }
   | { readonly type: 'expire' }
   | SyncDone;
+
+/**
+ * Told to every watcher after a turn that made messages visible (dispatched): which queues grew and their
+ * new max offsets. Long-polling pull and POP services wake their suspended requests on it, as RocketMQ's
+ * ReputMessageService notifies the PullRequestHoldService.
+ */
+export type ArrivalNotice = {
+  readonly type: 'arrived';
+  readonly queues: readonly { readonly topic: string; readonly queueId: number; readonly maxOffset: number }[];
+};
 
 /** The answer to `flush`: whether everything appended before it became durable in time. */
 export type FlushAnswer = { readonly flushed: boolean; readonly offset: number };
@@ -160,7 +174,21 @@ type State = {
   /** True while a message is handled: still true in onStop means the handler failed midway. */
   inReceive: boolean;
   readonly counters: Counters;
+  /** Who hears of newly visible messages (bounded: pull and POP services register once each). */
+  readonly watchers: ActorRef<ArrivalNotice>[];
 };
+
+const WATCHERS_MAX = 256;
+
+/** Dispatches what was appended (it becomes visible) and tells the watchers which queues grew. */
+function dispatch(state: State, ctx: Ctx): void {
+  state.store.dispatch();
+  if (state.watchers.length === 0) return;
+  const queues = state.store.takeArrivals();
+  if (queues.length === 0) return;
+  const notice: ArrivalNotice = { type: 'arrived', queues };
+  for (const watcher of state.watchers) ctx.tell(watcher, notice);
+}
 
 type Ctx = ActorContext<CommitLogWriterMessage>;
 
@@ -282,7 +310,7 @@ function scheduleTick(state: State, ctx: Ctx): void {
 
 function onTick(state: State, ctx: Ctx): void {
   state.tickQueued = false;
-  state.store.dispatch();
+  dispatch(state, ctx);
   if (state.args.flushDiskType === 'ASYNC_FLUSH') {
     // Into the kernel at once, so a kill -9 loses at most this turn; fdatasync waits for the interval.
     state.store.writeCommitLog();
@@ -354,8 +382,8 @@ function flush(state: State, ctx: Ctx): void {
   releaseDurable(state);
 }
 
-function get(state: State, request: GetRequest): GetMessageResult {
-  state.store.dispatch();
+function get(state: State, request: GetRequest, ctx: Ctx): GetMessageResult {
+  dispatch(state, ctx);
   const filter = request.tags === undefined ? undefined : { tags: request.tags };
   return state.store.getMessage(request.topic, request.queueId, request.queueOffset, request.maxMsgNums, filter);
 }
@@ -381,15 +409,29 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'putEncoded':
       return putBatch(state, message.puts, (put) => state.store.appendEncoded(put), ctx);
     case 'get':
-      return ctx.reply(get(state, message));
+      return ctx.reply(get(state, message, ctx));
     case 'queryByKey': {
-      state.store.dispatch();
+      dispatch(state, ctx);
       const found: StoredMessage[] = state.store.queryByKey(message.topic, message.key, message.maxNum, message.beginMs, message.endMs);
       return ctx.reply(found);
     }
     case 'queueRange':
-      state.store.dispatch();
+      dispatch(state, ctx);
       return ctx.reply(state.store.queueRange(message.topic, message.queueId));
+    case 'readAt':
+      dispatch(state, ctx);
+      return ctx.reply(state.store.readMessageAt(message.physicalOffset));
+    case 'storeTime':
+      dispatch(state, ctx);
+      return ctx.reply(state.store.storeTimeAt(message.topic, message.queueId, message.queueOffset));
+    case 'searchOffset':
+      dispatch(state, ctx);
+      return ctx.reply(state.store.searchOffsetByTime(message.topic, message.queueId, message.timestampMs, message.boundary));
+    case 'watchArrivals':
+      assert(state.watchers.length < WATCHERS_MAX, 'too many arrival watchers');
+      if (!state.watchers.some((watcher) => watcher.slot === message.watcher.slot)) state.watchers.push(message.watcher);
+      state.store.trackArrivals();
+      return ctx.reply(true);
     case 'flush':
       return flush(state, ctx);
     case 'checkDisk':
@@ -457,7 +499,7 @@ export function commitLogWriterBehavior(
         puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0,
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
-      return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters };
+      return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [] };
     },
 
     receive(state, message, ctx) {

@@ -490,6 +490,8 @@ export class MessageStore {
   private readonly queueOffsets: QueueOffsetTable;
   private readonly diskGuard: DiskGuard;
   private readonly pendingDispatch: DispatchRequest[] = [];
+  /** Queues that grew since takeArrivals, when tracking is on (bounded by the number of queues). */
+  private arrivals: Map<string, { topic: string; queueId: number; maxOffset: number }> | null = null;
   private dispatchedOffsetValue: number;
   private durableOffsetValue: number;
   /** Store time of the last appended / written / dispatched record (checkpoint fields). */
@@ -714,6 +716,19 @@ export class MessageStore {
     return result;
   }
 
+  /** Starts remembering which queues grow at dispatch, for takeArrivals (long polling). */
+  trackArrivals(): void {
+    this.arrivals ??= new Map();
+  }
+
+  /** The queues that grew since the last call, with their new max offsets; empty when not tracking. */
+  takeArrivals(): { topic: string; queueId: number; maxOffset: number }[] {
+    if (this.arrivals === null || this.arrivals.size === 0) return [];
+    const grown = [...this.arrivals.values()];
+    this.arrivals.clear();
+    return grown;
+  }
+
   /** Adds ConsumeQueue and index entries for every appended record not yet dispatched; returns how many. */
   dispatch(): number {
     const count = this.pendingDispatch.length;
@@ -737,6 +752,9 @@ export class MessageStore {
       const tagsCode = request.properties.length === 0 ? 0 : tagsCodeFor(request.topic, props(), request.storeTimestampMs);
       const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode);
       assert(put, `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
+      if (this.arrivals !== null) {
+        this.arrivals.set(`${request.topic}\u0000${request.queueId}`, { topic: request.topic, queueId: request.queueId, maxOffset: request.queueOffset + 1 });
+      }
     }
     if (this.config.messageIndexEnable && request.properties.length > 0) indexRecord(this.index, request, props());
     this.dispatchedOffsetValue = request.physicalOffset + request.size;
@@ -871,6 +889,45 @@ export class MessageStore {
     }
     const status: GetMessageStatus = messages.length > 0 ? 'FOUND' : removed > 0 ? 'MESSAGE_WAS_REMOVING' : 'NO_MATCHED_MESSAGE';
     return { status, messages, nextBeginOffset, ...range };
+  }
+
+  /** The whole record at `physicalOffset` (checked, CRC included) as a copy, or null if none is there. */
+  readMessageAt(physicalOffset: number): Uint8Array | null {
+    if (!Number.isSafeInteger(physicalOffset) || physicalOffset < this.commitLog.minOffset || physicalOffset >= this.dispatchedOffsetValue) return null;
+    try {
+      return Uint8Array.from(this.commitLog.readRecordAt(physicalOffset).raw());
+    } catch (error) {
+      if (error instanceof CommitLogError) return null;
+      throw error;
+    }
+  }
+
+  /** Store time of the message at `queueOffset` of a queue, or null when the queue has no such entry. */
+  storeTimeAt(topic: string, queueId: number, queueOffset: number): number | null {
+    const entry = this.consumeQueues.get(topic, queueId)?.get(queueOffset);
+    if (entry === undefined || entry.commitLogOffset < this.commitLog.minOffset) return null;
+    return this.commitLog.readRecordAt(entry.commitLogOffset).storeTimestampMs;
+  }
+
+  /**
+   * RocketMQ's getOffsetInQueueByTime: the queue offset of the first message stored at or after
+   * `timestampMs` ('lower'), or of the last one stored at or before it ('upper'); the queue's min or
+   * max offset when the time lies outside what the queue holds.
+   */
+  searchOffsetByTime(topic: string, queueId: number, timestampMs: number, boundary: 'lower' | 'upper'): number {
+    const { minOffset, maxOffset } = this.queueRange(topic, queueId);
+    if (maxOffset <= minOffset) return maxOffset;
+    let low = minOffset;
+    let high = maxOffset - 1;
+    // Store times grow with queue offsets; a binary search takes at most log2(entries) reads.
+    while (low <= high) {
+      const middle = Math.floor((low + high) / 2);
+      const time = this.storeTimeAt(topic, queueId, middle) ?? 0;
+      const goRight = boundary === 'lower' ? time < timestampMs : time <= timestampMs;
+      if (goRight) low = middle + 1;
+      else high = middle - 1;
+    }
+    return boundary === 'lower' ? Math.min(low, maxOffset) : Math.max(high, minOffset);
   }
 
   /** Messages of `topic` whose KEYS or UNIQ_KEY hold `key`, stored within [beginMs, endMs], newest first. */
