@@ -38,6 +38,7 @@ export type RemotingAcceptorArgs = {
 export type RemotingAcceptorMessage =
   | { readonly type: 'port' }
   | { readonly type: 'stopAccepting' }
+  | { readonly type: 'useRoutes'; readonly routes: RemotingRoutes }
   | { readonly type: 'bound'; readonly port: number | undefined; readonly error: string | undefined }
   | AcceptorChannelMessage;
 
@@ -49,6 +50,7 @@ type State = {
   readonly connections: Map<number, RemotingConnection>;
   bound: BoundAnswer | undefined;
   readonly waiting: DeferredReply[];
+  readonly routing: { current: RemotingRoutes | undefined };
 };
 
 /** The acceptor behavior. */
@@ -58,9 +60,13 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
     const log = (level: 'debug' | 'info' | 'warn' | 'error', message: string, fields: Record<string, unknown>): void =>
       ctx.log[level](fields, message);
     const self = ctx.self as ActorRef<AcceptorChannelMessage>;
+    // Routes may arrive after the port is bound (processors need to know the port first): until then
+    // every request is answered NOT_SUPPORTED.
+    const routing: { current: RemotingRoutes | undefined } = { current: args.routes };
     const cursors = new Map<number, number>();
     const pick = (code: number): ActorRef<RemotingRequestMessage> | undefined => {
-      const processors = args.routes?.byCode[code] ?? args.routes?.fallback;
+      const routes = routing.current;
+      const processors = routes?.byCode[code] ?? routes?.fallback;
       if (processors === undefined || processors.length === 0) return undefined;
       const cursor = cursors.get(code) ?? 0;
       cursors.set(code, cursor + 1);
@@ -92,7 +98,7 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         onClose: () => {
           connections.delete(connectionId);
           if (channel === undefined) return;
-          for (const listener of args.routes?.closeListeners ?? []) ctx.tell(listener, { type: 'channelClosed', channel });
+          for (const listener of routing.current?.closeListeners ?? []) ctx.tell(listener, { type: 'channelClosed', channel });
         },
         log,
         frameMaxBytes: args.frameMaxBytes,
@@ -112,7 +118,7 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         ? { type: 'bound', port: result.value, error: undefined }
         : { type: 'bound', port: undefined, error: `${args.server} cannot listen on ${args.host}:${args.port}: ${String(result.error)}` },
     );
-    return { server, connections, bound: undefined, waiting: [] };
+    return { server, connections, bound: undefined, waiting: [], routing };
   },
 
   receive(state, message, ctx) {
@@ -132,6 +138,10 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         for (const connection of state.connections.values()) connection.close();
         return state;
       }
+      case 'useRoutes':
+        state.routing.current = message.routes;
+        ctx.reply(true);
+        return state;
       case 'respond':
         sendTo(state, message.connectionId, message.response, ctx);
         return state;
