@@ -427,11 +427,13 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'searchOffset':
       dispatch(state, ctx);
       return ctx.reply(state.store.searchOffsetByTime(message.topic, message.queueId, message.timestampMs, message.boundary));
-    case 'watchArrivals':
-      assert(state.watchers.length < WATCHERS_MAX, 'too many arrival watchers');
-      if (!state.watchers.some((watcher) => watcher.slot === message.watcher.slot)) state.watchers.push(message.watcher);
+    case 'watchArrivals': {
+      const known = state.watchers.some((watcher) => watcher.slot === message.watcher.slot);
+      if (!known && state.watchers.length >= WATCHERS_MAX) return ctx.reply(false);
+      if (!known) state.watchers.push(message.watcher);
       state.store.trackArrivals();
       return ctx.reply(true);
+    }
     case 'flush':
       return flush(state, ctx);
     case 'checkDisk':

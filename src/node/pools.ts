@@ -9,7 +9,8 @@
  * | pull     | pullMessageThreadPoolNums  | PullMessageExecutor (long polling)                    |
  * | admin    | adminBrokerThreadPoolNums  | AdminBrokerExecutor (and the NameServer's executor)   |
  * | grpc     | grpcThreadPoolNums         | the Proxy's gRPC executor                             |
- * | store    | storeThreadPoolNums        | CommitLog flush / ConsumeQueue dispatch services      |
+ * | store    | storeThreadPoolNums        | CommitLog flush, delay-level schedule service         |
+ * | commitlog| (always 1)                 | the CommitLog put lock: one writer thread owns the store |
  * | cpu      | cpuTaskThreadPoolNums      | (none: piscina pool for stateless CPU work)           |
  */
 import type { NodeConfig, Role } from '../config/schema.ts';
@@ -25,6 +26,7 @@ export function poolsForRole(role: Role, config: NodeConfig): Record<string, num
     pools.send = config.sendMessageThreadPoolNums;
     pools.pull = config.pullMessageThreadPoolNums;
     pools.store = config.storeThreadPoolNums;
+    pools.commitlog = 1;
   }
   if (runsBroker || runsNamesrv || role === 'controller') pools.admin = config.adminBrokerThreadPoolNums;
   if (runsProxy) pools.grpc = config.grpcThreadPoolNums;

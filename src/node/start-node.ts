@@ -12,6 +12,8 @@ import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-syst
 import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
 import type { GrpcFrontArgs, GrpcFrontMessage } from '../actors/grpc-front.ts';
 import { poolsForRole } from './pools.ts';
+import { startBroker, startNameServer } from './broker-node.ts';
+import type { RemotingRoutes } from '../actors/remoting-routes.ts';
 
 const acceptorSource = { module: new URL('../actors/remoting-acceptor.ts', import.meta.url).href, export: 'remotingAcceptor' };
 const grpcSource = { module: new URL('../actors/grpc-front.ts', import.meta.url).href, export: 'grpcFront' };
@@ -66,10 +68,20 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
     let broker = 0;
     let controller = 0;
     let grpc = 0;
-    if (role === 'start') namesrv = await startRemoting(system, 'namesrv', { ...remotingArgs, server: 'namesrv', port: namesrvPort(config) }, config, listeners);
-    if (role === 'namesrv') namesrv = await startRemoting(system, 'namesrv', { ...remotingArgs, server: 'namesrv', port: config.listenPort }, config, listeners);
-    if (role === 'start' || role === 'broker') broker = await startRemoting(system, 'broker', { ...remotingArgs, server: 'broker', port: config.listenPort }, config, listeners);
-    if (role === 'controller') controller = await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port: config.listenPort }, config, listeners);
+    if (role === 'start' || role === 'namesrv') {
+      const port = role === 'start' ? namesrvPort(config) : config.listenPort;
+      const acceptors = await startRemoting(system, 'namesrv', { ...remotingArgs, server: 'namesrv', port }, config, listeners);
+      namesrv = acceptors.port;
+      await useRoutes(system, acceptors.refs, await startNameServer(system, config));
+    }
+    if (role === 'start' || role === 'broker') {
+      const acceptors = await startRemoting(system, 'broker', { ...remotingArgs, server: 'broker', port: config.listenPort }, config, listeners);
+      broker = acceptors.port;
+      // In `start` the broker registers with the NameServer of this same node.
+      const brokerConfig = role === 'start' ? { ...config, namesrvAddr: `127.0.0.1:${namesrv}` } : config;
+      await useRoutes(system, acceptors.refs, await startBroker(system, brokerConfig, broker));
+    }
+    if (role === 'controller') controller = (await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port: config.listenPort }, config, listeners)).port;
     if (role === 'start' || role === 'proxy') {
       const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({
         name: 'grpc-front',
@@ -100,6 +112,11 @@ function portOf(answer: BoundAnswer): number {
   return answer.port;
 }
 
+/** Installs the processors' routes in every acceptor of one server. */
+async function useRoutes(system: ActorSystem, acceptors: readonly ActorRef<RemotingAcceptorMessage>[], routes: RemotingRoutes): Promise<void> {
+  await Promise.all(acceptors.map((ref) => system.ask<RemotingAcceptorMessage, boolean>(ref, { type: 'useRoutes', routes }, 10_000)));
+}
+
 /** One acceptor per network worker thread; the first binds (port 0 picks one), the rest share its port. */
 async function startRemoting(
   system: ActorSystem,
@@ -107,7 +124,8 @@ async function startRemoting(
   args: RemotingAcceptorArgs,
   config: NodeConfig,
   listeners: Listener[],
-): Promise<number> {
+): Promise<{ port: number; refs: ActorRef<RemotingAcceptorMessage>[] }> {
+  const refs: ActorRef<RemotingAcceptorMessage>[] = [];
   const spawnOne = async (index: number, port: number): Promise<number> => {
     const ref = await system.spawn<RemotingAcceptorMessage, RemotingAcceptorArgs>({
       name: `${server}-acceptor-${index}`,
@@ -116,11 +134,12 @@ async function startRemoting(
       pool: 'remoting',
     });
     listeners.push(ref);
+    refs.push(ref);
     return portOf(await system.ask<RemotingAcceptorMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
   };
   const port = await spawnOne(0, args.port);
   await Promise.all(Array.from({ length: config.serverWorkerThreads - 1 }, (_, i) => spawnOne(i + 1, port)));
-  return port;
+  return { port, refs };
 }
 
 async function stopNode(system: ActorSystem, listeners: Listener[], log: Logger): Promise<void> {

@@ -1,0 +1,763 @@
+/**
+ * The pull processor: RocketMQ's PullMessageProcessor, DefaultPullMessageResultHandler and
+ * PullRequestHoldService as one actor. Several run on the `pull` pool; acceptors spread PULL_MESSAGE (11)
+ * and LITE_PULL_MESSAGE (361) over them. Each serves a request in steps, each step one message:
+ *
+ *   remotingRequest -> parse header and subscription -> group check (cached, else ask broker-admin
+ *   `groupForRetry`) -> ask writer `get` -> filter (SQL92) -> answer, or hold (long polling)
+ *
+ * Answers (composeResponseHeader and the result handler, 5.x): FOUND -> SUCCESS with the raw records
+ * concatenated as the body (the client splits them with MessageDecoder.decodes); NO_MATCHED_MESSAGE and
+ * MESSAGE_WAS_REMOVING -> PULL_RETRY_IMMEDIATELY; OFFSET_OVERFLOW_ONE -> PULL_NOT_FOUND;
+ * NO_MESSAGE_IN_QUEUE / NO_MATCHED_LOGIC_QUEUE -> PULL_OFFSET_MOVED unless the request asked for offset
+ * 0, then PULL_NOT_FOUND; OFFSET_TOO_SMALL and OFFSET_OVERFLOW_BADLY -> PULL_OFFSET_MOVED. The header
+ * carries the store's nextBeginOffset, minOffset, maxOffset, suggestWhichBrokerId 0 (MASTER_ID) and the
+ * group's groupSysFlag; the remark is the store status, as RocketMQ writes it.
+ *
+ * The group check asks broker-admin `groupForRetry` (which, like findSubscriptionGroupConfig, creates a
+ * missing group when autoCreateSubscriptionGroup allows) once per group per groupCacheTtlMs, however
+ * many pulls wait for it: a refusal passes on with broker-admin's code, a group whose consumeEnable is
+ * false gets NO_PERMISSION with forbiddenType GROUP_FORBIDDEN. Subscription errors found while parsing
+ * are answered after the group check, in RocketMQ's order.
+ *
+ * Long polling. Only PULL_NOT_FOUND is held, and only when sysFlag has FLAG_SUSPEND: the request waits
+ * up to suspendTimeoutMillis (capped at suspendMaxMs) from the moment it is held. The writer tells every
+ * processor which queues grew after each dispatch turn (`arrived`); a held request on a grown queue whose
+ * new maxOffset passes its offset is read again. At its deadline a held request is read once more and
+ * answered whatever that read finds (RocketMQ's executeRequestWhenWakeup with brokerAllowSuspend false);
+ * deadlines are swept by one timer at a 100 ms resolution. RocketMQ also re-checks every held queue
+ * every 5 s; here the arrival notices replace that check, and the deadline read covers a notice that
+ * never came. Because the writer forgets its watchers when it restarts, each processor registers again
+ * every rewatchIntervalMs.
+ *
+ * A notice can overtake the answer of a read it concerns (the reply comes back through a promise, the
+ * notice straight into the mailbox), so a notice for a request whose read is in flight marks it `dirty`,
+ * and a dirty read that finds nothing is read again instead of being held.
+ *
+ * A woken request whose new messages all fail its filter is not answered: it stays held, reading on from
+ * where that read stopped, as RocketMQ's hold service keeps a request whose arriving message does not
+ * match. Its answer then carries the advanced nextBeginOffset, so the consumer skips what was filtered.
+ *
+ * Subscriptions (FilterAPI.build and ExpressionMessageFilter). TAG: `*` or empty takes everything;
+ * otherwise `a || b` is split into exact tags that the store matches by hash, then by the TAGS property
+ * (RocketMQ's broker matches the hash only; its client then drops what a hash collision let through).
+ * ClassFilter mode takes everything, as ExpressionMessageFilter does.
+ * SQL92 (only with enablePropertyFilter, else SYSTEM_ERROR): compiled once per expression (bounded cache)
+ * and evaluated here over each returned record's properties (TAGS among them); when it drops every
+ * message of a FOUND read the status becomes NO_MATCHED_MESSAGE with the read's nextBeginOffset, so the
+ * consumer moves past them. An empty SQL92 expression, one that does not compile, or an expression type
+ * other than TAG and SQL92 is SUBSCRIPTION_PARSE_FAILED (23).
+ *
+ * commitOffset. With FLAG_COMMIT_OFFSET and commitOffset >= 0 the first read's outcome tells
+ * broker-admin `commitOffset` (tryCommitOffset; RocketMQ 5 no longer checks the broker role there).
+ *
+ * Bounds: at most readsInFlightMax requests being checked or read, and heldMax held; past either the
+ * client gets SYSTEM_BUSY "[OVERLOAD]...", which makes it pull again after pullTimeDelayMillsWhenException
+ * (a PULL_NOT_FOUND would make a push consumer pull again at once, a busy loop). Group answers and
+ * compiled filters are kept in insertion-ordered maps that drop their oldest entry when full.
+ *
+ * Deliberate differences: no topic check (TOPIC_NOT_EXIST, readQueueNums, topic perm) since
+ * broker-admin's internal API has no topic lookup for pulls: an unknown topic reads as an empty queue.
+ * Without FLAG_SUBSCRIPTION (a push consumer's default) RocketMQ uses the subscription registered by
+ * the consumer's heartbeat; broker-admin does not offer it yet, so a TAG pull takes every tag (the
+ * client filters tags again, so consumers see the same messages) and a SQL92 pull answers
+ * FILTER_DATA_NOT_EXIST. Held requests live in memory: after a restart their clients retry at their own
+ * timeout (30 s), as after a broker restart.
+ */
+import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import { assert, assertNever } from '../runtime/assert.ts';
+import { RuntimeError, RuntimeErrorCode, describeError } from '../runtime/errors.ts';
+import { compileSql92, FilterError, isSql92, isTagType, type CompiledFilter } from '../filter/sql92.ts';
+import {
+  HeaderError,
+  headerErrorResponse,
+  PullMessageRequestHeader,
+  PullMessageResponseHeader,
+  PullSysFlag,
+  type PullMessageRequest,
+} from '../net/remoting/broker-headers.ts';
+import { MASTER_ID } from '../net/remoting/namesrv-protocol.ts';
+import {
+  createNotSupportedResponse,
+  createResponse,
+  isOneway,
+  RequestCode,
+  ResponseCode,
+  type RemotingCommand,
+} from '../net/remoting/remoting-command.ts';
+import { decodeRecord } from '../storage/message-record.ts';
+import type { GetMessageResult, GetMessageStatus, StoredMessage } from '../storage/message-store.ts';
+import type { BrokerAdminMessage, BrokerProcessorArgs, GroupForRetryAnswer } from './broker-context.ts';
+import type { ArrivalNotice, CommitLogWriterMessage } from './commit-log-writer.ts';
+import { channelKey, type ChannelClosedMessage, type RemotingChannel, type RemotingRequestMessage } from './remoting-routes.ts';
+
+// ---------------------------------------------------------------------------------------------------
+// Constants and the public surface
+
+/** Defaults of the processor's bounds and intervals. */
+export const PULL_PROCESSOR_DEFAULTS = {
+  /** Held (long-polling) requests per processor; RocketMQ's table is unbounded. */
+  heldMax: 16_384,
+  /** Requests being checked or read at once per processor. */
+  readsInFlightMax: 4_096,
+  /** Longest hold, whatever suspendTimeoutMillis says (clients send 15 s push, 20 s lite pull). */
+  suspendMaxMs: 60_000,
+  /** Compiled SQL92 expressions kept. */
+  filterCacheMax: 1_024,
+  /** Consumer groups whose broker-admin answer is kept, and for how long. */
+  groupCacheMax: 4_096,
+  groupCacheTtlMs: 10_000,
+  /** How often the processor registers with the writer again (a restarted writer forgot it). */
+  rewatchIntervalMs: 5_000,
+} as const;
+
+/** Overrides of PULL_PROCESSOR_DEFAULTS. */
+export type PullProcessorTuning = { readonly [K in keyof typeof PULL_PROCESSOR_DEFAULTS]?: number };
+
+/** Start arguments: every processor's, plus optional tuning. */
+export type PullProcessorArgs = BrokerProcessorArgs & { readonly pull?: PullProcessorTuning };
+
+/** The request codes a pull processor serves (route both to it). */
+export const PULL_REQUEST_CODES = [RequestCode.PULL_MESSAGE, RequestCode.LITE_PULL_MESSAGE] as const;
+
+/** Remark of the flow-control answer (NettyRemotingAbstract's thread-pool rejection). */
+export const OVERLOAD_REMARK = '[OVERLOAD]system busy, start flow control for a while';
+
+/** RocketMQ's ForbiddenType.GROUP_FORBIDDEN, sent with NO_PERMISSION when the group may not consume. */
+const GROUP_FORBIDDEN = 2;
+
+/** Counters for tests and the status view. */
+export type PullProcessorStats = {
+  readonly held: number;
+  readonly inFlight: number;
+  requests: number;
+  found: number;
+  notFound: number;
+  retryImmediately: number;
+  offsetMoved: number;
+  /** Answers with any other code (bad header, subscription, group, store failure, overload). */
+  refused: number;
+  holds: number;
+  wakeups: number;
+  timeouts: number;
+  overloaded: number;
+};
+
+type Counters = Omit<PullProcessorStats, 'held' | 'inFlight'>;
+
+/** Internal steps, told to itself. `epoch` tells this incarnation's results from an earlier one's. */
+export type PullProcessorStep =
+  | { readonly type: 'groupLooked'; readonly epoch: number; readonly group: string; readonly result: PipeResult<GroupForRetryAnswer> }
+  | { readonly type: 'readDone'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<GetMessageResult> }
+  | { readonly type: 'deadline' }
+  | { readonly type: 'rewatch' };
+
+/** Everything a pull processor takes; `stats` is an ask answered with PullProcessorStats. */
+export type PullProcessorMessage =
+  | RemotingRequestMessage
+  | ChannelClosedMessage
+  | ArrivalNotice
+  | PullProcessorStep
+  | { readonly type: 'stats' };
+
+/** Where the behavior lives, for ActorSpec.behavior. */
+export const pullProcessorSource: BehaviorSource = { module: import.meta.url, export: 'pullProcessor' };
+
+// ---------------------------------------------------------------------------------------------------
+// State
+
+/** What a request subscribes to: exact tags (absent: all) and a SQL92 filter evaluated here. */
+type Subscription = { readonly tags?: readonly string[]; readonly sql?: CompiledFilter };
+
+/** What broker-admin said about a group, reduced to what a pull needs. */
+type GroupVerdict =
+  | { readonly ok: true; readonly consumeEnable: boolean; readonly groupSysFlag: number }
+  | { readonly ok: false; readonly code: number; readonly remark: string };
+
+type Task = {
+  readonly id: number;
+  readonly request: Pick<RemotingCommand, 'opaque' | 'serializeType' | 'flag'>;
+  readonly channel: RemotingChannel;
+  readonly header: PullMessageRequest;
+  readonly queueKey: string;
+  /** The subscription, or the refusal to send once the group check has passed. */
+  readonly subscription: Subscription | RemotingCommand;
+  readonly suspend: boolean;
+  phase: 'group' | 'read' | 'held';
+  /** Where the next read starts: the request's offset, moved on only past filtered messages. */
+  readFrom: number;
+  /** Set when first held; Infinity before. */
+  deadlineMs: number;
+  /** A notice passed readFrom while a read was in flight. */
+  dirty: boolean;
+  /** Whether the request was held at least once (then a no-match read keeps it held). */
+  wasHeld: boolean;
+  firstRead: boolean;
+  /** The connection closed while a read was in flight: drop the answer. */
+  closed: boolean;
+  groupSysFlag: number;
+};
+
+type Limits = { readonly [K in keyof typeof PULL_PROCESSOR_DEFAULTS]: number };
+
+type State = {
+  readonly args: PullProcessorArgs;
+  readonly limits: Limits;
+  readonly epoch: number;
+  nextTaskId: number;
+  readonly tasks: Map<number, Task>;
+  /** topic + queueId -> tasks reading or held on it (for arrival notices). */
+  readonly byQueue: Map<string, Set<number>>;
+  /** Tasks waiting for broker-admin's answer about a group. */
+  readonly groupLookups: Map<string, number[]>;
+  readonly groupCache: Map<string, { readonly verdict: GroupVerdict; readonly expiresMs: number }>;
+  readonly filterCache: Map<string, CompiledFilter | FilterError>;
+  held: number;
+  inFlight: number;
+  /** When the deadline timer fires; Infinity when it is not set. */
+  deadlineTimerDueMs: number;
+  readonly counters: Counters;
+};
+
+type Ctx = ActorContext<PullProcessorMessage>;
+
+const TIMER_DEADLINE = 'deadline';
+const TIMER_REWATCH = 'rewatch';
+/** Granularity of hold deadlines (RocketMQ's hold service checks them every 5 s). */
+const DEADLINE_RESOLUTION_MS = 100;
+
+function queueKeyOf(topic: string, queueId: number): string {
+  return `${topic}\u0000${queueId}`;
+}
+
+/** Adds to an insertion-ordered cache, dropping the oldest entry when it is full. */
+function cachePut<K, V>(cache: Map<K, V>, key: K, value: V, max: number): void {
+  cache.delete(key);
+  if (cache.size >= max) {
+    const oldest = cache.keys().next();
+    if (oldest.done !== true) cache.delete(oldest.value);
+  }
+  cache.set(key, value);
+  assert(cache.size <= max, 'cache stays within its bound');
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Status mapping and responses
+
+/** The response code RocketMQ gives a store status (composeResponseHeader); `requestOffset` is the pull's. */
+export function responseCodeOf(status: GetMessageStatus | 'OFFSET_FOUND_NULL', requestOffset: number): number {
+  switch (status) {
+    case 'FOUND':
+      return ResponseCode.SUCCESS;
+    case 'MESSAGE_WAS_REMOVING':
+    case 'NO_MATCHED_MESSAGE':
+      return ResponseCode.PULL_RETRY_IMMEDIATELY;
+    case 'NO_MATCHED_LOGIC_QUEUE':
+    case 'NO_MESSAGE_IN_QUEUE':
+      return requestOffset !== 0 ? ResponseCode.PULL_OFFSET_MOVED : ResponseCode.PULL_NOT_FOUND;
+    case 'OFFSET_FOUND_NULL':
+    case 'OFFSET_OVERFLOW_ONE':
+      return ResponseCode.PULL_NOT_FOUND;
+    case 'OFFSET_OVERFLOW_BADLY':
+    case 'OFFSET_TOO_SMALL':
+      return ResponseCode.PULL_OFFSET_MOVED;
+    default:
+      return assertNever(status, 'get message status');
+  }
+}
+
+/** The raw records one after another, exactly as stored; each record's size field is checked. */
+export function concatRecords(messages: readonly StoredMessage[]): Uint8Array {
+  let total = 0;
+  for (const message of messages) total += message.record.length;
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const message of messages) {
+    const record = message.record;
+    const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+    assert(record.length >= 4 && view.getInt32(0) === record.length, `record at ${message.physicalOffset} holds its own size`);
+    body.set(record, at);
+    at += record.length;
+  }
+  assert(at === total, 'body holds every record');
+  return body;
+}
+
+function pullResponse(task: Task, result: GetMessageResult, code: number): RemotingCommand {
+  const extFields = PullMessageResponseHeader.format({
+    suggestWhichBrokerId: MASTER_ID,
+    nextBeginOffset: result.nextBeginOffset,
+    minOffset: result.minOffset,
+    maxOffset: result.maxOffset,
+    groupSysFlag: task.groupSysFlag,
+  });
+  const body = code === ResponseCode.SUCCESS ? concatRecords(result.messages) : undefined;
+  return createResponse(task.request, code, result.status, body === undefined ? { extFields } : { extFields, body });
+}
+
+function overloaded(request: Pick<RemotingCommand, 'opaque' | 'serializeType'>): RemotingCommand {
+  return createResponse(request, ResponseCode.SYSTEM_BUSY, OVERLOAD_REMARK);
+}
+
+/** What a failed ask becomes: flow control when the target was full, SYSTEM_ERROR otherwise. */
+function askFailure(task: Task, what: string, error: unknown): RemotingCommand {
+  const code = error instanceof RuntimeError ? error.code : undefined;
+  if (code === RuntimeErrorCode.mailboxFull || code === RuntimeErrorCode.askLimit) return overloaded(task.request);
+  return createResponse(task.request, ResponseCode.SYSTEM_ERROR, `${what} failed: ${code ?? describeError(error).split('\n')[0]}`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Subscriptions
+
+/** FilterAPI.buildSubscriptionData: `*` or empty is everything, else the trimmed non-empty `||` parts. */
+export function parseTagExpression(expression: string | undefined): readonly string[] | undefined {
+  if (expression === undefined || expression === '' || expression === '*') return undefined;
+  return expression.split('||').map((tag) => tag.trim()).filter((tag) => tag.length > 0);
+}
+
+function isRefusal(subscription: Subscription | RemotingCommand): subscription is RemotingCommand {
+  return 'opaque' in subscription;
+}
+
+/** A task's subscription once the group check has passed (refusals are answered before reading). */
+function usableSubscription(task: Task): Subscription {
+  const subscription = task.subscription;
+  assert(!isRefusal(subscription), 'a refused subscription is never read');
+  return subscription;
+}
+
+function refuse(request: Task['request'], code: number, remark: string): RemotingCommand {
+  return createResponse(request, code, remark);
+}
+
+/** The request's subscription, or the answer RocketMQ gives when it cannot be used. */
+function subscriptionOf(state: State, header: PullMessageRequest, request: Task['request']): Subscription | RemotingCommand {
+  if ((header.sysFlag & PullSysFlag.FLAG_CLASS_FILTER) !== 0) return {};
+  const posted = (header.sysFlag & PullSysFlag.FLAG_SUBSCRIPTION) !== 0;
+  const type = header.expressionType;
+  if (isTagType(type)) {
+    if (!posted) return {};
+    const tags = parseTagExpression(header.subscription);
+    return tags === undefined ? {} : { tags };
+  }
+  if (!posted) {
+    return refuse(request, ResponseCode.FILTER_DATA_NOT_EXIST, "The broker's consumer filter data is not exist!Your expression may be wrong!");
+  }
+  const expression = header.subscription ?? '';
+  if (expression === '') return refuse(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed");
+  if (!state.args.settings.enablePropertyFilter) {
+    return refuse(request, ResponseCode.SYSTEM_ERROR, `The broker does not support consumer to filter message by ${type}`);
+  }
+  if (!isSql92(type)) return refuse(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed");
+  const compiled = compiledFilter(state, expression);
+  if (compiled instanceof FilterError) return refuse(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed");
+  return { sql: compiled };
+}
+
+function compiledFilter(state: State, expression: string): CompiledFilter | FilterError {
+  const cached = state.filterCache.get(expression);
+  if (cached !== undefined) return cached;
+  let compiled: CompiledFilter | FilterError;
+  try {
+    compiled = compileSql92(expression);
+  } catch (error) {
+    if (!(error instanceof FilterError)) throw error;
+    compiled = error;
+  }
+  cachePut(state.filterCache, expression, compiled, state.limits.filterCacheMax);
+  return compiled;
+}
+
+/** Keeps the records the SQL92 filter accepts; a FOUND read that keeps none is NO_MATCHED_MESSAGE. */
+function applySql(subscription: Subscription, result: GetMessageResult): GetMessageResult {
+  const sql = subscription.sql;
+  if (sql === undefined || result.status !== 'FOUND') return result;
+  const messages = result.messages.filter((message) => sql.matches(decodeRecord(message.record, 0).propertiesMap()));
+  if (messages.length === result.messages.length) return result;
+  return { ...result, status: messages.length > 0 ? 'FOUND' : 'NO_MATCHED_MESSAGE', messages };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Task life
+
+function answer(state: State, task: Task, response: RemotingCommand, ctx: Ctx): void {
+  forget(state, task);
+  count(state, response.code);
+  if (isOneway(task.request)) return;
+  const { acceptor, connectionId } = task.channel;
+  if (!ctx.tell(acceptor, { type: 'respond', connectionId, response })) {
+    ctx.log.warn({ opaque: task.request.opaque, acceptor: acceptor.name }, 'acceptor did not take the pull answer');
+  }
+}
+
+function count(state: State, code: number): void {
+  const counters = state.counters;
+  if (code === ResponseCode.SUCCESS) counters.found++;
+  else if (code === ResponseCode.PULL_NOT_FOUND) counters.notFound++;
+  else if (code === ResponseCode.PULL_RETRY_IMMEDIATELY) counters.retryImmediately++;
+  else if (code === ResponseCode.PULL_OFFSET_MOVED) counters.offsetMoved++;
+  else counters.refused++;
+}
+
+function forget(state: State, task: Task): void {
+  assert(state.tasks.get(task.id) === task, 'a task is forgotten once');
+  state.tasks.delete(task.id);
+  if (task.phase === 'held') state.held--;
+  else state.inFlight--;
+  const onQueue = state.byQueue.get(task.queueKey);
+  if (onQueue !== undefined && onQueue.delete(task.id) && onQueue.size === 0) state.byQueue.delete(task.queueKey);
+  assert(state.held >= 0 && state.inFlight >= 0, 'task counts stay non-negative');
+}
+
+function onRequest(state: State, message: RemotingRequestMessage, ctx: Ctx): void {
+  const { request, channel } = message;
+  state.counters.requests++;
+  const reply = (response: RemotingCommand): void => {
+    count(state, response.code);
+    if (!isOneway(request)) ctx.tell(channel.acceptor, { type: 'respond', connectionId: channel.connectionId, response });
+  };
+  if (request.code !== RequestCode.PULL_MESSAGE && request.code !== RequestCode.LITE_PULL_MESSAGE) return reply(createNotSupportedResponse(request));
+  let header: PullMessageRequest;
+  try {
+    header = PullMessageRequestHeader.parse(request.extFields);
+  } catch (error) {
+    if (error instanceof HeaderError) return reply(headerErrorResponse(request, error));
+    throw error;
+  }
+  if (header.queueId < 0) {
+    const remark = `queueId[${header.queueId}] is illegal, topic:[${header.topic}] consumer:[${channel.remoteAddress}]`;
+    return reply(createResponse(request, ResponseCode.INVALID_PARAMETER, remark));
+  }
+  if (state.inFlight >= state.limits.readsInFlightMax) {
+    state.counters.overloaded++;
+    return reply(overloaded(request));
+  }
+  const taskRequest = { opaque: request.opaque, serializeType: request.serializeType, flag: request.flag };
+  const task: Task = {
+    id: state.nextTaskId++,
+    request: taskRequest,
+    channel,
+    header,
+    queueKey: queueKeyOf(header.topic, header.queueId),
+    subscription: subscriptionOf(state, header, taskRequest),
+    suspend: (header.sysFlag & PullSysFlag.FLAG_SUSPEND) !== 0,
+    phase: 'group',
+    readFrom: header.queueOffset,
+    deadlineMs: Number.POSITIVE_INFINITY,
+    dirty: false,
+    wasHeld: false,
+    firstRead: true,
+    closed: false,
+    groupSysFlag: 0,
+  };
+  state.tasks.set(task.id, task);
+  state.inFlight++;
+  checkGroup(state, task, ctx);
+}
+
+/** RocketMQ checks the group before anything else: use a fresh cached verdict or ask broker-admin. */
+function checkGroup(state: State, task: Task, ctx: Ctx): void {
+  const group = task.header.consumerGroup;
+  const cached = state.groupCache.get(group);
+  if (cached !== undefined && cached.expiresMs > ctx.clock.nowMs()) return afterGroup(state, task, cached.verdict, ctx);
+  const waiting = state.groupLookups.get(group);
+  if (waiting !== undefined) {
+    waiting.push(task.id);
+    return;
+  }
+  state.groupLookups.set(group, [task.id]);
+  const epoch = state.epoch;
+  const asked = ctx.ask<BrokerAdminMessage, GroupForRetryAnswer>(state.args.refs.admin, { type: 'groupForRetry', group });
+  ctx.pipeToSelf(asked, (result) => ({ type: 'groupLooked', epoch, group, result }));
+}
+
+function verdictOf(answer: GroupForRetryAnswer): GroupVerdict {
+  if (!answer.ok) return { ok: false, code: answer.code, remark: answer.remark };
+  return { ok: true, consumeEnable: answer.group.consumeEnable, groupSysFlag: answer.group.groupSysFlag };
+}
+
+function onGroupLooked(state: State, message: Extract<PullProcessorStep, { type: 'groupLooked' }>, ctx: Ctx): void {
+  if (message.epoch !== state.epoch) return;
+  const waiting = state.groupLookups.get(message.group) ?? [];
+  state.groupLookups.delete(message.group);
+  const result = message.result;
+  if (result.ok) {
+    const verdict = verdictOf(result.value);
+    cachePut(state.groupCache, message.group, { verdict, expiresMs: ctx.clock.nowMs() + state.limits.groupCacheTtlMs }, state.limits.groupCacheMax);
+  } else {
+    ctx.log.warn({ group: message.group, err: describeError(result.error) }, 'broker-admin did not answer groupForRetry');
+  }
+  for (const id of waiting) {
+    const task = state.tasks.get(id);
+    if (task === undefined) continue;
+    if (task.closed) forget(state, task);
+    else if (result.ok) afterGroup(state, task, verdictOf(result.value), ctx);
+    else answer(state, task, askFailure(task, 'broker-admin groupForRetry', result.error), ctx);
+  }
+}
+
+function afterGroup(state: State, task: Task, verdict: GroupVerdict, ctx: Ctx): void {
+  assert(task.phase === 'group', 'group checked once');
+  if (!verdict.ok) return answer(state, task, refuse(task.request, verdict.code, verdict.remark), ctx);
+  if (!verdict.consumeEnable) {
+    const remark = `subscription group no permission, ${task.header.consumerGroup}`;
+    const response = createResponse(task.request, ResponseCode.NO_PERMISSION, remark, { extFields: { forbiddenType: String(GROUP_FORBIDDEN) } });
+    return answer(state, task, response, ctx);
+  }
+  if (isRefusal(task.subscription)) return answer(state, task, task.subscription, ctx);
+  task.groupSysFlag = verdict.groupSysFlag;
+  let onQueue = state.byQueue.get(task.queueKey);
+  if (onQueue === undefined) {
+    onQueue = new Set();
+    state.byQueue.set(task.queueKey, onQueue);
+  }
+  onQueue.add(task.id);
+  startRead(state, task, ctx);
+}
+
+function startRead(state: State, task: Task, ctx: Ctx): void {
+  if (task.phase === 'held') {
+    state.held--;
+    state.inFlight++;
+  }
+  task.phase = 'read';
+  task.dirty = false;
+  const subscription = usableSubscription(task);
+  const get: CommitLogWriterMessage = {
+    type: 'get',
+    topic: task.header.topic,
+    queueId: task.header.queueId,
+    queueOffset: task.readFrom,
+    maxMsgNums: Math.max(1, task.header.maxMsgNums),
+    ...(subscription.tags === undefined ? {} : { tags: subscription.tags }),
+  };
+  const epoch = state.epoch;
+  const taskId = task.id;
+  ctx.pipeToSelf(ctx.ask<CommitLogWriterMessage, GetMessageResult>(state.args.refs.writer, get), (result) => ({ type: 'readDone', epoch, taskId, result }));
+}
+
+function onReadDone(state: State, message: Extract<PullProcessorStep, { type: 'readDone' }>, ctx: Ctx): void {
+  if (message.epoch !== state.epoch) return;
+  const task = state.tasks.get(message.taskId);
+  if (task === undefined) return;
+  assert(task.phase === 'read', 'a read answers a reading task');
+  if (task.closed) return forget(state, task);
+  if (!message.result.ok) return answer(state, task, askFailure(task, 'store getMessage', message.result.error), ctx);
+  const result = applySql(usableSubscription(task), message.result.value);
+  if (task.firstRead) {
+    task.firstRead = false;
+    commitOffset(state, task, ctx);
+  }
+  const code = responseCodeOf(result.status, task.header.queueOffset);
+  const mayHold = task.suspend && !isOneway(task.request) && ctx.clock.nowMs() < task.deadlineMs;
+  if (mayHold && code === ResponseCode.PULL_NOT_FOUND) return holdOrReadAgain(state, task, ctx);
+  if (mayHold && task.wasHeld && result.status === 'NO_MATCHED_MESSAGE') {
+    assert(result.nextBeginOffset > task.readFrom, 'a no-match read moves on');
+    task.readFrom = result.nextBeginOffset;
+    return holdOrReadAgain(state, task, ctx);
+  }
+  answer(state, task, pullResponse(task, result, code), ctx);
+}
+
+function commitOffset(state: State, task: Task, ctx: Ctx): void {
+  const header = task.header;
+  if ((header.sysFlag & PullSysFlag.FLAG_COMMIT_OFFSET) === 0 || header.commitOffset < 0) return;
+  const sent = ctx.tell(state.args.refs.admin, {
+    type: 'commitOffset',
+    group: header.consumerGroup,
+    topic: header.topic,
+    queueId: header.queueId,
+    offset: header.commitOffset,
+  });
+  if (!sent) ctx.log.warn({ group: header.consumerGroup, topic: header.topic, queueId: header.queueId }, 'broker-admin did not take a pulled commitOffset');
+}
+
+/** Holds the request, unless a notice already passed its offset while it was being read. */
+function holdOrReadAgain(state: State, task: Task, ctx: Ctx): void {
+  if (task.dirty) return startRead(state, task, ctx);
+  if (!task.wasHeld) {
+    if (state.held >= state.limits.heldMax) {
+      state.counters.overloaded++;
+      return answer(state, task, overloaded(task.request), ctx);
+    }
+    const suspendMs = Math.min(Math.max(task.header.suspendTimeoutMillis, 0), state.limits.suspendMaxMs);
+    task.deadlineMs = ctx.clock.nowMs() + suspendMs;
+    task.wasHeld = true;
+    state.counters.holds++;
+  }
+  task.phase = 'held';
+  state.inFlight--;
+  state.held++;
+  armDeadline(state, task.deadlineMs, ctx);
+}
+
+/**
+ * Sets the one deadline timer for `dueMs` unless it already fires earlier. Due times are rounded up to
+ * DEADLINE_RESOLUTION_MS, so the O(held) sweep runs at most that often, however spread the deadlines.
+ */
+function armDeadline(state: State, dueMs: number, ctx: Ctx): void {
+  const roundedMs = Math.ceil(dueMs / DEADLINE_RESOLUTION_MS) * DEADLINE_RESOLUTION_MS;
+  if (roundedMs >= state.deadlineTimerDueMs && ctx.timers.isActive(TIMER_DEADLINE)) return;
+  state.deadlineTimerDueMs = roundedMs;
+  ctx.timers.startSingle(TIMER_DEADLINE, { type: 'deadline' }, Math.max(0, roundedMs - ctx.clock.nowMs()));
+}
+
+/** Reads every held request whose time is up once more (answered whatever it finds); re-arms for the rest. */
+function onDeadline(state: State, ctx: Ctx): void {
+  state.deadlineTimerDueMs = Number.POSITIVE_INFINITY;
+  const nowMs = ctx.clock.nowMs();
+  let nextMs = Number.POSITIVE_INFINITY;
+  for (const task of [...state.tasks.values()]) {
+    if (task.phase !== 'held') continue;
+    if (task.deadlineMs <= nowMs) {
+      state.counters.timeouts++;
+      startRead(state, task, ctx);
+    } else {
+      nextMs = Math.min(nextMs, task.deadlineMs);
+    }
+  }
+  if (nextMs !== Number.POSITIVE_INFINITY) armDeadline(state, nextMs, ctx);
+}
+
+/** PullRequestHoldService.notifyMessageArriving: wake what the grown queues now satisfy. */
+function onArrived(state: State, notice: ArrivalNotice, ctx: Ctx): void {
+  for (const queue of notice.queues) {
+    const onQueue = state.byQueue.get(queueKeyOf(queue.topic, queue.queueId));
+    if (onQueue === undefined) continue;
+    for (const id of [...onQueue]) {
+      const task = state.tasks.get(id);
+      assert(task !== undefined, 'queue index holds live tasks');
+      if (queue.maxOffset <= task.readFrom) continue;
+      if (task.phase === 'read') {
+        task.dirty = true;
+      } else if (task.phase === 'held') {
+        state.counters.wakeups++;
+        startRead(state, task, ctx);
+      }
+    }
+  }
+}
+
+/** Drops the held requests of a closed connection; answers of reads in flight for it are dropped later. */
+function onChannelClosed(state: State, channel: RemotingChannel): void {
+  const key = channelKey(channel);
+  for (const task of [...state.tasks.values()]) {
+    if (channelKey(task.channel) !== key) continue;
+    if (task.phase === 'held') forget(state, task);
+    else task.closed = true;
+  }
+}
+
+function watch(state: State, ctx: Ctx): void {
+  // The writer takes ArrivalNotice among this actor's messages; the phantom type cannot say "accepts at least".
+  const watcher = ctx.self as ActorRef<ArrivalNotice>;
+  if (!ctx.tell(state.args.refs.writer, { type: 'watchArrivals', watcher })) ctx.log.warn('writer did not take watchArrivals; trying again later');
+}
+
+function statsOf(state: State): PullProcessorStats {
+  return { ...state.counters, held: state.held, inFlight: state.inFlight };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Behavior
+
+function limitsOf(args: PullProcessorArgs): Limits {
+  const limits: Limits = { ...PULL_PROCESSOR_DEFAULTS, ...args.pull };
+  for (const [key, value] of Object.entries(limits)) {
+    assert(Number.isSafeInteger(value) && value > 0, `pull processor ${key} is a positive integer: ${value}`);
+  }
+  return limits;
+}
+
+/** The pull processor behavior (see the file comment). */
+export const pullProcessor: Behavior<State, PullProcessorMessage, PullProcessorArgs> = {
+  init(args, ctx) {
+    const limits = limitsOf(args);
+    const state: State = {
+      args,
+      limits,
+      epoch: Math.floor(ctx.random() * 0x7fff_ffff),
+      nextTaskId: 1,
+      tasks: new Map(),
+      byQueue: new Map(),
+      groupLookups: new Map(),
+      groupCache: new Map(),
+      filterCache: new Map(),
+      held: 0,
+      inFlight: 0,
+      deadlineTimerDueMs: Number.POSITIVE_INFINITY,
+      counters: { requests: 0, found: 0, notFound: 0, retryImmediately: 0, offsetMoved: 0, refused: 0, holds: 0, wakeups: 0, timeouts: 0, overloaded: 0 },
+    };
+    watch(state, ctx);
+    ctx.timers.startPeriodic(TIMER_REWATCH, { type: 'rewatch' }, limits.rewatchIntervalMs);
+    return state;
+  },
+
+  receive(state, message, ctx) {
+    switch (message.type) {
+      case 'remotingRequest':
+        onRequest(state, message, ctx);
+        break;
+      case 'channelClosed':
+        onChannelClosed(state, message.channel);
+        break;
+      case 'arrived':
+        onArrived(state, message, ctx);
+        break;
+      case 'groupLooked':
+        onGroupLooked(state, message, ctx);
+        break;
+      case 'readDone':
+        onReadDone(state, message, ctx);
+        break;
+      case 'deadline':
+        onDeadline(state, ctx);
+        break;
+      case 'rewatch':
+        watch(state, ctx);
+        break;
+      case 'stats':
+        ctx.reply(statsOf(state));
+        break;
+      default:
+        return assertNever(message, 'pull processor message');
+    }
+    assert(state.tasks.size === state.held + state.inFlight, 'every task is held or in flight');
+    return state;
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------
+// Spawning
+
+/** What spawnPullProcessors needs from the actor system. */
+export type PullProcessorSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
+
+/** How many pull processors to start, where, and with what. */
+export type SpawnPullProcessorsOptions = {
+  readonly args: PullProcessorArgs;
+  /** Number of processors (one per thread of the pool is a good start). */
+  readonly count: number;
+  /** Pool to place them on; `pull` by default. */
+  readonly pool?: string;
+  readonly namePrefix?: string;
+  readonly mailboxCapacity?: number;
+  readonly behavior?: BehaviorSource;
+};
+
+/** Spawns `count` pull processors; route PULL_REQUEST_CODES to them and add them to closeListeners. */
+export async function spawnPullProcessors(system: PullProcessorSpawner, options: SpawnPullProcessorsOptions): Promise<ActorRef<PullProcessorMessage>[]> {
+  assert(Number.isSafeInteger(options.count) && options.count > 0, 'at least one pull processor');
+  const refs: ActorRef<PullProcessorMessage>[] = [];
+  for (let i = 0; i < options.count; i++) {
+    const spec: ActorSpec<PullProcessorArgs> = {
+      name: `${options.namePrefix ?? 'pull-processor'}-${i}`,
+      behavior: options.behavior ?? pullProcessorSource,
+      args: options.args,
+      pool: options.pool ?? 'pull',
+      ...(options.mailboxCapacity === undefined ? {} : { mailboxCapacity: options.mailboxCapacity }),
+    };
+    refs.push(await system.spawn<PullProcessorMessage, PullProcessorArgs>(spec));
+  }
+  return refs;
+}

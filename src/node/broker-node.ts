@@ -1,0 +1,111 @@
+/**
+ * Spawns the Broker's actors inside a node and returns the Remoting routes its acceptors serve, as
+ * RocketMQ's BrokerController.registerProcessor maps request codes to processors and executors:
+ *
+ * | codes                                              | actor(s)                        | pool       |
+ * |----------------------------------------------------|---------------------------------|------------|
+ * | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE, | send-processor, one per thread  | send       |
+ * | CONSUMER_SEND_MSG_BACK                             |                                 |            |
+ * | PULL_MESSAGE                                       | pull-processor, one per thread  | pull       |
+ * | everything else (clients, offsets, admin, query)   | broker-admin                    | admin      |
+ * | (store)                                            | commit-log-writer / -flusher    | commitlog / store |
+ * | (delay levels)                                     | schedule-service                | store      |
+ *
+ * The NameServer is one actor on the admin pool serving every code of its port.
+ */
+import path from 'node:path';
+import type { NodeConfig } from '../config/schema.ts';
+import { parseAddressList } from '../config/address.ts';
+import type { ActorRef, ActorSpec } from '../runtime/actor.ts';
+import { RequestCode } from '../net/remoting/remoting-command.ts';
+import { spawnStore, storeSettingsFromConfig } from '../actors/store-actors.ts';
+import { parseDelayLevels, type BrokerAdminMessage, type BrokerProcessorArgs } from '../actors/broker-context.ts';
+import type { ChannelClosedMessage, RemotingRequestMessage, RemotingRoutes } from '../actors/remoting-routes.ts';
+import { spawnNameServer } from '../actors/name-server.ts';
+
+/** What spawning needs from the actor system. */
+export type Spawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
+
+const actorModule = (file: string): string => new URL(`../actors/${file}`, import.meta.url).href;
+
+/** The NameServer's routes: one actor takes every code and hears of closed connections. */
+export async function startNameServer(system: Spawner, config: NodeConfig): Promise<RemotingRoutes> {
+  const nameServer = await spawnNameServer(system, {
+    pool: 'admin',
+    kvConfigPath: path.join(path.dirname(config.storePathRootDir), 'namesrv', 'kvConfig.json'),
+  });
+  return { byCode: {}, fallback: [nameServer], closeListeners: [nameServer] };
+}
+
+/** The broker's identity and settings, from config. */
+export function brokerArgsOf(config: NodeConfig, refs: BrokerProcessorArgs['refs'], listenPort: number): BrokerProcessorArgs {
+  const storeHost = { address: config.brokerIP1, port: listenPort };
+  return {
+    identity: {
+      clusterName: config.brokerClusterName,
+      brokerName: config.brokerName,
+      brokerId: config.brokerId,
+      brokerAddr: `${config.brokerIP1}:${listenPort}`,
+      storeHost,
+    },
+    settings: {
+      autoCreateTopicEnable: config.autoCreateTopicEnable,
+      autoCreateSubscriptionGroup: config.autoCreateSubscriptionGroup,
+      defaultTopicQueueNums: config.defaultTopicQueueNums,
+      maxMessageSize: config.maxMessageSize,
+      enablePropertyFilter: config.enablePropertyFilter,
+      delayLevelsMs: parseDelayLevels(config.messageDelayLevel),
+      namesrvAddrs: (parseAddressList(config.namesrvAddr) ?? []).map((address) => `${address.host}:${address.port}`),
+      storePathRootDir: config.storePathRootDir,
+    },
+    refs,
+  };
+}
+
+/**
+ * Spawns store, broker-admin, the send and pull processors and the schedule service; returns the routes
+ * for the broker's acceptors. `listenPort` is the port the broker announces (bound before this runs, so
+ * an ephemeral port 0 is already resolved).
+ */
+export async function startBroker(system: Spawner, config: NodeConfig, listenPort: number): Promise<RemotingRoutes> {
+  const settings = storeSettingsFromConfig(config, { address: config.brokerIP1, port: listenPort });
+  const { writer } = await spawnStore(system, { settings });
+  // broker-admin is addressed through ctx.self; its own args cannot hold its ref before it exists.
+  const unborn: ActorRef<BrokerAdminMessage> = { slot: -1, name: 'broker-admin (self)' };
+  const admin = await system.spawn<BrokerAdminMessage, BrokerProcessorArgs>({
+    name: 'broker-admin',
+    behavior: { module: actorModule('broker-admin.ts'), export: 'brokerAdmin' },
+    args: brokerArgsOf(config, { writer, admin: unborn }, listenPort),
+    pool: 'admin',
+  });
+  const args = brokerArgsOf(config, { writer, admin }, listenPort);
+  const spawnMany = async (kind: 'send' | 'pull', count: number): Promise<ActorRef<RemotingRequestMessage>[]> =>
+    Promise.all(
+      Array.from({ length: count }, (_, index) =>
+        system.spawn<RemotingRequestMessage, BrokerProcessorArgs>({
+          name: `${kind}-processor-${index}`,
+          behavior: { module: actorModule(`${kind}-processor.ts`), export: `${kind}Processor` },
+          args,
+          pool: kind,
+        }),
+      ),
+    );
+  const senders = await spawnMany('send', config.sendMessageThreadPoolNums);
+  const pullers = await spawnMany('pull', config.pullMessageThreadPoolNums);
+  await system.spawn({
+    name: 'schedule-service',
+    behavior: { module: actorModule('schedule-service.ts'), export: 'scheduleService' },
+    args,
+    pool: 'store',
+  });
+  const byCode: Record<number, readonly ActorRef<RemotingRequestMessage>[]> = {
+    [RequestCode.SEND_MESSAGE]: senders,
+    [RequestCode.SEND_MESSAGE_V2]: senders,
+    [RequestCode.SEND_BATCH_MESSAGE]: senders,
+    [RequestCode.CONSUMER_SEND_MSG_BACK]: senders,
+    [RequestCode.PULL_MESSAGE]: pullers,
+    [RequestCode.LITE_PULL_MESSAGE]: pullers,
+  };
+  const adminRequests = admin as ActorRef<RemotingRequestMessage>;
+  return { byCode, fallback: [adminRequests], closeListeners: [admin, ...pullers].map((ref) => ref as ActorRef<ChannelClosedMessage>) };
+}
