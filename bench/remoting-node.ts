@@ -1,0 +1,140 @@
+/**
+ * A `start` node for the Remoting benchmark, run as a child process (`node bin/rocketmq-ts.ts start`)
+ * so that the load generator's CPU is not the broker's. Ports are ephemeral and read from the node's
+ * 'node started' log line; the store lives in a directory the caller owns. The child is stopped by its
+ * PID: SIGTERM (graceful: drain, flush), then SIGKILL when it takes too long. `killNodeNow` is the
+ * synchronous last resort for `process.on('exit')`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const bin = new URL('../bin/rocketmq-ts.ts', import.meta.url).pathname;
+
+/** How long the node may take to print 'node started'. */
+const START_TIMEOUT_MS = 60_000;
+/** How long a graceful stop may take before SIGKILL. */
+const STOP_GRACE_MS = 20_000;
+/** Log lines kept for an error report, newest last. */
+const LOG_LINES_KEPT_MAX = 40;
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on every Linux we run on). */
+const PROC_TICKS_PER_S = 100;
+
+/** A running child node. */
+export type BenchNode = {
+  readonly pid: number;
+  readonly brokerPort: number;
+  readonly namesrvPort: number;
+  /** Remoting worker threads the node reported (serverWorkerThreads after defaults). */
+  readonly remotingThreads: number;
+  readonly child: ChildProcess;
+  /** The last log lines, for an error message. */
+  readonly logTail: string[];
+};
+
+type LogLine = { msg?: string; ports?: { broker?: number; namesrv?: number }; pools?: { pool: string; size: number }[] };
+
+/** Starts `node bin/rocketmq-ts.ts start` with ephemeral ports and resolves once it has bound them. */
+export function startBenchNode(storeDir: string, overrides: Readonly<Record<string, string>>): Promise<BenchNode> {
+  const args = [
+    bin,
+    'start',
+    '--namesrvAddr=127.0.0.1:0',
+    '--listenPort=0',
+    '--grpcServerPort=0',
+    '--brokerIP1=127.0.0.1',
+    `--storePathRootDir=${storeDir}`,
+    '--flushDiskType=ASYNC_FLUSH',
+    '--logLevel=info',
+    ...Object.entries(overrides).map(([key, value]) => `--${key}=${value}`),
+  ];
+  fs.mkdirSync(storeDir, { recursive: true });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logTail: string[] = [];
+  const keep = (line: string): void => {
+    logTail.push(line);
+    if (logTail.length > LOG_LINES_KEPT_MAX) logTail.shift();
+  };
+  return new Promise((resolve, reject) => {
+    let remotingThreads = 0;
+    let pending = '';
+    let settled = false;
+    const fail = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      killNodeNow(child);
+      reject(new Error(`${why}\n--- node log tail ---\n${logTail.join('\n')}`));
+    };
+    const timer = setTimeout(() => fail(`node did not start within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    child.stderr!.on('data', (chunk: Buffer) => keep(chunk.toString().trimEnd()));
+    // stdout is read to the end of the child's life, so a chatty node never blocks on a full pipe.
+    child.stdout!.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      for (let newline = pending.indexOf('\n'); newline >= 0; newline = pending.indexOf('\n')) {
+        const text = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        keep(text);
+        if (settled) continue;
+        let line: LogLine;
+        try {
+          line = JSON.parse(text) as LogLine;
+        } catch {
+          continue;
+        }
+        if (line.msg === 'thread pools started') remotingThreads = line.pools?.find((pool) => pool.pool === 'remoting')?.size ?? 0;
+        if (line.msg === 'node started' && line.ports?.broker !== undefined && line.ports.namesrv !== undefined) {
+          settled = true;
+          clearTimeout(timer);
+          resolve({ pid: child.pid!, brokerPort: line.ports.broker, namesrvPort: line.ports.namesrv, remotingThreads, child, logTail });
+        }
+      }
+      // A line longer than the kept tail is of no use to anyone; drop it rather than grow.
+      if (pending.length > 1024 * 1024) pending = '';
+    });
+    child.once('error', (error) => fail(`node could not be spawned: ${error.message}`));
+    child.once('exit', (code, signal) => fail(`node exited before it started (code ${code}, signal ${signal})`));
+  });
+}
+
+/** Stops the node by its PID: SIGTERM, then SIGKILL after STOP_GRACE_MS. Resolves once it has exited. */
+export async function stopBenchNode(node: BenchNode): Promise<{ graceful: boolean; exitCode: number | null }> {
+  const child = node.child;
+  if (child.exitCode !== null || child.signalCode !== null) return { graceful: child.exitCode === 0, exitCode: child.exitCode };
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  process.kill(node.pid, 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), STOP_GRACE_MS)));
+  const outcome = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (outcome !== 'late') return { graceful: outcome === 0, exitCode: outcome };
+  killNodeNow(child);
+  return { graceful: false, exitCode: await exited };
+}
+
+/** SIGKILL by PID if the child still runs; synchronous, so it may run in an 'exit' handler. */
+export function killNodeNow(child: ChildProcess): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(child.pid, 'SIGKILL');
+  } catch {
+    // Already gone between the check and the kill.
+  }
+}
+
+/** CPU seconds (user + system, all threads) the process `pid` has used; undefined where /proc is absent. */
+export function processCpuSeconds(pid: number): number | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join('/proc', String(pid), 'stat'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name (0-based 11, 12).
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
+  return (utime + stime) / PROC_TICKS_PER_S;
+}

@@ -1,0 +1,197 @@
+/**
+ * `npm run bench:remoting`: a `start` node driven over loopback Remoting, as RocketMQ's benchmark
+ * Producer and Consumer drive a broker, printed as one table:
+ * - SEND_MESSAGE_V2 throughput, 64 closed-loop senders over 8 connections, 1 KiB bodies, with the mean and
+ *   p99 round trip;
+ * - SEND_BATCH_MESSAGE throughput, 32 messages per batch (encodeMessageBatch), 64 senders;
+ * - PULL_MESSAGE throughput, 32 messages per pull, one lane per queue (8 queues), reading what the two
+ *   send phases stored;
+ * - round trips at half of the peak single-send rate (64 rate-limited senders);
+ * - single-send throughput of a node started with serverWorkerThreads=1, and of one with =2.
+ * The node runs as a child process (`node bin/rocketmq-ts.ts start`, ASYNC_FLUSH, ephemeral ports), so the
+ * load generator's CPU is its own; both CPU figures are printed with each phase, since on a small
+ * machine the two compete for the same cores. REMOTING_BENCH_SECONDS sets each timed phase's length
+ * (default 5); REMOTING_BENCH_DIR the directory of the store (default: the OS temp dir). The child is
+ * stopped by PID and the store removed at the end, on failure and on Ctrl-C alike.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { RemotingClient } from '../src/net/remoting/remoting-client.ts';
+import { requestOf } from '../src/net/remoting/remoting-client.ts';
+import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
+import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
+import { closedLoop, connectClients, type PhaseResult, pullAll, rateLimited, REQUEST_TIMEOUT_MS, RequestFactory } from './remoting-load.ts';
+import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBenchNode } from './remoting-node.ts';
+
+const phaseMs = Number(process.env['REMOTING_BENCH_SECONDS'] ?? 5) * 1000;
+if (!(phaseMs > 0)) throw new Error(`REMOTING_BENCH_SECONDS must be a positive number, got ${process.env['REMOTING_BENCH_SECONDS']}`);
+const warmUpMs = Math.min(1_000, phaseMs);
+const baseDir = fs.mkdtempSync(path.join(process.env['REMOTING_BENCH_DIR'] ?? os.tmpdir(), 'remoting-bench-'));
+
+const TOPIC = 'BenchTopic';
+const QUEUES = 8;
+const CONNECTIONS = 8;
+const SENDERS = 64;
+const BATCH_SIZE = 32;
+const PULL_BATCH = 32;
+const BODY = Buffer.alloc(1024, 'r');
+const TARGET_SINGLE_PER_S = 80_000;
+const TARGET_BATCH_PER_S = 250_000;
+const TARGET_HALF_LOAD_P99_MS = 5;
+
+type Row = { benchmark: string; result: string; target: string; verdict: string };
+const rows: Row[] = [];
+const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const perS = (result: PhaseResult, count: number = result.messages): number => count / (result.ms / 1000);
+
+// ------------------------------------------------------------------------------------------ cleanup
+
+const nodes = new Set<BenchNode>();
+let cleanedUp = false;
+/** Kills every node still running and removes the store; synchronous so 'exit' and signals can run it. */
+function cleanUpNow(): void {
+  if (cleanedUp) return;
+  cleanedUp = true;
+  for (const node of nodes) killNodeNow(node.child);
+  fs.rmSync(baseDir, { recursive: true, force: true });
+}
+process.once('exit', cleanUpNow);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    cleanUpNow();
+    process.exit(130);
+  });
+}
+
+// ------------------------------------------------------------------------------------------ phases
+
+/** A started node with its clients, and the node's CPU counter. */
+type Session = { node: BenchNode; clients: RemotingClient[]; factory: RequestFactory };
+
+async function openSession(name: string, overrides: Record<string, string>): Promise<Session> {
+  const node = await startBenchNode(path.join(baseDir, name), overrides);
+  nodes.add(node);
+  const clients = await connectClients(`127.0.0.1:${node.brokerPort}`, CONNECTIONS);
+  const header = CreateTopicRequestHeader.format({
+    topic: TOPIC,
+    defaultTopic: 'TBW102',
+    readQueueNums: QUEUES,
+    writeQueueNums: QUEUES,
+    perm: 6,
+    topicFilterType: 'SINGLE_TAG',
+  });
+  const created = await clients[0]!.invoke(requestOf(RequestCode.UPDATE_AND_CREATE_TOPIC, header), REQUEST_TIMEOUT_MS);
+  if (created.code !== ResponseCode.SUCCESS) throw new Error(`creating ${TOPIC} failed: ${created.code} ${created.remark ?? ''}`);
+  return { node, clients, factory: new RequestFactory(TOPIC, QUEUES, BODY) };
+}
+
+async function closeSession(session: Session): Promise<void> {
+  await Promise.all(session.clients.map((client) => client.close()));
+  const stopped = await stopBenchNode(session.node);
+  nodes.delete(session.node);
+  if (!stopped.graceful) console.error(`node ${session.node.pid} did not stop gracefully (exit code ${stopped.exitCode})`);
+}
+
+/** Runs a phase and returns it with the node's CPU use over the same time, as a share of one core. */
+async function measured<R extends PhaseResult>(session: Session, run: () => Promise<R>): Promise<R & { nodeCpu: string; clientCpu: string }> {
+  const before = processCpuSeconds(session.node.pid);
+  const result = await run();
+  const after = processCpuSeconds(session.node.pid);
+  const share = (cpuS: number): string => `${fmt((cpuS / (result.ms / 1000)) * 100)}%`;
+  return { ...result, nodeCpu: before === undefined || after === undefined ? '?' : share(after - before), clientCpu: share(result.clientCpuS) };
+}
+
+/** Latency, failures and CPU of a phase, as the result column shows them. */
+function details(result: PhaseResult & { nodeCpu: string; clientCpu: string }, latency: boolean): string {
+  const parts: string[] = [];
+  if (latency) parts.push(`avg ${fmt(result.histogram.meanMs, 2)} ms, p99 ${fmt(result.histogram.quantileMs(0.99), 2)} ms`);
+  const failed = [...result.failures].map(([code, count]) => `${fmt(count)} x code ${code}`);
+  if (failed.length > 0) parts.push(`FAILED ${failed.join(', ')} (${result.failureRemarks.join(' | ')})`);
+  if (result.errors > 0) parts.push(`${fmt(result.errors)} unanswered (${result.firstError ?? ''})`);
+  parts.push(`cpu node ${result.nodeCpu}, bench ${result.clientCpu}`);
+  return parts.join('; ');
+}
+
+const clean = (result: PhaseResult): boolean => result.failures.size === 0 && result.errors === 0;
+
+async function singleSends(session: Session, label: string, target: string, targetPerS: number | undefined): Promise<number> {
+  await closedLoop(session.clients, SENDERS, warmUpMs, () => session.factory.single(), 1);
+  const result = await measured(session, () => closedLoop(session.clients, SENDERS, phaseMs, () => session.factory.single(), 1));
+  const rate = perS(result);
+  const met = targetPerS === undefined ? '' : rate >= targetPerS && clean(result) ? 'met' : 'MISSED';
+  rows.push({ benchmark: label, result: `${fmt(rate)} msgs/s; ${details(result, true)}`, target, verdict: met });
+  return rate;
+}
+
+async function batchSends(session: Session): Promise<void> {
+  await closedLoop(session.clients, SENDERS, warmUpMs / 2, () => session.factory.batch(BATCH_SIZE), BATCH_SIZE);
+  const result = await measured(session, () => closedLoop(session.clients, SENDERS, phaseMs, () => session.factory.batch(BATCH_SIZE), BATCH_SIZE));
+  const rate = perS(result);
+  rows.push({
+    benchmark: `SEND_BATCH_MESSAGE, ${BATCH_SIZE} x 1 KiB per batch, ${SENDERS} senders / ${CONNECTIONS} connections`,
+    result: `${fmt(rate)} msgs/s (${fmt(perS(result, result.requests))} batches/s); ${details(result, true)}`,
+    target: `>= ${fmt(TARGET_BATCH_PER_S)} msgs/s`,
+    verdict: rate >= TARGET_BATCH_PER_S && clean(result) ? 'met' : 'MISSED',
+  });
+}
+
+async function pulls(session: Session): Promise<void> {
+  const result = await measured(session, () => pullAll(session.clients, TOPIC, QUEUES, PULL_BATCH, phaseMs));
+  const drained = result.drainedQueues > 0 ? ` (${result.drainedQueues} of ${QUEUES} queues read to the end)` : '';
+  rows.push({
+    benchmark: `PULL_MESSAGE, ${PULL_BATCH} msgs per pull, ${QUEUES} queues, 1 lane each`,
+    result: `${fmt(perS(result))} msgs/s, ${fmt(result.messages)} msgs${drained}; ${details(result, true)}`,
+    target: '-',
+    verdict: clean(result) ? '' : 'errors',
+  });
+}
+
+async function halfLoad(session: Session, peakPerS: number): Promise<void> {
+  const ratePerS = Math.max(1, Math.round(peakPerS / 2));
+  const result = await measured(session, () => rateLimited(session.clients, SENDERS, phaseMs, ratePerS, () => session.factory.single()));
+  const p99 = result.histogram.quantileMs(0.99);
+  rows.push({
+    benchmark: `SEND_MESSAGE_V2 at 50% of peak: ${fmt(ratePerS)} msgs/s offered, ${SENDERS} rate-limited senders`,
+    result: `${fmt(perS(result))} msgs/s done; p50 ${fmt(result.histogram.quantileMs(0.5), 2)} ms; ${details(result, true)}`,
+    target: `p99 <= ${TARGET_HALF_LOAD_P99_MS} ms`,
+    verdict: p99 <= TARGET_HALF_LOAD_P99_MS && clean(result) ? 'met' : 'MISSED',
+  });
+}
+
+// ------------------------------------------------------------------------------------------ run
+
+let defaultWorkers = 0;
+try {
+  const main = await openSession('default', {});
+  defaultWorkers = main.node.remotingThreads;
+  const peak = await singleSends(
+    main,
+    `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections (serverWorkerThreads=${defaultWorkers}, default)`,
+    `>= ${fmt(TARGET_SINGLE_PER_S)} msgs/s`,
+    TARGET_SINGLE_PER_S,
+  );
+  await batchSends(main);
+  await pulls(main);
+  await halfLoad(main, peak);
+  await closeSession(main);
+  for (const workers of [1, 2]) {
+    const session = await openSession(`workers-${workers}`, { serverWorkerThreads: String(workers) });
+    await singleSends(session, `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections, serverWorkerThreads=${workers}`, '-', undefined);
+    await closeSession(session);
+  }
+} finally {
+  for (const node of nodes) await stopBenchNode(node).catch(() => killNodeNow(node.child));
+  cleanUpNow();
+}
+
+const keys = ['benchmark', 'result', 'target', 'verdict'] as const;
+const widths = keys.map((key) => Math.max(key.length, ...rows.map((row) => row[key].length)));
+const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(
+  `\nrocketmq-ts Remoting benchmark (node ${process.version}, ${os.cpus().length} cores, ${phaseMs / 1000} s per phase, ` +
+    `child-process node, ASYNC_FLUSH, loopback, store in ${path.dirname(baseDir)})\n`,
+);
+console.log(line([...keys]));
+console.log(line(widths.map((width) => '-'.repeat(width))));
+for (const row of rows) console.log(line([row.benchmark, row.result, row.target, row.verdict]));
