@@ -244,15 +244,29 @@ function countRecords(body: Uint8Array | undefined): number {
   return records;
 }
 
+/** What a pull phase measured beyond PhaseResult. */
+export type PullResult = PhaseResult & {
+  /** Lanes that read their queue to the end before the deadline. */
+  drainedQueues: number;
+  /** Time during which every lane was still pulling: until the first queue was drained, or the whole phase. */
+  allBusyMs: number;
+  /** Messages pulled within allBusyMs. */
+  allBusyMessages: number;
+};
+
 /**
  * One pull lane per queue of `topic`, from offset 0, `batch` messages per PULL_MESSAGE, without long
  * polling: a lane stops at the deadline or once it has read its queue to the end (PULL_NOT_FOUND or an
- * empty answer). Counts the records in the answers and checks them against the offsets moved.
+ * empty answer). Counts the records in the answers and checks them against the offsets moved. Since
+ * the lanes may run out of messages at different times, the rate while all of them were busy is kept
+ * apart (allBusyMs, allBusyMessages).
  */
-export function pullAll(clients: readonly RemotingClient[], topic: string, queues: number, batch: number, durationMs: number): Promise<PhaseResult & { drainedQueues: number }> {
+export function pullAll(clients: readonly RemotingClient[], topic: string, queues: number, batch: number, durationMs: number): Promise<PullResult> {
   let drainedQueues = 0;
+  let allBusy: { ms: number; messages: number } | undefined;
   return timed(async (result) => {
-    const deadline = performance.now() + durationMs;
+    const start = performance.now();
+    const deadline = start + durationMs;
     const lane = async (queueId: number): Promise<void> => {
       const client = clients[queueId % clients.length]!;
       let offset = 0;
@@ -294,10 +308,13 @@ export function pullAll(clients: readonly RemotingClient[], topic: string, queue
         result.requests += 1;
         offset = next;
       }
-      if (performance.now() < deadline) drainedQueues += 1;
+      if (performance.now() < deadline) {
+        drainedQueues += 1;
+        allBusy ??= { ms: performance.now() - start, messages: result.messages };
+      }
     };
     await Promise.all(Array.from({ length: queues }, (_, i) => lane(i)));
-  }).then((result) => ({ ...result, drainedQueues }));
+  }).then((result) => ({ ...result, drainedQueues, allBusyMs: allBusy?.ms ?? result.ms, allBusyMessages: allBusy?.messages ?? result.messages }));
 }
 
 /** Connects `count` clients to `address`. */
