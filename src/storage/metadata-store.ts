@@ -34,6 +34,7 @@
  *    starts empty here and forgets every topic; we refuse to start instead.
  * A leftover <file>.tmp is an interrupted persist and is deleted on load.
  */
+import { parseFastjson as readFastjson, toPlainJson } from '../net/remoting/fastjson.ts';
 import path from 'node:path';
 import { z } from 'zod';
 import { assert } from '../runtime/assert.ts';
@@ -182,58 +183,15 @@ export class MetadataError extends Error {
 // ---------------------------------------------------------------------------------------------------------
 // fastjson text.
 
-/** Parses JSON as fastjson writes it: standard JSON, plus unquoted integer object keys. */
+/**
+ * Parses JSON as fastjson writes it (standard JSON, plus unquoted integer object keys) into plain
+ * objects, with fastjson.ts's reader; throws on text that is not JSON or has keys no object can hold.
+ * The caller has already bounded the text's size, so the reader's own bounds follow the text.
+ */
 export function parseFastjson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    // Only pay for the rewrite on text that is not standard JSON; a truly broken file throws below.
-    return JSON.parse(quoteBareNumericKeys(text));
-  }
-}
-
-/** Rewrites `{0:12}` as `{"0":12}` outside strings; one pass, so bounded by the text's length. */
-function quoteBareNumericKeys(text: string): string {
-  const parts: string[] = [];
-  const containers: string[] = [];
-  let atKey = false;
-  let copiedTo = 0;
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '"') {
-      i = skipString(text, i);
-      atKey = false;
-      continue;
-    }
-    if (atKey && (c === '-' || (c >= '0' && c <= '9'))) {
-      const end = skipNumber(text, i);
-      parts.push(text.slice(copiedTo, i), '"', text.slice(i, end), '"');
-      copiedTo = end;
-      i = end;
-      atKey = false;
-      continue;
-    }
-    if (c === '{' || c === '[') containers.push(c);
-    if (c === '}' || c === ']') containers.pop();
-    if (c === '{' || (c === ',' && containers.at(-1) === '{')) atKey = true;
-    else if (c !== ' ' && c !== '\t' && c !== '\n' && c !== '\r') atKey = false;
-    i++;
-  }
-  parts.push(text.slice(copiedTo));
-  return parts.join('');
-}
-
-function skipString(text: string, quoteAt: number): number {
-  let i = quoteAt + 1;
-  while (i < text.length && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
-  return Math.min(i + 1, text.length);
-}
-
-function skipNumber(text: string, start: number): number {
-  let i = start + 1;
-  while (i < text.length && /[0-9.eE+-]/.test(text[i]!)) i++;
-  return i;
+  const value = toPlainJson(readFastjson(text, { bytesMax: text.length, valuesMax: Math.max(text.length, 1) }));
+  if (value === undefined) throw new Error('object keys that are not strings or numbers');
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------------------
