@@ -3,41 +3,23 @@
  * client: registration and routes, send, pull, long polling, offsets, and a hostile connection that
  * leaves the others unaffected.
  */
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.ts';
-import { startNode, type RunningNode } from '../../src/node/start-node.ts';
+import type { RunningNode } from '../../src/node/start-node.ts';
+import { startTestNode, type TestNode } from './fixtures/test-node.ts';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
 import { formatSendMessageRequest, PullMessageRequestHeader, PullSysFlag } from '../../src/net/remoting/broker-headers.ts';
 import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
 
+let testNode: TestNode;
 let node: RunningNode;
-let storeDir: string;
 let broker: RemotingClient;
 let namesrv: RemotingClient;
 
 beforeAll(async () => {
-  storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'broker-remoting-'));
-  const { config } = loadConfig({
-    role: 'start',
-    overrides: {
-      namesrvAddr: '127.0.0.1:0',
-      listenPort: '0',
-      grpcServerPort: '0',
-      brokerIP1: '127.0.0.1',
-      storePathRootDir: path.join(storeDir, 'store'),
-      serverWorkerThreads: '2',
-      sendMessageThreadPoolNums: '1',
-      pullMessageThreadPoolNums: '1',
-      mappedFileSizeCommitLog: String(64 * 1024 * 1024),
-    },
-  });
-  node = await startNode('start', config, pino({ level: 'warn' }));
+  testNode = await startTestNode('broker-remoting');
+  node = testNode.node;
   broker = await RemotingClient.connect(`127.0.0.1:${node.ports.broker}`);
   namesrv = await RemotingClient.connect(`127.0.0.1:${node.ports.namesrv}`);
 }, 60_000);
@@ -45,8 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   broker?.close();
   namesrv?.close();
-  await node?.stop();
-  fs.rmSync(storeDir, { recursive: true, force: true });
+  await testNode?.stop();
 }, 60_000);
 
 async function send(topic: string, body: string, tags: string): Promise<{ code: number; extFields: Record<string, string>; remark?: string }> {

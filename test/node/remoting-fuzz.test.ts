@@ -7,15 +7,11 @@
  * client on its own connection still stores a message (SEND_MESSAGE_V2 -> SUCCESS) while no worker
  * thread has died and the node has not gone fatal.
  */
-import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import fc from 'fast-check';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/load.ts';
-import { startNode, type RunningNode } from '../../src/node/start-node.ts';
+import type { RunningNode } from '../../src/node/start-node.ts';
+import { startTestNode, type TestNode } from './fixtures/test-node.ts';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { encodeCommand, FRAME_MAX_BYTES_DEFAULT, FrameDecoder, RemotingCodecError } from '../../src/net/remoting/codec.ts';
 import {
@@ -35,8 +31,8 @@ const CLOSE_WITHIN_MS = 5_000;
 /** Runs of the property; each opens two connections and stores one message. */
 const RUNS = 100;
 
+let testNode: TestNode;
 let node: RunningNode;
-let storeDir: string;
 /** A client connected before the fuzzing starts: its connection must survive every hostile one. */
 let steady: RemotingClient;
 const fatal: string[] = [];
@@ -44,24 +40,9 @@ const replaced: number[] = [];
 let restartsBefore = 0;
 
 beforeAll(async () => {
-  storeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'remoting-fuzz-'));
-  const { config } = loadConfig({
-    role: 'start',
-    overrides: {
-      namesrvAddr: '127.0.0.1:0',
-      listenPort: '0',
-      grpcServerPort: '0',
-      brokerIP1: '127.0.0.1',
-      storePathRootDir: path.join(storeDir, 'store'),
-      serverWorkerThreads: '2',
-      sendMessageThreadPoolNums: '1',
-      pullMessageThreadPoolNums: '1',
-      mappedFileSizeCommitLog: String(64 * 1024 * 1024),
-      // Every hostile connection logs a warning on the worker threads; keep them out of the test output.
-      logLevel: 'error',
-    },
-  });
-  node = await startNode('start', config, pino({ level: 'error' }));
+  // Every hostile connection logs a warning on the worker threads; keep them out of the test output.
+  testNode = await startTestNode('remoting-fuzz', 'error');
+  node = testNode.node;
   node.system.on('fatal', (reason: string) => fatal.push(reason));
   node.system.on('workerReplaced', (thread: number) => replaced.push(thread));
   restartsBefore = await actorRestarts();
@@ -70,8 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await steady?.close();
-  await node?.stop();
-  fs.rmSync(storeDir, { recursive: true, force: true });
+  await testNode?.stop();
 }, 60_000);
 
 async function actorRestarts(): Promise<number> {
