@@ -27,6 +27,7 @@ import { pollUntil, startTestSystem } from '../runtime/helpers.ts';
 import { acceptorRecorderSource, type AcceptorRecorderMessage } from './fixtures/acceptor-recorder.ts';
 import { DISABLED_GROUP, MISSING_GROUP, pullAdminStubSource, type PullAdminStubDump, type PullAdminStubMessage } from './fixtures/pull-admin-stub.ts';
 import { pullWriterStubSource, type PullWriterStubArgs, type PullWriterStubMessage } from './fixtures/pull-writer-stub.ts';
+import { smallStoreSettings } from '../storage/fixtures/small-store.ts';
 
 const T0 = 1_700_000_000_000;
 const ASK_MS = 5_000;
@@ -61,20 +62,7 @@ afterEach(async () => {
 });
 
 function storeSettings(): StoreWriterSettings {
-  return {
-    rootDir: dir,
-    flushDiskType: 'ASYNC_FLUSH',
-    storeHost: STORE_HOST,
-    mappedFileSizeCommitLog: 256 * 1024,
-    mappedFileSizeConsumeQueue: 20 * 64,
-    maxMessageSize: 32 * 1024,
-    flushIntervalCommitLogMs: 50,
-    flushIntervalConsumeQueueMs: 100,
-    syncFlushTimeoutMs: 2_000,
-    diskCheckIntervalMs: 60_000,
-    syncFlushWaitersMax: 10_000,
-    tuning: { maxHashSlotNum: 64, maxIndexNum: 256 },
-  };
+  return smallStoreSettings(dir, STORE_HOST);
 }
 
 type HarnessOptions = {

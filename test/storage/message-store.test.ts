@@ -25,6 +25,7 @@ import type { DiskCheck } from '../../src/storage/retention.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { startTestSystem } from '../runtime/helpers.ts';
 import { SEAM, seamBuffer } from './fixtures/store-seams.ts';
+import { smallStoreSettings } from './fixtures/small-store.ts';
 
 const STORE_HOST = { address: '10.0.0.7', port: 10911 };
 const seams = new URL('./fixtures/store-seams.ts', import.meta.url).href;
@@ -44,21 +45,7 @@ afterEach(async () => {
 });
 
 function settings(overrides: Partial<StoreWriterSettings> = {}): StoreWriterSettings {
-  return {
-    rootDir: dir,
-    flushDiskType: 'ASYNC_FLUSH',
-    storeHost: STORE_HOST,
-    mappedFileSizeCommitLog: 256 * 1024,
-    mappedFileSizeConsumeQueue: 20 * 64,
-    maxMessageSize: 32 * 1024,
-    flushIntervalCommitLogMs: 50,
-    flushIntervalConsumeQueueMs: 100,
-    syncFlushTimeoutMs: 2_000,
-    diskCheckIntervalMs: 60_000,
-    syncFlushWaitersMax: 10_000,
-    tuning: { maxHashSlotNum: 64, maxIndexNum: 256 },
-    ...overrides,
-  };
+  return smallStoreSettings(dir, STORE_HOST, overrides);
 }
 
 /** Starts a system with the store pools and the store's actors; `seam` selects the controlled fs. */
