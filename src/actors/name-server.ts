@@ -4,7 +4,8 @@
  * (it is their `fallback` processor) and every closed connection (it is a `closeListener`); it answers
  * each request by telling the connection's acceptor a `respond`. Brokers register every 30 s; one not
  * heard from within its timeout (120 s unless it says otherwise) is removed by a scan that runs every
- * scanNotActiveBrokerIntervalMs (5 s), and its connection is closed, as RocketMQ closes it.
+ * scanNotActiveBrokerIntervalMs (config key scanNotActiveBrokerInterval, 5 s), and its connection is
+ * closed, as RocketMQ closes it.
  *
  * The route and KV tables are plain synchronous data (route-info.ts); this file decodes requests,
  * calls them and encodes answers. Malformed requests are answered (SYSTEM_ERROR with the reason, as

@@ -107,6 +107,10 @@ const portType = integerType(0, 65535);
 const queueCapacityType = integerType(1, 10_000_000);
 const intervalMsType = integerType(1, 3_600_000);
 const INT_MAX = 2_147_483_647;
+// BrokerController reads registerNameServerPeriod as max(10000, min(value, 60000)); we refuse values
+// outside that range instead, so the file says how often the broker registers.
+const REGISTER_PERIOD_MS_MIN = 10_000;
+const REGISTER_PERIOD_MS_MAX = 60_000;
 
 function threadPool(
   source: SourceClass,
@@ -244,6 +248,105 @@ export const CONFIG_KEYS = {
     rocketmqDefault: '(empty)',
     source: 'BrokerConfig',
     description: 'Controller addresses a broker in controller mode reports to.',
+    active: true,
+  }),
+
+  // The broker's registration with the NameServers.
+  registerNameServerPeriod: key({
+    type: integerType(REGISTER_PERIOD_MS_MIN, REGISTER_PERIOD_MS_MAX),
+    default: constant(30_000),
+    rocketmqDefault: `30000 (read clamped to ${REGISTER_PERIOD_MS_MIN}..${REGISTER_PERIOD_MS_MAX})`,
+    source: 'BrokerConfig',
+    description: 'Milliseconds between the registrations of the broker and its topics with every NameServer.',
+    active: true,
+  }),
+  registerBrokerTimeoutMills: key({
+    type: integerType(1, 600_000),
+    default: constant(24_000),
+    rocketmqDefault: '24000',
+    source: 'BrokerConfig',
+    description: 'Milliseconds a registration waits for a NameServer to answer before it counts as failed until the next period.',
+    active: true,
+  }),
+  brokerNotActiveTimeoutMillis: key({
+    type: integerType(1, 86_400_000),
+    default: constant(10_000),
+    rocketmqDefault: '10000',
+    source: 'BrokerConfig',
+    description:
+      'Milliseconds of silence after which NameServers drop this broker; RocketMQ sends it with registrations only when enableSlaveActingMaster is on (not supported yet), otherwise NameServers wait 120000.',
+    active: false,
+  }),
+
+  // The NameServer (NamesrvConfig).
+  scanNotActiveBrokerInterval: key({
+    type: intervalMsType,
+    default: constant(5_000),
+    rocketmqDefault: '5000',
+    source: 'NamesrvConfig',
+    description: 'Milliseconds between the scans that drop brokers not heard from within their heartbeat timeout.',
+    active: true,
+  }),
+  orderMessageEnable: key({
+    type: booleanType(),
+    default: constant(false),
+    rocketmqDefault: 'false',
+    source: 'NamesrvConfig',
+    description: 'Put the ORDER_TOPIC_CONFIG KV entry of a topic in its route as orderTopicConf.',
+    active: true,
+  }),
+  returnOrderTopicConfigToBroker: key({
+    type: booleanType(),
+    default: constant(true),
+    rocketmqDefault: 'true',
+    source: 'NamesrvConfig',
+    description: 'Answer every broker registration with the ORDER_TOPIC_CONFIG KV namespace.',
+    active: true,
+  }),
+  enableAllTopicList: key({
+    type: booleanType(),
+    default: constant(true),
+    rocketmqDefault: 'true',
+    source: 'NamesrvConfig',
+    description: 'Serve GET_ALL_TOPIC_LIST_FROM_NAMESERVER; when false it is answered SYSTEM_ERROR "disable".',
+    active: true,
+  }),
+  enableTopicList: key({
+    type: booleanType(),
+    default: constant(true),
+    rocketmqDefault: 'true',
+    source: 'NamesrvConfig',
+    description: 'Serve GET_TOPICS_BY_CLUSTER and the unit topic lists; when false they are answered SYSTEM_ERROR "disable".',
+    active: true,
+  }),
+  supportActingMaster: key({
+    type: booleanType(),
+    default: constant(false),
+    rocketmqDefault: 'false',
+    source: 'NamesrvConfig',
+    description: 'Route a broker group whose master is gone to its smallest-id slave, shown as brokerId 0, while its queues are read-only.',
+    active: true,
+  }),
+  deleteTopicWithBrokerRegistration: key({
+    type: booleanType(),
+    default: constant(false),
+    rocketmqDefault: 'false',
+    source: 'NamesrvConfig',
+    description: 'Drop from the routes the topics of a broker group that its latest registration no longer lists.',
+    active: true,
+  }),
+  kvConfigPath: key({
+    type: stringType({ docLabel: 'path', expected: 'a non-empty path', accepts: (s) => s !== '' }),
+    // RocketMQ puts it under the user's home; ours sits next to the store so that nodes with their own
+    // storePathRootDir (tests, several nodes on one host) do not share it. With the default
+    // storePathRootDir (~/store) both are ~/namesrv/kvConfig.json.
+    default: derived('dirname(storePathRootDir)/namesrv/kvConfig.json (~/namesrv/kvConfig.json)', (_ctx, r) => {
+      const root = r['storePathRootDir'];
+      return typeof root === 'string' ? path.join(path.dirname(root), 'namesrv', 'kvConfig.json') : '';
+    }),
+    rocketmqDefault: '${user.home}/namesrv/kvConfig.json',
+    source: 'NamesrvConfig',
+    description: 'File the NameServer keeps its KV config in (order topic configs and other namespaces), rewritten on every change.',
     active: true,
   }),
 

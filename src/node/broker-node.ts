@@ -13,7 +13,6 @@
  *
  * The NameServer is one actor on the admin pool serving every code of its port.
  */
-import path from 'node:path';
 import type { NodeConfig } from '../config/schema.ts';
 import { parseAddressList } from '../config/address.ts';
 import type { ActorRef, ActorSpec } from '../runtime/actor.ts';
@@ -21,20 +20,37 @@ import { RequestCode } from '../net/remoting/remoting-command.ts';
 import { spawnStore, storeSettingsFromConfig } from '../actors/store-actors.ts';
 import { parseDelayLevels, type BrokerAdminMessage, type BrokerProcessorArgs } from '../actors/broker-context.ts';
 import type { ChannelClosedMessage, RemotingRequestMessage, RemotingRoutes } from '../actors/remoting-routes.ts';
-import { spawnNameServer } from '../actors/name-server.ts';
+import { spawnNameServer, type NameServerArgs } from '../actors/name-server.ts';
+import type { BrokerAdminArgs, BrokerAdminOptions } from '../actors/broker-admin.ts';
 
 /** What spawning needs from the actor system. */
 export type Spawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
 
 const actorModule = (file: string): string => new URL(`../actors/${file}`, import.meta.url).href;
 
+/** The NameServer's NamesrvConfig keys, as its start arguments; its bounds keep their defaults. */
+export function nameServerArgsOf(config: NodeConfig): Partial<NameServerArgs> {
+  return {
+    scanNotActiveBrokerIntervalMs: config.scanNotActiveBrokerInterval,
+    orderMessageEnable: config.orderMessageEnable,
+    returnOrderTopicConfigToBroker: config.returnOrderTopicConfigToBroker,
+    enableAllTopicList: config.enableAllTopicList,
+    enableTopicList: config.enableTopicList,
+    supportActingMaster: config.supportActingMaster,
+    deleteTopicWithBrokerRegistration: config.deleteTopicWithBrokerRegistration,
+    kvConfigPath: config.kvConfigPath,
+  };
+}
+
 /** The NameServer's routes: one actor takes every code and hears of closed connections. */
 export async function startNameServer(system: Spawner, config: NodeConfig): Promise<RemotingRoutes> {
-  const nameServer = await spawnNameServer(system, {
-    pool: 'admin',
-    kvConfigPath: path.join(path.dirname(config.storePathRootDir), 'namesrv', 'kvConfig.json'),
-  });
+  const nameServer = await spawnNameServer(system, { pool: 'admin', ...nameServerArgsOf(config) });
   return { byCode: {}, fallback: [nameServer], closeListeners: [nameServer] };
+}
+
+/** The broker's BrokerConfig keys for its NameServer registrations, as broker-admin options. */
+export function registrationOptionsOf(config: NodeConfig): Pick<BrokerAdminOptions, 'registerNameServerPeriodMs' | 'registerBrokerTimeoutMs'> {
+  return { registerNameServerPeriodMs: config.registerNameServerPeriod, registerBrokerTimeoutMs: config.registerBrokerTimeoutMills };
 }
 
 /** The broker's identity and settings, from config. */
@@ -72,10 +88,10 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
   const { writer } = await spawnStore(system, { settings });
   // broker-admin is addressed through ctx.self; its own args cannot hold its ref before it exists.
   const unborn: ActorRef<BrokerAdminMessage> = { slot: -1, name: 'broker-admin (self)' };
-  const admin = await system.spawn<BrokerAdminMessage, BrokerProcessorArgs>({
+  const admin = await system.spawn<BrokerAdminMessage, BrokerAdminArgs>({
     name: 'broker-admin',
     behavior: { module: actorModule('broker-admin.ts'), export: 'brokerAdmin' },
-    args: brokerArgsOf(config, { writer, admin: unborn }, listenPort),
+    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: registrationOptionsOf(config) },
     pool: 'admin',
   });
   const args = brokerArgsOf(config, { writer, admin }, listenPort);

@@ -239,6 +239,51 @@ describe('loadConfig errors', () => {
     expect(error.message).toContain('brokerRole ASYNC_MASTER (a master) needs brokerId 0, got "2" (from command line --brokerId)');
   });
 
+  it("uses RocketMQ's NamesrvConfig defaults, with the KV config next to the store", () => {
+    const { config } = load('namesrv');
+    expect(config.scanNotActiveBrokerInterval).toBe(5000);
+    expect(config.orderMessageEnable).toBe(false);
+    expect(config.returnOrderTopicConfigToBroker).toBe(true);
+    expect(config.enableAllTopicList).toBe(true);
+    expect(config.enableTopicList).toBe(true);
+    expect(config.supportActingMaster).toBe(false);
+    expect(config.deleteTopicWithBrokerRegistration).toBe(false);
+    // ${user.home}/namesrv/kvConfig.json, as RocketMQ, while storePathRootDir keeps its default.
+    expect(config.kvConfigPath).toBe('/home/tester/namesrv/kvConfig.json');
+    expect(load('start', { storePathRootDir: '/data/n1/store' }).config.kvConfigPath).toBe('/data/n1/namesrv/kvConfig.json');
+    expect(load('namesrv', { kvConfigPath: '/etc/kv.json', scanNotActiveBrokerInterval: '250' }).config).toMatchObject({
+      kvConfigPath: '/etc/kv.json',
+      scanNotActiveBrokerInterval: 250,
+    });
+  });
+
+  it("uses RocketMQ's registration defaults and refuses a period BrokerController would clamp", () => {
+    const { config } = load('broker');
+    expect(config.registerNameServerPeriod).toBe(30_000);
+    expect(config.registerBrokerTimeoutMills).toBe(24_000);
+    expect(config.brokerNotActiveTimeoutMillis).toBe(10_000);
+    expect(load('broker', { registerNameServerPeriod: '10000' }).config.registerNameServerPeriod).toBe(10_000);
+    const error = configError(() => load('broker', { registerNameServerPeriod: '5000' }));
+    expect(error.key).toBe('registerNameServerPeriod');
+    expect(error.message).toBe(
+      'invalid config key "registerNameServerPeriod": expected an integer 10000..60000, got "5000" (from command line --registerNameServerPeriod)',
+    );
+    expect(configError(() => load('broker', { registerNameServerPeriod: '60001' })).key).toBe('registerNameServerPeriod');
+    expect(configError(() => load('broker', { registerBrokerTimeoutMills: '0' })).key).toBe('registerBrokerTimeoutMills');
+  });
+
+  it('refuses a NameServer scan interval that is not a positive number of milliseconds, and an empty kvConfigPath', () => {
+    const error = configError(() => load('namesrv', { scanNotActiveBrokerInterval: '0' }));
+    expect(error.key).toBe('scanNotActiveBrokerInterval');
+    expect(error.message).toBe(
+      'invalid config key "scanNotActiveBrokerInterval": expected an integer 1..3600000, got "0" (from command line --scanNotActiveBrokerInterval)',
+    );
+    expect(configError(() => load('namesrv', { enableTopicList: 'yes' })).key).toBe('enableTopicList');
+    const empty = configError(() => load('namesrv', { kvConfigPath: ' ' }));
+    expect(empty.key).toBe('kvConfigPath');
+    expect(empty.message).toContain('expected a non-empty path');
+  });
+
   it('skips the brokerId rules in controller mode but then needs controllerAddr', () => {
     expect(load('broker', { enableControllerMode: 'true', controllerAddr: '127.0.0.1:9878', brokerId: '3' }).config.brokerId).toBe(3);
     expect(configError(() => load('broker', { enableControllerMode: 'true' })).key).toBe('controllerAddr');

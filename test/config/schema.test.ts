@@ -30,6 +30,10 @@ const REQUIRED_KEYS = [
   'ackMessageThreadPoolNums', 'grpcThreadPoolNums', 'sendThreadPoolQueueCapacity', 'pullThreadPoolQueueCapacity',
   'grpcThreadPoolQueueCapacity', 'actorMailboxCapacity', 'actorAskTimeoutMs', 'supervisorMaxRestarts',
   'supervisorRestartWindowMs', 'crossThreadBatchMax', 'storeThreadPoolNums', 'cpuTaskThreadPoolNums', 'logLevel',
+  // NamesrvConfig, and the broker's registration with the NameServers.
+  'scanNotActiveBrokerInterval', 'orderMessageEnable', 'returnOrderTopicConfigToBroker', 'enableAllTopicList',
+  'enableTopicList', 'supportActingMaster', 'deleteTopicWithBrokerRegistration', 'kvConfigPath',
+  'registerNameServerPeriod', 'registerBrokerTimeoutMills', 'brokerNotActiveTimeoutMillis',
 ];
 
 describe('config metadata', () => {
