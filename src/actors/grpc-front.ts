@@ -1,28 +1,82 @@
 /**
- * The gRPC front of the Proxy (apache.rocketmq.v2 on grpcServerPort). It owns the grpc-js server; the
- * MessagingService is registered by the Proxy issue. Until then the server is up and every call gets
- * gRPC's UNIMPLEMENTED, which is what a 5.x client sees from a proxy that lacks a method.
+ * The gRPC front of the Proxy: apache.rocketmq.v2.MessagingService on grpcServerPort, served by grpc-js on
+ * this actor's thread (the `grpc` pool). Each call is decoded here and handed to the MessagingActivity
+ * (src/net/grpc/messaging-activity.ts), which speaks Remoting to the NameServer and brokers through a
+ * transport:
+ *
+ * - LOCAL (proxyMode LOCAL, the default of `start`): the node tells this actor the routes of its own
+ *   NameServer and broker (`useLocalServers`); requests go to their processor actors as if this actor were
+ *   a Remoting acceptor, and their `respond` messages come back here. No socket between proxy and broker.
+ * - CLUSTER (`rocketmq-ts proxy`): Remoting over TCP to namesrvAddr and the brokers it names.
+ *
+ * Until a LOCAL node has installed its servers, calls are answered with gRPC UNAVAILABLE.
  */
-import { Server, ServerCredentials } from '@grpc/grpc-js';
-import type { Behavior, DeferredReply } from '../runtime/actor.ts';
+import { Server, ServerCredentials, status as GrpcStatus, type Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import type { ActorRef, Behavior, DeferredReply } from '../runtime/actor.ts';
 import { assertNever } from '../runtime/assert.ts';
 import type { BoundAnswer } from './remoting-acceptor.ts';
+import type { AcceptorChannelMessage, RemotingRoutes } from './remoting-routes.ts';
+import { addMessagingService, type MessagingServiceHandlers } from '../net/grpc/messaging-service.ts';
+import { MessagingActivity, type CallContext } from '../net/grpc/messaging-activity.ts';
+import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
+import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
 
-/** Start arguments: where to listen and the inbound message bound. */
-export type GrpcFrontArgs = { readonly host: string; readonly port: number; readonly maxReceiveMessageBytes: number };
+/** Start arguments: where to listen, the inbound bound, the mode and what the activities need. */
+export type GrpcFrontArgs = {
+  readonly host: string;
+  readonly port: number;
+  readonly maxReceiveMessageBytes: number;
+  readonly proxyMode?: 'LOCAL' | 'CLUSTER';
+  /** CLUSTER: the NameServers to ask. */
+  readonly namesrvAddrs?: readonly string[];
+  readonly autoCreateTopicEnable?: boolean;
+  readonly defaultTopicQueueNums?: number;
+  readonly maxMessageSize?: number;
+};
 
-/** Messages: asks for the bound port, the request to stop accepting, and the bind outcome. */
+/** Messages: asks for the bound port, stop, the local servers, the channel contract, and timers. */
 export type GrpcFrontMessage =
   | { readonly type: 'port' }
   | { readonly type: 'stopAccepting' }
-  | { readonly type: 'bound'; readonly answer: BoundAnswer };
+  | { readonly type: 'bound'; readonly answer: BoundAnswer }
+  | {
+      readonly type: 'useLocalServers';
+      readonly namesrv: RemotingRoutes | undefined;
+      readonly brokers: readonly { readonly brokerAddr: string; readonly routes: RemotingRoutes }[];
+    }
+  | { readonly type: 'expireClients' }
+  | AcceptorChannelMessage;
 
-type State = { readonly server: Server; bound: BoundAnswer | undefined; readonly waiting: DeferredReply[] };
+type State = {
+  readonly server: Server;
+  bound: BoundAnswer | undefined;
+  readonly waiting: DeferredReply[];
+  readonly backend: { activity: MessagingActivity | undefined; local: LocalTransport | undefined; transport: ProxyTransport | undefined };
+  readonly makeActivity: (transport: ProxyTransport) => MessagingActivity;
+};
+
+const TIMER_EXPIRE = 'expireClients';
+const EXPIRE_INTERVAL_MS = 10_000;
 
 /** The gRPC front behavior. */
 export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
   init(args, ctx) {
     const server = new Server({ 'grpc.max_receive_message_length': args.maxReceiveMessageBytes });
+    const backend: State['backend'] = { activity: undefined, local: undefined, transport: undefined };
+    const activityOf = (transport: ProxyTransport): MessagingActivity =>
+      new MessagingActivity({
+        transport,
+        nowMs: () => ctx.clock.nowMs(),
+        log: ctx.log,
+        autoCreateTopicEnable: args.autoCreateTopicEnable ?? true,
+        defaultTopicQueueNums: args.defaultTopicQueueNums ?? 4,
+        ...(args.maxMessageSize !== undefined ? { limits: { ...PROXY_MESSAGE_LIMITS, maxMessageSize: args.maxMessageSize } } : {}),
+      });
+    if (args.proxyMode === 'CLUSTER') {
+      backend.transport = new ClusterTransport(args.namesrvAddrs ?? []);
+      backend.activity = activityOf(backend.transport);
+    }
+    addMessagingService(server, handlersOf(() => backend.activity));
     const bound = new Promise<number>((resolve, reject) => {
       server.bindAsync(`${args.host}:${args.port}`, ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
     });
@@ -30,7 +84,8 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
       type: 'bound',
       answer: result.ok ? { port: result.value } : { error: `proxy cannot listen on ${args.host}:${args.port}: ${String(result.error)}` },
     }));
-    return { server, bound: undefined, waiting: [] };
+    ctx.timers.startPeriodic(TIMER_EXPIRE, { type: 'expireClients' }, EXPIRE_INTERVAL_MS);
+    return { server, bound: undefined, waiting: [], backend, makeActivity: activityOf };
   },
 
   receive(state, message, ctx) {
@@ -45,15 +100,117 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
         return state;
       case 'stopAccepting': {
         const reply = ctx.deferReply();
+        state.backend.transport?.close();
         state.server.tryShutdown(() => reply?.resolve(true));
         return state;
       }
+      case 'useLocalServers': {
+        const local = new LocalTransport({
+          tell: (ref, payload) => ctx.tell(ref as ActorRef<unknown>, payload),
+          self: ctx.self as ActorRef<AcceptorChannelMessage>,
+          namesrv: message.namesrv,
+          brokers: new Map(message.brokers.map((broker) => [broker.brokerAddr, broker.routes])),
+          localAddress: 'proxy-local',
+        });
+        state.backend.local = local;
+        state.backend.transport = local;
+        state.backend.activity = state.makeActivity(local);
+        ctx.reply(true);
+        return state;
+      }
+      case 'respond':
+        state.backend.local?.respond(message.response);
+        return state;
+      case 'push':
+      case 'closeConnection':
+        // Server-initiated requests (NOTIFY_CONSUMER_IDS_CHANGED, ...) mean nothing to a 5.x client.
+        return state;
+      case 'expireClients':
+        state.backend.activity?.expireClients(ctx.clock.nowMs());
+        return state;
       default:
         return assertNever(message, 'grpc front message');
     }
   },
 
   onStop(state) {
+    state.backend.transport?.close();
     state.server.forceShutdown();
   },
 };
+
+/** The call's client id, peer and deadline. */
+function contextOf(call: { metadata: Metadata; getPeer(): string; getDeadline(): Date | number }): CallContext {
+  const clientId = String(call.metadata.get('x-mq-client-id')[0] ?? '');
+  const deadline = call.getDeadline();
+  const deadlineMs = deadline instanceof Date ? deadline.getTime() : Number.isFinite(deadline) ? deadline : undefined;
+  return { clientId: clientId.length > 0 ? clientId : call.getPeer(), remoteAddress: call.getPeer(), deadlineMs };
+}
+
+const unavailable = { code: GrpcStatus.UNAVAILABLE, details: 'proxy is starting' };
+
+/** grpc-js handlers that hand every call to the current activity. */
+function handlersOf(activity: () => MessagingActivity | undefined): Partial<MessagingServiceHandlers> {
+  const unary =
+    <Req, Res>(run: (a: MessagingActivity, ctx: CallContext, request: Req) => Promise<Res>) =>
+    (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+      const current = activity();
+      if (current === undefined) {
+        callback(unavailable);
+        return;
+      }
+      run(current, contextOf(call), call.request).then(
+        (response) => callback(null, response),
+        (error: unknown) => callback({ code: GrpcStatus.INTERNAL, details: String(error) }),
+      );
+    };
+  return {
+    QueryRoute: unary((a, ctx, request) => a.queryRoute(ctx, request)),
+    Heartbeat: unary((a, ctx, request) => a.heartbeat(ctx, request)),
+    SendMessage: unary((a, ctx, request) => a.sendMessage(ctx, request)),
+    QueryAssignment: unary((a, ctx, request) => a.queryAssignment(ctx, request)),
+    AckMessage: unary((a, ctx, request) => a.ackMessage(ctx, request)),
+    ChangeInvisibleDuration: unary((a, ctx, request) => a.changeInvisibleDuration(ctx, request)),
+    ForwardMessageToDeadLetterQueue: unary((a, ctx, request) => a.forwardMessageToDeadLetterQueue(ctx, request)),
+    NotifyClientTermination: unary((a, ctx, request) => a.notifyClientTermination(ctx, request)),
+    EndTransaction: unary(async (a) => a.notImplemented('EndTransaction')),
+    RecallMessage: unary(async (a) => ({ ...a.notImplemented('RecallMessage'), messageId: '' })),
+    UpdateOffset: unary(async (a) => a.notImplemented('UpdateOffset')),
+    GetOffset: unary(async (a) => ({ ...a.notImplemented('GetOffset'), offset: 0 })),
+    QueryOffset: unary(async (a) => ({ ...a.notImplemented('QueryOffset'), offset: 0 })),
+    SyncLiteSubscription: unary(async (a) => a.notImplemented('SyncLiteSubscription')),
+    ReceiveMessage: (call) => {
+      const current = activity();
+      if (current === undefined) {
+        call.emit('error', unavailable);
+        return;
+      }
+      current.receiveMessage(contextOf(call), call.request).then(
+        (frames) => {
+          for (const frame of frames) call.write(frame);
+          call.end();
+        },
+        (error: unknown) => call.emit('error', { code: GrpcStatus.INTERNAL, details: String(error) }),
+      );
+    },
+    PullMessage: (call) => {
+      call.write({ status: { code: 50100, message: 'PullMessage is not implemented by this proxy yet' } });
+      call.end();
+    },
+    Telemetry: (call) => {
+      const ctx = contextOf(call);
+      call.on('data', (command) => {
+        const current = activity();
+        if (current === undefined) return;
+        current.telemetry(ctx, command).then(
+          (reply) => {
+            if (reply !== undefined && !call.writableEnded) call.write(reply);
+          },
+          () => undefined,
+        );
+      });
+      call.on('end', () => call.end());
+      call.on('error', () => undefined);
+    },
+  };
+}

@@ -68,29 +68,47 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
     let broker = 0;
     let controller = 0;
     let grpc = 0;
+    let namesrvRoutes: RemotingRoutes | undefined;
+    const brokerRoutes: { brokerAddr: string; routes: RemotingRoutes }[] = [];
     if (role === 'start' || role === 'namesrv') {
       const port = role === 'start' ? namesrvPort(config) : config.listenPort;
       const acceptors = await startRemoting(system, 'namesrv', { ...remotingArgs, server: 'namesrv', port }, config, listeners);
       namesrv = acceptors.port;
-      await useRoutes(system, acceptors.refs, await startNameServer(system, config));
+      namesrvRoutes = await startNameServer(system, config);
+      await useRoutes(system, acceptors.refs, namesrvRoutes);
     }
     if (role === 'start' || role === 'broker') {
       const acceptors = await startRemoting(system, 'broker', { ...remotingArgs, server: 'broker', port: config.listenPort }, config, listeners);
       broker = acceptors.port;
       // In `start` the broker registers with the NameServer of this same node.
       const brokerConfig = role === 'start' ? { ...config, namesrvAddr: `127.0.0.1:${namesrv}` } : config;
-      await useRoutes(system, acceptors.refs, await startBroker(system, brokerConfig, broker));
+      const routes = await startBroker(system, brokerConfig, broker);
+      brokerRoutes.push({ brokerAddr: `${config.brokerIP1}:${broker}`, routes });
+      await useRoutes(system, acceptors.refs, routes);
     }
     if (role === 'controller') controller = (await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port: config.listenPort }, config, listeners)).port;
     if (role === 'start' || role === 'proxy') {
       const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({
         name: 'grpc-front',
         behavior: grpcSource,
-        args: { host, port: config.grpcServerPort, maxReceiveMessageBytes: config.maxMessageSize + 1024 * 1024 },
+        args: {
+          host,
+          port: config.grpcServerPort,
+          maxReceiveMessageBytes: config.maxMessageSize + 1024 * 1024,
+          proxyMode: config.proxyMode,
+          namesrvAddrs: (parseAddressList(config.namesrvAddr) ?? []).map((address) => `${address.host}:${address.port}`),
+          autoCreateTopicEnable: config.autoCreateTopicEnable,
+          defaultTopicQueueNums: config.defaultTopicQueueNums,
+          maxMessageSize: config.maxMessageSize,
+        },
         pool: 'grpc',
       });
       listeners.push(ref);
       grpc = portOf(await system.ask<GrpcFrontMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
+      if (config.proxyMode === 'LOCAL') {
+        // The proxy reaches this node's NameServer and broker through their processor actors.
+        await system.ask<GrpcFrontMessage, boolean>(ref, { type: 'useLocalServers', namesrv: namesrvRoutes, brokers: brokerRoutes }, 10_000);
+      }
     }
     const ports: NodePorts = { namesrv, broker, controller, grpc };
     log.info({ ports, host: os.hostname() }, 'node started');

@@ -799,3 +799,82 @@ export const GetTopicStatsInfoRequestHeader = defineHeader('GetTopicStatsInfoReq
   topic: str.must('topic'),
   ...TOPIC_RPC_FIELDS,
 });
+
+// ---------------------------------------------------------------------------------------------------
+// POP (5.x): POP_MESSAGE 200050, ACK_MESSAGE 200051, CHANGE_MESSAGE_INVISIBLETIME 200053. These codes do
+// not fit the ROCKETMQ binary header's 16-bit code, so they travel with JSON headers only.
+//
+// Receipt handles: RocketMQ's broker answers a pop with offsets and times from which the client builds
+// each handle (ExtraInfoUtil); ours answers the handles themselves, one per record of the body and in the
+// same order, in `receiptHandles` (joined by RECEIPT_HANDLE_SEPARATOR), with each message's delivery
+// attempt in `attempts`. The handle is opaque to the Proxy: it passes it back as ACK_MESSAGE's and
+// CHANGE_MESSAGE_INVISIBLETIME's `extraInfo`, and CHANGE_MESSAGE_INVISIBLETIME answers the new one in
+// `receiptHandle`.
+
+/** Separates the receipt handles (and the attempts) of one POP answer; a handle never contains it. */
+export const RECEIPT_HANDLE_SEPARATOR = ';';
+
+/** PopMessageRequestHeader. `queueId` -1 pops from every readable queue of the topic. */
+export const PopMessageRequestHeader = defineHeader('PopMessageRequestHeader', {
+  consumerGroup: str.must('consumerGroup'),
+  topic: str.must('topic'),
+  queueId: int.must('queueId'),
+  maxMsgNums: int.must('maxMsgNums'),
+  invisibleTime: long.must('invisibleTime'),
+  /** Long-polling time in ms; 0 answers at once. */
+  pollTime: long.must('pollTime'),
+  bornTime: long.must('bornTime'),
+  /** ConsumeInitMode: 0 MIN, 1 MAX. */
+  initMode: int.must('initMode'),
+  /** TAG or SQL92, with the expression in `exp`. */
+  expType: str.may('expType'),
+  exp: str.may('exp'),
+  /** Orderly (FIFO) consumption. */
+  order: bool.orElse('order', false),
+  attemptId: str.may('attemptId'),
+  /** The most delivery attempts before a message goes to the group's DLQ (ours; RocketMQ's Proxy filters). */
+  maxAttempts: int.may('maxAttempts'),
+  ...TOPIC_RPC_FIELDS,
+});
+
+/** PopMessageResponseHeader, plus the handles and attempts of the answered records. */
+export const PopMessageResponseHeader = defineHeader('PopMessageResponseHeader', {
+  popTime: long.must('popTime'),
+  invisibleTime: long.must('invisibleTime'),
+  reviveQid: int.orElse('reviveQid', 0),
+  restNum: long.orElse('restNum', 0),
+  startOffsetInfo: str.may('startOffsetInfo'),
+  msgOffsetInfo: str.may('msgOffsetInfo'),
+  orderCountInfo: str.may('orderCountInfo'),
+  receiptHandles: str.orElse('receiptHandles', ''),
+  attempts: str.orElse('attempts', ''),
+});
+
+/** AckMessageRequestHeader: `extraInfo` is the receipt handle. */
+export const AckMessageRequestHeader = defineHeader('AckMessageRequestHeader', {
+  consumerGroup: str.must('consumerGroup'),
+  topic: str.must('topic'),
+  queueId: int.must('queueId'),
+  extraInfo: str.must('extraInfo'),
+  offset: long.must('offset'),
+  ...TOPIC_RPC_FIELDS,
+});
+
+/** ChangeInvisibleTimeRequestHeader. */
+export const ChangeInvisibleTimeRequestHeader = defineHeader('ChangeInvisibleTimeRequestHeader', {
+  consumerGroup: str.must('consumerGroup'),
+  topic: str.must('topic'),
+  queueId: int.must('queueId'),
+  extraInfo: str.must('extraInfo'),
+  offset: long.must('offset'),
+  invisibleTime: long.must('invisibleTime'),
+  ...TOPIC_RPC_FIELDS,
+});
+
+/** ChangeInvisibleTimeResponseHeader, plus the new receipt handle. */
+export const ChangeInvisibleTimeResponseHeader = defineHeader('ChangeInvisibleTimeResponseHeader', {
+  popTime: long.must('popTime'),
+  invisibleTime: long.must('invisibleTime'),
+  reviveQid: int.orElse('reviveQid', 0),
+  receiptHandle: str.must('receiptHandle'),
+});

@@ -1,0 +1,101 @@
+/**
+ * A stored record as a 5.x client receives it (apache.rocketmq.v2.Message), as RocketMQ's GrpcConverter
+ * builds it: user properties are the record's properties minus the reserved system names; system
+ * properties carry tag, keys, message id (UNIQ_KEY, else the offset message id), an MD5 body digest, the
+ * body encoding, the message type inferred from the properties, born/store time and host, delivery time,
+ * message group, queue id and offset, delivery attempt, receipt handle and the dead-letter origin.
+ *
+ * The result is a plain object in protobufjs's camelCase shape (bytes as Uint8Array, enums as numbers,
+ * Timestamps as {seconds, nanos}), ready for the MessagingService encoder.
+ */
+import { createHash } from 'node:crypto';
+import { MessageConst } from '../remoting/message-batch.ts';
+import { decodeRecord, MessageSysFlag, offsetMessageId, type SocketAddress } from '../../storage/message-record.ts';
+import { GrpcEncoding, GrpcMessageType, SYSTEM_PROPERTY_NAMES } from './send-message.ts';
+
+/** apache.rocketmq.v2.DigestType.MD5 (CRC32 is 1, SHA1 3). */
+const DIGEST_TYPE_MD5 = 2;
+
+/** google.protobuf.Timestamp as the encoder takes it. */
+export type TimestampObject = { readonly seconds: number; readonly nanos: number };
+
+/** apache.rocketmq.v2.Message as handed to the encoder. */
+export type MessageObject = {
+  readonly topic: { readonly name: string; readonly resourceNamespace: string };
+  readonly userProperties: Record<string, string>;
+  readonly systemProperties: Record<string, unknown>;
+  readonly body: Uint8Array;
+};
+
+/** What the POP side adds to a delivered message. */
+export type DeliveryInfo = {
+  readonly receiptHandle?: string;
+  /** 1 on first delivery. */
+  readonly deliveryAttempt?: number;
+  readonly invisibleDurationMs?: number;
+};
+
+/** ms since the epoch as a Timestamp. */
+export function timestampOf(ms: number): TimestampObject {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
+}
+
+/** ms as a google.protobuf.Duration. */
+export function durationOf(ms: number): TimestampObject {
+  return timestampOf(ms);
+}
+
+const hostString = (host: SocketAddress): string => (host.address.includes(':') ? `[${host.address}]:${host.port}` : `${host.address}:${host.port}`);
+
+/** Builds the client's view of the record at `offset` in `bytes` (a copy: it does not keep the page cache). */
+export function messageViewOf(bytes: Uint8Array, offset: number, delivery: DeliveryInfo = {}): MessageObject {
+  const record = decodeRecord(bytes, offset);
+  const properties = record.propertiesMap();
+  const userProperties: Record<string, string> = {};
+  for (const [name, value] of properties) if (!SYSTEM_PROPERTY_NAMES.has(name)) userProperties[name] = value;
+  const body = Uint8Array.from(record.body);
+  const system: Record<string, unknown> = {
+    messageId: properties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) ?? offsetMessageId(record.storeHost, record.physicalOffset),
+    bodyDigest: { type: DIGEST_TYPE_MD5, checksum: createHash('md5').update(body).digest('hex').toUpperCase() },
+    bodyEncoding: (record.sysFlag & MessageSysFlag.COMPRESSED_FLAG) !== 0 ? GrpcEncoding.GZIP : GrpcEncoding.IDENTITY,
+    messageType: messageTypeOf(properties),
+    bornTimestamp: timestampOf(record.bornTimestampMs),
+    bornHost: properties.get(MessageConst.PROPERTY_BORN_HOST) ?? hostString(record.bornHost),
+    storeTimestamp: timestampOf(record.storeTimestampMs),
+    storeHost: hostString(record.storeHost),
+    queueId: record.queueId,
+    queueOffset: record.queueOffset,
+    deliveryAttempt: delivery.deliveryAttempt ?? record.reconsumeTimes + 1,
+  };
+  const tag = properties.get(MessageConst.PROPERTY_TAGS);
+  if (tag !== undefined) system['tag'] = tag;
+  const keys = properties.get(MessageConst.PROPERTY_KEYS);
+  if (keys !== undefined) system['keys'] = keys.split(' ');
+  const deliverMs = properties.get(MessageConst.PROPERTY_TIMER_DELIVER_MS);
+  if (deliverMs !== undefined && /^\d+$/.test(deliverMs)) system['deliveryTimestamp'] = timestampOf(Number(deliverMs));
+  const group = properties.get(MessageConst.PROPERTY_SHARDING_KEY);
+  if (group !== undefined) system['messageGroup'] = group;
+  const trace = properties.get(MessageConst.PROPERTY_TRACE_CONTEXT);
+  if (trace !== undefined) system['traceContext'] = trace;
+  if (delivery.receiptHandle !== undefined) system['receiptHandle'] = delivery.receiptHandle;
+  if (delivery.invisibleDurationMs !== undefined) system['invisibleDuration'] = durationOf(delivery.invisibleDurationMs);
+  const dlqTopic = properties.get('DLQ_ORIGIN_TOPIC');
+  const dlqMessageId = properties.get('DLQ_ORIGIN_MESSAGE_ID');
+  if (dlqTopic !== undefined && dlqMessageId !== undefined) system['deadLetterQueue'] = { topic: dlqTopic, messageId: dlqMessageId };
+  return { topic: { name: record.topic, resourceNamespace: '' }, userProperties, systemProperties: system, body };
+}
+
+/** The type GrpcConverter infers: transaction, then delay, then FIFO, else normal. */
+function messageTypeOf(properties: ReadonlyMap<string, string>): number {
+  if (properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) === 'true') return GrpcMessageType.TRANSACTION;
+  if (
+    properties.has(MessageConst.PROPERTY_DELAY_TIME_LEVEL) ||
+    properties.has(MessageConst.PROPERTY_TIMER_DELIVER_MS) ||
+    properties.has(MessageConst.PROPERTY_TIMER_DELAY_SEC)
+  ) {
+    return GrpcMessageType.DELAY;
+  }
+  if (properties.has(MessageConst.PROPERTY_SHARDING_KEY)) return GrpcMessageType.FIFO;
+  return GrpcMessageType.NORMAL;
+}

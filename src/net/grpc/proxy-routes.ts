@@ -1,0 +1,141 @@
+/**
+ * Topic routes as the Proxy serves them: the NameServer's TopicRouteData, cached for a short while
+ * (topicRouteServiceCacheRefreshSeconds), turned into the message queues a 5.x client sees. Every queue
+ * names the broker set but the Proxy's own endpoints: clients always come back to the Proxy, which
+ * forwards to the broker (RocketMQ's LOCAL and CLUSTER proxies answer the same way).
+ *
+ * Permissions per queue index: a queue below both the read and the write count is READ_WRITE, one below
+ * only one of them READ or WRITE, each limited by the topic's perm bits.
+ */
+import type { TopicRouteData } from '../remoting/namesrv-protocol.ts';
+import { MessageType, Permission } from './enums.ts';
+import type { Endpoints, MessageQueue } from './messages.ts';
+
+/** RocketMQ's PermName bits. */
+const PERM_READ = 4;
+const PERM_WRITE = 2;
+/** The master's broker id. */
+const MASTER_ID = '0';
+/** How long a route is served from the cache. */
+export const ROUTE_CACHE_TTL_MS = 20_000;
+/** Most topics cached (topicRouteServiceCacheMaxNum). */
+export const ROUTE_CACHE_TOPICS_MAX = 20_000;
+
+/** A broker set of a route, with its master's address. */
+export type RouteBroker = { readonly brokerName: string; readonly masterAddr: string | undefined };
+
+/** A route reduced to what the Proxy needs. */
+export type ProxyRoute = {
+  readonly topic: string;
+  readonly data: TopicRouteData;
+  readonly brokers: ReadonlyMap<string, RouteBroker>;
+};
+
+/** Builds the Proxy's view of a NameServer route. */
+export function proxyRouteOf(topic: string, data: TopicRouteData): ProxyRoute {
+  const brokers = new Map<string, RouteBroker>();
+  for (const broker of data.brokerDatas) brokers.set(broker.brokerName, { brokerName: broker.brokerName, masterAddr: broker.brokerAddrs[MASTER_ID] });
+  return { topic, data, brokers };
+}
+
+/** Every message type: what a topic without a declared type accepts (RocketMQ: UNSPECIFIED / MIXED). */
+export const ALL_MESSAGE_TYPES = [MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY, MessageType.TRANSACTION];
+
+/** The queues of a route as QueryRoute answers them. */
+export function messageQueuesOf(route: ProxyRoute, endpoints: Endpoints): MessageQueue[] {
+  const queues: MessageQueue[] = [];
+  for (const queueData of route.data.queueDatas) {
+    const broker = route.brokers.get(queueData.brokerName);
+    if (broker?.masterAddr === undefined) continue;
+    const total = Math.max(queueData.readQueueNums, queueData.writeQueueNums);
+    for (let id = 0; id < total; id++) {
+      const readable = id < queueData.readQueueNums && (queueData.perm & PERM_READ) !== 0;
+      const writable = id < queueData.writeQueueNums && (queueData.perm & PERM_WRITE) !== 0;
+      const permission = readable && writable ? Permission.READ_WRITE : readable ? Permission.READ : writable ? Permission.WRITE : Permission.NONE;
+      queues.push({
+        topic: { name: route.topic, resourceNamespace: '' },
+        id,
+        permission,
+        broker: { name: queueData.brokerName, id: 0, endpoints },
+        acceptMessageTypes: [...ALL_MESSAGE_TYPES],
+      });
+    }
+  }
+  return queues;
+}
+
+/** QueryAssignment's answer: one assignment per readable broker set, the whole broker (queue id -1). */
+export function assignmentQueuesOf(route: ProxyRoute, endpoints: Endpoints): MessageQueue[] {
+  const queues: MessageQueue[] = [];
+  for (const queueData of route.data.queueDatas) {
+    if (queueData.readQueueNums <= 0 || (queueData.perm & PERM_READ) === 0) continue;
+    if (route.brokers.get(queueData.brokerName)?.masterAddr === undefined) continue;
+    queues.push({
+      topic: { name: route.topic, resourceNamespace: '' },
+      id: -1,
+      permission: (queueData.perm & PERM_WRITE) !== 0 ? Permission.READ_WRITE : Permission.READ,
+      broker: { name: queueData.brokerName, id: 0, endpoints },
+      acceptMessageTypes: [...ALL_MESSAGE_TYPES],
+    });
+  }
+  return queues;
+}
+
+/** The writable (brokerName, queue count) pairs of a route, for sends. */
+export function writableBrokersOf(route: ProxyRoute): { readonly broker: RouteBroker; readonly writeQueueNums: number }[] {
+  const out: { broker: RouteBroker; writeQueueNums: number }[] = [];
+  for (const queueData of route.data.queueDatas) {
+    const broker = route.brokers.get(queueData.brokerName);
+    if (broker?.masterAddr === undefined || queueData.writeQueueNums <= 0 || (queueData.perm & PERM_WRITE) === 0) continue;
+    out.push({ broker, writeQueueNums: queueData.writeQueueNums });
+  }
+  return out;
+}
+
+/** A small TTL cache of routes by topic, bounded in size (oldest entry evicted first). */
+export class RouteCache {
+  private readonly entries = new Map<string, { route: ProxyRoute; expiresAtMs: number }>();
+  private readonly ttlMs: number;
+  private readonly topicsMax: number;
+
+  constructor(ttlMs = ROUTE_CACHE_TTL_MS, topicsMax = ROUTE_CACHE_TOPICS_MAX) {
+    this.ttlMs = ttlMs;
+    this.topicsMax = topicsMax;
+  }
+
+  get(topic: string, nowMs: number): ProxyRoute | undefined {
+    const entry = this.entries.get(topic);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAtMs <= nowMs) {
+      this.entries.delete(topic);
+      return undefined;
+    }
+    return entry.route;
+  }
+
+  put(route: ProxyRoute, nowMs: number): void {
+    this.entries.delete(route.topic);
+    if (this.entries.size >= this.topicsMax) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done !== true) this.entries.delete(oldest.value);
+    }
+    this.entries.set(route.topic, { route, expiresAtMs: nowMs + this.ttlMs });
+  }
+
+  forget(topic: string): void {
+    this.entries.delete(topic);
+  }
+
+  /** Finds a broker set's master address in any cached route. */
+  brokerAddr(brokerName: string, nowMs: number): string | undefined {
+    for (const [topic, entry] of this.entries) {
+      if (entry.expiresAtMs <= nowMs) {
+        this.entries.delete(topic);
+        continue;
+      }
+      const addr = entry.route.brokers.get(brokerName)?.masterAddr;
+      if (addr !== undefined) return addr;
+    }
+    return undefined;
+  }
+}
