@@ -615,6 +615,14 @@ export const CONFIG_KEYS = {
     description: 'TCP port of the proxy remoting server used by RocketMQ 4 clients.',
     active: true,
   }),
+  grpcMaxInboundMessageSize: key({
+    type: integerType(1024 * 1024, 1024 * 1024 * 1024),
+    default: constant(130 * 1024 * 1024),
+    rocketmqDefault: '136314880 (130 MiB)',
+    source: 'ProxyConfig',
+    description: 'Largest gRPC request the proxy accepts (a batch of 4 MiB bodies plus properties).',
+    active: true,
+  }),
 
   // Remoting server.
   serverWorkerThreads: threadPool('NettyServerConfig', '8', () => 8, 'Workers that decode and dispatch remoting requests.'),

@@ -94,7 +94,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
         args: {
           host,
           port: config.grpcServerPort,
-          maxReceiveMessageBytes: config.maxMessageSize + 1024 * 1024,
+          maxReceiveMessageBytes: config.grpcMaxInboundMessageSize,
           proxyMode: config.proxyMode,
           namesrvAddrs: (parseAddressList(config.namesrvAddr) ?? []).map((address) => `${address.host}:${address.port}`),
           autoCreateTopicEnable: config.autoCreateTopicEnable,

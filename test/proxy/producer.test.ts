@@ -28,7 +28,7 @@ beforeAll(async () => {
   );
   expect(created.code, created.remark).toBe(ResponseCode.SUCCESS);
   await waitForRoute(testNode, TOPIC);
-  producer = new Producer({ endpoints: `127.0.0.1:${testNode.node.ports.grpc}`, topics: [TOPIC], logger: silentLogger, requestTimeout: 5_000 });
+  producer = new Producer({ endpoints: `127.0.0.1:${testNode.node.ports.grpc}`, namespace: '', topics: [TOPIC], logger: silentLogger, requestTimeout: 5_000 });
   await producer.startup();
 }, 60_000);
 
