@@ -25,16 +25,22 @@ import {
   PopMessageRequestHeader,
   PopMessageResponseHeader,
   RECEIPT_HANDLE_SEPARATOR,
+  GetMaxOffsetRequestHeader,
+  GetMinOffsetRequestHeader,
+  QueryConsumerOffsetRequestHeader,
+  QueryConsumerOffsetResponseHeader,
+  SearchOffsetRequestHeader,
   SendMessageResponseHeader,
   UnregisterClientRequestHeader,
+  UpdateConsumerOffsetRequestHeader,
 } from '../remoting/broker-headers.ts';
 import { formatHeartbeatData, type SubscriptionData } from '../remoting/broker-bodies.ts';
 import { javaStringHashCode } from '../../storage/tag-hash.ts';
 import { decodeRecord } from '../../storage/message-record.ts';
 import { Code } from './code.ts';
-import { ClientType, FilterType } from './enums.ts';
+import { ClientType, FilterType, QueryOffsetPolicy } from './enums.ts';
 import type * as M from './messages.ts';
-import { durationFromMs, durationToMs, isValidDuration } from './wire-time.ts';
+import { durationFromMs, durationToMs, isValidDuration, isValidTimestamp, timestampToMs } from './wire-time.ts';
 import { checkConsumerGroupName, checkTopicName, prepareSend, PROXY_MESSAGE_LIMITS, queueForMessageGroup, type ProxyMessageLimits } from './send-message.ts';
 import { messageViewOf } from './message-view.ts';
 import { formatReceiptHandle, parseReceiptHandle } from './receipt-handle.ts';
@@ -669,6 +675,78 @@ export class MessagingActivity {
         return { status: acked.code === Code.OK ? ok() : acked };
       },
       (status) => ({ status }),
+    );
+  }
+
+  updateOffset(ctx: CallContext, request: M.UpdateOffsetRequest): Promise<M.UpdateOffsetResponse> {
+    return this.guard(
+      'UpdateOffset',
+      async () => {
+        const client = this.client(ctx);
+        const { group, topic } = this.groupAndTopic(request.group, request.messageQueue?.topic ?? null);
+        const queueId = request.messageQueue?.id ?? -1;
+        if (!Number.isSafeInteger(request.offset) || request.offset < 0) throw new ActivityRefusal(Code.ILLEGAL_OFFSET, `offset ${request.offset} is illegal`);
+        const addr = await this.brokerAddr(request.messageQueue?.broker?.name ?? '', topic);
+        const extFields = UpdateConsumerOffsetRequestHeader.format({ consumerGroup: group, topic, queueId, commitOffset: request.offset });
+        const answer = await this.invokeBroker(addr, createRequest({ code: RequestCode.UPDATE_CONSUMER_OFFSET, opaque: 0, extFields }), client.session);
+        if (answer.code === ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST) throw new ActivityRefusal(Code.CONSUMER_GROUP_NOT_FOUND, answer.remark ?? `group ${group} not found`);
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(Code.INTERNAL_SERVER_ERROR, answer.remark ?? `update offset failed with Remoting code ${answer.code}`);
+        return { status: ok() };
+      },
+      (status) => ({ status }),
+    );
+  }
+
+  getOffset(ctx: CallContext, request: M.GetOffsetRequest): Promise<M.GetOffsetResponse> {
+    return this.guard(
+      'GetOffset',
+      async () => {
+        const client = this.client(ctx);
+        const { group, topic } = this.groupAndTopic(request.group, request.messageQueue?.topic ?? null);
+        const queueId = request.messageQueue?.id ?? -1;
+        const addr = await this.brokerAddr(request.messageQueue?.broker?.name ?? '', topic);
+        const extFields = QueryConsumerOffsetRequestHeader.format({ consumerGroup: group, topic, queueId, setZeroIfNotFound: false });
+        const answer = await this.invokeBroker(addr, createRequest({ code: RequestCode.QUERY_CONSUMER_OFFSET, opaque: 0, extFields }), client.session);
+        if (answer.code === ResponseCode.QUERY_NOT_FOUND) throw new ActivityRefusal(Code.OFFSET_NOT_FOUND, answer.remark ?? 'offset not found');
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(Code.INTERNAL_SERVER_ERROR, answer.remark ?? `query offset failed with Remoting code ${answer.code}`);
+        return { status: ok(), offset: QueryConsumerOffsetResponseHeader.parse(answer.extFields).offset };
+      },
+      (status) => ({ status, offset: 0 }),
+    );
+  }
+
+  queryOffset(ctx: CallContext, request: M.QueryOffsetRequest): Promise<M.QueryOffsetResponse> {
+    return this.guard(
+      'QueryOffset',
+      async () => {
+        const client = this.client(ctx);
+        const topic = request.messageQueue?.topic?.name ?? '';
+        const refusal = checkTopicName(topic);
+        if (refusal !== undefined) throw new ActivityRefusal(refusal.code, refusal.message);
+        const queueId = request.messageQueue?.id ?? -1;
+        const addr = await this.brokerAddr(request.messageQueue?.broker?.name ?? '', topic);
+        let command: RemotingCommand;
+        switch (request.queryOffsetPolicy) {
+          case QueryOffsetPolicy.BEGINNING:
+            command = createRequest({ code: RequestCode.GET_MIN_OFFSET, opaque: 0, extFields: GetMinOffsetRequestHeader.format({ topic, queueId }) });
+            break;
+          case QueryOffsetPolicy.END:
+            command = createRequest({ code: RequestCode.GET_MAX_OFFSET, opaque: 0, extFields: GetMaxOffsetRequestHeader.format({ topic, queueId }) });
+            break;
+          case QueryOffsetPolicy.TIMESTAMP: {
+            if (request.timestamp === undefined || !isValidTimestamp(request.timestamp)) throw new ActivityRefusal(Code.BAD_REQUEST, 'timestamp is required');
+            const timestamp = timestampToMs(request.timestamp);
+            command = createRequest({ code: RequestCode.SEARCH_OFFSET_BY_TIMESTAMP, opaque: 0, extFields: SearchOffsetRequestHeader.format({ topic, queueId, timestamp }) });
+            break;
+          }
+          default:
+            throw new ActivityRefusal(Code.BAD_REQUEST, `unknown query offset policy ${request.queryOffsetPolicy}`);
+        }
+        const answer = await this.invokeBroker(addr, command, client.session);
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(Code.INTERNAL_SERVER_ERROR, answer.remark ?? `query offset failed with Remoting code ${answer.code}`);
+        return { status: ok(), offset: Number(answer.extFields['offset'] ?? 0) };
+      },
+      (status) => ({ status, offset: 0 }),
     );
   }
 
