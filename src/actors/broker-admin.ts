@@ -140,6 +140,7 @@ import {
   type BrokerSettings,
   dlqTopicOf,
   type GroupForRetryAnswer,
+  type PullMetadataAnswer,
   RETRY_GROUP_TOPIC_PREFIX,
   retryTopicOf,
   SCHEDULE_TOPIC,
@@ -265,7 +266,8 @@ export type BrokerAdminOwnMessage =
  * Asks beyond broker-context.ts that the processors may want (proposed for the shared contract):
  * `lockAllExpired` answers a boolean (RebalanceLockManager.isLockAllExpired: an orderly group's retries
  * go straight to the DLQ while it holds a live lock); `subscriptionOf` answers a SubscriptionOfAnswer
- * (what PullMessageProcessor reads when a pull carries no subscription).
+ * (a group's registered subscription of a topic). The pull processors use broker-context's
+ * `pullMetadata` instead, which carries the subscription with the group and topic checks in one ask.
  */
 export type BrokerAdminExtraAsk =
   | { readonly type: 'lockAllExpired'; readonly group: string }
@@ -563,8 +565,13 @@ function handle(state: State, message: BrokerAdminInbox, ctx: Ctx): void {
     case 'groupForRetry':
       ctx.reply(groupForRetry(state, message.group, ctx) satisfies GroupForRetryAnswer);
       return;
+    case 'pullMetadata':
+      ctx.reply(pullMetadata(state, message.group, message.topic, ctx) satisfies PullMetadataAnswer);
+      return;
     case 'commitOffset':
       commitOffsetQuietly(state, message.group, message.topic, message.queueId, message.offset, ctx);
+      // Asked (by a pull that answers only once the offset is stored): say it is done.
+      if (ctx.isAsk) ctx.reply(true);
       return;
     case 'queryOffset':
       ctx.reply(queryOffset(state, message.group, message.topic, message.queueId));
@@ -917,6 +924,32 @@ function groupForRetry(state: State, group: string, ctx: Ctx): GroupForRetryAnsw
     if (!(error instanceof MetadataError)) throw error;
     return { ok: false, code: ResponseCode.SYSTEM_ERROR, remark: error.message };
   }
+}
+
+/**
+ * What a pull needs to know, read as PullMessageProcessor reads it: the group (auto-created like
+ * findSubscriptionGroupConfig, never with a retry or DLQ topic), the topic as it is (a pull creates
+ * none), and the group's online clients' message model and subscription of the topic.
+ */
+function pullMetadata(state: State, group: string, topic: string, ctx: Ctx): PullMetadataAnswer {
+  let groupAnswer: PullMetadataAnswer['group'];
+  try {
+    const config = findSubscriptionGroup(state, group, ctx);
+    groupAnswer = config === undefined
+      ? { ok: false, code: ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark: `subscription group [${group}] does not exist, ${FAQ_SUGGESTION}` }
+      : { ok: true, consumeEnable: config.consumeEnable, consumeBroadcastEnable: config.consumeBroadcastEnable, groupSysFlag: config.groupSysFlag };
+  } catch (error) {
+    if (!(error instanceof MetadataError)) throw error;
+    groupAnswer = { ok: false, code: ResponseCode.SYSTEM_ERROR, remark: error.message };
+  }
+  const topicConfig = state.topics.get(topic);
+  const info = state.clients.consumerGroup(group);
+  return {
+    brokerPermission: state.live.brokerPermission,
+    group: groupAnswer,
+    topic: topicConfig === undefined ? undefined : { perm: topicConfig.perm, readQueueNums: topicConfig.readQueueNums, topicSysFlag: topicConfig.topicSysFlag },
+    consumer: info === undefined ? undefined : { messageModel: info.messageModel, subscription: info.subscriptions.get(topic) },
+  };
 }
 
 function isSystemTopic(state: State, topic: string): boolean {

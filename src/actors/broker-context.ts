@@ -10,11 +10,12 @@
  *   acceptor --remotingRequest--> send-processor  --ask putEncoded--> writer
  *                                                  --ask topicForSend / groupForRetry--> broker-admin
  *   acceptor --remotingRequest--> pull-processor  --ask get--> writer; <--arrived-- writer (long polling)
- *                                                  --tell commitOffset / ask groupForRetry--> broker-admin
+ *                                                  --ask pullMetadata / commitOffset--> broker-admin
  *   acceptor --remotingRequest--> broker-admin    --ask queueRange / readAt / searchOffset--> writer
  *   every processor answers with `respond` to the channel's acceptor (remoting-routes.ts).
  */
 import type { ActorRef } from '../runtime/actor.ts';
+import type { MessageModel, SubscriptionData } from '../net/remoting/broker-bodies.ts';
 import type { SocketAddress } from '../storage/message-record.ts';
 import type { SubscriptionGroupConfig, TopicConfig } from '../storage/metadata-store.ts';
 import type { CommitLogWriterMessage } from './commit-log-writer.ts';
@@ -75,6 +76,22 @@ export type GroupForRetryAnswer =
   | { readonly ok: true; readonly group: SubscriptionGroupConfig; readonly retryTopic: TopicConfig; readonly dlqTopic: TopicConfig }
   | { readonly ok: false; readonly code: number; readonly remark: string };
 
+/**
+ * The answer to `pullMetadata`: what PullMessageProcessor reads before a pull, in one snapshot. `group`
+ * is findSubscriptionGroupConfig (auto-created when allowed) or its refusal; `topic` is selectTopicConfig
+ * (never created by a pull), undefined when unknown; `consumer` is the group's ConsumerGroupInfo as the
+ * heartbeats registered it, undefined when no client of the group is online.
+ */
+export type PullMetadataAnswer = {
+  /** PermName bits of the whole broker (brokerPermission). */
+  readonly brokerPermission: number;
+  readonly group:
+    | { readonly ok: true; readonly consumeEnable: boolean; readonly consumeBroadcastEnable: boolean; readonly groupSysFlag: number }
+    | { readonly ok: false; readonly code: number; readonly remark: string };
+  readonly topic: { readonly perm: number; readonly readQueueNums: number; readonly topicSysFlag: number } | undefined;
+  readonly consumer: { readonly messageModel: MessageModel | undefined; readonly subscription: SubscriptionData | undefined } | undefined;
+};
+
 /** Messages broker-admin takes: Remoting requests it serves, and asks/tells from the other processors. */
 export type BrokerAdminMessage =
   | RemotingRequestMessage
@@ -89,8 +106,10 @@ export type BrokerAdminMessage =
       readonly from: string;
     }
   | { readonly type: 'groupForRetry'; readonly group: string }
+  /** Asked by the pull processors; answered with a PullMetadataAnswer. */
+  | { readonly type: 'pullMetadata'; readonly group: string; readonly topic: string }
   | {
-      /** A consumer offset committed by PULL (sysFlag commitOffset); fire and forget. */
+      /** A consumer offset committed by PULL (sysFlag commitOffset); a tell, or an ask answered true once stored. */
       readonly type: 'commitOffset';
       readonly group: string;
       readonly topic: string;

@@ -3,22 +3,27 @@
  * PullRequestHoldService as one actor. Several run on the `pull` pool; acceptors spread PULL_MESSAGE (11)
  * and LITE_PULL_MESSAGE (361) over them. Each serves a request in steps, each step one message:
  *
- *   remotingRequest -> parse header and subscription -> group check (cached, else ask broker-admin
- *   `groupForRetry`) -> ask writer `get` -> filter (SQL92) -> answer, or hold (long polling)
+ *   remotingRequest -> parse header -> broker, group, topic and queue checks and the subscription (from
+ *   a cached or fresh broker-admin `pullMetadata`) -> ask writer `get` -> filter (SQL92) -> answer, or
+ *   hold (long polling)
  *
  * Answers (composeResponseHeader and the result handler, 5.x): FOUND -> SUCCESS with the raw records
  * concatenated as the body (the client splits them with MessageDecoder.decodes); NO_MATCHED_MESSAGE and
  * MESSAGE_WAS_REMOVING -> PULL_RETRY_IMMEDIATELY; OFFSET_OVERFLOW_ONE -> PULL_NOT_FOUND;
  * NO_MESSAGE_IN_QUEUE / NO_MATCHED_LOGIC_QUEUE -> PULL_OFFSET_MOVED unless the request asked for offset
  * 0, then PULL_NOT_FOUND; OFFSET_TOO_SMALL and OFFSET_OVERFLOW_BADLY -> PULL_OFFSET_MOVED. The header
- * carries the store's nextBeginOffset, minOffset, maxOffset, suggestWhichBrokerId 0 (MASTER_ID) and the
- * group's groupSysFlag; the remark is the store status, as RocketMQ writes it.
+ * carries the store's nextBeginOffset, minOffset, maxOffset, suggestWhichBrokerId 0 (MASTER_ID), the
+ * topic's topicSysFlag and the group's groupSysFlag; the remark is the store status, as RocketMQ writes it.
  *
- * The group check asks broker-admin `groupForRetry` (which, like findSubscriptionGroupConfig, creates a
- * missing group when autoCreateSubscriptionGroup allows) once per group per groupCacheTtlMs, however
- * many pulls wait for it: a refusal passes on with broker-admin's code, a group whose consumeEnable is
- * false gets NO_PERMISSION with forbiddenType GROUP_FORBIDDEN. Subscription errors found while parsing
- * are answered after the group check, in RocketMQ's order.
+ * Checks, in PullMessageProcessor's order, over one broker-admin `pullMetadata` snapshot per group and
+ * topic, kept metadataCacheTtlMs and shared by every pull waiting for it: a broker without read
+ * permission -> NO_PERMISSION; the group (findSubscriptionGroupConfig, which creates a missing group when
+ * autoCreateSubscriptionGroup allows) refused with broker-admin's code, or NO_PERMISSION with
+ * forbiddenType GROUP_FORBIDDEN when its consumeEnable is false; an unknown topic -> TOPIC_NOT_EXIST (a
+ * pull never creates one), one without read permission -> NO_PERMISSION (TOPIC_FORBIDDEN); a queueId
+ * outside 0..readQueueNums-1 -> SYSTEM_ERROR; then the subscription (below). A cached snapshot may be a
+ * second old: a pull it would refuse for want of the group's registered subscription (or of a recent
+ * enough one) asks again once, so a consumer that has just sent its heartbeat is not refused.
  *
  * Long polling. Only PULL_NOT_FOUND is held, and only when sysFlag has FLAG_SUSPEND: the request waits
  * up to suspendTimeoutMillis (capped at suspendMaxMs) from the moment it is held. The writer tells every
@@ -38,36 +43,47 @@
  * where that read stopped, as RocketMQ's hold service keeps a request whose arriving message does not
  * match. Its answer then carries the advanced nextBeginOffset, so the consumer skips what was filtered.
  *
- * Subscriptions (FilterAPI.build and ExpressionMessageFilter). TAG: `*` or empty takes everything;
- * otherwise `a || b` is split into exact tags that the store matches by hash, then by the TAGS property
- * (RocketMQ's broker matches the hash only; its client then drops what a hash collision let through).
- * ClassFilter mode takes everything, as ExpressionMessageFilter does.
+ * Subscriptions. With FLAG_SUBSCRIPTION the pull carries its own (FilterAPI.build); without it (a push
+ * consumer's default) the broker uses the one the group's heartbeat registered, as RocketMQ reads its
+ * ConsumerGroupInfo: no client of the group online, or none subscribed to the topic ->
+ * SUBSCRIPTION_NOT_EXIST; a BROADCASTING group whose consumeBroadcastEnable is false -> NO_PERMISSION
+ * (BROADCASTING_DISABLE_FORBIDDEN); a registered subVersion older than the pull's ->
+ * SUBSCRIPTION_NOT_LATEST; a registered SQL92 expression that does not compile (RocketMQ's
+ * ConsumerFilterManager never registers it) -> FILTER_DATA_NOT_EXIST.
+ * TAG: `*` or empty takes everything; otherwise `a || b` is split into exact tags that the store matches
+ * by hash, then by the TAGS property (RocketMQ's broker matches the hash only; its client then drops what
+ * a hash collision let through). ClassFilter mode takes everything, as ExpressionMessageFilter does.
  * SQL92 (only with enablePropertyFilter, else SYSTEM_ERROR): compiled once per expression (bounded cache)
  * and evaluated here over each returned record's properties (TAGS among them); when it drops every
  * message of a FOUND read the status becomes NO_MATCHED_MESSAGE with the read's nextBeginOffset, so the
- * consumer moves past them. An empty SQL92 expression, one that does not compile, or an expression type
- * other than TAG and SQL92 is SUBSCRIPTION_PARSE_FAILED (23).
+ * consumer moves past them. A posted SQL92 expression that is empty or does not compile, or a posted
+ * expression type other than TAG and SQL92, is SUBSCRIPTION_PARSE_FAILED (23).
  *
- * commitOffset. With FLAG_COMMIT_OFFSET and commitOffset >= 0 the first read's outcome tells
- * broker-admin `commitOffset` (tryCommitOffset; RocketMQ 5 no longer checks the broker role there).
+ * commitOffset. With FLAG_COMMIT_OFFSET and commitOffset >= 0 the first read asks broker-admin
+ * `commitOffset` beside it (tryCommitOffset; RocketMQ 5 no longer checks the broker role there), and the
+ * pull is answered only once broker-admin has stored it: RocketMQ commits before it writes the response,
+ * so a QUERY_CONSUMER_OFFSET sent after the answer sees the offset (a message to another thread may
+ * otherwise arrive after the client's next request). A commit broker-admin does not confirm is logged
+ * and does not hold the answer back.
  *
  * Bounds: at most readsInFlightMax requests being checked or read, and heldMax held; past either the
  * client gets SYSTEM_BUSY "[OVERLOAD]...", which makes it pull again after pullTimeDelayMillsWhenException
- * (a PULL_NOT_FOUND would make a push consumer pull again at once, a busy loop). Group answers and
- * compiled filters are kept in insertion-ordered maps that drop their oldest entry when full.
+ * (a PULL_NOT_FOUND would make a push consumer pull again at once, a busy loop). broker-admin's
+ * metadata answers and compiled filters are kept in insertion-ordered maps that drop their oldest entry
+ * when full.
  *
- * Deliberate differences: no topic check (TOPIC_NOT_EXIST, readQueueNums, topic perm) since
- * broker-admin's internal API has no topic lookup for pulls: an unknown topic reads as an empty queue.
- * Without FLAG_SUBSCRIPTION (a push consumer's default) RocketMQ uses the subscription registered by
- * the consumer's heartbeat; broker-admin does not offer it yet, so a TAG pull takes every tag (the
- * client filters tags again, so consumers see the same messages) and a SQL92 pull answers
- * FILTER_DATA_NOT_EXIST. Held requests live in memory: after a restart their clients retry at their own
- * timeout (30 s), as after a broker restart.
+ * Deliberate differences: the group, topic and registered subscription are up to metadataCacheTtlMs
+ * old (RocketMQ reads them on every pull), so a topic deleted or a consumer unregistered is noticed
+ * that much later. A posted SQL92 expression that does not compile is refused with
+ * SUBSCRIPTION_PARSE_FAILED, the code CHECK_CLIENT_CONFIG gives it: RocketMQ (assertions off) keeps no
+ * filter data for it and so lets every message through. Held requests live in memory: after a restart
+ * their clients retry at their own timeout (30 s), as after a broker restart.
  */
 import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { RuntimeError, RuntimeErrorCode, describeError } from '../runtime/errors.ts';
 import { compileSql92, FilterError, isSql92, isTagType, type CompiledFilter } from '../filter/sql92.ts';
+import type { SubscriptionData } from '../net/remoting/broker-bodies.ts';
 import {
   HeaderError,
   headerErrorResponse,
@@ -76,7 +92,7 @@ import {
   PullSysFlag,
   type PullMessageRequest,
 } from '../net/remoting/broker-headers.ts';
-import { MASTER_ID } from '../net/remoting/namesrv-protocol.ts';
+import { MASTER_ID, PermName } from '../net/remoting/namesrv-protocol.ts';
 import {
   createNotSupportedResponse,
   createResponse,
@@ -87,7 +103,7 @@ import {
 } from '../net/remoting/remoting-command.ts';
 import { decodeRecord } from '../storage/message-record.ts';
 import type { GetMessageResult, GetMessageStatus, StoredMessage } from '../storage/message-store.ts';
-import type { BrokerAdminMessage, BrokerProcessorArgs, GroupForRetryAnswer } from './broker-context.ts';
+import type { BrokerAdminMessage, BrokerProcessorArgs, PullMetadataAnswer } from './broker-context.ts';
 import type { ArrivalNotice, CommitLogWriterMessage } from './commit-log-writer.ts';
 import { channelKey, type ChannelClosedMessage, type RemotingChannel, type RemotingRequestMessage } from './remoting-routes.ts';
 
@@ -104,9 +120,9 @@ export const PULL_PROCESSOR_DEFAULTS = {
   suspendMaxMs: 60_000,
   /** Compiled SQL92 expressions kept. */
   filterCacheMax: 1_024,
-  /** Consumer groups whose broker-admin answer is kept, and for how long. */
-  groupCacheMax: 4_096,
-  groupCacheTtlMs: 10_000,
+  /** (group, topic) pairs whose broker-admin `pullMetadata` answer is kept, and for how long. */
+  metadataCacheMax: 4_096,
+  metadataCacheTtlMs: 1_000,
   /** How often the processor registers with the writer again (a restarted writer forgot it). */
   rewatchIntervalMs: 5_000,
 } as const;
@@ -123,8 +139,11 @@ export const PULL_REQUEST_CODES = [RequestCode.PULL_MESSAGE, RequestCode.LITE_PU
 /** Remark of the flow-control answer (NettyRemotingAbstract's thread-pool rejection). */
 export const OVERLOAD_REMARK = '[OVERLOAD]system busy, start flow control for a while';
 
-/** RocketMQ's ForbiddenType.GROUP_FORBIDDEN, sent with NO_PERMISSION when the group may not consume. */
-const GROUP_FORBIDDEN = 2;
+/** RocketMQ's ForbiddenType, sent with NO_PERMISSION to say what forbids the pull. */
+const ForbiddenType = { GROUP_FORBIDDEN: 2, TOPIC_FORBIDDEN: 3, BROADCASTING_DISABLE_FORBIDDEN: 4 } as const;
+
+/** FAQUrl.suggestTodo, appended to some refusals as RocketMQ appends it. */
+const FAQ_SUGGESTION = '\nSee https://rocketmq.apache.org/docs/bestPractice/06FAQ for further details.';
 
 /** Counters for tests and the status view. */
 export type PullProcessorStats = {
@@ -135,7 +154,7 @@ export type PullProcessorStats = {
   notFound: number;
   retryImmediately: number;
   offsetMoved: number;
-  /** Answers with any other code (bad header, subscription, group, store failure, overload). */
+  /** Answers with any other code (bad header, subscription, group, topic, store failure, overload). */
   refused: number;
   holds: number;
   wakeups: number;
@@ -147,8 +166,9 @@ type Counters = Omit<PullProcessorStats, 'held' | 'inFlight'>;
 
 /** Internal steps, told to itself. `epoch` tells this incarnation's results from an earlier one's. */
 export type PullProcessorStep =
-  | { readonly type: 'groupLooked'; readonly epoch: number; readonly group: string; readonly result: PipeResult<GroupForRetryAnswer> }
+  | { readonly type: 'metadataLooked'; readonly epoch: number; readonly key: string; readonly result: PipeResult<PullMetadataAnswer> }
   | { readonly type: 'readDone'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<GetMessageResult> }
+  | { readonly type: 'commitDone'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<unknown> }
   | { readonly type: 'deadline' }
   | { readonly type: 'rewatch' };
 
@@ -169,21 +189,20 @@ export const pullProcessorSource: BehaviorSource = { module: import.meta.url, ex
 /** What a request subscribes to: exact tags (absent: all) and a SQL92 filter evaluated here. */
 type Subscription = { readonly tags?: readonly string[]; readonly sql?: CompiledFilter };
 
-/** What broker-admin said about a group, reduced to what a pull needs. */
-type GroupVerdict =
-  | { readonly ok: true; readonly consumeEnable: boolean; readonly groupSysFlag: number }
-  | { readonly ok: false; readonly code: number; readonly remark: string };
-
 type Task = {
   readonly id: number;
   readonly request: Pick<RemotingCommand, 'opaque' | 'serializeType' | 'flag'>;
   readonly channel: RemotingChannel;
   readonly header: PullMessageRequest;
   readonly queueKey: string;
-  /** The subscription, or the refusal to send once the group check has passed. */
-  readonly subscription: Subscription | RemotingCommand;
+  /** The (group, topic) key of the broker-admin metadata the checks read. */
+  readonly metadataKey: string;
+  /** Set once the checks have passed. */
+  subscription: Subscription | undefined;
+  /** The checks read a snapshot asked for after this request came (not one from the cache). */
+  fresh: boolean;
   readonly suspend: boolean;
-  phase: 'group' | 'read' | 'held';
+  phase: 'checks' | 'read' | 'held';
   /** Where the next read starts: the request's offset, moved on only past filtered messages. */
   readFrom: number;
   /** Set when first held; Infinity before. */
@@ -195,7 +214,11 @@ type Task = {
   firstRead: boolean;
   /** The connection closed while a read was in flight: drop the answer. */
   closed: boolean;
+  /** The pulled commitOffset is being stored: the answer waits (in `parked`) until it is. */
+  commitPending: boolean;
+  parked: RemotingCommand | undefined;
   groupSysFlag: number;
+  topicSysFlag: number;
 };
 
 type Limits = { readonly [K in keyof typeof PULL_PROCESSOR_DEFAULTS]: number };
@@ -208,9 +231,9 @@ type State = {
   readonly tasks: Map<number, Task>;
   /** topic + queueId -> tasks reading or held on it (for arrival notices). */
   readonly byQueue: Map<string, Set<number>>;
-  /** Tasks waiting for broker-admin's answer about a group. */
-  readonly groupLookups: Map<string, number[]>;
-  readonly groupCache: Map<string, { readonly verdict: GroupVerdict; readonly expiresMs: number }>;
+  /** Tasks waiting for broker-admin's `pullMetadata` answer, by (group, topic). */
+  readonly metadataLookups: Map<string, number[]>;
+  readonly metadataCache: Map<string, { readonly answer: PullMetadataAnswer; readonly expiresMs: number }>;
   readonly filterCache: Map<string, CompiledFilter | FilterError>;
   held: number;
   inFlight: number;
@@ -228,6 +251,10 @@ const DEADLINE_RESOLUTION_MS = 100;
 
 function queueKeyOf(topic: string, queueId: number): string {
   return `${topic}\u0000${queueId}`;
+}
+
+function metadataKeyOf(group: string, topic: string): string {
+  return `${group}\u0000${topic}`;
 }
 
 /** Adds to an insertion-ordered cache, dropping the oldest entry when it is full. */
@@ -289,6 +316,7 @@ function pullResponse(task: Task, result: GetMessageResult, code: number): Remot
     nextBeginOffset: result.nextBeginOffset,
     minOffset: result.minOffset,
     maxOffset: result.maxOffset,
+    topicSysFlag: task.topicSysFlag,
     groupSysFlag: task.groupSysFlag,
   });
   const body = code === ResponseCode.SUCCESS ? concatRecords(result.messages) : undefined;
@@ -319,39 +347,80 @@ function isRefusal(subscription: Subscription | RemotingCommand): subscription i
   return 'opaque' in subscription;
 }
 
-/** A task's subscription once the group check has passed (refusals are answered before reading). */
+/** A task's subscription once its checks have passed (refusals are answered before reading). */
 function usableSubscription(task: Task): Subscription {
   const subscription = task.subscription;
-  assert(!isRefusal(subscription), 'a refused subscription is never read');
+  assert(subscription !== undefined, 'a task is read only after its checks');
   return subscription;
 }
 
-function refuse(request: Task['request'], code: number, remark: string): RemotingCommand {
-  return createResponse(request, code, remark);
+function refuse(request: Task['request'], code: number, remark: string, forbiddenType?: number): RemotingCommand {
+  return forbiddenType === undefined
+    ? createResponse(request, code, remark)
+    : createResponse(request, code, remark, { extFields: { forbiddenType: String(forbiddenType) } });
 }
 
-/** The request's subscription, or the answer RocketMQ gives when it cannot be used. */
-function subscriptionOf(state: State, header: PullMessageRequest, request: Task['request']): Subscription | RemotingCommand {
-  if ((header.sysFlag & PullSysFlag.FLAG_CLASS_FILTER) !== 0) return {};
-  const posted = (header.sysFlag & PullSysFlag.FLAG_SUBSCRIPTION) !== 0;
+/** FilterAPI.build over the pull's own subscription, or the answer RocketMQ gives when it cannot be used. */
+function postedSubscription(state: State, header: PullMessageRequest, request: Task['request']): Subscription | RemotingCommand {
   const type = header.expressionType;
   if (isTagType(type)) {
-    if (!posted) return {};
     const tags = parseTagExpression(header.subscription);
     return tags === undefined ? {} : { tags };
   }
-  if (!posted) {
-    return refuse(request, ResponseCode.FILTER_DATA_NOT_EXIST, "The broker's consumer filter data is not exist!Your expression may be wrong!");
-  }
   const expression = header.subscription ?? '';
   if (expression === '') return refuse(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed");
-  if (!state.args.settings.enablePropertyFilter) {
-    return refuse(request, ResponseCode.SYSTEM_ERROR, `The broker does not support consumer to filter message by ${type}`);
-  }
+  if (!state.args.settings.enablePropertyFilter) return propertyFilterOff(request, type);
   if (!isSql92(type)) return refuse(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed");
   const compiled = compiledFilter(state, expression);
   if (compiled instanceof FilterError) return refuse(request, ResponseCode.SUBSCRIPTION_PARSE_FAILED, "parse the consumer's subscription failed");
   return { sql: compiled };
+}
+
+function propertyFilterOff(request: Task['request'], type: string | undefined): RemotingCommand {
+  return refuse(request, ResponseCode.SYSTEM_ERROR, `The broker does not support consumer to filter message by ${type}`);
+}
+
+/**
+ * The subscription the group's heartbeat registered (ConsumerGroupInfo.findSubscriptionData), the
+ * answer RocketMQ gives without one, or 'stale' when a fresher snapshot might have it.
+ */
+function registeredSubscription(
+  state: State,
+  task: Task,
+  metadata: PullMetadataAnswer,
+  group: { readonly consumeBroadcastEnable: boolean },
+): Subscription | RemotingCommand | 'stale' {
+  const { header, request } = task;
+  const consumer = metadata.consumer;
+  if (consumer === undefined) {
+    return task.fresh ? refuse(request, ResponseCode.SUBSCRIPTION_NOT_EXIST, `the consumer's group info not exist${FAQ_SUGGESTION}`) : 'stale';
+  }
+  if (!group.consumeBroadcastEnable && consumer.messageModel === 'BROADCASTING') {
+    const remark = `the consumer group[${header.consumerGroup}] can not consume by broadcast way`;
+    return refuse(request, ResponseCode.NO_PERMISSION, remark, ForbiddenType.BROADCASTING_DISABLE_FORBIDDEN);
+  }
+  const data = consumer.subscription;
+  if (data === undefined) {
+    return task.fresh ? refuse(request, ResponseCode.SUBSCRIPTION_NOT_EXIST, `the consumer's subscription not exist${FAQ_SUGGESTION}`) : 'stale';
+  }
+  if (data.subVersion < header.subVersion) {
+    return task.fresh ? refuse(request, ResponseCode.SUBSCRIPTION_NOT_LATEST, "the consumer's subscription not latest") : 'stale';
+  }
+  if (data.classFilterMode) return {};
+  if (isTagType(data.expressionType)) return { ...tagsOf(data) };
+  const compiled = isSql92(data.expressionType) ? compiledFilter(state, data.subString) : undefined;
+  if (compiled === undefined || compiled instanceof FilterError) {
+    return refuse(request, ResponseCode.FILTER_DATA_NOT_EXIST, "The broker's consumer filter data is not exist!Your expression may be wrong!");
+  }
+  if (!state.args.settings.enablePropertyFilter) return propertyFilterOff(request, data.expressionType);
+  return { sql: compiled };
+}
+
+/** A registered TAG subscription: `*` takes all, else its tagsSet (or its expression when that is empty). */
+function tagsOf(data: SubscriptionData): { tags?: readonly string[] } {
+  if (data.subString === '*' || data.subString === '') return {};
+  const tags = data.tagsSet.length > 0 ? data.tagsSet : parseTagExpression(data.subString);
+  return tags === undefined ? {} : { tags };
 }
 
 function compiledFilter(state: State, expression: string): CompiledFilter | FilterError {
@@ -381,6 +450,11 @@ function applySql(subscription: Subscription, result: GetMessageResult): GetMess
 // Task life
 
 function answer(state: State, task: Task, response: RemotingCommand, ctx: Ctx): void {
+  if (task.commitPending) {
+    assert(task.phase === 'read' && task.parked === undefined, 'a read task parks one answer');
+    task.parked = response;
+    return;
+  }
   forget(state, task);
   count(state, response.code);
   if (isOneway(task.request)) return;
@@ -424,88 +498,117 @@ function onRequest(state: State, message: RemotingRequestMessage, ctx: Ctx): voi
     if (error instanceof HeaderError) return reply(headerErrorResponse(request, error));
     throw error;
   }
-  if (header.queueId < 0) {
-    const remark = `queueId[${header.queueId}] is illegal, topic:[${header.topic}] consumer:[${channel.remoteAddress}]`;
-    return reply(createResponse(request, ResponseCode.INVALID_PARAMETER, remark));
-  }
   if (state.inFlight >= state.limits.readsInFlightMax) {
     state.counters.overloaded++;
     return reply(overloaded(request));
   }
-  const taskRequest = { opaque: request.opaque, serializeType: request.serializeType, flag: request.flag };
   const task: Task = {
     id: state.nextTaskId++,
-    request: taskRequest,
+    request: { opaque: request.opaque, serializeType: request.serializeType, flag: request.flag },
     channel,
     header,
     queueKey: queueKeyOf(header.topic, header.queueId),
-    subscription: subscriptionOf(state, header, taskRequest),
+    metadataKey: metadataKeyOf(header.consumerGroup, header.topic),
+    subscription: undefined,
+    fresh: false,
     suspend: (header.sysFlag & PullSysFlag.FLAG_SUSPEND) !== 0,
-    phase: 'group',
+    phase: 'checks',
     readFrom: header.queueOffset,
     deadlineMs: Number.POSITIVE_INFINITY,
     dirty: false,
     wasHeld: false,
     firstRead: true,
     closed: false,
+    commitPending: false,
+    parked: undefined,
     groupSysFlag: 0,
+    topicSysFlag: 0,
   };
   state.tasks.set(task.id, task);
   state.inFlight++;
-  checkGroup(state, task, ctx);
+  lookupMetadata(state, task, false, ctx);
 }
 
-/** RocketMQ checks the group before anything else: use a fresh cached verdict or ask broker-admin. */
-function checkGroup(state: State, task: Task, ctx: Ctx): void {
-  const group = task.header.consumerGroup;
-  const cached = state.groupCache.get(group);
-  if (cached !== undefined && cached.expiresMs > ctx.clock.nowMs()) return afterGroup(state, task, cached.verdict, ctx);
-  const waiting = state.groupLookups.get(group);
+/**
+ * The checks read broker-admin's `pullMetadata` for the task's group and topic: a cached snapshot unless
+ * `fresh` is asked for, else the answer of the ask already running for that key, else a new ask.
+ */
+function lookupMetadata(state: State, task: Task, fresh: boolean, ctx: Ctx): void {
+  const key = task.metadataKey;
+  const cached = state.metadataCache.get(key);
+  if (!fresh && cached !== undefined && cached.expiresMs > ctx.clock.nowMs()) return afterMetadata(state, task, cached.answer, ctx);
+  const waiting = state.metadataLookups.get(key);
   if (waiting !== undefined) {
     waiting.push(task.id);
     return;
   }
-  state.groupLookups.set(group, [task.id]);
+  state.metadataLookups.set(key, [task.id]);
   const epoch = state.epoch;
-  const asked = ctx.ask<BrokerAdminMessage, GroupForRetryAnswer>(state.args.refs.admin, { type: 'groupForRetry', group });
-  ctx.pipeToSelf(asked, (result) => ({ type: 'groupLooked', epoch, group, result }));
+  const message: BrokerAdminMessage = { type: 'pullMetadata', group: task.header.consumerGroup, topic: task.header.topic };
+  ctx.pipeToSelf(ctx.ask<BrokerAdminMessage, PullMetadataAnswer>(state.args.refs.admin, message), (result) => ({ type: 'metadataLooked', epoch, key, result }));
 }
 
-function verdictOf(answer: GroupForRetryAnswer): GroupVerdict {
-  if (!answer.ok) return { ok: false, code: answer.code, remark: answer.remark };
-  return { ok: true, consumeEnable: answer.group.consumeEnable, groupSysFlag: answer.group.groupSysFlag };
-}
-
-function onGroupLooked(state: State, message: Extract<PullProcessorStep, { type: 'groupLooked' }>, ctx: Ctx): void {
+function onMetadataLooked(state: State, message: Extract<PullProcessorStep, { type: 'metadataLooked' }>, ctx: Ctx): void {
   if (message.epoch !== state.epoch) return;
-  const waiting = state.groupLookups.get(message.group) ?? [];
-  state.groupLookups.delete(message.group);
+  const waiting = state.metadataLookups.get(message.key) ?? [];
+  state.metadataLookups.delete(message.key);
   const result = message.result;
   if (result.ok) {
-    const verdict = verdictOf(result.value);
-    cachePut(state.groupCache, message.group, { verdict, expiresMs: ctx.clock.nowMs() + state.limits.groupCacheTtlMs }, state.limits.groupCacheMax);
+    const entry = { answer: result.value, expiresMs: ctx.clock.nowMs() + state.limits.metadataCacheTtlMs };
+    cachePut(state.metadataCache, message.key, entry, state.limits.metadataCacheMax);
   } else {
-    ctx.log.warn({ group: message.group, err: describeError(result.error) }, 'broker-admin did not answer groupForRetry');
+    ctx.log.warn({ key: message.key.replace('\u0000', ' / '), err: describeError(result.error) }, 'broker-admin did not answer pullMetadata');
   }
   for (const id of waiting) {
     const task = state.tasks.get(id);
     if (task === undefined) continue;
+    task.fresh = true;
     if (task.closed) forget(state, task);
-    else if (result.ok) afterGroup(state, task, verdictOf(result.value), ctx);
-    else answer(state, task, askFailure(task, 'broker-admin groupForRetry', result.error), ctx);
+    else if (result.ok) afterMetadata(state, task, result.value, ctx);
+    else answer(state, task, askFailure(task, 'broker-admin pullMetadata', result.error), ctx);
   }
 }
 
-function afterGroup(state: State, task: Task, verdict: GroupVerdict, ctx: Ctx): void {
-  assert(task.phase === 'group', 'group checked once');
-  if (!verdict.ok) return answer(state, task, refuse(task.request, verdict.code, verdict.remark), ctx);
-  if (!verdict.consumeEnable) {
-    const remark = `subscription group no permission, ${task.header.consumerGroup}`;
-    const response = createResponse(task.request, ResponseCode.NO_PERMISSION, remark, { extFields: { forbiddenType: String(GROUP_FORBIDDEN) } });
-    return answer(state, task, response, ctx);
+/** The broker, group, topic and queue checks, in PullMessageProcessor's order; the refusal, or undefined. */
+function checkRefusal(state: State, task: Task, metadata: PullMetadataAnswer): RemotingCommand | undefined {
+  const { header, request } = task;
+  if ((metadata.brokerPermission & PermName.PERM_READ) === 0) {
+    return refuse(request, ResponseCode.NO_PERMISSION, `the broker[${state.args.identity.storeHost.address}] pulling message is forbidden`);
   }
-  if (isRefusal(task.subscription)) return answer(state, task, task.subscription, ctx);
-  task.groupSysFlag = verdict.groupSysFlag;
+  const group = metadata.group;
+  if (!group.ok) return refuse(request, group.code, group.remark);
+  if (!group.consumeEnable) {
+    return refuse(request, ResponseCode.NO_PERMISSION, `subscription group no permission, ${header.consumerGroup}`, ForbiddenType.GROUP_FORBIDDEN);
+  }
+  const topic = metadata.topic;
+  if (topic === undefined) {
+    return refuse(request, ResponseCode.TOPIC_NOT_EXIST, `topic[${header.topic}] not exist, apply first please! ${FAQ_SUGGESTION}`);
+  }
+  if ((topic.perm & PermName.PERM_READ) === 0) {
+    return refuse(request, ResponseCode.NO_PERMISSION, `the topic[${header.topic}] pulling message is forbidden`, ForbiddenType.TOPIC_FORBIDDEN);
+  }
+  if (header.queueId < 0 || header.queueId >= topic.readQueueNums) {
+    const remark = `queueId[${header.queueId}] is illegal, topic:[${header.topic}] topicConfig.readQueueNums:[${topic.readQueueNums}] consumer:[${task.channel.remoteAddress}]`;
+    return refuse(request, ResponseCode.SYSTEM_ERROR, remark);
+  }
+  return undefined;
+}
+
+function afterMetadata(state: State, task: Task, metadata: PullMetadataAnswer, ctx: Ctx): void {
+  assert(task.phase === 'checks', 'checks run before reading');
+  const refusal = checkRefusal(state, task, metadata);
+  if (refusal !== undefined) return answer(state, task, refusal, ctx);
+  assert(metadata.group.ok && metadata.topic !== undefined, 'checks passed on a known group and topic');
+  const { header, request } = task;
+  let subscription: Subscription | RemotingCommand | 'stale';
+  if ((header.sysFlag & PullSysFlag.FLAG_CLASS_FILTER) !== 0) subscription = {};
+  else if ((header.sysFlag & PullSysFlag.FLAG_SUBSCRIPTION) !== 0) subscription = postedSubscription(state, header, request);
+  else subscription = registeredSubscription(state, task, metadata, metadata.group);
+  if (subscription === 'stale') return lookupMetadata(state, task, true, ctx);
+  if (isRefusal(subscription)) return answer(state, task, subscription, ctx);
+  task.subscription = subscription;
+  task.groupSysFlag = metadata.group.groupSysFlag;
+  task.topicSysFlag = metadata.topic.topicSysFlag;
   let onQueue = state.byQueue.get(task.queueKey);
   if (onQueue === undefined) {
     onQueue = new Set();
@@ -522,6 +625,10 @@ function startRead(state: State, task: Task, ctx: Ctx): void {
   }
   task.phase = 'read';
   task.dirty = false;
+  if (task.firstRead) {
+    task.firstRead = false;
+    commitOffset(state, task, ctx);
+  }
   const subscription = usableSubscription(task);
   const get: CommitLogWriterMessage = {
     type: 'get',
@@ -544,10 +651,6 @@ function onReadDone(state: State, message: Extract<PullProcessorStep, { type: 'r
   if (task.closed) return forget(state, task);
   if (!message.result.ok) return answer(state, task, askFailure(task, 'store getMessage', message.result.error), ctx);
   const result = applySql(usableSubscription(task), message.result.value);
-  if (task.firstRead) {
-    task.firstRead = false;
-    commitOffset(state, task, ctx);
-  }
   const code = responseCodeOf(result.status, task.header.queueOffset);
   const mayHold = task.suspend && !isOneway(task.request) && ctx.clock.nowMs() < task.deadlineMs;
   if (mayHold && code === ResponseCode.PULL_NOT_FOUND) return holdOrReadAgain(state, task, ctx);
@@ -559,17 +662,39 @@ function onReadDone(state: State, message: Extract<PullProcessorStep, { type: 'r
   answer(state, task, pullResponse(task, result, code), ctx);
 }
 
+/** Asks broker-admin to store the pull's commitOffset, beside the first read (see the file comment). */
 function commitOffset(state: State, task: Task, ctx: Ctx): void {
   const header = task.header;
   if ((header.sysFlag & PullSysFlag.FLAG_COMMIT_OFFSET) === 0 || header.commitOffset < 0) return;
-  const sent = ctx.tell(state.args.refs.admin, {
+  const message: BrokerAdminMessage = {
     type: 'commitOffset',
     group: header.consumerGroup,
     topic: header.topic,
     queueId: header.queueId,
     offset: header.commitOffset,
-  });
-  if (!sent) ctx.log.warn({ group: header.consumerGroup, topic: header.topic, queueId: header.queueId }, 'broker-admin did not take a pulled commitOffset');
+  };
+  task.commitPending = true;
+  const epoch = state.epoch;
+  const taskId = task.id;
+  ctx.pipeToSelf(ctx.ask<BrokerAdminMessage, unknown>(state.args.refs.admin, message), (result) => ({ type: 'commitDone', epoch, taskId, result }));
+}
+
+/** The commit is stored (or will not be confirmed): an answer parked for it goes out now. */
+function onCommitDone(state: State, message: Extract<PullProcessorStep, { type: 'commitDone' }>, ctx: Ctx): void {
+  if (message.epoch !== state.epoch) return;
+  const task = state.tasks.get(message.taskId);
+  if (task === undefined) return;
+  const header = task.header;
+  if (!message.result.ok) {
+    const where = { group: header.consumerGroup, topic: header.topic, queueId: header.queueId, err: describeError(message.result.error) };
+    ctx.log.warn(where, 'broker-admin did not confirm a pulled commitOffset');
+  }
+  task.commitPending = false;
+  const parked = task.parked;
+  if (parked === undefined) return;
+  task.parked = undefined;
+  if (task.closed) return forget(state, task);
+  answer(state, task, parked, ctx);
 }
 
 /** Holds the request, unless a notice already passed its offset while it was being read. */
@@ -680,8 +805,8 @@ export const pullProcessor: Behavior<State, PullProcessorMessage, PullProcessorA
       nextTaskId: 1,
       tasks: new Map(),
       byQueue: new Map(),
-      groupLookups: new Map(),
-      groupCache: new Map(),
+      metadataLookups: new Map(),
+      metadataCache: new Map(),
       filterCache: new Map(),
       held: 0,
       inFlight: 0,
@@ -704,11 +829,14 @@ export const pullProcessor: Behavior<State, PullProcessorMessage, PullProcessorA
       case 'arrived':
         onArrived(state, message, ctx);
         break;
-      case 'groupLooked':
-        onGroupLooked(state, message, ctx);
+      case 'metadataLooked':
+        onMetadataLooked(state, message, ctx);
         break;
       case 'readDone':
         onReadDone(state, message, ctx);
+        break;
+      case 'commitDone':
+        onCommitDone(state, message, ctx);
         break;
       case 'deadline':
         onDeadline(state, ctx);

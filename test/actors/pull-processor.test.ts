@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BrokerAdminMessage, BrokerProcessorArgs, BrokerSettings } from '../../src/actors/broker-context.ts';
+import type { BrokerAdminMessage, BrokerProcessorArgs, BrokerSettings, PullMetadataAnswer } from '../../src/actors/broker-context.ts';
+import type { MessageModel, SubscriptionData } from '../../src/net/remoting/broker-bodies.ts';
 import type { CommitLogWriterMessage } from '../../src/actors/commit-log-writer.ts';
 import {
   OVERLOAD_REMARK,
@@ -25,7 +26,17 @@ import { decodeRecord, encodeMessageProperties, type RecordView } from '../../sr
 import type { GetMessageResult, PutMessageResult } from '../../src/storage/message-store.ts';
 import { pollUntil, startTestSystem } from '../runtime/helpers.ts';
 import { acceptorRecorderSource, type AcceptorRecorderMessage } from './fixtures/acceptor-recorder.ts';
-import { DISABLED_GROUP, MISSING_GROUP, pullAdminStubSource, type PullAdminStubDump, type PullAdminStubMessage } from './fixtures/pull-admin-stub.ts';
+import {
+  DISABLED_GROUP,
+  MISSING_GROUP,
+  MISSING_TOPIC,
+  NO_BROADCAST_GROUP,
+  pullAdminStubSource,
+  TOPIC_READ_QUEUES,
+  WRITE_ONLY_TOPIC,
+  type PullAdminStubDump,
+  type PullAdminStubMessage,
+} from './fixtures/pull-admin-stub.ts';
 import { pullWriterStubSource, type PullWriterStubArgs, type PullWriterStubMessage } from './fixtures/pull-writer-stub.ts';
 import { smallStoreSettings } from '../storage/fixtures/small-store.ts';
 
@@ -187,6 +198,11 @@ class Harness {
   adminDump(): Promise<PullAdminStubDump> {
     return this.system.ask<PullAdminStubMessage, PullAdminStubDump>(this.admin, { type: 'dump' }, ASK_MS);
   }
+
+  /** What broker-admin will say about the group's online clients (as their heartbeats registered them). */
+  async setConsumer(group: string, consumer: PullMetadataAnswer['consumer']): Promise<void> {
+    await this.system.ask<PullAdminStubMessage, boolean>(this.admin, { type: 'setConsumer', group, consumer }, ASK_MS);
+  }
 }
 
 /** Splits a pull body into its records, as MessageDecoder.decodes does. */
@@ -210,6 +226,16 @@ const bodies = (response: RemotingCommand): string[] => records(response.body).m
 function offsets(response: RemotingCommand): { next: number; min: number; max: number } {
   const { nextBeginOffset, minOffset, maxOffset } = response.extFields;
   return { next: Number(nextBeginOffset), min: Number(minOffset), max: Number(maxOffset) };
+}
+
+/** A subscription as a heartbeat registers it. */
+function registered(topic: string, subString: string, expressionType = 'TAG', subVersion = 100): SubscriptionData {
+  const tagsSet = expressionType === 'TAG' && subString !== '*' ? subString.split('||').map((tag) => tag.trim()) : [];
+  return { classFilterMode: false, topic, subString, tagsSet, codeSet: [], subVersion, expressionType };
+}
+
+function consumerOf(subscription: SubscriptionData | undefined, messageModel: MessageModel = 'CLUSTERING'): PullMetadataAnswer['consumer'] {
+  return { messageModel, subscription };
 }
 
 function result(status: GetMessageResult['status'], nextBeginOffset: number, minOffset: number, maxOffset: number): GetMessageResult {
@@ -394,20 +420,34 @@ describe('pull processor', () => {
     expect(await h.pull({ expressionType: 'SQL92', subscription: 'a > AND' })).toMatchObject(parseFailed);
     expect(await h.pull({ expressionType: 'SQL92', subscription: '' })).toMatchObject(parseFailed);
     expect(await h.pull({ expressionType: 'GROOVY', subscription: 'true' })).toMatchObject(parseFailed);
-    // Without the subscription flag the broker would need the heartbeat's filter data.
+    // Without the subscription flag the broker needs the group's registered one, and has none.
     const unposted = await h.pull({ expressionType: 'SQL92', sysFlag: 0, subscription: 'a > 5' });
-    expect(unposted.code).toBe(ResponseCode.FILTER_DATA_NOT_EXIST);
+    expect(unposted.code).toBe(ResponseCode.SUBSCRIPTION_NOT_EXIST);
   });
 
   it('forwards commitOffset to broker-admin only with the commit flag', async () => {
-    const h = await Harness.start();
+    const h = await Harness.start({ tuning: { metadataCacheTtlMs: 60_000 } });
     await h.put('TopicA', 2, 'm');
     await h.pull({ queueId: 2, sysFlag: PullSysFlag.FLAG_SUBSCRIPTION | PullSysFlag.FLAG_COMMIT_OFFSET, commitOffset: 1 });
     await h.pull({ queueId: 2, sysFlag: PullSysFlag.FLAG_SUBSCRIPTION, commitOffset: 7 });
     const dump = await h.adminDump();
     expect(dump.commits).toEqual([{ type: 'commitOffset', group: GROUP, topic: 'TopicA', queueId: 2, offset: 1 }]);
-    // The group answer is cached: one ask for both pulls.
-    expect(dump.groupAsks).toEqual([GROUP]);
+    // The metadata answer is cached: one ask for both pulls.
+    expect(dump.metadataAsks).toEqual([`${GROUP} TopicA`]);
+  });
+
+  it('answers a pull that commits an offset only once broker-admin has stored it', async () => {
+    const h = await Harness.start({ pool: 'main', writerStub: { results: [result('OFFSET_OVERFLOW_ONE', 4, 0, 4)] } });
+    await h.system.ask<PullAdminStubMessage, boolean>(h.admin, { type: 'holdCommits' }, ASK_MS);
+    const opaque = h.send({ queueOffset: 4, sysFlag: PullSysFlag.FLAG_SUBSCRIPTION | PullSysFlag.FLAG_COMMIT_OFFSET, commitOffset: 4 });
+    await pollUntil('the read', async () => ((await h.system.ask<PullWriterStubMessage, number>(h.writer as ActorRef<PullWriterStubMessage>, { type: 'gets' })) === 1 ? true : undefined));
+    await pollUntil('the commit', async () => ((await h.adminDump()).commits.length === 1 ? true : undefined));
+    // Read and committing: the answer is ready but waits for the commit.
+    expect(await h.answerTo(opaque)).toBeUndefined();
+    expect(await h.stats()).toMatchObject({ inFlight: 1, held: 0 });
+    await h.system.ask<PullAdminStubMessage, boolean>(h.admin, { type: 'releaseCommits' }, ASK_MS);
+    expect(await h.waitAnswer(opaque)).toMatchObject({ code: ResponseCode.PULL_NOT_FOUND, remark: 'OFFSET_OVERFLOW_ONE' });
+    expect(await h.stats()).toMatchObject({ inFlight: 0, held: 0 });
   });
 
   it('answers SYSTEM_BUSY once heldMax pulls are held, and the held ones still complete', async () => {
@@ -438,12 +478,72 @@ describe('pull processor', () => {
     expect(disabled).toMatchObject({ code: ResponseCode.NO_PERMISSION, remark: `subscription group no permission, ${DISABLED_GROUP}`, extFields: { forbiddenType: '2' } });
   });
 
-  it('answers a malformed header SYSTEM_ERROR and a negative queueId INVALID_PARAMETER', async () => {
+  it('answers a malformed header SYSTEM_ERROR, and a queueId outside the read queues SYSTEM_ERROR', async () => {
     const h = await Harness.start();
     const bad = await h.waitAnswer(h.send({}, { extFields: { consumerGroup: GROUP, topic: 'TopicA' } }));
     expect(bad.code).toBe(ResponseCode.SYSTEM_ERROR);
     expect(bad.remark).toContain('PullMessageRequestHeader');
-    expect((await h.pull({ queueId: -1 })).code).toBe(ResponseCode.INVALID_PARAMETER);
+    for (const queueId of [-1, TOPIC_READ_QUEUES]) {
+      const response = await h.pull({ queueId });
+      expect(response.code).toBe(ResponseCode.SYSTEM_ERROR);
+      expect(response.remark).toBe(`queueId[${queueId}] is illegal, topic:[TopicA] topicConfig.readQueueNums:[${TOPIC_READ_QUEUES}] consumer:[10.0.0.1:50001]`);
+    }
+    expect((await h.pull({ queueId: TOPIC_READ_QUEUES - 1 })).code).toBe(ResponseCode.PULL_NOT_FOUND);
+  });
+
+  it('answers TOPIC_NOT_EXIST for an unknown topic and NO_PERMISSION for an unreadable one, after the group check', async () => {
+    const h = await Harness.start();
+    const missing = await h.pull({ topic: MISSING_TOPIC });
+    expect(missing.code).toBe(ResponseCode.TOPIC_NOT_EXIST);
+    expect(missing.remark).toMatch(new RegExp(`^topic\\[${MISSING_TOPIC}\\] not exist, apply first please!`));
+    const unreadable = await h.pull({ topic: WRITE_ONLY_TOPIC });
+    expect(unreadable).toMatchObject({ code: ResponseCode.NO_PERMISSION, remark: `the topic[${WRITE_ONLY_TOPIC}] pulling message is forbidden`, extFields: { forbiddenType: '3' } });
+    // The group is checked first, as RocketMQ does.
+    expect((await h.pull({ topic: MISSING_TOPIC, consumerGroup: MISSING_GROUP })).code).toBe(ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST);
+    // A pull creates no topic: the store was never asked.
+    expect(await h.stats()).toMatchObject({ found: 0, notFound: 0, refused: 3 });
+  });
+
+  it('filters a pull without FLAG_SUBSCRIPTION by the subscription the group registered', async () => {
+    const h = await Harness.start();
+    for (const [body, tag] of [['a1', 'TagA'], ['b1', 'TagB'], ['a2', 'TagA']] as const) await h.put('TopicR', 0, body, { TAGS: tag, n: body.slice(1) });
+    const unposted = { topic: 'TopicR', sysFlag: 0, subscription: '*', subVersion: 100 };
+    // No client of the group online, then one that subscribes to another topic.
+    expect(await h.pull(unposted)).toMatchObject({ code: ResponseCode.SUBSCRIPTION_NOT_EXIST, remark: expect.stringMatching(/^the consumer's group info not exist/) });
+    await h.setConsumer(GROUP, consumerOf(registered('Other', '*')));
+    expect(await h.pull(unposted)).toMatchObject({ code: ResponseCode.SUBSCRIPTION_NOT_EXIST, remark: expect.stringMatching(/^the consumer's subscription not exist/) });
+    // The registered tags win over the '*' the pull carries without the flag.
+    await h.setConsumer(GROUP, consumerOf(registered('TopicR', 'TagA')));
+    const tagged = await h.pull(unposted);
+    expect(bodies(tagged)).toEqual(['a1', 'a2']);
+    expect(offsets(tagged).next).toBe(3);
+    // A pull with a newer subVersion than the registered one.
+    expect(await h.pull({ ...unposted, subVersion: 101 })).toMatchObject({ code: ResponseCode.SUBSCRIPTION_NOT_LATEST, remark: "the consumer's subscription not latest" });
+    // A changed subscription comes with a newer subVersion, which the pulls then carry (so a cached
+    // snapshot with the older one is asked again). A SQL92 one; one that does not compile has no filter data.
+    await h.setConsumer(GROUP, consumerOf(registered('TopicR', "TAGS = 'TagB' OR n >= 2", 'SQL92', 200)));
+    expect(bodies(await h.pull({ ...unposted, subVersion: 200 }))).toEqual(['b1', 'a2']);
+    await h.setConsumer(GROUP, consumerOf(registered('TopicR', 'n >=', 'SQL92', 300)));
+    expect((await h.pull({ ...unposted, subVersion: 300 })).code).toBe(ResponseCode.FILTER_DATA_NOT_EXIST);
+    // A broadcasting group that may not consume by broadcast.
+    await h.setConsumer(NO_BROADCAST_GROUP, consumerOf(registered('TopicR', '*'), 'BROADCASTING'));
+    const broadcast = await h.pull({ ...unposted, consumerGroup: NO_BROADCAST_GROUP });
+    expect(broadcast).toMatchObject({ code: ResponseCode.NO_PERMISSION, extFields: { forbiddenType: '4' } });
+  });
+
+  it('asks broker-admin again, once, when its cached snapshot lacks the registered subscription', async () => {
+    const h = await Harness.start({ tuning: { metadataCacheTtlMs: 60_000 } });
+    await h.put('TopicR', 0, 'm', { TAGS: 'TagA' });
+    const unposted = { topic: 'TopicR', sysFlag: 0, subVersion: 100 };
+    expect((await h.pull(unposted)).code).toBe(ResponseCode.SUBSCRIPTION_NOT_EXIST);
+    expect((await h.adminDump()).metadataAsks).toHaveLength(1);
+    // The heartbeat arrives; the cached snapshot (without it) is not trusted for the refusal.
+    await h.setConsumer(GROUP, consumerOf(registered('TopicR', '*')));
+    expect(bodies(await h.pull(unposted))).toEqual(['m']);
+    expect((await h.adminDump()).metadataAsks).toHaveLength(2);
+    // Now the cache holds it.
+    expect(bodies(await h.pull(unposted))).toEqual(['m']);
+    expect((await h.adminDump()).metadataAsks).toHaveLength(2);
   });
 
   it('drops the held pulls of a closed connection', async () => {
