@@ -51,6 +51,7 @@ import {
   formatKVTable,
   formatLockBatchResponseBody,
   formatResetOffsetBody,
+  formatSubscriptionGroupConfig,
   formatSubscriptionGroupWrapper,
   formatTopicConfigSerializeWrapper,
   formatTopicStatsTable,
@@ -322,6 +323,7 @@ export const BROKER_ADMIN_REQUEST_CODES: readonly number[] = [
   RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP,
   RequestCode.DELETE_SUBSCRIPTIONGROUP,
   RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG,
+  RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG,
   RequestCode.GET_TOPIC_STATS_INFO,
   RequestCode.GET_CONSUME_STATS,
   RequestCode.GET_CONSUMER_CONNECTION_LIST,
@@ -1462,6 +1464,14 @@ const deleteSubscriptionGroup: Handler = (state, req, ctx) => {
   return createResponse(req.request, ResponseCode.SUCCESS);
 };
 
+/** GET_SUBSCRIPTIONGROUP_CONFIG: one group (auto-created when allowed), or SUBSCRIPTION_GROUP_NOT_EXIST. */
+const getSubscriptionGroup: Handler = (state, req, ctx) => {
+  const group = req.request.extFields['group'] ?? '';
+  const config = group.length > 0 ? findSubscriptionGroup(state, group, ctx) : undefined;
+  if (config === undefined) return createResponse(req.request, ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, 'No group in this broker');
+  return createResponse(req.request, ResponseCode.SUCCESS, undefined, { body: formatSubscriptionGroupConfig(config) });
+};
+
 const getAllSubscriptionGroup: Handler = (state, req) => {
   const subscriptionGroupTable = new Map(Array.from(state.groups.values(), (config) => [config.groupName, config] as const));
   const body = formatSubscriptionGroupWrapper({ subscriptionGroupTable, forbiddenTable: new Map(), dataVersion: state.groups.dataVersion });
@@ -1796,6 +1806,7 @@ const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, updateAndCreateSubscriptionGroup],
   [RequestCode.DELETE_SUBSCRIPTIONGROUP, deleteSubscriptionGroup],
   [RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG, getAllSubscriptionGroup],
+  [RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG, getSubscriptionGroup],
   [RequestCode.GET_TOPIC_STATS_INFO, getTopicStatsInfo],
   [RequestCode.GET_CONSUME_STATS, getConsumeStats],
   [RequestCode.GET_CONSUMER_CONNECTION_LIST, getConsumerConnectionList],

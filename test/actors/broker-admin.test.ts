@@ -329,6 +329,9 @@ describe('broker-admin', () => {
     expect((await h.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, body)).code).toBe(ResponseCode.SUCCESS);
     const list = async () => parseSubscriptionGroupWrapper((await h.call(RequestCode.GET_ALL_SUBSCRIPTIONGROUP_CONFIG)).body).subscriptionGroupTable;
     expect((await list()).get('G2')).toMatchObject({ retryMaxTimes: 3, consumeBroadcastEnable: false, retryQueueNums: 2, consumeEnable: true });
+    const one = await h.call(RequestCode.GET_SUBSCRIPTIONGROUP_CONFIG, { group: 'G2' });
+    expect(one.code).toBe(ResponseCode.SUCCESS);
+    expect(JSON.parse(Buffer.from(one.body!).toString())).toMatchObject({ groupName: 'G2', retryMaxTimes: 3, consumeMessageOrderly: false });
     const invalid = Buffer.from(JSON.stringify({ groupName: 'bad group' }));
     expect((await h.call(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, invalid)).code).toBe(ResponseCode.INVALID_PARAMETER);
     expect((await h.call(RequestCode.DELETE_SUBSCRIPTIONGROUP, { groupName: 'G2', cleanOffset: 'true' })).code).toBe(ResponseCode.SUCCESS);

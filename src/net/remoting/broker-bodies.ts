@@ -844,6 +844,11 @@ export function formatTopicConfigSerializeWrapper(value: {
   return toBytes(bean({ dataVersion: dataVersionJson(value.dataVersion), topicConfigTable: table }));
 }
 
+/** One SubscriptionGroupConfig as GET_SUBSCRIPTIONGROUP_CONFIG answers it (JSONObject.toJSONString). */
+export function formatSubscriptionGroupConfig(config: SubscriptionGroupConfig): Uint8Array {
+  return toBytes(beanTree(config));
+}
+
 /** Parses a SubscriptionGroupWrapper; each table key must equal its groupName. */
 export function parseSubscriptionGroupWrapper(body: Uint8Array | undefined, options?: FastjsonParseOptions): SubscriptionGroupWrapper {
   const what = 'SubscriptionGroupWrapper';
