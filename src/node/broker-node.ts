@@ -7,6 +7,8 @@
  * | SEND_MESSAGE, SEND_MESSAGE_V2, SEND_BATCH_MESSAGE, | send-processor, one per thread  | send       |
  * | CONSUMER_SEND_MSG_BACK                             |                                 |            |
  * | PULL_MESSAGE                                       | pull-processor, one per thread  | pull       |
+ * | POP_MESSAGE, ACK_MESSAGE,                          | pop-processor, one per broker   | pull       |
+ * | CHANGE_MESSAGE_INVISIBLETIME                       | (the POP engine's state)        |            |
  * | everything else (clients, offsets, admin, query)   | broker-admin                    | admin      |
  * | (store)                                            | commit-log-writer / -flusher    | commitlog / store |
  * | (delay levels)                                     | schedule-service                | store      |
@@ -108,6 +110,13 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
     );
   const senders = await spawnMany('send', config.sendMessageThreadPoolNums);
   const pullers = await spawnMany('pull', config.pullMessageThreadPoolNums);
+  // One pop processor: the POP engine (leases, journal under storePathRootDir/pop) is per broker.
+  const popper = await system.spawn<RemotingRequestMessage, BrokerProcessorArgs>({
+    name: 'pop-processor',
+    behavior: { module: actorModule('pop-processor.ts'), export: 'popProcessor' },
+    args,
+    pool: 'pull',
+  });
   await system.spawn({
     name: 'schedule-service',
     behavior: { module: actorModule('schedule-service.ts'), export: 'scheduleService' },
@@ -121,7 +130,10 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
     [RequestCode.CONSUMER_SEND_MSG_BACK]: senders,
     [RequestCode.PULL_MESSAGE]: pullers,
     [RequestCode.LITE_PULL_MESSAGE]: pullers,
+    [RequestCode.POP_MESSAGE]: [popper],
+    [RequestCode.ACK_MESSAGE]: [popper],
+    [RequestCode.CHANGE_MESSAGE_INVISIBLETIME]: [popper],
   };
   const adminRequests = admin as ActorRef<RemotingRequestMessage>;
-  return { byCode, fallback: [adminRequests], closeListeners: [admin, ...pullers].map((ref) => ref as ActorRef<ChannelClosedMessage>) };
+  return { byCode, fallback: [adminRequests], closeListeners: [admin, ...pullers, popper].map((ref) => ref as ActorRef<ChannelClosedMessage>) };
 }
