@@ -25,6 +25,8 @@ export type BenchNode = {
   readonly pid: number;
   readonly brokerPort: number;
   readonly namesrvPort: number;
+  /** The Proxy's gRPC port (LOCAL mode). */
+  readonly grpcPort: number;
   /** Remoting worker threads the node reported (serverWorkerThreads after defaults). */
   readonly remotingThreads: number;
   readonly child: ChildProcess;
@@ -32,7 +34,7 @@ export type BenchNode = {
   readonly logTail: string[];
 };
 
-type LogLine = { msg?: string; ports?: { broker?: number; namesrv?: number }; pools?: { pool: string; size: number }[] };
+type LogLine = { msg?: string; ports?: { broker?: number; namesrv?: number; grpc?: number }; pools?: { pool: string; size: number }[] };
 
 /** Starts `node bin/rocketmq-ts.ts start` with ephemeral ports and resolves once it has bound them. */
 export function startBenchNode(storeDir: string, overrides: Readonly<Record<string, string>>): Promise<BenchNode> {
@@ -86,7 +88,7 @@ export function startBenchNode(storeDir: string, overrides: Readonly<Record<stri
         if (line.msg === 'node started' && line.ports?.broker !== undefined && line.ports.namesrv !== undefined) {
           settled = true;
           clearTimeout(timer);
-          resolve({ pid: child.pid!, brokerPort: line.ports.broker, namesrvPort: line.ports.namesrv, remotingThreads, child, logTail });
+          resolve({ pid: child.pid!, brokerPort: line.ports.broker, namesrvPort: line.ports.namesrv, grpcPort: line.ports.grpc ?? 0, remotingThreads, child, logTail });
         }
       }
       // A line longer than the kept tail is of no use to anyone; drop it rather than grow.

@@ -1,0 +1,258 @@
+/**
+ * `npm run bench:grpc`: the Proxy (LOCAL mode, a `start` node in a child process) driven over loopback
+ * gRPC as 5.x clients drive it, printed as one table:
+ * - SendMessage throughput, 64 closed-loop senders over 4 channels, one 1 KiB message per request, with the
+ *   mean and p99 round trip;
+ * - receive + ack throughput: 8 lanes, each ReceiveMessage (batch 32, invisible 30 s) then one AckMessage
+ *   for the batch, until what the send phase stored is consumed; p99 of receives and of acks;
+ * - the same messages read by Remoting PULL (32 per pull, one lane per queue), for comparison.
+ * The client is grpc-js with our MessagingService definition (the official client adds its own per-call
+ * work; this measures the server). GRPC_BENCH_SECONDS sets the send phase's length (default 5).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { credentials, makeGenericClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
+import { messagingServiceDefinition } from '../src/net/grpc/messaging-service.ts';
+import type * as M from '../src/net/grpc/messages.ts';
+import { requestOf } from '../src/net/remoting/remoting-client.ts';
+import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
+import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
+import { connectClients, Histogram, pullAll } from './remoting-load.ts';
+import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBenchNode } from './remoting-node.ts';
+
+const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
+if (!(phaseMs > 0)) throw new Error(`GRPC_BENCH_SECONDS must be a positive number, got ${process.env['GRPC_BENCH_SECONDS']}`);
+const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpc-bench-'));
+const TOPIC = 'GrpcBenchTopic';
+const GROUP = 'grpc-bench-group';
+const QUEUES = 8;
+const CHANNELS = 4;
+const SENDERS = 64;
+const RECEIVE_LANES = 8;
+const RECEIVE_BATCH = 32;
+const BODY = Buffer.alloc(1024, 'g');
+const TARGET_PER_S = 20_000;
+const CALL_TIMEOUT_MS = 30_000;
+
+type Row = { benchmark: string; result: string; target: string; verdict: string };
+const rows: Row[] = [];
+const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+let node: BenchNode | undefined;
+let cleaned = false;
+function cleanUpNow(): void {
+  if (cleaned) return;
+  cleaned = true;
+  if (node !== undefined) killNodeNow(node.child);
+  fs.rmSync(baseDir, { recursive: true, force: true });
+}
+process.once('exit', cleanUpNow);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+// The generic client takes our definition: serializers of both directions live in it.
+const MessagingClient = makeGenericClientConstructor(messagingServiceDefinition as never, 'MessagingService');
+type Unary = (request: unknown, metadata: Metadata, options: { deadline: number }, callback: (error: Error | null, response: unknown) => void) => void;
+
+function unary<Res>(client: Client, method: string, request: unknown, clientId: string): Promise<Res> {
+  const metadata = new Metadata();
+  metadata.set('x-mq-client-id', clientId);
+  const call = (client as unknown as Record<string, Unary>)[method]!;
+  return new Promise((resolve, reject) =>
+    call.call(client, request, metadata, { deadline: Date.now() + CALL_TIMEOUT_MS }, (error, response) => (error ? reject(error) : resolve(response as Res))),
+  );
+}
+
+function receive(client: Client, request: M.ReceiveMessageRequest, clientId: string): Promise<M.ReceiveMessageResponse[]> {
+  const metadata = new Metadata();
+  metadata.set('x-mq-client-id', clientId);
+  const call = (client as unknown as Record<string, (r: unknown, m: Metadata, o: { deadline: number }) => NodeJS.ReadableStream>)['ReceiveMessage']!.call(
+    client,
+    request,
+    metadata,
+    { deadline: Date.now() + CALL_TIMEOUT_MS },
+  );
+  const frames: M.ReceiveMessageResponse[] = [];
+  return new Promise((resolve, reject) => {
+    call.on('data', (frame: M.ReceiveMessageResponse) => frames.push(frame));
+    call.on('end', () => resolve(frames));
+    call.on('error', reject);
+  });
+}
+
+const resource = (name: string): M.Resource => ({ name, resourceNamespace: '' });
+
+function sendRequest(sequence: number): M.SendMessageRequest {
+  return {
+    messages: [
+      {
+        topic: resource(TOPIC),
+        userProperties: {},
+        systemProperties: {
+          tag: 'bench',
+          keys: [],
+          messageId: `${randomUUID().replaceAll('-', '').toUpperCase()}${sequence}`,
+          bodyDigest: null,
+          bodyEncoding: 1,
+          messageType: 1,
+          bornTimestamp: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
+          bornHost: '127.0.0.1',
+          storeHost: '',
+          queueId: 0,
+        },
+        body: BODY,
+      },
+    ],
+  };
+}
+
+async function sendPhase(clients: Client[]): Promise<{ count: number; ms: number; histogram: Histogram; failures: number; nodeCpu: number | undefined }> {
+  const histogram = new Histogram();
+  let count = 0;
+  let failures = 0;
+  let sequence = 0;
+  const cpuBefore = processCpuSeconds(node!.pid);
+  const start = performance.now();
+  const deadline = start + phaseMs;
+  await Promise.all(
+    Array.from({ length: SENDERS }, async (_, lane) => {
+      const client = clients[lane % clients.length]!;
+      while (performance.now() < deadline) {
+        const began = performance.now();
+        const response = await unary<M.SendMessageResponse>(client, 'SendMessage', sendRequest(sequence++), `bench-producer-${lane % CHANNELS}`);
+        histogram.record(performance.now() - began);
+        if (response.status.code === 20000) count++;
+        else failures++;
+      }
+    }),
+  );
+  const ms = performance.now() - start;
+  const cpuAfter = processCpuSeconds(node!.pid);
+  return { count, ms, histogram, failures, nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore };
+}
+
+async function receivePhase(clients: Client[], total: number, brokerName: string) {
+  const receiveHistogram = new Histogram();
+  const ackHistogram = new Histogram();
+  let acked = 0;
+  let failures = 0;
+  let doneAt: number | undefined;
+  const cpuBefore = processCpuSeconds(node!.pid);
+  const start = performance.now();
+  const giveUpAt = start + Math.max(60_000, phaseMs * 6);
+  await Promise.all(
+    Array.from({ length: RECEIVE_LANES }, async (_, lane) => {
+      const client = clients[lane % clients.length]!;
+      const clientId = `bench-consumer-${lane}`;
+      while (acked < total && performance.now() < giveUpAt) {
+        const began = performance.now();
+        const frames = await receive(
+          client,
+          {
+            group: resource(GROUP),
+            messageQueue: { topic: resource(TOPIC), id: -1, permission: 4, broker: { name: brokerName, id: 0, endpoints: null }, acceptMessageTypes: [] },
+            filterExpression: { type: 1, expression: '*' },
+            batchSize: RECEIVE_BATCH,
+            invisibleDuration: { seconds: 30, nanos: 0 },
+            autoRenew: false,
+            longPollingTimeout: { seconds: 5, nanos: 0 },
+          },
+          clientId,
+        );
+        receiveHistogram.record(performance.now() - began);
+        const messages = frames.flatMap((frame) => ('message' in frame ? [frame.message] : []));
+        if (messages.length === 0) continue;
+        const ackBegan = performance.now();
+        const response = await unary<M.AckMessageResponse>(
+          client,
+          'AckMessage',
+          {
+            group: resource(GROUP),
+            topic: resource(TOPIC),
+            entries: messages.map((message) => ({ messageId: message.systemProperties!.messageId, receiptHandle: message.systemProperties!.receiptHandle! })),
+          },
+          clientId,
+        );
+        ackHistogram.record(performance.now() - ackBegan);
+        for (const entry of response.entries) {
+          if (entry.status.code === 20000) acked++;
+          else failures++;
+        }
+        // Lanes still in a long poll when the last message is acked would only add idle time.
+        if (acked >= total) doneAt ??= performance.now();
+      }
+    }),
+  );
+  const ms = (doneAt ?? performance.now()) - start;
+  const cpuAfter = processCpuSeconds(node!.pid);
+  return { acked, ms, receiveHistogram, ackHistogram, failures, nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore };
+}
+
+const cpuShare = (cpuS: number | undefined, ms: number): string => (cpuS === undefined ? '?' : `${fmt((cpuS / (ms / 1000)) * 100)}%`);
+
+try {
+  node = await startBenchNode(path.join(baseDir, 'store'), {});
+  const [admin] = await connectClients(`127.0.0.1:${node.brokerPort}`, 1);
+  const created = await admin!.invoke(
+    requestOf(
+      RequestCode.UPDATE_AND_CREATE_TOPIC,
+      CreateTopicRequestHeader.format({ topic: TOPIC, defaultTopic: 'TBW102', readQueueNums: QUEUES, writeQueueNums: QUEUES, perm: 6, topicFilterType: 'SINGLE_TAG' }),
+    ),
+    10_000,
+  );
+  if (created.code !== ResponseCode.SUCCESS) throw new Error(`topic not created: ${created.remark}`);
+  const [namesrv] = await connectClients(`127.0.0.1:${node.namesrvPort}`, 1);
+  let brokerName = '';
+  for (const deadline = Date.now() + 60_000; brokerName === '' && Date.now() < deadline; ) {
+    const route = await namesrv!.invoke(requestOf(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic: TOPIC }), 5_000);
+    if (route.code === ResponseCode.SUCCESS) brokerName = (JSON.parse(Buffer.from(route.body!).toString()) as { brokerDatas: { brokerName: string }[] }).brokerDatas[0]!.brokerName;
+    else await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  namesrv!.close();
+  if (brokerName === '') throw new Error('the topic never got a route');
+  const clients = Array.from({ length: CHANNELS }, () => new MessagingClient(`127.0.0.1:${node!.grpcPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+
+  const sent = await sendPhase(clients);
+  const sendRate = sent.count / (sent.ms / 1000);
+  rows.push({
+    benchmark: `SendMessage, 1 KiB, ${SENDERS} senders / ${CHANNELS} channels`,
+    result: `${fmt(sendRate)} msgs/s; avg ${fmt(sent.histogram.meanMs, 2)} ms, p99 ${fmt(sent.histogram.quantileMs(0.99), 2)} ms; ${sent.failures} failed; cpu node ${cpuShare(sent.nodeCpu, sent.ms)}`,
+    target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
+    verdict: sendRate >= TARGET_PER_S && sent.failures === 0 ? 'met' : 'MISSED',
+  });
+
+  const consumed = await receivePhase(clients, sent.count, brokerName);
+  const consumeRate = consumed.acked / (consumed.ms / 1000);
+  rows.push({
+    benchmark: `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, the ${fmt(sent.count)} sent msgs`,
+    result:
+      `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
+      `receive p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms, ack p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
+      `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}`,
+    target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
+    verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= sent.count ? 'met' : 'MISSED',
+  });
+
+  const remoting = await connectClients(`127.0.0.1:${node.brokerPort}`, RECEIVE_LANES);
+  const pulled = await pullAll(remoting, TOPIC, QUEUES, RECEIVE_BATCH, phaseMs * 6);
+  rows.push({
+    benchmark: `Remoting PULL_MESSAGE (32 per pull, ${QUEUES} lanes), the same messages`,
+    result: `${fmt(pulled.messages / (pulled.ms / 1000))} msgs/s (${fmt(pulled.messages)} in ${fmt(pulled.ms / 1000, 2)} s); p99 ${fmt(pulled.histogram.quantileMs(0.99), 2)} ms`,
+    target: '-',
+    verdict: '',
+  });
+  for (const client of [...remoting, admin!]) client.close();
+  for (const client of clients) client.close();
+} finally {
+  if (node !== undefined) await stopBenchNode(node).catch(() => killNodeNow(node!.child));
+  cleanUpNow();
+}
+
+const keys = ['benchmark', 'result', 'target', 'verdict'] as const;
+const widths = keys.map((key) => Math.max(key.length, ...rows.map((row) => row[key].length)));
+const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(`\nrocketmq-ts gRPC Proxy benchmark (node ${process.version}, ${os.cpus().length} cores, ${phaseMs / 1000} s send phase, LOCAL mode, ASYNC_FLUSH, loopback)\n`);
+console.log(line([...keys]));
+console.log(line(widths.map((width) => '-'.repeat(width))));
+for (const row of rows) console.log(line(keys.map((key) => row[key])));
