@@ -3,7 +3,8 @@
  * Remoting. The official Producer sends through either proxy; messages land on the brokers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Producer } from 'rocketmq-client-nodejs';
+import { FilterExpression, Producer, SimpleConsumer, type MessageView } from 'rocketmq-client-nodejs';
+import { clientGrpc, grpcPb, pbResource, svc } from '../net/grpc/official-client.ts';
 import { startTestCluster, type TestCluster } from '../node/fixtures/cluster.ts';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
@@ -66,5 +67,47 @@ describe('Proxy in CLUSTER mode', () => {
       }
     }
     expect(await maxOffsets()).toBe(16);
+  });
+
+  it('takes an ack on one proxy for a message received through the other', async () => {
+    const consumer = new SimpleConsumer({
+      endpoints: endpoints[0]!,
+      namespace: '',
+      consumerGroup: 'cluster-mode-group',
+      subscriptions: new Map([[TOPIC, new FilterExpression('*')]]),
+      awaitDuration: 5_000,
+      logger: silentLogger,
+      requestTimeout: 5_000,
+    });
+    await consumer.startup();
+    let received: MessageView[] = [];
+    try {
+      for (let round = 0; round < 10 && received.length === 0; round++) received = await consumer.receive(16, 30_000);
+    } finally {
+      await consumer.shutdown();
+    }
+    expect(received.length).toBeGreaterThan(0);
+    const stub = new grpcPb.MessagingServiceClient(endpoints[1]!, clientGrpc.credentials.createInsecure());
+    const ack = (handle: string): Promise<number> => {
+      const request = new svc.AckMessageRequest();
+      request.setGroup(pbResource('cluster-mode-group'));
+      request.setTopic(pbResource(TOPIC));
+      const entry = new svc.AckMessageEntry();
+      entry.setMessageId(received[0]!.messageId);
+      entry.setReceiptHandle(handle);
+      request.setEntriesList([entry]);
+      const metadata = new clientGrpc.Metadata();
+      metadata.set('x-mq-client-id', 'other-proxy-client');
+      return new Promise((resolve, reject) =>
+        stub.ackMessage(request, metadata, (error: Error | null, response: any) => (error ? reject(error) : resolve(response.getEntriesList()[0].getStatus().getCode()))),
+      );
+    };
+    try {
+      expect(await ack(received[0]!.receiptHandle)).toBe(20000);
+      // Acked once: the same handle is refused now, whichever proxy it goes to.
+      expect(await ack(received[0]!.receiptHandle)).toBe(40013);
+    } finally {
+      stub.close();
+    }
   });
 });
