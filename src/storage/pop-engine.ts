@@ -32,6 +32,10 @@
  * - Flow control: new offsets of a queue are not handed out while the queue has
  *   popInflightMessageThreshold leases (RocketMQ's isPopShouldStop) or the engine has
  *   inflightMessagesMax; the queue is skipped and the result says `flowControlled`.
+ * - committedOffset is the lowest unsettled offset (popOffset when none is in flight): what the caller
+ *   persists as the consumer offset, so that Remoting consumers and a restart see it. nextDeadlineMs
+ *   tells the caller when a pop may find expired leases (to wake long-polling requests); forget drops
+ *   the state of a deleted group or topic.
  *
  * Invisible time: the caller validates it with RocketMQ's codes and bounds (POP_INVISIBLE_TIME: the
  * proxy takes 10 s .. 12 h for ReceiveMessage and 0 .. 12 h for ChangeInvisibleDuration, and answers
@@ -298,9 +302,37 @@ export class PopEngine {
     return queue.popOffset;
   }
 
+  /** The earliest deadline of the group's leases on the topic (when a pop may find expired ones), or null. */
+  nextDeadlineMs(group: string, topic: string): number | null {
+    const key = this.keys.get(keyName(group, topic));
+    let earliest: number | null = null;
+    for (const queue of key?.queues.values() ?? []) {
+      const entry = validTop(queue);
+      if (entry !== undefined && (earliest === null || entry.deadlineMs < earliest)) earliest = entry.deadlineMs;
+    }
+    return earliest;
+  }
+
+  /**
+   * Forgets the group's state on the topic (its offsets and leases), when the group or the topic is
+   * deleted; a later pop starts again from startOffset. Returns whether there was any.
+   */
+  forget(group: string, topic: string): boolean {
+    this.checkOpen();
+    const key = this.keys.get(keyName(group, topic));
+    if (key === undefined) return false;
+    this.commit({ type: 'DROP', keyId: key.keyId });
+    return true;
+  }
+
   /** Leases in flight, in all queues. */
   get inflightCount(): number {
     return this.inflight;
+  }
+
+  /** (group, topic, queue) states held. */
+  get queueStateCount(): number {
+    return this.queueCount;
   }
 
   /** Every queue's state (for tests, admin and metrics). */
@@ -528,6 +560,16 @@ export class PopEngine {
       case 'OFFSET':
         this.applyOffset(record.keyId, record.queueId, record.popOffset);
         return;
+      case 'DROP': {
+        const key = this.keysById.get(record.keyId);
+        checkJournal(key !== undefined, `DROP of unknown key ${record.keyId}`);
+        for (const queue of key.queues.values()) this.inflight -= queue.leases.size;
+        this.queueCount -= key.queues.size;
+        this.keys.delete(keyName(key.group, key.topic));
+        this.keysById.delete(record.keyId);
+        assert(this.inflight >= 0 && this.queueCount >= 0, 'counts stay non-negative');
+        return;
+      }
       case 'POP':
       case 'CHANGE':
       case 'DLQ':

@@ -41,6 +41,8 @@
  * | 8 SKIP     | same as ACK                                                      | the lease settled by the      |
  * |            |                                                                  | broker (filtered, or copied   |
  * |            |                                                                  | to the DLQ)                   |
+ * | 9 DROP     | k                                                                | forget k's queues and leases  |
+ * |            |                                                                  | (group or topic deleted)      |
  *
  * flags: bit 0 = the lease was popped in FIFO (orderly) mode.
  *
@@ -53,7 +55,7 @@
  *   every record is encoded by one function that checks its fields just before it is written.
  * - Records are buffered in memory until `sync` (or until the buffer is full), so that a batch of
  *   engine calls costs one write and one fdatasync (group commit). Nothing appended since the last
- *   completed `sync` is durable, not even against kill -9.
+ *   completed `sync` is sure to survive, not even kill -9 (a full buffer reaches the OS early).
  *
  * Recovery rule: read the header (a missing or foreign header is POP_JOURNAL_CORRUPT: refuse to
  * start); replay records from the first on; the first record that is short, oversized, runs past the
@@ -89,7 +91,7 @@ export const POP_KEY_NAME_BYTES_MAX = 1024;
 export const POP_RECORD_BYTES_MAX = POP_RECORD_HEADER_BYTES + 4 + 2 + POP_KEY_NAME_BYTES_MAX + 2 + POP_KEY_NAME_BYTES_MAX;
 
 /** Record type codes. */
-export const PopRecordType = { EPOCH: 1, KEY: 2, OFFSET: 3, POP: 4, CHANGE: 5, DLQ: 6, ACK: 7, SKIP: 8 } as const;
+export const PopRecordType = { EPOCH: 1, KEY: 2, OFFSET: 3, POP: 4, CHANGE: 5, DLQ: 6, ACK: 7, SKIP: 8, DROP: 9 } as const;
 
 /** Defaults of the journal's bounds. */
 export const POP_JOURNAL_DEFAULTS = {
@@ -103,6 +105,7 @@ const LEASE_PAYLOAD_BYTES = 4 + 4 + 8 + 4 + 4 + 8 + 8 + 1;
 const SETTLE_PAYLOAD_BYTES = 4 + 4 + 8 + 4 + 8;
 const OFFSET_PAYLOAD_BYTES = 4 + 4 + 8;
 const EPOCH_PAYLOAD_BYTES = 4;
+const DROP_PAYLOAD_BYTES = 4;
 const FLAG_FIFO = 0x1;
 const TWO_32 = 0x1_0000_0000;
 const U64_HIGH_MAX = 0x1f_ffff; // the high word of a safe integer
@@ -134,6 +137,7 @@ export type PopJournalRecord =
   | Readonly<{ type: 'EPOCH'; epoch: number }>
   | Readonly<{ type: 'KEY'; keyId: number; group: string; topic: string }>
   | Readonly<{ type: 'OFFSET'; keyId: number; queueId: number; popOffset: number }>
+  | Readonly<{ type: 'DROP'; keyId: number }>
   | PopLeaseRecord
   | PopSettleRecord;
 
@@ -190,6 +194,8 @@ export function popRecordBytes(record: PopJournalRecord): number {
   switch (record.type) {
     case 'EPOCH':
       return POP_RECORD_HEADER_BYTES + EPOCH_PAYLOAD_BYTES;
+    case 'DROP':
+      return POP_RECORD_HEADER_BYTES + DROP_PAYLOAD_BYTES;
     case 'KEY':
       return POP_RECORD_HEADER_BYTES + 8 + Buffer.byteLength(record.group, 'utf8') + Buffer.byteLength(record.topic, 'utf8');
     case 'OFFSET':
@@ -215,6 +221,10 @@ export function encodePopRecord(record: PopJournalRecord, target: Buffer, at: nu
     case 'EPOCH':
       checkU32(record.epoch, 'epoch');
       target.writeUInt32BE(record.epoch, p);
+      break;
+    case 'DROP':
+      checkU32(record.keyId, 'keyId');
+      target.writeUInt32BE(record.keyId, p);
       break;
     case 'KEY': {
       checkU32(record.keyId, 'keyId');
@@ -299,6 +309,9 @@ function decodePayload(type: PopJournalRecord['type'], bytes: Buffer, p: number,
     case 'EPOCH':
       checkJournal(payload === EPOCH_PAYLOAD_BYTES, 'EPOCH payload length');
       return { type, epoch: bytes.readUInt32BE(p) };
+    case 'DROP':
+      checkJournal(payload === DROP_PAYLOAD_BYTES, 'DROP payload length');
+      return { type, keyId: bytes.readUInt32BE(p) };
     case 'KEY': {
       checkJournal(payload >= 8, 'KEY payload length');
       const keyId = bytes.readUInt32BE(p);

@@ -304,6 +304,29 @@ describe('flow control and bounds', () => {
   });
 });
 
+describe('nextDeadlineMs and forget', () => {
+  it('tells when the earliest lease of a group on a topic expires', () => {
+    const pop = engine();
+    expect(pop.nextDeadlineMs('G', 'T')).toBeNull();
+    const [a, b] = pop.pop(request([1, 1])).leases as [Lease, Lease];
+    pop.changeInvisible({ group: 'G', topic: 'T', receiptHandle: a.receiptHandle, nowMs: T0, invisibleMs: 90_000 });
+    expect(pop.nextDeadlineMs('G', 'T')).toBe(T0 + INVISIBLE);
+    expect(ack(pop, b).ok).toBe(true);
+    expect(pop.nextDeadlineMs('G', 'T')).toBe(T0 + 90_000);
+    expect(pop.nextDeadlineMs('G', 'Other')).toBeNull();
+  });
+
+  it('forgets a deleted group: its leases and offsets go, and it starts over from startOffset', () => {
+    const pop = engine({ queueStatesMax: 1 });
+    const [lease] = pop.pop(request([2], { maxMessages: 1 })).leases as [Lease];
+    expect(pop.forget('G', 'T')).toBe(true);
+    expect(pop.inflightCount).toBe(0);
+    expect(pop.queueStateCount).toBe(0);
+    expect(ack(pop, lease)).toMatchObject({ ok: false, reason: 'NOT_IN_FLIGHT' });
+    expect(ids(pop.pop(request([2], { group: 'NewGroup' })).leases)).toEqual(['0:0', '0:1']);
+  });
+});
+
 describe('skip and committedOffset', () => {
   it('counts a skipped (filtered out) message as acked', () => {
     const pop = engine();

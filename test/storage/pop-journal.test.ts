@@ -66,6 +66,7 @@ describe('record codec', () => {
     { type: 'DLQ', keyId: 3, queueId: 1, queueOffset: 42, attempt: 17, epoch: 7, seq: 11, deadlineMs: T0 + 6, fifo: false },
     { type: 'ACK', keyId: 3, queueId: 1, queueOffset: 42, epoch: 7, seq: 11 },
     { type: 'SKIP', keyId: 3, queueId: 0, queueOffset: 0, epoch: 1, seq: 1 },
+    { type: 'DROP', keyId: 3 },
   ];
 
   it('decodes what it encodes, at the size it announces', () => {
@@ -144,6 +145,30 @@ describe('restart', () => {
     expect(again.receiptHandle).not.toBe(lost.receiptHandle);
     expect(ack(pop, lost)).toMatchObject({ ok: false, code: 'INVALID_RECEIPT_HANDLE' });
     expect(ack(pop, again)).toEqual({ ok: true });
+    pop.close();
+  });
+});
+
+describe('forget', () => {
+  it('drops a group\'s state for good, across a restart and a compaction', () => {
+    let pop = open();
+    const [lease] = pop.pop(request(3)).leases as [Lease];
+    pop.pop(request(3, { group: 'Other' }));
+    expect(pop.forget('G', 'T')).toBe(true);
+    expect(pop.forget('G', 'T')).toBe(false);
+    pop.close();
+    pop = open({ journal: { fs: nodeStorageFs, rootDir, compactBytesMin: 1 } });
+    expect(pop.committedOffset('G', 'T', 0)).toBe(-1);
+    expect(pop.inflightCount).toBe(3);
+    expect(ack(pop, lease)).toMatchObject({ ok: false, reason: 'NOT_IN_FLIGHT' });
+    expect(pop.pop(request(3, { startOffset: () => 2 })).leases).toMatchObject([{ queueOffset: 2, attempt: 1 }]);
+    pop.sync(); // compacts
+    pop.close();
+    pop = open();
+    expect(pop.inspect().map((view) => [view.group, view.popOffset, view.leases.length])).toEqual([
+      ['Other', 3, 3],
+      ['G', 3, 1],
+    ]);
     pop.close();
   });
 });
