@@ -10,6 +10,7 @@ import { credentials, Client, Metadata, status } from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeCommand, FrameDecoder } from '../../src/net/remoting/codec.ts';
 import { createRequest, ResponseCode, type RemotingCommand } from '../../src/net/remoting/remoting-command.ts';
+import { rocketmqProtoRoot } from '../../src/net/grpc/proto-root.ts';
 
 const bin = path.resolve(import.meta.dirname, '../../bin/rocketmq-ts.ts');
 const children: ChildProcess[] = [];
@@ -133,19 +134,23 @@ describe('rocketmq-ts CLI', () => {
       expect(response.code).toBe(code);
     }
 
+    // The Proxy serves MessagingService: an empty QueryRoute is answered with RocketMQ's ILLEGAL_TOPIC.
     const client = new Client(`127.0.0.1:${ports.grpc}`, credentials.createInsecure());
-    const grpcStatus = await new Promise<number>((resolve) => {
+    const answer = await new Promise<{ grpcCode: number; body: Buffer | undefined }>((resolve) => {
       client.makeUnaryRequest(
         '/apache.rocketmq.v2.MessagingService/QueryRoute',
         (value: Buffer) => value,
         (value: Buffer) => value,
         Buffer.alloc(0),
         new Metadata(),
-        (error) => resolve(error?.code ?? status.OK),
+        (error, value) => resolve({ grpcCode: error?.code ?? status.OK, body: value }),
       );
     });
     client.close();
-    expect(grpcStatus).toBe(status.UNIMPLEMENTED);
+    expect(answer.grpcCode).toBe(status.OK);
+    const responseType = rocketmqProtoRoot().lookupType('apache.rocketmq.v2.QueryRouteResponse');
+    const decoded = responseType.toObject(responseType.decode(answer.body!)) as { status: { code: number } };
+    expect(decoded.status.code).toBe(40002);
 
     run.child.kill('SIGTERM');
     expect(await run.exited).toBe(0);
