@@ -8,8 +8,8 @@ import { Producer } from 'rocketmq-client-nodejs';
 import { startTestNode, type TestNode } from '../node/fixtures/test-node.ts';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
-import { PullMessageRequestHeader, PullSysFlag } from '../../src/net/remoting/broker-headers.ts';
-import { decodeRecord } from '../../src/storage/message-record.ts';
+import type { RecordView } from '../../src/storage/message-record.ts';
+import { pullRecords, waitForRoute } from './fixtures/broker-reads.ts';
 import { queueForMessageGroup } from '../../src/net/grpc/send-message.ts';
 import { silentLogger } from './fixtures/silent-logger.ts';
 
@@ -27,7 +27,7 @@ beforeAll(async () => {
     5_000,
   );
   expect(created.code, created.remark).toBe(ResponseCode.SUCCESS);
-  await waitForRoute(testNode, TOPIC);
+  await waitForRoute(`127.0.0.1:${testNode.node.ports.namesrv}`, TOPIC);
   producer = new Producer({ endpoints: `127.0.0.1:${testNode.node.ports.grpc}`, namespace: '', topics: [TOPIC], logger: silentLogger, requestTimeout: 5_000 });
   await producer.startup();
 }, 60_000);
@@ -38,44 +38,8 @@ afterAll(async () => {
   await testNode?.stop();
 }, 60_000);
 
-async function waitForRoute(node: TestNode, topic: string): Promise<void> {
-  const namesrv = await RemotingClient.connect(`127.0.0.1:${node.node.ports.namesrv}`);
-  try {
-    const deadline = Date.now() + 40_000;
-    while (Date.now() < deadline) {
-      const answer = await namesrv.invoke(requestOf(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic }), 5_000);
-      if (answer.code === ResponseCode.SUCCESS) return;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    throw new Error(`no route for ${topic}`);
-  } finally {
-    namesrv.close();
-  }
-}
-
-async function pullAll(queueId: number): Promise<ReturnType<typeof decodeRecord>[]> {
-  const header = PullMessageRequestHeader.format({
-    consumerGroup: 'proxy-producer-check',
-    topic: TOPIC,
-    queueId,
-    queueOffset: 0,
-    maxMsgNums: 32,
-    sysFlag: PullSysFlag.FLAG_SUBSCRIPTION,
-    commitOffset: 0,
-    suspendTimeoutMillis: 0,
-    subscription: '*',
-    subVersion: 0,
-    expressionType: 'TAG',
-  });
-  const answer = await broker.invoke(requestOf(RequestCode.PULL_MESSAGE, header), 5_000);
-  if (answer.code !== ResponseCode.SUCCESS || answer.body === undefined) return [];
-  const out = [];
-  for (let at = 0; at < answer.body.length; ) {
-    const record = decodeRecord(answer.body, at);
-    out.push(record);
-    at += record.totalSize;
-  }
-  return out;
+async function pullAll(queueId: number): Promise<RecordView[]> {
+  return pullRecords(broker, TOPIC, queueId, 'proxy-producer-check');
 }
 
 describe('Producer through the Proxy (LOCAL)', () => {

@@ -9,8 +9,7 @@ import { ConsumeResult, Producer, PushConsumer, type MessageView } from 'rocketm
 import { startTestNode, type TestNode } from '../node/fixtures/test-node.ts';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
-import { PullMessageRequestHeader, PullSysFlag } from '../../src/net/remoting/broker-headers.ts';
-import { decodeRecord } from '../../src/storage/message-record.ts';
+import { pullRecords, waitForRoute } from './fixtures/broker-reads.ts';
 import { silentLogger } from './fixtures/silent-logger.ts';
 
 const TOPIC = 'PushTopic';
@@ -32,12 +31,7 @@ beforeAll(async () => {
   // retryMaxTimes 1: two delivery attempts, then the DLQ.
   const group = await broker.invoke(requestOf(RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, {}, Buffer.from(JSON.stringify({ groupName: GROUP, retryMaxTimes: 1 }))), 5_000);
   expect(group.code).toBe(ResponseCode.SUCCESS);
-  const namesrv = await RemotingClient.connect(`127.0.0.1:${testNode.node.ports.namesrv}`);
-  for (let deadline = Date.now() + 40_000; Date.now() < deadline; ) {
-    if ((await namesrv.invoke(requestOf(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic: TOPIC }), 5_000)).code === ResponseCode.SUCCESS) break;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  namesrv.close();
+  await waitForRoute(`127.0.0.1:${testNode.node.ports.namesrv}`, TOPIC);
   producer = new Producer({ endpoints: endpoint, namespace: '', topics: [TOPIC], logger: silentLogger, requestTimeout: 5_000 });
   await producer.startup();
 }, 60_000);
@@ -57,28 +51,8 @@ async function until(condition: () => boolean | Promise<boolean>, timeoutMs: num
 }
 
 async function dlqBodies(): Promise<{ body: string; originTopic: string | undefined }[]> {
-  const header = PullMessageRequestHeader.format({
-    consumerGroup: 'dlq-reader',
-    topic: `%DLQ%${GROUP}`,
-    queueId: 0,
-    queueOffset: 0,
-    maxMsgNums: 32,
-    sysFlag: PullSysFlag.FLAG_SUBSCRIPTION,
-    commitOffset: 0,
-    suspendTimeoutMillis: 0,
-    subscription: '*',
-    subVersion: 0,
-    expressionType: 'TAG',
-  });
-  const answer = await broker.invoke(requestOf(RequestCode.PULL_MESSAGE, header), 5_000);
-  if (answer.code !== ResponseCode.SUCCESS || answer.body === undefined) return [];
-  const out = [];
-  for (let at = 0; at < answer.body.length; ) {
-    const record = decodeRecord(answer.body, at);
-    out.push({ body: Buffer.from(record.body).toString(), originTopic: record.propertiesMap().get('DLQ_ORIGIN_TOPIC') });
-    at += record.totalSize;
-  }
-  return out;
+  const records = await pullRecords(broker, `%DLQ%${GROUP}`, 0, 'dlq-reader');
+  return records.map((record) => ({ body: Buffer.from(record.body).toString(), originTopic: record.propertiesMap().get('DLQ_ORIGIN_TOPIC') }));
 }
 
 describe('PushConsumer through the Proxy', () => {
