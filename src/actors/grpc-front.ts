@@ -18,6 +18,7 @@ import type { BoundAnswer } from './remoting-acceptor.ts';
 import type { AcceptorChannelMessage, RemotingRoutes } from './remoting-routes.ts';
 import { addMessagingService, type MessagingServiceHandlers } from '../net/grpc/messaging-service.ts';
 import { MessagingActivity, type CallContext } from '../net/grpc/messaging-activity.ts';
+import { Code } from '../net/grpc/code.ts';
 import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
 import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
 
@@ -194,7 +195,7 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
       );
     },
     PullMessage: (call) => {
-      call.write({ status: { code: 50100, message: 'PullMessage is not implemented by this proxy yet' } });
+      call.write({ status: { code: Code.NOT_IMPLEMENTED, message: 'PullMessage is not implemented by this proxy yet' } });
       call.end();
     },
     Telemetry: (call) => {

@@ -7,6 +7,7 @@ import { startTestNode, type TestNode } from '../node/fixtures/test-node.ts';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
 import { formatSendMessageRequest } from '../../src/net/remoting/broker-headers.ts';
+import { waitForRoute } from './fixtures/broker-reads.ts';
 import { clientGrpc, def, grpcPb, pbResource, pbTimestamp, svc } from '../net/grpc/official-client.ts';
 
 type Any = any;
@@ -33,16 +34,7 @@ beforeAll(async () => {
     expect(sent.code).toBe(ResponseCode.SUCCESS);
   }
   // Wait until the NameServer routes the topic (the broker registers it on its next registration).
-  const namesrv = await RemotingClient.connect(`127.0.0.1:${testNode.node.ports.namesrv}`);
-  for (let deadline = Date.now() + 40_000; Date.now() < deadline; ) {
-    const route = await namesrv.invoke(requestOf(RequestCode.GET_ROUTEINFO_BY_TOPIC, { topic: TOPIC }), 5_000);
-    if (route.code === ResponseCode.SUCCESS) {
-      brokerName = (JSON.parse(Buffer.from(route.body!).toString()) as { brokerDatas: { brokerName: string }[] }).brokerDatas[0]!.brokerName;
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  namesrv.close();
+  brokerName = await waitForRoute(`127.0.0.1:${testNode.node.ports.namesrv}`, TOPIC);
   stub = new grpcPb.MessagingServiceClient(`127.0.0.1:${testNode.node.ports.grpc}`, clientGrpc.credentials.createInsecure());
 }, 60_000);
 

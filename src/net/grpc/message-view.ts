@@ -11,13 +11,9 @@
 import { createHash } from 'node:crypto';
 import { MessageConst } from '../remoting/message-batch.ts';
 import { decodeRecord, MessageSysFlag, offsetMessageId, type SocketAddress } from '../../storage/message-record.ts';
-import { GrpcEncoding, GrpcMessageType, SYSTEM_PROPERTY_NAMES } from './send-message.ts';
-
-/** apache.rocketmq.v2.DigestType.MD5 (CRC32 is 1, SHA1 3). */
-const DIGEST_TYPE_MD5 = 2;
-
-/** google.protobuf.Timestamp as the encoder takes it. */
-export type TimestampObject = { readonly seconds: number; readonly nanos: number };
+import { SYSTEM_PROPERTY_NAMES } from './send-message.ts';
+import { DigestType, Encoding, MessageType } from './enums.ts';
+import { durationFromMs, timestampFromMs } from './wire-time.ts';
 
 /** apache.rocketmq.v2.Message as handed to the encoder. */
 export type MessageObject = {
@@ -35,17 +31,6 @@ export type DeliveryInfo = {
   readonly invisibleDurationMs?: number;
 };
 
-/** ms since the epoch as a Timestamp. */
-export function timestampOf(ms: number): TimestampObject {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1_000_000 };
-}
-
-/** ms as a google.protobuf.Duration. */
-export function durationOf(ms: number): TimestampObject {
-  return timestampOf(ms);
-}
-
 const hostString = (host: SocketAddress): string => (host.address.includes(':') ? `[${host.address}]:${host.port}` : `${host.address}:${host.port}`);
 
 /** Builds the client's view of the record at `offset` in `bytes` (a copy: it does not keep the page cache). */
@@ -57,12 +42,12 @@ export function messageViewOf(bytes: Uint8Array, offset: number, delivery: Deliv
   const body = Uint8Array.from(record.body);
   const system: Record<string, unknown> = {
     messageId: properties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) ?? offsetMessageId(record.storeHost, record.physicalOffset),
-    bodyDigest: { type: DIGEST_TYPE_MD5, checksum: createHash('md5').update(body).digest('hex').toUpperCase() },
-    bodyEncoding: (record.sysFlag & MessageSysFlag.COMPRESSED_FLAG) !== 0 ? GrpcEncoding.GZIP : GrpcEncoding.IDENTITY,
+    bodyDigest: { type: DigestType.MD5, checksum: createHash('md5').update(body).digest('hex').toUpperCase() },
+    bodyEncoding: (record.sysFlag & MessageSysFlag.COMPRESSED_FLAG) !== 0 ? Encoding.GZIP : Encoding.IDENTITY,
     messageType: messageTypeOf(properties),
-    bornTimestamp: timestampOf(record.bornTimestampMs),
+    bornTimestamp: timestampFromMs(record.bornTimestampMs),
     bornHost: properties.get(MessageConst.PROPERTY_BORN_HOST) ?? hostString(record.bornHost),
-    storeTimestamp: timestampOf(record.storeTimestampMs),
+    storeTimestamp: timestampFromMs(record.storeTimestampMs),
     storeHost: hostString(record.storeHost),
     queueId: record.queueId,
     queueOffset: record.queueOffset,
@@ -73,13 +58,13 @@ export function messageViewOf(bytes: Uint8Array, offset: number, delivery: Deliv
   const keys = properties.get(MessageConst.PROPERTY_KEYS);
   if (keys !== undefined) system['keys'] = keys.split(' ');
   const deliverMs = properties.get(MessageConst.PROPERTY_TIMER_DELIVER_MS);
-  if (deliverMs !== undefined && /^\d+$/.test(deliverMs)) system['deliveryTimestamp'] = timestampOf(Number(deliverMs));
+  if (deliverMs !== undefined && /^\d+$/.test(deliverMs)) system['deliveryTimestamp'] = timestampFromMs(Number(deliverMs));
   const group = properties.get(MessageConst.PROPERTY_SHARDING_KEY);
   if (group !== undefined) system['messageGroup'] = group;
   const trace = properties.get(MessageConst.PROPERTY_TRACE_CONTEXT);
   if (trace !== undefined) system['traceContext'] = trace;
   if (delivery.receiptHandle !== undefined) system['receiptHandle'] = delivery.receiptHandle;
-  if (delivery.invisibleDurationMs !== undefined) system['invisibleDuration'] = durationOf(delivery.invisibleDurationMs);
+  if (delivery.invisibleDurationMs !== undefined) system['invisibleDuration'] = durationFromMs(delivery.invisibleDurationMs);
   const dlqTopic = properties.get('DLQ_ORIGIN_TOPIC');
   const dlqMessageId = properties.get('DLQ_ORIGIN_MESSAGE_ID');
   if (dlqTopic !== undefined && dlqMessageId !== undefined) system['deadLetterQueue'] = { topic: dlqTopic, messageId: dlqMessageId };
@@ -88,14 +73,14 @@ export function messageViewOf(bytes: Uint8Array, offset: number, delivery: Deliv
 
 /** The type GrpcConverter infers: transaction, then delay, then FIFO, else normal. */
 function messageTypeOf(properties: ReadonlyMap<string, string>): number {
-  if (properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) === 'true') return GrpcMessageType.TRANSACTION;
+  if (properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) === 'true') return MessageType.TRANSACTION;
   if (
     properties.has(MessageConst.PROPERTY_DELAY_TIME_LEVEL) ||
     properties.has(MessageConst.PROPERTY_TIMER_DELIVER_MS) ||
     properties.has(MessageConst.PROPERTY_TIMER_DELAY_SEC)
   ) {
-    return GrpcMessageType.DELAY;
+    return MessageType.DELAY;
   }
-  if (properties.has(MessageConst.PROPERTY_SHARDING_KEY)) return GrpcMessageType.FIFO;
-  return GrpcMessageType.NORMAL;
+  if (properties.has(MessageConst.PROPERTY_SHARDING_KEY)) return MessageType.FIFO;
+  return MessageType.NORMAL;
 }

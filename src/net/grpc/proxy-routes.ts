@@ -7,15 +7,13 @@
  * Permissions per queue index: a queue below both the read and the write count is READ_WRITE, one below
  * only one of them READ or WRITE, each limited by the topic's perm bits.
  */
-import type { TopicRouteData } from '../remoting/namesrv-protocol.ts';
+import { MASTER_ID, PermName, type TopicRouteData } from '../remoting/namesrv-protocol.ts';
 import { MessageType, Permission } from './enums.ts';
 import type { Endpoints, MessageQueue } from './messages.ts';
 
-/** RocketMQ's PermName bits. */
-const PERM_READ = 4;
-const PERM_WRITE = 2;
-/** The master's broker id. */
-const MASTER_ID = '0';
+const PERM_READ = PermName.PERM_READ;
+const PERM_WRITE = PermName.PERM_WRITE;
+const MASTER_KEY = String(MASTER_ID);
 /** How long a route is served from the cache. */
 export const ROUTE_CACHE_TTL_MS = 20_000;
 /** Most topics cached (topicRouteServiceCacheMaxNum). */
@@ -34,7 +32,7 @@ export type ProxyRoute = {
 /** Builds the Proxy's view of a NameServer route. */
 export function proxyRouteOf(topic: string, data: TopicRouteData): ProxyRoute {
   const brokers = new Map<string, RouteBroker>();
-  for (const broker of data.brokerDatas) brokers.set(broker.brokerName, { brokerName: broker.brokerName, masterAddr: broker.brokerAddrs[MASTER_ID] });
+  for (const broker of data.brokerDatas) brokers.set(broker.brokerName, { brokerName: broker.brokerName, masterAddr: broker.brokerAddrs[MASTER_KEY] });
   return { topic, data, brokers };
 }
 

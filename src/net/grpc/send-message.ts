@@ -18,24 +18,10 @@
 import { MessageConst } from '../remoting/message-batch.ts';
 import { encodeMessageProperties, MessageSysFlag } from '../../storage/message-record.ts';
 import { javaStringHashCode } from '../../storage/tag-hash.ts';
-
-/** The Proxy's gRPC status codes used here (apache.rocketmq.v2.Code). */
-export const SendCode = {
-  OK: 20000,
-  BAD_REQUEST: 40000,
-  ILLEGAL_TOPIC: 40002,
-  ILLEGAL_CONSUMER_GROUP: 40003,
-  ILLEGAL_MESSAGE_TAG: 40004,
-  ILLEGAL_MESSAGE_KEY: 40005,
-  ILLEGAL_MESSAGE_GROUP: 40006,
-  ILLEGAL_MESSAGE_PROPERTY_KEY: 40007,
-  ILLEGAL_MESSAGE_ID: 40009,
-  ILLEGAL_DELIVERY_TIME: 40012,
-  MESSAGE_CORRUPTED: 40016,
-  MESSAGE_BODY_TOO_LARGE: 41301,
-  MESSAGE_BODY_EMPTY: 41302,
-  MESSAGE_PROPERTIES_TOO_LARGE: 43101,
-} as const;
+import { Code } from './code.ts';
+import { Encoding, MessageType } from './enums.ts';
+import type { Duration, Timestamp } from './messages.ts';
+import { durationToMs, isValidDuration, isValidTimestamp, timestampToMs } from './wire-time.ts';
 
 /** ProxyConfig defaults that bound a message. */
 export const PROXY_MESSAGE_LIMITS = {
@@ -61,14 +47,6 @@ export const SYSTEM_PROPERTY_NAMES: ReadonlySet<string> = new Set([
   'BORN_TIMESTAMP', 'DLQ_ORIGIN_TOPIC', 'DLQ_ORIGIN_MESSAGE_ID', '__CRC32#',
 ]);
 
-/** apache.rocketmq.v2.MessageType values. */
-export const GrpcMessageType = { UNSPECIFIED: 0, NORMAL: 1, FIFO: 2, DELAY: 3, TRANSACTION: 4 } as const;
-/** apache.rocketmq.v2.Encoding values. */
-export const GrpcEncoding = { UNSPECIFIED: 0, IDENTITY: 1, GZIP: 2 } as const;
-
-/** google.protobuf.Timestamp / Duration as decoded: seconds may arrive as a number or a decimal string. */
-export type ProtoTime = { readonly seconds?: number | string | bigint; readonly nanos?: number };
-
 /** The fields of apache.rocketmq.v2.SystemProperties a send reads. */
 export type SendSystemProperties = {
   readonly tag?: string;
@@ -76,13 +54,13 @@ export type SendSystemProperties = {
   readonly messageId?: string;
   readonly bodyEncoding?: number;
   readonly messageType?: number;
-  readonly bornTimestamp?: ProtoTime | null;
+  readonly bornTimestamp?: Timestamp | null;
   readonly bornHost?: string;
-  readonly deliveryTimestamp?: ProtoTime | null;
+  readonly deliveryTimestamp?: Timestamp | null;
   readonly deliveryAttempt?: number;
   readonly messageGroup?: string;
   readonly traceContext?: string;
-  readonly orphanedTransactionRecoveryDuration?: ProtoTime | null;
+  readonly orphanedTransactionRecoveryDuration?: Duration | null;
 };
 
 /** The fields of apache.rocketmq.v2.Message a send reads. */
@@ -130,39 +108,35 @@ const refuse = (code: number, message: string): SendRefusal => ({ ok: false, cod
 const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
 const isBlank = (text: string): boolean => text.trim().length === 0;
 
-/** A time as ms since the epoch, or undefined when absent or not a valid Timestamp. */
-export function protoTimeToMs(time: ProtoTime | null | undefined): number | undefined {
-  if (time === null || time === undefined) return undefined;
-  const seconds = Number(time.seconds ?? 0);
-  const nanos = time.nanos ?? 0;
-  if (!Number.isFinite(seconds) || !Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) return undefined;
-  return seconds * 1000 + Math.floor(nanos / 1_000_000);
+/** A Timestamp as ms since the epoch, or undefined when absent or malformed. */
+function timestampMsOf(time: Timestamp | null | undefined): number | undefined {
+  return time !== null && time !== undefined && isValidTimestamp(time) ? timestampToMs(time) : undefined;
 }
 
 /** Validates a topic name as the Proxy does (Validators.checkTopic, then no system topics). */
 export function checkTopicName(topic: string): SendRefusal | undefined {
-  if (isBlank(topic)) return refuse(SendCode.ILLEGAL_TOPIC, 'The specified topic is blank');
-  if (topic.length > TOPIC_MAX_LENGTH) return refuse(SendCode.ILLEGAL_TOPIC, `The specified topic is longer than topic max length ${TOPIC_MAX_LENGTH}.`);
-  if (!NAME_CHARS.test(topic)) return refuse(SendCode.ILLEGAL_TOPIC, `The specified topic[${topic}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$`);
-  if (SYSTEM_TOPICS.has(topic) || topic.startsWith('rmq_sys_')) return refuse(SendCode.ILLEGAL_TOPIC, 'cannot access system topic');
+  if (isBlank(topic)) return refuse(Code.ILLEGAL_TOPIC, 'The specified topic is blank');
+  if (topic.length > TOPIC_MAX_LENGTH) return refuse(Code.ILLEGAL_TOPIC, `The specified topic is longer than topic max length ${TOPIC_MAX_LENGTH}.`);
+  if (!NAME_CHARS.test(topic)) return refuse(Code.ILLEGAL_TOPIC, `The specified topic[${topic}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$`);
+  if (SYSTEM_TOPICS.has(topic) || topic.startsWith('rmq_sys_')) return refuse(Code.ILLEGAL_TOPIC, 'cannot access system topic');
   return undefined;
 }
 
 /** Validates a consumer group name as the Proxy does; the predefined system groups are refused. */
 export function checkConsumerGroupName(group: string): SendRefusal | undefined {
-  if (isBlank(group)) return refuse(SendCode.ILLEGAL_CONSUMER_GROUP, 'the specified group is blank');
-  if (group.length > GROUP_MAX_LENGTH) return refuse(SendCode.ILLEGAL_CONSUMER_GROUP, `the specified group[${group}] is longer than group max length: ${GROUP_MAX_LENGTH}.`);
-  if (!NAME_CHARS.test(group)) return refuse(SendCode.ILLEGAL_CONSUMER_GROUP, `the specified group[${group}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$`);
-  if (SYSTEM_GROUPS.has(group) || group.startsWith('CID_RMQ_SYS_')) return refuse(SendCode.ILLEGAL_CONSUMER_GROUP, 'cannot use system consumer group');
+  if (isBlank(group)) return refuse(Code.ILLEGAL_CONSUMER_GROUP, 'the specified group is blank');
+  if (group.length > GROUP_MAX_LENGTH) return refuse(Code.ILLEGAL_CONSUMER_GROUP, `the specified group[${group}] is longer than group max length: ${GROUP_MAX_LENGTH}.`);
+  if (!NAME_CHARS.test(group)) return refuse(Code.ILLEGAL_CONSUMER_GROUP, `the specified group[${group}] contains illegal characters, allowing only ^[%|a-zA-Z0-9_-]+$`);
+  if (SYSTEM_GROUPS.has(group) || group.startsWith('CID_RMQ_SYS_')) return refuse(Code.ILLEGAL_CONSUMER_GROUP, 'cannot use system consumer group');
   return undefined;
 }
 
 /** Validates a tag (GrpcValidator.validateTag). */
 export function checkTag(tag: string): SendRefusal | undefined {
   if (tag.length === 0) return undefined;
-  if (isBlank(tag)) return refuse(SendCode.ILLEGAL_MESSAGE_TAG, 'tag cannot be the char sequence of whitespace');
-  if (tag.includes('|')) return refuse(SendCode.ILLEGAL_MESSAGE_TAG, "tag cannot contain '|'");
-  if (CONTROL_CHARS.test(tag)) return refuse(SendCode.ILLEGAL_MESSAGE_TAG, 'tag cannot contain control character');
+  if (isBlank(tag)) return refuse(Code.ILLEGAL_MESSAGE_TAG, 'tag cannot be the char sequence of whitespace');
+  if (tag.includes('|')) return refuse(Code.ILLEGAL_MESSAGE_TAG, "tag cannot contain '|'");
+  if (CONTROL_CHARS.test(tag)) return refuse(Code.ILLEGAL_MESSAGE_TAG, 'tag cannot contain control character');
   return undefined;
 }
 
@@ -179,8 +153,8 @@ export function prepareSend(
   const topicRefusal = checkTopicName(topic);
   if (topicRefusal !== undefined) return topicRefusal;
   const body = message.body ?? new Uint8Array(0);
-  if (body.length === 0) return refuse(SendCode.MESSAGE_BODY_EMPTY, 'message body cannot be empty');
-  if (body.length > limits.maxMessageSize) return refuse(SendCode.MESSAGE_BODY_TOO_LARGE, `message body cannot exceed the max ${limits.maxMessageSize}`);
+  if (body.length === 0) return refuse(Code.MESSAGE_BODY_EMPTY, 'message body cannot be empty');
+  if (body.length > limits.maxMessageSize) return refuse(Code.MESSAGE_BODY_TOO_LARGE, `message body cannot exceed the max ${limits.maxMessageSize}`);
   const system = message.systemProperties ?? {};
   const properties = new Map<string, string>();
   const userRefusal = addUserProperties(message.userProperties ?? {}, properties, limits);
@@ -193,18 +167,18 @@ export function prepareSend(
   propertyBytes += utf8Bytes(tag);
   const keys = system.keys ?? [];
   for (const key of keys) {
-    if (key.length > 0 && isBlank(key)) return refuse(SendCode.ILLEGAL_MESSAGE_KEY, 'key cannot be the char sequence of whitespace');
-    if (CONTROL_CHARS.test(key)) return refuse(SendCode.ILLEGAL_MESSAGE_KEY, 'key cannot contain control character');
+    if (key.length > 0 && isBlank(key)) return refuse(Code.ILLEGAL_MESSAGE_KEY, 'key cannot be the char sequence of whitespace');
+    if (CONTROL_CHARS.test(key)) return refuse(Code.ILLEGAL_MESSAGE_KEY, 'key cannot contain control character');
     propertyBytes += utf8Bytes(key);
   }
   if (keys.length > 0) properties.set(MessageConst.PROPERTY_KEYS, keys.join(' '));
   if (propertyBytes > limits.maxUserPropertySize) {
-    return refuse(SendCode.MESSAGE_PROPERTIES_TOO_LARGE, `the total size of user property is too large, max is ${limits.maxUserPropertySize}`);
+    return refuse(Code.MESSAGE_PROPERTIES_TOO_LARGE, `the total size of user property is too large, max is ${limits.maxUserPropertySize}`);
   }
   const messageId = system.messageId ?? '';
-  if (isBlank(messageId) || CONTROL_CHARS.test(messageId)) return refuse(SendCode.ILLEGAL_MESSAGE_ID, 'message id cannot be empty');
+  if (isBlank(messageId) || CONTROL_CHARS.test(messageId)) return refuse(Code.ILLEGAL_MESSAGE_ID, 'message id cannot be empty');
   properties.set(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, messageId);
-  const messageType = system.messageType ?? GrpcMessageType.UNSPECIFIED;
+  const messageType = system.messageType ?? MessageType.MESSAGE_TYPE_UNSPECIFIED;
   const typed = addTypedProperties(system, messageType, properties, context.nowMs, limits);
   if (typed !== undefined) return typed;
   const reconsumeTimes = system.deliveryAttempt ?? 0;
@@ -212,9 +186,9 @@ export function prepareSend(
   properties.set(MessageConst.PROPERTY_PRODUCER_GROUP, context.producerGroup);
   const messageGroup = system.messageGroup ?? '';
   if (messageGroup.length > 0) {
-    if (isBlank(messageGroup)) return refuse(SendCode.ILLEGAL_MESSAGE_GROUP, 'message group cannot be the char sequence of whitespace');
-    if (utf8Bytes(messageGroup) >= limits.maxMessageGroupSize) return refuse(SendCode.ILLEGAL_MESSAGE_GROUP, `message group exceed the max size ${limits.maxMessageGroupSize}`);
-    if (CONTROL_CHARS.test(messageGroup)) return refuse(SendCode.ILLEGAL_MESSAGE_GROUP, 'message group cannot contain control character');
+    if (isBlank(messageGroup)) return refuse(Code.ILLEGAL_MESSAGE_GROUP, 'message group cannot be the char sequence of whitespace');
+    if (utf8Bytes(messageGroup) >= limits.maxMessageGroupSize) return refuse(Code.ILLEGAL_MESSAGE_GROUP, `message group exceed the max size ${limits.maxMessageGroupSize}`);
+    if (CONTROL_CHARS.test(messageGroup)) return refuse(Code.ILLEGAL_MESSAGE_GROUP, 'message group cannot contain control character');
     properties.set(MessageConst.PROPERTY_SHARDING_KEY, messageGroup);
   }
   if ((system.traceContext ?? '').length > 0 && !CONTROL_CHARS.test(system.traceContext!)) {
@@ -222,11 +196,11 @@ export function prepareSend(
   }
   const bornHost = system.bornHost !== undefined && !isBlank(system.bornHost) ? system.bornHost : context.remoteAddress;
   if (!isBlank(bornHost) && !CONTROL_CHARS.test(bornHost)) properties.set(MessageConst.PROPERTY_BORN_HOST, bornHost);
-  const bornTimestampMs = protoTimeToMs(system.bornTimestamp) ?? context.nowMs;
+  const bornTimestampMs = timestampMsOf(system.bornTimestamp) ?? context.nowMs;
   properties.set(MessageConst.PROPERTY_BORN_TIMESTAMP, String(bornTimestampMs));
   let sysFlag = 0;
-  if (system.bodyEncoding === GrpcEncoding.GZIP) sysFlag |= MessageSysFlag.COMPRESSED_FLAG;
-  if (messageType === GrpcMessageType.TRANSACTION) sysFlag |= MessageSysFlag.TRANSACTION_PREPARED_TYPE;
+  if (system.bodyEncoding === Encoding.GZIP) sysFlag |= MessageSysFlag.COMPRESSED_FLAG;
+  if (messageType === MessageType.TRANSACTION) sysFlag |= MessageSysFlag.TRANSACTION_PREPARED_TYPE;
   return {
     ok: true,
     topic,
@@ -245,13 +219,13 @@ export function prepareSend(
 function addUserProperties(user: Readonly<Record<string, string>>, into: Map<string, string>, limits: ProxyMessageLimits): number | SendRefusal {
   const entries = Object.entries(user);
   if (entries.length > limits.userPropertyMaxNum) {
-    return refuse(SendCode.MESSAGE_PROPERTIES_TOO_LARGE, `too many user properties, max is ${limits.userPropertyMaxNum}`);
+    return refuse(Code.MESSAGE_PROPERTIES_TOO_LARGE, `too many user properties, max is ${limits.userPropertyMaxNum}`);
   }
   let bytes = 0;
   for (const [name, value] of entries) {
-    if (SYSTEM_PROPERTY_NAMES.has(name)) return refuse(SendCode.ILLEGAL_MESSAGE_PROPERTY_KEY, `property is used by system: ${name}`);
-    if (name.length === 0 || CONTROL_CHARS.test(name)) return refuse(SendCode.ILLEGAL_MESSAGE_PROPERTY_KEY, 'the key of property cannot contain control character');
-    if (CONTROL_CHARS.test(value)) return refuse(SendCode.ILLEGAL_MESSAGE_PROPERTY_KEY, 'the value of property cannot contain control character');
+    if (SYSTEM_PROPERTY_NAMES.has(name)) return refuse(Code.ILLEGAL_MESSAGE_PROPERTY_KEY, `property is used by system: ${name}`);
+    if (name.length === 0 || CONTROL_CHARS.test(name)) return refuse(Code.ILLEGAL_MESSAGE_PROPERTY_KEY, 'the key of property cannot contain control character');
+    if (CONTROL_CHARS.test(value)) return refuse(Code.ILLEGAL_MESSAGE_PROPERTY_KEY, 'the value of property cannot contain control character');
     bytes += utf8Bytes(name) + utf8Bytes(value);
     if (value.length > 0) into.set(name, value);
   }
@@ -266,22 +240,22 @@ function addTypedProperties(
   nowMs: number,
   limits: ProxyMessageLimits,
 ): SendRefusal | undefined {
-  if (messageType === GrpcMessageType.TRANSACTION) {
+  if (messageType === MessageType.TRANSACTION) {
     into.set(MessageConst.PROPERTY_TRANSACTION_PREPARED, 'true');
     const recovery = system.orphanedTransactionRecoveryDuration;
     if (recovery !== null && recovery !== undefined) {
-      const seconds = Math.floor(Number(recovery.seconds ?? 0));
+      const seconds = isValidDuration(recovery) ? Math.floor(durationToMs(recovery) / 1000) : Number.NaN;
       if (!Number.isFinite(seconds) || seconds > limits.maxTransactionRecoverySecond) {
-        return refuse(SendCode.BAD_REQUEST, `the max transaction recovery time of message is too large, max is ${limits.maxTransactionRecoverySecond}`);
+        return refuse(Code.BAD_REQUEST, `the max transaction recovery time of message is too large, max is ${limits.maxTransactionRecoverySecond}`);
       }
       into.set(MessageConst.PROPERTY_CHECK_IMMUNITY_TIME_IN_SECONDS, String(seconds));
     }
   }
   if (system.deliveryTimestamp !== null && system.deliveryTimestamp !== undefined) {
-    const deliverMs = protoTimeToMs(system.deliveryTimestamp);
-    if (deliverMs === undefined) return refuse(SendCode.ILLEGAL_DELIVERY_TIME, 'the delivery timestamp is not a valid timestamp');
+    const deliverMs = timestampMsOf(system.deliveryTimestamp);
+    if (deliverMs === undefined) return refuse(Code.ILLEGAL_DELIVERY_TIME, 'the delivery timestamp is not a valid timestamp');
     if (deliverMs - nowMs > limits.maxDelayTimeMs) {
-      return refuse(SendCode.ILLEGAL_DELIVERY_TIME, `the max delay time of message is too large, max is ${limits.maxDelayTimeMs}`);
+      return refuse(Code.ILLEGAL_DELIVERY_TIME, `the max delay time of message is too large, max is ${limits.maxDelayTimeMs}`);
     }
     into.set(MessageConst.PROPERTY_TIMER_DELIVER_MS, String(deliverMs));
   }

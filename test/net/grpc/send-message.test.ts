@@ -3,12 +3,12 @@ import { describe, expect, it } from 'vitest';
 import {
   checkConsumerGroupName,
   consistentHash,
-  GrpcMessageType,
   prepareSend,
   queueForMessageGroup,
-  SendCode,
   type SendMessageInput,
 } from '../../../src/net/grpc/send-message.ts';
+import { Code as SendCode } from '../../../src/net/grpc/code.ts';
+import { MessageType as GrpcMessageType } from '../../../src/net/grpc/enums.ts';
 import { decodeMessageProperties, MessageSysFlag } from '../../../src/storage/message-record.ts';
 
 const NOW_MS = 1_700_000_000_000;
@@ -53,7 +53,7 @@ describe('prepareSend', () => {
 
   it('marks transactions and compressed bodies in the sys flag, and delivery times in TIMER_DELIVER_MS', () => {
     const result = prepareSend(
-      message({ system: { messageType: GrpcMessageType.TRANSACTION, bodyEncoding: 2, deliveryTimestamp: { seconds: String(NOW_MS / 1000 + 60) } } }),
+      message({ system: { messageType: GrpcMessageType.TRANSACTION, bodyEncoding: 2, deliveryTimestamp: { seconds: NOW_MS / 1000 + 60, nanos: 0 } } }),
       context,
     );
     expect(result.ok).toBe(true);
@@ -79,8 +79,8 @@ describe('prepareSend', () => {
     expect(codeOf(message({ system: { messageGroup: 'x'.repeat(63) } }))).toBe(SendCode.OK);
     expect(codeOf(message({ userProperties: { TAGS: 'x' } }))).toBe(SendCode.ILLEGAL_MESSAGE_PROPERTY_KEY);
     expect(codeOf(message({ userProperties: { UNIQ_KEY: 'x' } }))).toBe(SendCode.ILLEGAL_MESSAGE_PROPERTY_KEY);
-    expect(codeOf(message({ system: { deliveryTimestamp: { seconds: NOW_MS / 1000 + 86_401 } } }))).toBe(SendCode.ILLEGAL_DELIVERY_TIME);
-    expect(codeOf(message({ system: { deliveryTimestamp: { seconds: NOW_MS / 1000 + 86_400 } } }))).toBe(SendCode.OK);
+    expect(codeOf(message({ system: { deliveryTimestamp: { seconds: NOW_MS / 1000 + 86_401, nanos: 0 } } }))).toBe(SendCode.ILLEGAL_DELIVERY_TIME);
+    expect(codeOf(message({ system: { deliveryTimestamp: { seconds: NOW_MS / 1000 + 86_400, nanos: 0 } } }))).toBe(SendCode.OK);
   });
 
   it('bounds user properties by count and by size together with tag and keys', () => {
