@@ -44,7 +44,28 @@ export type BrokerSettings = {
   /** namesrvAddr as `host:port` entries; empty when the broker registers nowhere. */
   readonly namesrvAddrs: readonly string[];
   readonly storePathRootDir: string;
+  /** Timer messages (MessageStoreConfig timerWheelEnable, timerPrecisionMs, timerMaxDelaySec). */
+  readonly timerWheelEnable: boolean;
+  readonly timerPrecisionMs: number;
+  readonly timerMaxDelaySec: number;
+  /** BrokerConfig recallMessageEnable. */
+  readonly recallMessageEnable: boolean;
+  /** Transactions (BrokerConfig transactionTimeOut, transactionCheckMax, transactionCheckInterval). */
+  readonly transactionTimeOutMs: number;
+  readonly transactionCheckMax: number;
+  readonly transactionCheckIntervalMs: number;
 };
+
+/** RocketMQ's defaults of the timer, recall and transaction settings (for tests and tools). */
+export const MESSAGE_KIND_SETTINGS_DEFAULTS = {
+  timerWheelEnable: true,
+  timerPrecisionMs: 1_000,
+  timerMaxDelaySec: 259_200,
+  recallMessageEnable: false,
+  transactionTimeOutMs: 6_000,
+  transactionCheckMax: 15,
+  transactionCheckIntervalMs: 30_000,
+} as const satisfies Partial<BrokerSettings>;
 
 /** The actors a processor talks to. */
 export type BrokerRefs = {

@@ -19,6 +19,7 @@ import type { AcceptorChannelMessage, RemotingRoutes } from './remoting-routes.t
 import { addMessagingService, type MessagingServiceHandlers } from '../net/grpc/messaging-service.ts';
 import { MessagingActivity, type CallContext } from '../net/grpc/messaging-activity.ts';
 import { Code } from '../net/grpc/code.ts';
+import type { TelemetryCommand } from '../net/grpc/messages.ts';
 import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
 import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
 
@@ -33,6 +34,8 @@ export type GrpcFrontArgs = {
   readonly autoCreateTopicEnable?: boolean;
   readonly defaultTopicQueueNums?: number;
   readonly maxMessageSize?: number;
+  /** ProxyConfig enableTopicMessageTypeCheck (default true). */
+  readonly enableTopicMessageTypeCheck?: boolean;
 };
 
 /** Messages: asks for the bound port, stop, the local servers, the channel contract, and timers. */
@@ -71,11 +74,17 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
         log: ctx.log,
         autoCreateTopicEnable: args.autoCreateTopicEnable ?? true,
         defaultTopicQueueNums: args.defaultTopicQueueNums ?? 4,
+        enableTopicMessageTypeCheck: args.enableTopicMessageTypeCheck ?? true,
         ...(args.maxMessageSize !== undefined ? { limits: { ...PROXY_MESSAGE_LIMITS, maxMessageSize: args.maxMessageSize } } : {}),
       });
+    const activityFor = (transport: ProxyTransport): MessagingActivity => {
+      const activity = activityOf(transport);
+      transport.onServerRequest((request, connectionId) => activity.serverRequest(request, connectionId));
+      return activity;
+    };
     if (args.proxyMode === 'CLUSTER') {
       backend.transport = new ClusterTransport(args.namesrvAddrs ?? []);
-      backend.activity = activityOf(backend.transport);
+      backend.activity = activityFor(backend.transport);
     }
     addMessagingService(server, handlersOf(() => backend.activity));
     const bound = new Promise<number>((resolve, reject) => {
@@ -86,7 +95,7 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
       answer: result.ok ? { port: result.value } : { error: `proxy cannot listen on ${args.host}:${args.port}: ${String(result.error)}` },
     }));
     ctx.timers.startPeriodic(TIMER_EXPIRE, { type: 'expireClients' }, EXPIRE_INTERVAL_MS);
-    return { server, bound: undefined, waiting: [], backend, makeActivity: activityOf };
+    return { server, bound: undefined, waiting: [], backend, makeActivity: activityFor };
   },
 
   receive(state, message, ctx) {
@@ -123,8 +132,10 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
         state.backend.local?.respond(message.response);
         return state;
       case 'push':
+        // CHECK_TRANSACTION_STATE reaches the client's Telemetry stream; the rest means nothing to 5.x clients.
+        state.backend.local?.push(message.connectionId, message.request);
+        return state;
       case 'closeConnection':
-        // Server-initiated requests (NOTIFY_CONSUMER_IDS_CHANGED, ...) mean nothing to a 5.x client.
         return state;
       case 'expireClients':
         state.backend.activity?.expireClients(ctx.clock.nowMs());
@@ -174,8 +185,8 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
     ChangeInvisibleDuration: unary((a, ctx, request) => a.changeInvisibleDuration(ctx, request)),
     ForwardMessageToDeadLetterQueue: unary((a, ctx, request) => a.forwardMessageToDeadLetterQueue(ctx, request)),
     NotifyClientTermination: unary((a, ctx, request) => a.notifyClientTermination(ctx, request)),
-    EndTransaction: unary(async (a) => a.notImplemented('EndTransaction')),
-    RecallMessage: unary(async (a) => ({ ...a.notImplemented('RecallMessage'), messageId: '' })),
+    EndTransaction: unary((a, ctx, request) => a.endTransaction(ctx, request)),
+    RecallMessage: unary((a, ctx, request) => a.recallMessage(ctx, request)),
     UpdateOffset: unary((a, ctx, request) => a.updateOffset(ctx, request)),
     GetOffset: unary((a, ctx, request) => a.getOffset(ctx, request)),
     QueryOffset: unary((a, ctx, request) => a.queryOffset(ctx, request)),
@@ -200,18 +211,29 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
     },
     Telemetry: (call) => {
       const ctx = contextOf(call);
+      const write = (command: TelemetryCommand): boolean => {
+        if (call.writableEnded || call.destroyed) return false;
+        call.write(command);
+        return true;
+      };
+      let detach: (() => void) | undefined;
       call.on('data', (command) => {
         const current = activity();
         if (current === undefined) return;
+        detach ??= current.attachTelemetry(ctx, write);
         current.telemetry(ctx, command).then(
           (reply) => {
-            if (reply !== undefined && !call.writableEnded) call.write(reply);
+            if (reply !== undefined) write(reply);
           },
           () => undefined,
         );
       });
-      call.on('end', () => call.end());
-      call.on('error', () => undefined);
+      call.on('end', () => {
+        detach?.();
+        call.end();
+      });
+      call.on('error', () => detach?.());
+      call.on('close', () => detach?.());
     },
   };
 }

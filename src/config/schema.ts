@@ -510,6 +510,14 @@ export const CONFIG_KEYS = {
     description: 'Milliseconds per slot of the timer wheel that delivers timed messages.',
     active: true,
   }),
+  timerWheelEnable: key({
+    type: booleanType(),
+    default: constant(true),
+    rocketmqDefault: 'true',
+    source: 'MessageStoreConfig',
+    description: 'Accept timed messages (TIMER_DELIVER_MS, TIMER_DELAY_SEC, TIMER_DELAY_MS, gRPC delivery timestamps).',
+    active: true,
+  }),
   timerMaxDelaySec: key({
     type: integerType(1, 31_536_000),
     default: constant(259_200),
@@ -524,7 +532,7 @@ export const CONFIG_KEYS = {
     rocketmqDefault: 'false',
     source: 'BrokerConfig',
     description: 'Allow producers to recall a timed message before it is delivered.',
-    active: false,
+    active: true,
   }),
 
   // Transactions.
@@ -613,6 +621,14 @@ export const CONFIG_KEYS = {
     rocketmqDefault: '8080',
     source: 'ProxyConfig',
     description: 'TCP port of the proxy remoting server used by RocketMQ 4 clients.',
+    active: true,
+  }),
+  enableTopicMessageTypeCheck: key({
+    type: booleanType(),
+    default: constant(true),
+    rocketmqDefault: 'true',
+    source: 'ProxyConfig',
+    description: "Refuse gRPC sends whose message type differs from the topic's message.type (MESSAGE_PROPERTY_CONFLICT_WITH_TYPE).",
     active: true,
   }),
   grpcMaxInboundMessageSize: key({

@@ -75,6 +75,13 @@ export function brokerArgsOf(config: NodeConfig, refs: BrokerProcessorArgs['refs
       delayLevelsMs: parseDelayLevels(config.messageDelayLevel),
       namesrvAddrs: (parseAddressList(config.namesrvAddr) ?? []).map((address) => `${address.host}:${address.port}`),
       storePathRootDir: config.storePathRootDir,
+      timerWheelEnable: config.timerWheelEnable,
+      timerPrecisionMs: config.timerPrecisionMs,
+      timerMaxDelaySec: config.timerMaxDelaySec,
+      recallMessageEnable: config.recallMessageEnable,
+      transactionTimeOutMs: config.transactionTimeOut,
+      transactionCheckMax: config.transactionCheckMax,
+      transactionCheckIntervalMs: config.transactionCheckInterval,
     },
     refs,
   };

@@ -100,6 +100,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
           autoCreateTopicEnable: config.autoCreateTopicEnable,
           defaultTopicQueueNums: config.defaultTopicQueueNums,
           maxMessageSize: config.maxMessageSize,
+          enableTopicMessageTypeCheck: config.enableTopicMessageTypeCheck,
         },
         pool: 'grpc',
       });

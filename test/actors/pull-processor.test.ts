@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BrokerAdminMessage, BrokerProcessorArgs, BrokerSettings, PullMetadataAnswer } from '../../src/actors/broker-context.ts';
+import { MESSAGE_KIND_SETTINGS_DEFAULTS, type BrokerAdminMessage, type BrokerProcessorArgs, type BrokerSettings, type PullMetadataAnswer } from '../../src/actors/broker-context.ts';
 import type { MessageModel, SubscriptionData } from '../../src/net/remoting/broker-bodies.ts';
 import type { CommitLogWriterMessage } from '../../src/actors/commit-log-writer.ts';
 import {
@@ -48,6 +48,7 @@ const STORE_HOST = { address: '10.0.0.7', port: 10911 };
 type PullHeader = HeaderInput<typeof PullMessageRequestHeader.spec>;
 
 const SETTINGS: BrokerSettings = {
+  ...MESSAGE_KIND_SETTINGS_DEFAULTS,
   autoCreateTopicEnable: true,
   autoCreateSubscriptionGroup: true,
   defaultTopicQueueNums: 4,

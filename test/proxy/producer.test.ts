@@ -17,6 +17,8 @@ let testNode: TestNode;
 let producer: Producer;
 let broker: RemotingClient;
 const TOPIC = 'ProxyProducerTopic';
+/** A FIFO topic (`+message.type=FIFO`): message groups go to topics that declare them. */
+const FIFO_TOPIC = 'ProxyProducerFifoTopic';
 
 beforeAll(async () => {
   testNode = await startTestNode('proxy-producer');
@@ -27,8 +29,22 @@ beforeAll(async () => {
     5_000,
   );
   expect(created.code, created.remark).toBe(ResponseCode.SUCCESS);
+  const fifo = await broker.invoke(
+    requestOf(RequestCode.UPDATE_AND_CREATE_TOPIC, {
+      topic: FIFO_TOPIC,
+      defaultTopic: 'TBW102',
+      readQueueNums: '4',
+      writeQueueNums: '4',
+      perm: '6',
+      topicFilterType: 'SINGLE_TAG',
+      attributes: '+message.type=FIFO',
+    }),
+    5_000,
+  );
+  expect(fifo.code, fifo.remark).toBe(ResponseCode.SUCCESS);
   await waitForRoute(`127.0.0.1:${testNode.node.ports.namesrv}`, TOPIC);
-  producer = new Producer({ endpoints: `127.0.0.1:${testNode.node.ports.grpc}`, namespace: '', topics: [TOPIC], logger: silentLogger, requestTimeout: 5_000 });
+  await waitForRoute(`127.0.0.1:${testNode.node.ports.namesrv}`, FIFO_TOPIC);
+  producer = new Producer({ endpoints: `127.0.0.1:${testNode.node.ports.grpc}`, namespace: '', topics: [TOPIC, FIFO_TOPIC], logger: silentLogger, requestTimeout: 5_000 });
   await producer.startup();
 }, 60_000);
 
@@ -38,15 +54,15 @@ afterAll(async () => {
   await testNode?.stop();
 }, 60_000);
 
-async function pullAll(queueId: number): Promise<RecordView[]> {
-  return pullRecords(broker, TOPIC, queueId, 'proxy-producer-check');
+async function pullAll(queueId: number, topic = TOPIC): Promise<RecordView[]> {
+  return pullRecords(broker, topic, queueId, 'proxy-producer-check');
 }
 
 describe('Producer through the Proxy (LOCAL)', () => {
   it('sends with tag, keys and properties, and the broker stores them', async () => {
     const receipt = await producer.send({ topic: TOPIC, tag: 'TagA', keys: ['key-1', 'key-2'], properties: new Map([['color', 'red']]), body: Buffer.from('hello proxy') });
     expect(receipt.messageId).toMatch(/^[0-9A-F]+$/);
-    const stored = (await Promise.all([0, 1, 2, 3].map(pullAll))).flat();
+    const stored = (await Promise.all([0, 1, 2, 3].map((queueId) => pullAll(queueId)))).flat();
     const record = stored.find((candidate) => Buffer.from(candidate.body).toString() === 'hello proxy');
     expect(record).toBeDefined();
     const properties = record!.propertiesMap();
@@ -58,11 +74,15 @@ describe('Producer through the Proxy (LOCAL)', () => {
 
   it('puts every message of a message group in the queue the group hashes to', async () => {
     for (let i = 0; i < 6; i++) {
-      await producer.send({ topic: TOPIC, tag: 'fifo', messageGroup: 'order-7', body: Buffer.from(`fifo-${i}`) });
+      await producer.send({ topic: FIFO_TOPIC, tag: 'fifo', messageGroup: 'order-7', body: Buffer.from(`fifo-${i}`) });
     }
     const expectedQueue = queueForMessageGroup('order-7', 4);
-    const inQueue = (await pullAll(expectedQueue)).map((record) => Buffer.from(record.body).toString()).filter((body) => body.startsWith('fifo-'));
+    const inQueue = (await pullAll(expectedQueue, FIFO_TOPIC)).map((record) => Buffer.from(record.body).toString()).filter((body) => body.startsWith('fifo-'));
     expect(inQueue).toEqual(['fifo-0', 'fifo-1', 'fifo-2', 'fifo-3', 'fifo-4', 'fifo-5']);
+  });
+
+  it('refuses (in the client, from the route accept types) a message group on a NORMAL topic', async () => {
+    await expect(producer.send({ topic: TOPIC, messageGroup: 'order-8', body: Buffer.from('fifo on normal') })).rejects.toThrow(/message type/i);
   });
 
   it('refuses a message with a reserved property name, with RocketMQ code', async () => {

@@ -20,7 +20,9 @@ import {
   AckMessageRequestHeader,
   ChangeInvisibleTimeRequestHeader,
   ChangeInvisibleTimeResponseHeader,
+  CheckTransactionStateRequestHeader,
   ConsumerSendMsgBackRequestHeader,
+  EndTransactionRequestHeader,
   formatSendMessageRequest,
   PopMessageRequestHeader,
   PopMessageResponseHeader,
@@ -31,6 +33,7 @@ import {
   QueryConsumerOffsetResponseHeader,
   SearchOffsetRequestHeader,
   SendMessageResponseHeader,
+  TransactionState,
   UnregisterClientRequestHeader,
   UpdateConsumerOffsetRequestHeader,
 } from '../remoting/broker-headers.ts';
@@ -38,7 +41,7 @@ import { formatHeartbeatData, type SubscriptionData } from '../remoting/broker-b
 import { javaStringHashCode } from '../../storage/tag-hash.ts';
 import { decodeRecord } from '../../storage/message-record.ts';
 import { Code } from './code.ts';
-import { ClientType, FilterType, QueryOffsetPolicy } from './enums.ts';
+import { ClientType, FilterType, QueryOffsetPolicy, TransactionResolution, TransactionSource } from './enums.ts';
 import type * as M from './messages.ts';
 import { durationFromMs, durationToMs, isValidDuration, isValidTimestamp, timestampToMs } from './wire-time.ts';
 import { checkConsumerGroupName, checkTopicName, prepareSend, PROXY_MESSAGE_LIMITS, queueForMessageGroup, type ProxyMessageLimits } from './send-message.ts';
@@ -46,6 +49,10 @@ import { messageViewOf } from './message-view.ts';
 import { formatReceiptHandle, parseReceiptHandle } from './receipt-handle.ts';
 import { assignmentQueuesOf, messageQueuesOf, proxyRouteOf, RouteCache, writableBrokersOf, type ProxyRoute } from './proxy-routes.ts';
 import type { ClientSession, ProxyTransport } from './proxy-transport.ts';
+import { commitLogOffsetOfMessageId, formatTransactionId, parseTransactionId } from './transaction-id.ts';
+import { messageTypeConflict, messageTypeOfProperties, topicMessageTypeOf, type TopicMessageType } from './topic-message-type.ts';
+import { decodeRecallHandle, isRecallHandle } from '../../actors/timer-hook.ts';
+import { MessageConst } from '../remoting/message-batch.ts';
 
 /** ProxyConfig defaults the activities use. */
 export const PROXY_DEFAULTS = {
@@ -101,7 +108,19 @@ export type ActivityOptions = {
   readonly requestTimeoutMs?: number;
   readonly clientIdleMs?: number;
   readonly clientsMax?: number;
+  /** ProxyConfig's enableTopicMessageTypeCheck (default true). */
+  readonly enableTopicMessageTypeCheck?: boolean;
 };
+
+/** Writes one command on a client's Telemetry stream; false when the stream is gone. */
+export type TelemetryWriter = (command: M.TelemetryCommand) => boolean;
+
+/** The session the Proxy uses for its own requests (routes, topic configs), not a client's. */
+const PROXY_SESSION: ClientSession = { connectionId: 0, remoteAddress: 'proxy' };
+const RETRY_TOPIC_PREFIX = '%RETRY%';
+/** Most topics one producer registers for (its producer groups at the brokers). */
+const PUBLISHING_TOPICS_MAX = 1024;
+const DLQ_TOPIC_PREFIX = '%DLQ%';
 
 type ClientState = {
   readonly session: ClientSession;
@@ -109,6 +128,10 @@ type ClientState = {
   lastSeenMs: number;
   /** The consumer group, once a heartbeat or settings named it. */
   group: string | undefined;
+  /** The client's open Telemetry stream, if any (server commands go there). */
+  telemetry: TelemetryWriter | undefined;
+  /** The topics a producer publishes to (its producer groups at the brokers, as the Proxy names them). */
+  publishing: readonly string[];
 };
 
 /** A refusal raised inside an activity and answered as a Status. */
@@ -147,7 +170,14 @@ export class MessagingActivity {
     let state = this.clients.get(ctx.clientId);
     if (state === undefined) {
       if (this.clients.size >= (this.options.clientsMax ?? PROXY_DEFAULTS.clientsMax)) this.expireClients(nowMs, true);
-      state = { session: { connectionId: this.nextConnectionId++, remoteAddress: ctx.remoteAddress }, settings: undefined, lastSeenMs: nowMs, group: undefined };
+      state = {
+        session: { connectionId: this.nextConnectionId++, remoteAddress: ctx.remoteAddress },
+        settings: undefined,
+        lastSeenMs: nowMs,
+        group: undefined,
+        telemetry: undefined,
+        publishing: [],
+      };
       this.clients.set(ctx.clientId, state);
     }
     state.lastSeenMs = nowMs;
@@ -190,12 +220,13 @@ export class MessagingActivity {
             writeQueueNums: Math.min(this.options.defaultTopicQueueNums, queue.writeQueueNums),
           })),
         };
-        const route = proxyRouteOf(topic, data);
-        return route; // not cached: the real route replaces it as soon as the broker registers the topic
+        // Not cached: the real route replaces it as soon as the broker registers the topic, which a
+        // producer's first send auto-creates as a NORMAL topic (topic-message-type.ts).
+        return proxyRouteOf(topic, data, 'NORMAL');
       }
     }
     if (data === undefined) throw new ActivityRefusal(Code.TOPIC_NOT_FOUND, `topic ${topic} not found`);
-    const route = proxyRouteOf(topic, data);
+    const route = proxyRouteOf(topic, data, await this.fetchMessageType(topic, data));
     this.routes.put(route, nowMs);
     return route;
   }
@@ -206,6 +237,24 @@ export class MessagingActivity {
     if (answer.code === ResponseCode.TOPIC_NOT_EXIST) return undefined;
     if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(Code.INTERNAL_SERVER_ERROR, `NameServer: ${answer.remark ?? answer.code}`);
     return decodeJsonBody<TopicRouteData>(answer.body, 'TopicRouteData');
+  }
+
+  /**
+   * The topic's declared message type, from the first broker master of its route (GET_TOPIC_CONFIG), as
+   * RocketMQ's metadata services read it. A broker that does not know the topic: NORMAL (auto-create).
+   */
+  private async fetchMessageType(topic: string, data: TopicRouteData): Promise<TopicMessageType> {
+    const addr = data.brokerDatas.map((broker) => broker.brokerAddrs[String(0)]).find((candidate) => candidate !== undefined);
+    if (addr === undefined) return 'NORMAL';
+    const request = createRequest({ code: RequestCode.GET_TOPIC_CONFIG, opaque: 0, extFields: { topic } });
+    const answer = await this.options.transport.invokeBroker(addr, request, this.requestTimeoutMs, PROXY_SESSION);
+    if (answer.code === ResponseCode.TOPIC_NOT_EXIST) return 'NORMAL';
+    if (answer.code !== ResponseCode.SUCCESS || answer.body === undefined) {
+      this.options.log.warn({ topic, code: answer.code, remark: answer.remark }, 'topic config unavailable; message type UNSPECIFIED');
+      return 'UNSPECIFIED';
+    }
+    const config = decodeJsonBody<{ attributes?: Record<string, string> }>(answer.body, 'TopicConfigAndQueueMapping');
+    return topicMessageTypeOf(config.attributes);
   }
 
   /** The master address of a broker set, from any cached route or the route of `topic`. */
@@ -285,6 +334,7 @@ export class MessagingActivity {
           client.group = group;
           await this.heartbeatBrokers(ctx.clientId, client, group);
         }
+        if (request.clientType === ClientType.PRODUCER && client.publishing.length > 0) await this.heartbeatProducer(ctx.clientId, client);
         return { status: ok() };
       },
       (status) => ({ status }),
@@ -312,6 +362,38 @@ export class MessagingActivity {
     await Promise.all(
       [...addrs].map((addr) => this.invokeBroker(addr, createRequest({ code: RequestCode.HEART_BEAT, opaque: 0, extFields: {}, body }), client.session)),
     );
+  }
+
+  /**
+   * Registers a producer with the brokers of the topics it publishes to, one producer group per topic (the
+   * Proxy's producer group is the topic name, see prepareSend), so a broker's transaction check-back finds
+   * this client's channel.
+   */
+  private async heartbeatProducer(clientId: string, client: ClientState): Promise<void> {
+    const body = formatHeartbeatData({
+      clientID: clientId,
+      producerDataSet: client.publishing.map((topic) => ({ groupName: topic })),
+      consumerDataSet: [],
+      heartbeatFingerprint: 0,
+      withoutSub: false,
+    });
+    const addrs = new Set<string>();
+    for (const topic of client.publishing) {
+      const route = await this.route(topic).catch(() => undefined);
+      for (const broker of route?.brokers.values() ?? []) if (broker.masterAddr !== undefined) addrs.add(broker.masterAddr);
+    }
+    await Promise.all(
+      [...addrs].map((addr) => this.invokeBroker(addr, createRequest({ code: RequestCode.HEART_BEAT, opaque: 0, extFields: {}, body }), client.session)),
+    );
+  }
+
+  /** The client's Telemetry stream opened: server commands for it go to `writer` until `detach` runs. */
+  attachTelemetry(ctx: CallContext, writer: TelemetryWriter): () => void {
+    const client = this.client(ctx);
+    client.telemetry = writer;
+    return () => {
+      if (client.telemetry === writer) client.telemetry = undefined;
+    };
   }
 
   notifyClientTermination(ctx: CallContext, request: M.NotifyClientTerminationRequest): Promise<M.NotifyClientTerminationResponse> {
@@ -342,6 +424,11 @@ export class MessagingActivity {
     client.settings = command.settings;
     const group = command.settings.subscription?.group?.name;
     if (group !== undefined && group.length > 0) client.group = group;
+    const publishing = command.settings.publishing?.topics.map((topic) => topic.name).filter((name) => checkTopicName(name) === undefined);
+    if (publishing !== undefined) {
+      client.publishing = publishing.slice(0, PUBLISHING_TOPICS_MAX);
+      await this.heartbeatProducer(ctx.clientId, client).catch((error: unknown) => this.options.log.warn({ err: error }, 'producer registration failed'));
+    }
     const merged = await this.serverSettings(command.settings, client).catch((error: unknown) => {
       this.options.log.warn({ err: error }, 'client settings could not be completed');
       return command.settings!;
@@ -434,7 +521,14 @@ export class MessagingActivity {
       { producerGroup: topic, remoteAddress: ctx.remoteAddress, nowMs: this.options.nowMs(), limits: this.limits },
     );
     if (!prepared.ok) return failed(prepared.code, prepared.message);
-    const targets = writableBrokersOf(await this.route(topic)).flatMap(({ broker, writeQueueNums }) =>
+    const route = await this.route(topic);
+    if ((this.options.enableTopicMessageTypeCheck ?? true) && !topic.startsWith(RETRY_TOPIC_PREFIX) && !topic.startsWith(DLQ_TOPIC_PREFIX)) {
+      const conflict = prepared.propertyMap.has(MessageConst.PROPERTY_TRANSFER_FLAG)
+        ? undefined
+        : messageTypeConflict(route.messageType, messageTypeOfProperties(prepared.propertyMap));
+      if (conflict !== undefined) return failed(Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, conflict);
+    }
+    const targets = writableBrokersOf(route).flatMap(({ broker, writeQueueNums }) =>
       Array.from({ length: writeQueueNums }, (_, queueId) => ({ broker, queueId })),
     );
     if (targets.length === 0) return failed(Code.FORBIDDEN, `topic ${topic} has no writable queue`);
@@ -466,7 +560,18 @@ export class MessagingActivity {
       return failed(code, answer.remark ?? `send failed with Remoting code ${answer.code}`);
     }
     const response = SendMessageResponseHeader.parse(answer.extFields);
-    return { status: ok(), messageId: prepared.messageId, transactionId: response.transactionId ?? '', offset: response.queueOffset, recallHandle: response.recallHandle ?? '' };
+    let transactionId = '';
+    if (prepared.propertyMap.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) === 'true') {
+      const commitLogOffset = commitLogOffsetOfMessageId(response.msgId);
+      if (commitLogOffset === undefined) return failed(Code.INTERNAL_SERVER_ERROR, `broker answered an unreadable message id ${response.msgId}`);
+      transactionId = formatTransactionId({
+        brokerName: target.broker.brokerName,
+        commitLogOffset,
+        tranStateTableOffset: response.queueOffset,
+        brokerTransactionId: response.transactionId ?? prepared.messageId,
+      });
+    }
+    return { status: ok(), messageId: prepared.messageId, transactionId, offset: response.queueOffset, recallHandle: response.recallHandle ?? '' };
   }
 
   /** Receives a batch by POP; the frames of the response stream, in order. */
@@ -760,7 +865,112 @@ export class MessagingActivity {
     return { group: groupName, topic: topicName };
   }
 
-  /** Transactions and recall belong to the message-types work; answered NOT_IMPLEMENTED until then. */
+  // ------------------------------------------------------------------------------ transactions, recall
+
+  /**
+   * EndTransaction: END_TRANSACTION to the master of the broker set named in the transaction id. A commit or
+   * rollback waits for the broker's answer; an UNSPECIFIED resolution is sent oneway as TransactionState
+   * UNKNOWN (the broker keeps checking back), as RocketMQ's proxy sends it.
+   */
+  endTransaction(ctx: CallContext, request: M.EndTransactionRequest): Promise<M.EndTransactionResponse> {
+    return this.guard(
+      'EndTransaction',
+      async () => {
+        const client = this.client(ctx);
+        const topic = request.topic?.name ?? '';
+        const refusal = checkTopicName(topic);
+        if (refusal !== undefined) throw new ActivityRefusal(refusal.code, refusal.message);
+        const id = parseTransactionId(request.transactionId);
+        if (id === undefined) throw new ActivityRefusal(Code.INVALID_TRANSACTION_ID, `transaction id ${JSON.stringify(request.transactionId)} is invalid`);
+        if (request.messageId.length === 0) throw new ActivityRefusal(Code.ILLEGAL_MESSAGE_ID, 'message id cannot be empty');
+        const state =
+          request.resolution === TransactionResolution.COMMIT
+            ? TransactionState.COMMIT
+            : request.resolution === TransactionResolution.ROLLBACK
+              ? TransactionState.ROLLBACK
+              : TransactionState.UNKNOWN;
+        const addr = await this.brokerAddr(id.brokerName, topic);
+        const extFields = EndTransactionRequestHeader.format({
+          topic,
+          producerGroup: topic,
+          tranStateTableOffset: id.tranStateTableOffset,
+          commitLogOffset: id.commitLogOffset,
+          commitOrRollback: state,
+          fromTransactionCheck: request.source === TransactionSource.SOURCE_SERVER_CHECK,
+          msgId: request.messageId,
+          transactionId: id.brokerTransactionId,
+        });
+        const oneway = state === TransactionState.UNKNOWN;
+        const answer = await this.invokeBroker(addr, createRequest({ code: RequestCode.END_TRANSACTION, opaque: 0, extFields, oneway }), client.session);
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(brokerCodeOf(answer.code), answer.remark ?? `end transaction failed with Remoting code ${answer.code}`);
+        return { status: ok() };
+      },
+      (status) => ({ status }),
+    );
+  }
+
+  /** RecallMessage: RECALL_MESSAGE to the master of the broker set named in the recall handle. */
+  recallMessage(ctx: CallContext, request: M.RecallMessageRequest): Promise<M.RecallMessageResponse> {
+    return this.guard(
+      'RecallMessage',
+      async () => {
+        const client = this.client(ctx);
+        const topic = request.topic?.name ?? '';
+        const refusal = checkTopicName(topic);
+        if (refusal !== undefined) throw new ActivityRefusal(refusal.code, refusal.message);
+        const handle = decodeRecallHandle(request.recallHandle);
+        if (!isRecallHandle(handle)) throw new ActivityRefusal(Code.BAD_REQUEST, handle.error);
+        const addr = await this.brokerAddr(handle.brokerName, topic);
+        const extFields = { topic, recallHandle: request.recallHandle, producerGroup: topic };
+        const answer = await this.invokeBroker(addr, createRequest({ code: RequestCode.RECALL_MESSAGE, opaque: 0, extFields }), client.session);
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(brokerCodeOf(answer.code), answer.remark ?? `recall failed with Remoting code ${answer.code}`);
+        return { status: ok(), messageId: answer.extFields['msgId'] ?? handle.messageId };
+      },
+      (status) => ({ status, messageId: '' }),
+    );
+  }
+
+  /**
+   * A request a broker started: pushed to a client's channel (LOCAL, `connectionId` is the client's) or
+   * sent on the Proxy's own connection (CLUSTER). CHECK_TRANSACTION_STATE becomes a
+   * RecoverOrphanedTransactionCommand on the Telemetry stream of a producer of the message's topic,
+   * preferably the client the broker picked; with no such stream open it is dropped and the broker asks
+   * again next round. Other requests (NOTIFY_CONSUMER_IDS_CHANGED, ...) mean nothing to 5.x clients.
+   * Returns whether a client was told.
+   */
+  serverRequest(request: RemotingCommand, connectionId: number | undefined): boolean {
+    if (request.code !== RequestCode.CHECK_TRANSACTION_STATE || request.body === undefined) return false;
+    let header: ReturnType<typeof CheckTransactionStateRequestHeader.parse>;
+    let message: M.Message;
+    let topic: string;
+    try {
+      header = CheckTransactionStateRequestHeader.parse(request.extFields);
+      const record = decodeRecord(request.body, 0);
+      topic = record.propertiesMap().get(MessageConst.PROPERTY_PRODUCER_GROUP) ?? record.topic;
+      message = messageViewOf(request.body, 0) as M.Message;
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'unreadable CHECK_TRANSACTION_STATE dropped');
+      return false;
+    }
+    const brokerName = header.brokerName;
+    if (brokerName === undefined || brokerName.length === 0) {
+      this.options.log.warn({ topic }, 'CHECK_TRANSACTION_STATE without a broker name dropped');
+      return false;
+    }
+    const transactionId = formatTransactionId({
+      brokerName,
+      commitLogOffset: header.commitLogOffset,
+      tranStateTableOffset: header.tranStateTableOffset,
+      brokerTransactionId: header.transactionId ?? header.msgId ?? message.systemProperties?.messageId ?? '',
+    });
+    const command: M.TelemetryCommand = { status: ok(), recoverOrphanedTransactionCommand: { message, transactionId } };
+    const candidates = [...this.clients.values()].filter((client) => client.telemetry !== undefined && client.publishing.includes(topic));
+    candidates.sort((a, b) => Number(b.session.connectionId === connectionId) - Number(a.session.connectionId === connectionId));
+    for (const client of candidates) if (client.telemetry!(command)) return true;
+    return false;
+  }
+
+  /** PullMessage and SyncLiteSubscription (lite topics) are not served by this Proxy. */
   notImplemented(what: string): { status: M.Status } {
     return { status: statusOf(Code.NOT_IMPLEMENTED, `${what} is not implemented by this proxy yet`) };
   }
@@ -785,6 +995,27 @@ function subscriptionDataOf(entry: M.SubscriptionEntry, nowMs: number): Subscrip
     subVersion: nowMs,
     expressionType: 'TAG',
   };
+}
+
+/**
+ * The gRPC code of a broker's refusal outside sends (ResponseBuilder's mapping, plus the codes a recall or
+ * an end of transaction meets, which RocketMQ answers as INTERNAL_SERVER_ERROR with the broker's remark).
+ */
+function brokerCodeOf(remotingCode: number): number {
+  switch (remotingCode) {
+    case ResponseCode.SYSTEM_BUSY:
+      return Code.TOO_MANY_REQUESTS;
+    case ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
+      return Code.NOT_IMPLEMENTED;
+    case ResponseCode.TOPIC_NOT_EXIST:
+      return Code.TOPIC_NOT_FOUND;
+    case ResponseCode.NO_PERMISSION:
+      return Code.FORBIDDEN;
+    case ResponseCode.ILLEGAL_OPERATION:
+      return Code.BAD_REQUEST;
+    default:
+      return Code.INTERNAL_SERVER_ERROR;
+  }
 }
 
 /** The gRPC code of a send's Remoting answer (the Proxy's SendStatus and exception mapping). */

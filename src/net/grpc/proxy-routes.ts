@@ -8,8 +8,9 @@
  * only one of them READ or WRITE, each limited by the topic's perm bits.
  */
 import { MASTER_ID, PermName, type TopicRouteData } from '../remoting/namesrv-protocol.ts';
-import { MessageType, Permission } from './enums.ts';
+import { Permission } from './enums.ts';
 import type { Endpoints, MessageQueue } from './messages.ts';
+import { acceptMessageTypesOf, type TopicMessageType } from './topic-message-type.ts';
 
 const PERM_READ = PermName.PERM_READ;
 const PERM_WRITE = PermName.PERM_WRITE;
@@ -27,17 +28,16 @@ export type ProxyRoute = {
   readonly topic: string;
   readonly data: TopicRouteData;
   readonly brokers: ReadonlyMap<string, RouteBroker>;
+  /** The topic's declared message type (topic-message-type.ts). */
+  readonly messageType: TopicMessageType;
 };
 
 /** Builds the Proxy's view of a NameServer route. */
-export function proxyRouteOf(topic: string, data: TopicRouteData): ProxyRoute {
+export function proxyRouteOf(topic: string, data: TopicRouteData, messageType: TopicMessageType): ProxyRoute {
   const brokers = new Map<string, RouteBroker>();
   for (const broker of data.brokerDatas) brokers.set(broker.brokerName, { brokerName: broker.brokerName, masterAddr: broker.brokerAddrs[MASTER_KEY] });
-  return { topic, data, brokers };
+  return { topic, data, brokers, messageType };
 }
-
-/** Every message type: what a topic without a declared type accepts (RocketMQ: UNSPECIFIED / MIXED). */
-export const ALL_MESSAGE_TYPES = [MessageType.NORMAL, MessageType.FIFO, MessageType.DELAY, MessageType.TRANSACTION];
 
 /** The queues of a route as QueryRoute answers them. */
 export function messageQueuesOf(route: ProxyRoute, endpoints: Endpoints): MessageQueue[] {
@@ -55,7 +55,7 @@ export function messageQueuesOf(route: ProxyRoute, endpoints: Endpoints): Messag
         id,
         permission,
         broker: { name: queueData.brokerName, id: 0, endpoints },
-        acceptMessageTypes: [...ALL_MESSAGE_TYPES],
+        acceptMessageTypes: acceptMessageTypesOf(route.messageType),
       });
     }
   }
@@ -73,7 +73,7 @@ export function assignmentQueuesOf(route: ProxyRoute, endpoints: Endpoints): Mes
       id: -1,
       permission: (queueData.perm & PERM_WRITE) !== 0 ? Permission.READ_WRITE : Permission.READ,
       broker: { name: queueData.brokerName, id: 0, endpoints },
-      acceptMessageTypes: [...ALL_MESSAGE_TYPES],
+      acceptMessageTypes: acceptMessageTypesOf(route.messageType),
     });
   }
   return queues;

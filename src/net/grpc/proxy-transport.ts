@@ -29,9 +29,17 @@ export interface ProxyTransport {
   invokeBroker(brokerAddr: string, request: RemotingCommand, timeoutMs: number, session: ClientSession): Promise<RemotingCommand>;
   /** The client is gone: brokers forget its channel. */
   closeSession(session: ClientSession): void;
+  /**
+   * Where requests the brokers start go (CHECK_TRANSACTION_STATE, ...): with the client's connection id in
+   * LOCAL mode, undefined in CLUSTER mode (they arrive on the Proxy's own connection). Never answered.
+   */
+  onServerRequest(handler: ServerRequestListener): void;
   /** Stops: pending requests fail. */
   close(): void;
 }
+
+/** Takes a request a broker started, with the client connection it was pushed to (LOCAL only). */
+export type ServerRequestListener = (request: RemotingCommand, connectionId: number | undefined) => void;
 
 /** Raised when an answer does not come in time or the transport closed. */
 export class ProxyTransportError extends Error {
@@ -67,6 +75,7 @@ export class LocalTransport implements ProxyTransport {
   /** Connection id used for the Proxy's own NameServer queries (clients start at 1). */
   private static readonly PROXY_CONNECTION_ID = 0;
   private readonly options: LocalTransportOptions;
+  private serverRequests: ServerRequestListener | undefined;
 
   constructor(options: LocalTransportOptions) {
     this.options = options;
@@ -78,6 +87,15 @@ export class LocalTransport implements ProxyTransport {
 
   invokeBroker(brokerAddr: string, request: RemotingCommand, timeoutMs: number, session: ClientSession): Promise<RemotingCommand> {
     return this.invoke(this.options.brokers.get(brokerAddr), request, timeoutMs, session);
+  }
+
+  onServerRequest(handler: ServerRequestListener): void {
+    this.serverRequests = handler;
+  }
+
+  /** A request a processor pushed to a client's channel (the acceptor side of the channel contract). */
+  push(connectionId: number, request: RemotingCommand): void {
+    this.serverRequests?.(request, connectionId);
   }
 
   /** An answer from a processor (the acceptor side of the channel contract). */
@@ -140,6 +158,7 @@ export class ClusterTransport implements ProxyTransport {
   private readonly namesrvAddrs: readonly string[];
   private namesrvIndex = 0;
   private closed = false;
+  private serverRequests: ServerRequestListener | undefined;
 
   constructor(namesrvAddrs: readonly string[]) {
     this.namesrvAddrs = namesrvAddrs;
@@ -168,6 +187,10 @@ export class ClusterTransport implements ProxyTransport {
     // The brokers see the Proxy's connections, not its clients: UNREGISTER_CLIENT tells them instead.
   }
 
+  onServerRequest(handler: ServerRequestListener): void {
+    this.serverRequests = handler;
+  }
+
   close(): void {
     this.closed = true;
     for (const client of this.clients.values()) void client.then((c) => c.close()).catch(() => undefined);
@@ -178,12 +201,22 @@ export class ClusterTransport implements ProxyTransport {
     if (this.closed) throw new ProxyTransportError('CLOSED', 'transport closed');
     let client = this.clients.get(addr);
     if (client === undefined) {
-      client = RemotingClient.connect(addr, { serializeType: 'JSON' });
+      client = RemotingClient.connect(addr, { serializeType: 'JSON' }).then((connected) => {
+        connected.onRequest((serverRequest) => {
+          this.serverRequests?.(serverRequest, undefined);
+          return undefined;
+        });
+        return connected;
+      });
       this.clients.set(addr, client);
       client.catch(() => this.clients.delete(addr));
     }
     const connected = await client;
     try {
+      if (isOneway(request)) {
+        connected.invokeOneway({ ...request, serializeType: 'JSON' });
+        return createResponse(request, ResponseCode.SUCCESS);
+      }
       return await connected.invoke({ ...request, serializeType: 'JSON' }, timeoutMs);
     } catch (error) {
       if (connected.closed) this.clients.delete(addr);

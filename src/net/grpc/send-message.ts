@@ -83,6 +83,8 @@ export type PreparedSend = {
   readonly messageGroup: string | undefined;
   readonly messageType: number;
   readonly messageId: string;
+  /** The stored properties, decoded (for the topic message-type check). */
+  readonly propertyMap: ReadonlyMap<string, string>;
 };
 
 /** A refusal with the gRPC code the client expects. */
@@ -212,6 +214,7 @@ export function prepareSend(
     messageGroup: messageGroup.length > 0 ? messageGroup : undefined,
     messageType,
     messageId,
+    propertyMap: properties,
   };
 }
 
