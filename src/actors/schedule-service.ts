@@ -58,14 +58,13 @@ import {
 import { JsonConfigFile, dataVersionSchema, newDataVersion, nextDataVersion, storePaths, type DataVersion } from '../storage/metadata-store.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import { SCHEDULE_TOPIC } from '../storage/tag-hash.ts';
+import { RMQ_SYS_TRANS_HALF_TOPIC } from '../storage/transaction-message.ts';
 import type { BrokerProcessorArgs } from './broker-context.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats } from './commit-log-writer.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The write side: delay levels on the way into the store (HookUtils.handleScheduleMessage)
 
-/** The transaction topic a delayed message must never be delivered into (TopicValidator). */
-export const RMQ_SYS_TRANS_HALF_TOPIC = 'RMQ_SYS_TRANS_HALF_TOPIC';
 
 const INT_SYNTAX = /^[+-]?\d+$/;
 
@@ -79,13 +78,13 @@ export function parseJavaInt(text: string): number | undefined {
 /** Where a message goes after the delay hook, or why it cannot be stored. */
 export type DelayDestination =
   | { readonly ok: true; readonly topic: string; readonly queueId: number; readonly delayLevel: number }
-  | { readonly ok: false; readonly reason: 'badDelayLevel' | 'timerNotEnabled'; readonly remark: string };
+  | { readonly ok: false; readonly reason: 'badDelayLevel'; readonly remark: string };
 
 /**
- * RocketMQ's handleScheduleMessage for one message about to be stored in `topic` / `queueId`: moves a
- * delay-level message to SCHEDULE_TOPIC_XXXX (updating `properties` in place: REAL_TOPIC, REAL_QID, a
- * capped DELAY, timer properties cleared), refuses a timer message (this broker has no timer wheel:
- * RocketMQ's WHEEL_TIMER_NOT_ENABLE), and leaves anything else where it was.
+ * The delay-level part of RocketMQ's handleScheduleMessage for one message about to be stored in `topic` /
+ * `queueId`: moves a delay-level message to SCHEDULE_TOPIC_XXXX (updating `properties` in place:
+ * REAL_TOPIC, REAL_QID, a capped DELAY, timer properties cleared) and leaves anything else where it was.
+ * Timer properties are timer-hook.ts's applyTimer's, which the send path runs first.
  */
 export function applyDelayLevel(
   properties: Map<string, string>,
@@ -116,19 +115,7 @@ export function applyDelayLevel(
     properties.set(MessageConst.PROPERTY_REAL_QUEUE_ID, String(queueId));
     return { ok: true, topic: SCHEDULE_TOPIC, queueId: capped - 1, delayLevel: capped };
   }
-  if (isTimerMessage(properties)) {
-    return { ok: false, reason: 'timerNotEnabled', remark: 'accurate timer message is not enabled, timerWheelEnable is false' };
-  }
   return { ok: true, topic, queueId, delayLevel: 0 };
-}
-
-function isTimerMessage(properties: Map<string, string>): boolean {
-  if (properties.has(MessageConst.PROPERTY_TIMER_OUT_MS)) return false;
-  return (
-    properties.has(MessageConst.PROPERTY_TIMER_DELIVER_MS) ||
-    properties.has(MessageConst.PROPERTY_TIMER_DELAY_MS) ||
-    properties.has(MessageConst.PROPERTY_TIMER_DELAY_SEC)
-  );
 }
 
 /**

@@ -64,6 +64,7 @@ import {
 import { encodePut, isPutRefusal, type EncodedPut, type PutMessageInput, type PutMessageResult, type PutMessageStatus } from '../storage/message-store.ts';
 import type { SubscriptionGroupConfig, TopicConfig } from '../storage/metadata-store.ts';
 import {
+  AUTO_CREATE_TOPIC_KEY_TOPIC,
   DLQ_GROUP_TOPIC_PREFIX,
   dlqTopicOf,
   retryTopicOf,
@@ -77,6 +78,8 @@ import {
 import type { CommitLogWriterMessage } from './commit-log-writer.ts';
 import type { RemotingChannel, RemotingRequestMessage } from './remoting-routes.ts';
 import { applyDelayLevel, parseJavaInt, propertiesString } from './schedule-service.ts';
+import { applyTimer, checkRecall, recallHandleFor, recallMarker, recallResponseFor } from './timer-hook.ts';
+import { toHalfMessage } from '../storage/transaction-message.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Constants and args
@@ -140,8 +143,9 @@ type GroupOk = Extract<GroupForRetryAnswer, { ok: true }>;
 
 /** What a successful put answers the client with. */
 type PutReply =
-  | { readonly kind: 'send'; readonly queueId: number; readonly transactionId: string | undefined }
-  | { readonly kind: 'sendBack' };
+  | { readonly kind: 'send'; readonly queueId: number; readonly transactionId: string | undefined; readonly recallHandle?: string }
+  | { readonly kind: 'sendBack' }
+  | { readonly kind: 'recall'; readonly msgId: string };
 
 /**
  * Messages: requests from acceptors, and the answers of this processor's own asks. The latter are only
@@ -302,6 +306,11 @@ function onPutDone(state: State, job: Job, reply: PutReply, result: PipeResult<P
   }
   const results = result.value;
   assert(results.length > 0, 'a put answers at least one result');
+  if (reply.kind === 'recall') {
+    const answer = recallResponseFor(results[0]!.status, reply.msgId);
+    const extFields = answer.msgId === undefined ? regionFields() : { msgId: answer.msgId, ...regionFields() };
+    return finish(state, job, createResponse(job.request, answer.code, answer.remark, { extFields }), ctx);
+  }
   if (reply.kind === 'sendBack') {
     // consumerSendMsgBack succeeds on PUT_OK only, and names the status otherwise.
     const failed = results.find((put) => put.status !== 'PUT_OK');
@@ -319,6 +328,7 @@ function onPutDone(state: State, job: Job, reply: PutReply, result: PipeResult<P
     queueId: reply.queueId,
     queueOffset: results[0]!.queueOffset,
     ...(reply.transactionId === undefined ? {} : { transactionId: reply.transactionId }),
+    ...(reply.recallHandle === undefined ? {} : { recallHandle: reply.recallHandle }),
   });
   finish(state, job, createResponse(job.request, code, undefined, { extFields: { ...header, ...regionFields() } }), ctx);
 }
@@ -347,8 +357,10 @@ function encodeOrRefuse(state: State, job: Job, input: PutMessageInput, ctx: Ctx
 // ---------------------------------------------------------------------------------------------------
 // Lookups
 
-function lookupTopic(state: State, job: SendJob, then: (topic: TopicConfig) => void, ctx: Ctx): void {
-  const header = job.header;
+/** What topicForSend needs: the topic and the default it may be created from. */
+type TopicRequest = { readonly topic: string; readonly defaultTopic: string; readonly defaultTopicQueueNums: number };
+
+function lookupTopic(state: State, job: Job, header: TopicRequest, then: (topic: TopicConfig) => void, ctx: Ctx): void {
   const start = (): void => {
     const message: BrokerAdminMessage = {
       type: 'topicForSend',
@@ -449,7 +461,7 @@ function sysFlagFor(header: SendMessageRequest, topic: TopicConfig): number {
 function onSend(state: State, job: SendJob, ctx: Ctx): void {
   const refused = topicRefusal(job.header.topic);
   if (refused !== undefined) return finish(state, job, sendError(job, refused.code, refused.remark), ctx);
-  lookupTopic(state, job, (topic) => {
+  lookupTopic(state, job, job.header, (topic) => {
     const queueId = chooseQueue(state, job, topic, ctx);
     if (queueId === undefined) return;
     if (job.header.batch) return sendBatch(state, job, topic, queueId, ctx);
@@ -490,21 +502,96 @@ function sendSingle(state: State, job: SendJob, topic: TopicConfig, queueId: num
   }
   properties.set(MessageConst.PROPERTY_CLUSTER, state.args.identity.clusterName);
   const sysFlag = sysFlagFor(header, dlq ?? topic);
-  const destination = applyDelayLevel(properties, target.topic, target.queueId, sysFlag, state.args.settings.delayLevelsMs.length);
-  if (!destination.ok) return finish(state, job, sendError(job, ResponseCode.SYSTEM_ERROR, destination.remark), ctx);
+  const destination = storedDestination(state, properties, target, sysFlag, header.reconsumeTimes, ctx);
+  if (!destination.ok) return finish(state, job, sendError(job, destination.code, destination.remark), ctx);
   const input: PutMessageInput = {
     topic: destination.topic,
     queueId: destination.queueId,
     body: job.request.body ?? new Uint8Array(0),
     properties: propertiesString(properties),
     flag: header.flag,
-    sysFlag,
+    sysFlag: destination.sysFlag,
     bornTimestampMs: header.bornTimestamp,
     bornHost: bornHostOf(job.channel.remoteAddress),
     reconsumeTimes: header.reconsumeTimes,
   };
   const encoded = encodeOrRefuse(state, job, input, ctx);
-  if (encoded !== undefined) put(state, job, [encoded], { kind: 'send', queueId, transactionId: uniqKey }, ctx);
+  if (encoded === undefined) return;
+  const recallHandle = destination.timer === 'wheel' ? recallHandleFor(properties, state.args.identity.brokerName) : undefined;
+  put(state, job, [encoded], { kind: 'send', queueId, transactionId: uniqKey, ...(recallHandle === undefined ? {} : { recallHandle }) }, ctx);
+}
+
+/** Where a message is stored (properties updated in place), or the refusal to answer. */
+type StoredDestination =
+  | { readonly ok: true; readonly topic: string; readonly queueId: number; readonly sysFlag: number; readonly timer: 'none' | 'wheel' | 'immediate' }
+  | { readonly ok: false; readonly code: number; readonly remark: string };
+
+/**
+ * The put hooks in RocketMQ's order: a prepared transaction message becomes a half message in
+ * RMQ_SYS_TRANS_HALF_TOPIC (TransactionalMessageBridge; not for a retry with a delay level, which RocketMQ
+ * sends as a plain message); any other goes through the timer hook (rmq_sys_wheel_timer) and then, when
+ * that left it alone, the delay-level hook (SCHEDULE_TOPIC_XXXX).
+ */
+function storedDestination(
+  state: State,
+  properties: Map<string, string>,
+  target: { readonly topic: string; readonly queueId: number },
+  sysFlag: number,
+  reconsumeTimes: number,
+  ctx: Ctx,
+): StoredDestination {
+  const { settings } = state.args;
+  const prepared = (sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) === MessageSysFlag.TRANSACTION_PREPARED_TYPE;
+  const delayLevel = parseJavaInt(properties.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL) ?? '0') ?? 0;
+  if (prepared && !(reconsumeTimes > 0 && delayLevel > 0)) {
+    return { ok: true, ...toHalfMessage(properties, target.topic, target.queueId, sysFlag), timer: 'none' };
+  }
+  const timer = applyTimer(properties, target.topic, target.queueId, ctx.clock.nowMs(), settings, sysFlag);
+  if (!timer.ok) return timer;
+  if (timer.timer !== 'none') return { ok: true, topic: timer.topic, queueId: timer.queueId, sysFlag, timer: timer.timer };
+  const delayed = applyDelayLevel(properties, target.topic, target.queueId, sysFlag, settings.delayLevelsMs.length);
+  if (!delayed.ok) return { ok: false, code: ResponseCode.SYSTEM_ERROR, remark: delayed.remark };
+  return { ok: true, topic: delayed.topic, queueId: delayed.queueId, sysFlag, timer: 'none' };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Recall (RecallMessageProcessor: a delete marker for a timer message not yet delivered)
+
+function onRecall(state: State, job: Job, ctx: Ctx): void {
+  const fields = job.request.extFields;
+  const topic = fields['topic'] ?? '';
+  const refused = topicRefusal(topic);
+  if (refused !== undefined) return finish(state, job, sendError(job, refused.code, refused.remark), ctx);
+  // selectTopicConfig in RocketMQ; topicForSend here (cached with the sends), see the header.
+  lookupTopic(state, job, { topic, defaultTopic: AUTO_CREATE_TOPIC_KEY_TOPIC, defaultTopicQueueNums: state.args.settings.defaultTopicQueueNums }, () => {
+    const { settings, identity } = state.args;
+    const nowMs = ctx.clock.nowMs();
+    const check = checkRecall({
+      recallMessageEnable: settings.recallMessageEnable,
+      brokerName: identity.brokerName,
+      topic,
+      recallHandle: fields['recallHandle'],
+      topicExists: true,
+      nowMs,
+      timerMaxDelaySec: settings.timerMaxDelaySec,
+    });
+    if (!check.ok) return finish(state, job, sendError(job, check.code, check.remark), ctx);
+    const marker = recallMarker(check.handle, fields['producerGroup'], nowMs, settings);
+    if (!('msgId' in marker)) return finish(state, job, sendError(job, ResponseCode.SYSTEM_ERROR, 'recall failed, execute error'), ctx);
+    const input: PutMessageInput = {
+      topic: marker.topic,
+      queueId: marker.queueId,
+      body: marker.body,
+      properties: marker.properties,
+      flag: 0,
+      sysFlag: 0,
+      bornTimestampMs: marker.bornTimestampMs,
+      bornHost: bornHostOf(job.channel.remoteAddress),
+      reconsumeTimes: 0,
+    };
+    const encoded = encodeOrRefuse(state, job, input, ctx);
+    if (encoded !== undefined) put(state, job, [encoded], { kind: 'recall', msgId: marker.msgId }, ctx);
+  }, ctx);
 }
 
 function batchRefusal(state: State, job: SendJob, sysFlag: number): string | undefined {
@@ -657,6 +744,8 @@ function onRequest(state: State, message: RemotingRequestMessage, ctx: Ctx): voi
         return onSend(state, { ...job, header: parseSendMessageRequest(request.code, request.extFields) }, ctx);
       case RequestCode.CONSUMER_SEND_MSG_BACK:
         return onSendBack(state, job, ConsumerSendMsgBackRequestHeader.parse(request.extFields), ctx);
+      case RequestCode.RECALL_MESSAGE:
+        return onRecall(state, job, ctx);
       default:
         return finish(state, job, createResponse(request, ResponseCode.REQUEST_CODE_NOT_SUPPORTED, ` request type ${request.code} not supported`), ctx);
     }

@@ -12,6 +12,9 @@
  * | everything else (clients, offsets, admin, query)   | broker-admin                    | admin      |
  * | (store)                                            | commit-log-writer / -flusher    | commitlog / store |
  * | (delay levels)                                     | schedule-service                | store      |
+ * | (timer messages: rmq_sys_wheel_timer)              | timer-service                   | store      |
+ * | RECALL_MESSAGE                                     | send-processor (a delete marker)| send       |
+ * | END_TRANSACTION (and the check-back rounds)        | transaction-service             | store      |
  *
  * The NameServer is one actor on the admin pool serving every code of its port.
  */
@@ -24,6 +27,8 @@ import { parseDelayLevels, type BrokerAdminMessage, type BrokerProcessorArgs } f
 import type { ChannelClosedMessage, RemotingRequestMessage, RemotingRoutes } from '../actors/remoting-routes.ts';
 import { spawnNameServer, type NameServerArgs } from '../actors/name-server.ts';
 import type { BrokerAdminArgs, BrokerAdminOptions } from '../actors/broker-admin.ts';
+import { spawnTimerService } from '../actors/timer-service.ts';
+import { spawnTransactionService } from '../actors/transaction-service.ts';
 
 /** What spawning needs from the actor system. */
 export type Spawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
@@ -100,7 +105,7 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
   const admin = await system.spawn<BrokerAdminMessage, BrokerAdminArgs>({
     name: 'broker-admin',
     behavior: { module: actorModule('broker-admin.ts'), export: 'brokerAdmin' },
-    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: registrationOptionsOf(config) },
+    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: { ...registrationOptionsOf(config), timerWheelEnable: config.timerWheelEnable } },
     pool: 'admin',
   });
   const args = brokerArgsOf(config, { writer, admin }, listenPort);
@@ -130,11 +135,16 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
     args,
     pool: 'store',
   });
+  // The timer wheel (timerWheelEnable) and the transaction service, each one per broker.
+  if (config.timerWheelEnable) await spawnTimerService(system, args);
+  const transactions = await spawnTransactionService(system, args);
   const byCode: Record<number, readonly ActorRef<RemotingRequestMessage>[]> = {
     [RequestCode.SEND_MESSAGE]: senders,
     [RequestCode.SEND_MESSAGE_V2]: senders,
     [RequestCode.SEND_BATCH_MESSAGE]: senders,
     [RequestCode.CONSUMER_SEND_MSG_BACK]: senders,
+    [RequestCode.RECALL_MESSAGE]: senders,
+    [RequestCode.END_TRANSACTION]: [transactions as ActorRef<RemotingRequestMessage>],
     [RequestCode.PULL_MESSAGE]: pullers,
     [RequestCode.LITE_PULL_MESSAGE]: pullers,
     [RequestCode.POP_MESSAGE]: [popper],

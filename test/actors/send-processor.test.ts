@@ -203,11 +203,52 @@ describe('send processor', () => {
     expect((await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ properties: { DELAY: '99' } }), body('capped'))).code).toBe(ResponseCode.SUCCESS);
     const [capped] = await h.readAtLeast(SCHEDULE_TOPIC, 17, 1);
     expect(capped!.propertiesMap().get('DELAY')).toBe('18');
-    // A timer message (no timer wheel here) and an unparsable level are refused as RocketMQ refuses them.
-    const timer = await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ properties: { TIMER_DELIVER_MS: String(T0) } }), body('x'));
-    expect(timer).toMatchObject({ code: ResponseCode.SYSTEM_ERROR, remark: 'accurate timer message is not enabled, timerWheelEnable is false' });
+    // An unparsable level is refused as RocketMQ refuses it.
     const bad = await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ properties: { DELAY: 'soon' } }), body('x'));
     expect(bad.code).toBe(ResponseCode.SYSTEM_ERROR);
+  });
+
+  it('moves a timer message to rmq_sys_wheel_timer with its slot and real destination, and answers a recall handle', async () => {
+    const h = await start();
+    const deliverMs = Date.now() + 60_500;
+    const response = await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ queueId: 2, properties: { TIMER_DELIVER_MS: String(deliverMs) } }), body('timed'));
+    expect(response.code, response.remark).toBe(ResponseCode.SUCCESS);
+    const handle = response.extFields['recallHandle'];
+    expect(handle).toBeDefined();
+    expect(Buffer.from(handle!, 'base64url').toString()).toMatch(/^v1 TopicA broker-a \d+ [0-9A-F]+$/);
+    const [stored] = await h.readAtLeast('rmq_sys_wheel_timer', 0, 1);
+    const properties = stored!.propertiesMap();
+    expect(properties.get('TIMER_OUT_MS')).toBe(String(Math.floor(deliverMs / 1000) * 1000));
+    expect(properties.get('REAL_TOPIC')).toBe('TopicA');
+    expect(properties.get('REAL_QID')).toBe('2');
+    expect((await h.read('TopicA', 2)).views).toHaveLength(0);
+    // A deliver time already past is stored in its topic at once, with no recall handle.
+    const past = await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ queueId: 2, properties: { TIMER_DELIVER_MS: String(T0) } }), body('due'));
+    expect(past.code).toBe(ResponseCode.SUCCESS);
+    expect(past.extFields['recallHandle']).toBeUndefined();
+    expect(text((await h.readAtLeast('TopicA', 2, 1))[0]!.body)).toBe('due');
+  });
+
+  it('refuses timer messages as RocketMQ does when the wheel is off or the delay too long', async () => {
+    const off = await start({ settings: { timerWheelEnable: false } });
+    const refused = await off.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ properties: { TIMER_DELIVER_MS: String(Date.now() + 10_000) } }), body('x'));
+    expect(refused).toMatchObject({ code: ResponseCode.SYSTEM_ERROR, remark: 'accurate timer message is not enabled, timerWheelEnable is false' });
+    const h = await start({ settings: { timerMaxDelaySec: 60 } });
+    const tooFar = await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ properties: { TIMER_DELAY_SEC: '61' } }), body('x'));
+    expect(tooFar.code).toBe(ResponseCode.MESSAGE_ILLEGAL);
+  });
+
+  it('stores a prepared transaction message as a half message of RMQ_SYS_TRANS_HALF_TOPIC, invisible in its topic', async () => {
+    const h = await start();
+    const header = sendHeader({ queueId: 1, sysFlag: 4, properties: { TRAN_MSG: 'true', PGROUP: 'PG' } });
+    const response = await h.call(RequestCode.SEND_MESSAGE_V2, header, body('half'));
+    expect(response.code, response.remark).toBe(ResponseCode.SUCCESS);
+    expect(response.extFields['transactionId']).toMatch(/^[0-9A-F]+$/);
+    const [half] = await h.readAtLeast('RMQ_SYS_TRANS_HALF_TOPIC', 0, 1);
+    expect(half!.sysFlag & 0xc).toBe(0);
+    expect(half!.propertiesMap().get('REAL_TOPIC')).toBe('TopicA');
+    expect(half!.propertiesMap().get('REAL_QID')).toBe('1');
+    expect((await h.read('TopicA', 1)).views).toHaveLength(0);
   });
 
   it('sends a retry-topic message reconsumed too often to the group\'s DLQ', async () => {
