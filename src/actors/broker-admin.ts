@@ -77,6 +77,7 @@ import {
   GetMaxOffsetResponseHeader,
   GetMinOffsetRequestHeader,
   GetMinOffsetResponseHeader,
+  GetTopicConfigRequestHeader,
   GetTopicStatsInfoRequestHeader,
   HeaderError,
   headerErrorResponse,
@@ -94,7 +95,7 @@ import {
   UpdateConsumerOffsetRequestHeader,
   ViewMessageRequestHeader,
 } from '../net/remoting/broker-headers.ts';
-import { FastjsonError, parseFastjson as parseFastjsonBody, toPlainJson } from '../net/remoting/fastjson.ts';
+import { FastjsonError, formatFastjson, parseFastjson as parseFastjsonBody, toPlainJson } from '../net/remoting/fastjson.ts';
 import {
   bodyCrc32,
   encodeHeader,
@@ -272,7 +273,15 @@ export type BrokerAdminOwnMessage =
  */
 export type BrokerAdminExtraAsk =
   | { readonly type: 'lockAllExpired'; readonly group: string }
-  | { readonly type: 'subscriptionOf'; readonly group: string; readonly topic: string };
+  | { readonly type: 'subscriptionOf'; readonly group: string; readonly topic: string }
+  /** Asked by the transaction service; answered with a ProducerChannelsAnswer. */
+  | { readonly type: 'producerChannels'; readonly group: string };
+
+/**
+ * The answer to `producerChannels`: the connections of a producer group's clients online (registered by
+ * HEART_BEAT, neither closed nor expired), empty when none; at most clientsPerGroupMax.
+ */
+export type ProducerChannelsAnswer = readonly RemotingChannel[];
 
 /** The answer to `subscriptionOf`. */
 export type SubscriptionOfAnswer = {
@@ -332,6 +341,7 @@ export const BROKER_ADMIN_REQUEST_CODES: readonly number[] = [
   RequestCode.GET_BROKER_CONFIG,
   RequestCode.UPDATE_BROKER_CONFIG,
   RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
+  RequestCode.GET_TOPIC_CONFIG,
 ];
 
 // =========================================================================================================
@@ -600,6 +610,12 @@ function handle(state: State, message: BrokerAdminInbox, ctx: Ctx): void {
     case 'lockAllExpired':
       ctx.reply(state.locks.isLockAllExpired(message.group, ctx.clock.nowMs()));
       return;
+    case 'producerChannels': {
+      const clients = state.clients.producerGroup(message.group);
+      const answer: ProducerChannelsAnswer = clients === undefined ? [] : Array.from(clients.values(), (client) => client.channel);
+      ctx.reply(answer);
+      return;
+    }
     case 'subscriptionOf': {
       const answer: SubscriptionOfAnswer = {
         group: state.groups.get(message.group),
@@ -734,6 +750,9 @@ function systemTopicsOf(identity: BrokerIdentity, settings: BrokerSettings, opti
     one(`${SYNC_BROKER_MEMBER_GROUP_PREFIX}${identity.brokerName}`, PermName.PERM_INHERIT),
     one(RMQ_SYS_TRANS_HALF_TOPIC),
     one(RMQ_SYS_TRANS_OP_HALF_TOPIC),
+    // RocketMQ creates it on the first discard (createTopicOfTranCheckMaxTime); here with the others, so
+    // discarded half messages can be read (never consumed: no group subscribes to it) from the start.
+    one(RMQ_SYS_TRANS_CHECK_MAX_TIME_TOPIC),
   );
   if (options.timerWheelEnable) topics.push(one(TIMER_TOPIC));
   return topics;
@@ -1442,6 +1461,37 @@ const getAllTopicConfig: Handler = (state, req) => {
   return createResponse(req.request, ResponseCode.SUCCESS, undefined, { extFields: { totalTopicNum: String(state.topics.size) }, body });
 };
 
+/**
+ * GET_TOPIC_CONFIG (AdminBrokerProcessor.getTopicConfig): one topic's config as RocketMQ's
+ * TopicConfigAndQueueMapping JSON (the TopicConfig fields, attributes included, in fastjson's name order;
+ * no static-topic mappingDetail, which fastjson leaves out when null), or TOPIC_NOT_EXIST.
+ */
+const getTopicConfig: Handler = (state, req, ctx) => {
+  const header = GetTopicConfigRequestHeader.parse(req.request.extFields);
+  const config = state.topics.get(header.topic);
+  if (config === undefined) {
+    ctx.log.error({ topic: header.topic, remote: req.channel.remoteAddress }, 'No topic in this broker');
+    return createResponse(req.request, ResponseCode.TOPIC_NOT_EXIST, `No topic in this broker. topic: ${header.topic}`);
+  }
+  return createResponse(req.request, ResponseCode.SUCCESS, undefined, { body: topicConfigAndQueueMappingBody(config) });
+};
+
+/** TopicConfigAndQueueMapping as JSONObject.toJSONString writes it. */
+function topicConfigAndQueueMappingBody(config: TopicConfig): Uint8Array {
+  const attributes = new Map<string, string>(Object.entries(config.attributes));
+  const text = formatFastjson({
+    attributes,
+    order: config.order,
+    perm: config.perm,
+    readQueueNums: config.readQueueNums,
+    topicFilterType: config.topicFilterType,
+    topicName: config.topicName,
+    topicSysFlag: config.topicSysFlag,
+    writeQueueNums: config.writeQueueNums,
+  });
+  return new Uint8Array(Buffer.from(text, 'utf8'));
+}
+
 const updateAndCreateSubscriptionGroup: Handler = (state, req, ctx) => {
   const json = plainJsonBody(req.request.body, 'SubscriptionGroupConfig');
   if (!isRecord(json)) return createResponse(req.request, ResponseCode.SUCCESS);
@@ -1815,6 +1865,7 @@ const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [RequestCode.GET_BROKER_CONFIG, getBrokerConfig],
   [RequestCode.UPDATE_BROKER_CONFIG, updateBrokerConfig],
   [RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, invokeBrokerToResetOffset],
+  [RequestCode.GET_TOPIC_CONFIG, getTopicConfig],
 ]);
 
 assert(

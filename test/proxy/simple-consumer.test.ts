@@ -130,6 +130,11 @@ describe('SimpleConsumer through the Proxy (LOCAL)', () => {
     expect(got.map(bodyOf).sort()).toEqual([...high.keys()].sort());
   }, 60_000);
 
+  it('refuses a malformed SQL92 expression with ILLEGAL_FILTER_EXPRESSION', async () => {
+    const simple = await consumer('GID_POP_BAD_SQL', new FilterExpression('level > AND (', FilterType.SQL));
+    await expect(simple.receive(1, INVISIBLE_MS)).rejects.toThrow(/40010/);
+  }, 60_000);
+
   it('changes the invisible duration and acks with the new handle', async () => {
     const simple = await consumer('GID_POP_CHANGE', new FilterExpression('TagC'));
     await send('change', 1, 'TagC');
