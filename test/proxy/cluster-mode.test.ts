@@ -1,6 +1,7 @@
 /**
  * CLUSTER mode: `rocketmq-ts proxy` nodes in front of a NameServer and brokers in other nodes, reached over
- * Remoting. The official Producer sends through either proxy; messages land on the brokers.
+ * Remoting. The official Producer sends through either proxy; messages land on the brokers; a broker's
+ * transaction check-back reaches the producer through the proxy it registered with.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FilterExpression, Producer, SimpleConsumer, type MessageView } from 'rocketmq-client-nodejs';
@@ -9,6 +10,8 @@ import { startTestCluster, type TestCluster } from '../node/fixtures/cluster.ts'
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
 import { silentLogger } from './fixtures/silent-logger.ts';
+import { waitForRoute } from './fixtures/broker-reads.ts';
+import { TransactionResolution } from '../../src/net/grpc/enums.ts';
 
 const TOPIC = 'ClusterModeTopic';
 let cluster: TestCluster;
@@ -110,4 +113,56 @@ describe('Proxy in CLUSTER mode', () => {
       stub.close();
     }
   });
+
+  it('checks back an open transaction through the proxy its producer registered with', async () => {
+    const TX_TOPIC = 'ClusterModeTxTopic';
+    const broker = await cluster.startBroker('broker-tx', { transactionTimeOut: '1000', transactionCheckInterval: '1000' });
+    const client = await RemotingClient.connect(broker.brokerAddr);
+    try {
+      const created = await client.invoke(
+        requestOf(RequestCode.UPDATE_AND_CREATE_TOPIC, {
+          topic: TX_TOPIC,
+          defaultTopic: 'TBW102',
+          readQueueNums: '1',
+          writeQueueNums: '1',
+          perm: '6',
+          topicFilterType: 'SINGLE_TAG',
+          attributes: '+message.type=TRANSACTION',
+        }),
+        5_000,
+      );
+      expect(created.code, created.remark).toBe(ResponseCode.SUCCESS);
+      await waitForRoute(cluster.namesrvAddr, TX_TOPIC);
+      const checked: string[] = [];
+      const producer = new Producer({
+        endpoints: endpoints[0]!,
+        namespace: '',
+        topics: [TX_TOPIC],
+        logger: silentLogger,
+        requestTimeout: 5_000,
+        checker: {
+          async check(view: MessageView) {
+            checked.push(Buffer.from(view.body).toString());
+            return TransactionResolution.COMMIT as never;
+          },
+        },
+      });
+      await producer.startup();
+      try {
+        await producer.send({ topic: TX_TOPIC, body: Buffer.from('cluster-open-tx') }, producer.beginTransaction());
+        let offset = 0;
+        for (let deadline = Date.now() + 30_000; Date.now() < deadline && offset === 0; ) {
+          const answer = await client.invoke(requestOf(RequestCode.GET_MAX_OFFSET, { topic: TX_TOPIC, queueId: '0' }), 5_000);
+          offset = Number(answer.extFields['offset']);
+          if (offset === 0) await new Promise((resolve) => setTimeout(resolve, 250));
+        }
+        expect(checked).toContain('cluster-open-tx');
+        expect(offset).toBe(1);
+      } finally {
+        await producer.shutdown();
+      }
+    } finally {
+      client.close();
+    }
+  }, 90_000);
 });
