@@ -30,6 +30,7 @@
  * | 208         | GET_CONSUME_STATS            | GetConsumeStatsRequestHeader         | - (body)                 |
  * | 215         | DELETE_TOPIC_IN_BROKER       | DeleteTopicRequestHeader             | -                        |
  * | 220, 222    | RESET_CONSUMER_CLIENT_OFFSET, INVOKE_BROKER_TO_RESET_OFFSET | ResetOffsetRequestHeader | - |
+ * | 351         | GET_TOPIC_CONFIG             | GetTopicConfigRequestHeader          | - (body)                 |
  *
  * Most headers extend RpcRequestHeader, whose fields travel as `ns`, `nsd`, `bname`, `oway` (and `lo`
  * for TopicRequestHeader); they are read here as namespace, namespaced, brokerName, oneway, logical.
@@ -790,6 +791,12 @@ export const CreateTopicRequestHeader = defineHeader(
 
 /** DeleteTopicRequestHeader. */
 export const DeleteTopicRequestHeader = defineHeader('DeleteTopicRequestHeader', {
+  topic: str.must('topic'),
+  ...TOPIC_RPC_FIELDS,
+});
+
+/** GetTopicConfigRequestHeader: GET_TOPIC_CONFIG (351); `lo` asks for the static-topic mapping too. */
+export const GetTopicConfigRequestHeader = defineHeader('GetTopicConfigRequestHeader', {
   topic: str.must('topic'),
   ...TOPIC_RPC_FIELDS,
 });
