@@ -623,6 +623,14 @@ export const CONFIG_KEYS = {
     description: 'TCP port of the proxy remoting server used by RocketMQ 4 clients.',
     active: true,
   }),
+  enableMixedMessageType: key({
+    type: booleanType(),
+    default: constant(false),
+    rocketmqDefault: 'false',
+    source: 'BrokerConfig',
+    description: 'Allow topics of message type MIXED (any message type on one topic).',
+    active: true,
+  }),
   enableTopicMessageTypeCheck: key({
     type: booleanType(),
     default: constant(true),

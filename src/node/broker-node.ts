@@ -105,7 +105,7 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
   const admin = await system.spawn<BrokerAdminMessage, BrokerAdminArgs>({
     name: 'broker-admin',
     behavior: { module: actorModule('broker-admin.ts'), export: 'brokerAdmin' },
-    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: { ...registrationOptionsOf(config), timerWheelEnable: config.timerWheelEnable } },
+    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: { ...registrationOptionsOf(config), timerWheelEnable: config.timerWheelEnable, enableMixedMessageType: config.enableMixedMessageType } },
     pool: 'admin',
   });
   const args = brokerArgsOf(config, { writer, admin }, listenPort);
