@@ -2,10 +2,22 @@
 import type { ActorRef, Behavior, DeferredReply, PipeResult } from '../src/runtime/actor.ts';
 import { assertNever } from '../src/runtime/assert.ts';
 import type { CommitLogWriterMessage } from '../src/actors/commit-log-writer.ts';
-import { encodePut, isPutRefusal, type EncodedPut, type GetMessageResult, type PutMessageResult } from '../src/storage/message-store.ts';
+import {
+  encodeBatch,
+  encodePut,
+  isPutRefusal,
+  type EncodedPut,
+  type GetMessageResult,
+  type PutBatchResult,
+  type PutMessageInput,
+  type PutMessageResult,
+} from '../src/storage/message-store.ts';
 import type { SocketAddress } from '../src/storage/message-record.ts';
 
-/** Read every message of `queues` queues (each `perQueue` long) in batches of `batch`, `window` asks at a time. */
+/**
+ * Read `perQueue` messages of each of `queues` queues, from queue offset `from[queueId]` (0 when absent),
+ * in batches of `batch`, `window` asks at a time.
+ */
 export type ReaderMessage =
   | {
       readonly type: 'read';
@@ -13,6 +25,7 @@ export type ReaderMessage =
       readonly topic: string;
       readonly queues: number;
       readonly perQueue: number;
+      readonly from?: readonly number[];
       readonly batch: number;
       readonly window: number;
     }
@@ -55,7 +68,8 @@ export const reader: Behavior<State, ReaderMessage, null> = {
         state.request = message;
         state.jobs = [];
         for (let queueId = 0; queueId < message.queues; queueId++) {
-          for (let offset = 0; offset < message.perQueue; offset += message.batch) state.jobs.push({ queueId, queueOffset: offset });
+          const from = message.from?.[queueId] ?? 0;
+          for (let offset = 0; offset < message.perQueue; offset += message.batch) state.jobs.push({ queueId, queueOffset: from + offset });
         }
         state.next = 0;
         state.messages = 0;
@@ -76,8 +90,10 @@ export const reader: Behavior<State, ReaderMessage, null> = {
 };
 
 /**
- * A send-pool stand-in: encodes 1 KiB messages on its own thread (encodePut, as the broker's send
- * processors do) and keeps `window` putEncoded asks of `batch` messages open against the writer.
+ * A send-pool stand-in: encodes 1 KiB messages on its own thread (as the broker's send processors do)
+ * and keeps `window` asks of `batch` messages open against the writer. Mode 'each': every message is
+ * encoded on its own (encodePut) and answered on its own (putEncoded). Mode 'batch': the `batch`
+ * messages, all for one queue, are one RocketMQ batch (encodeBatch, putEncodedBatch) with one answer.
  */
 export type EncodingSenderMessage =
   | {
@@ -88,11 +104,14 @@ export type EncodingSenderMessage =
       readonly durationMs: number;
       readonly window: number;
       readonly batch: number;
+      readonly mode?: 'each' | 'batch';
     }
-  | { readonly type: 'put'; readonly result: PipeResult<PutMessageResult[]> };
+  | { readonly type: 'put'; readonly result: PipeResult<PutMessageResult[] | PutBatchResult>; readonly buffer?: Uint8Array };
 
 type SenderState = {
   request: Extract<EncodingSenderMessage, { type: 'pump' }> | undefined;
+  /** Batch buffers not in flight: one per batch in flight at most, reused once its answer is back. */
+  spareBuffers: Uint8Array[];
   reply: DeferredReply | undefined;
   startedMs: number;
   pending: number;
@@ -105,6 +124,19 @@ const senderBody = new Uint8Array(1024).fill(98);
 
 function sendBatch(state: SenderState, ctx: Parameters<Behavior<SenderState, EncodingSenderMessage, null>['receive']>[2]): void {
   const request = state.request!;
+  if (request.mode === 'batch') {
+    const queueId = state.sequence++ % 8;
+    const inputs: PutMessageInput[] = [];
+    for (let k = 0; k < request.batch; k++) inputs.push({ topic: request.topic, queueId, body: senderBody, bornTimestampMs: 1_700_000_000_000 });
+    const buffer = state.spareBuffers.pop() ?? new Uint8Array(request.batch * (senderBody.length + 256));
+    const encoded = encodeBatch(inputs, request.storeHost, 4 * 1024 * 1024, Date.now(), buffer);
+    if (isPutRefusal(encoded)) throw new Error(`encode refused: ${encoded.remark}`);
+    state.pending++;
+    const ask = ctx.ask<CommitLogWriterMessage, PutBatchResult>(request.writer, { type: 'putEncodedBatch', batch: encoded }, 60_000);
+    // The buffer is free again once the answer is back: the ask was sent (encoded) long before.
+    ctx.pipeToSelf(ask, (result) => ({ type: 'put', result, buffer }));
+    return;
+  }
   const puts: EncodedPut[] = [];
   for (let k = 0; k < request.batch; k++) {
     const encoded = encodePut(
@@ -123,7 +155,7 @@ function sendBatch(state: SenderState, ctx: Parameters<Behavior<SenderState, Enc
 
 /** Encodes and sends for `durationMs`; answers { messages, bytes, ms } of acknowledged puts. */
 export const encodingSender: Behavior<SenderState, EncodingSenderMessage, null> = {
-  init: () => ({ request: undefined, reply: undefined, startedMs: 0, pending: 0, messages: 0, bytes: 0, sequence: 0 }),
+  init: () => ({ request: undefined, spareBuffers: [], reply: undefined, startedMs: 0, pending: 0, messages: 0, bytes: 0, sequence: 0 }),
   receive(state, message, ctx) {
     switch (message.type) {
       case 'pump':
@@ -132,10 +164,13 @@ export const encodingSender: Behavior<SenderState, EncodingSenderMessage, null> 
         return state;
       case 'put': {
         state.pending--;
+        if (message.buffer !== undefined) state.spareBuffers.push(message.buffer);
         if (!message.result.ok) throw message.result.error;
-        for (const result of message.result.value) {
+        const value: PutMessageResult[] | PutBatchResult = message.result.value;
+        const results: readonly (PutMessageResult | PutBatchResult)[] = Array.isArray(value) ? value : [value];
+        for (const result of results) {
           if (result.status !== 'PUT_OK') throw new Error(`put failed: ${JSON.stringify(result)}`);
-          state.messages++;
+          state.messages += 'msgNum' in result ? result.msgNum : 1;
           state.bytes += result.wroteBytes;
         }
         const now = performance.now();

@@ -2,6 +2,8 @@
  * Property: whatever mix of appends, flushes, clean restarts and crashes (with a torn write of a random
  * prefix of the unflushed bytes) happens, recovery yields a prefix of what was appended that contains
  * every record a completed flush covered, with byte-identical bodies, and queue offsets without gaps.
+ * Crashes recover either reading everything past the end or (no OS crash happened: the torn write is a
+ * prefix) one window past it, and either from the start or from a trusted offset at a flushed record.
  * fast-check prints the seed and the shrunk command list on failure; replay with `{ seed, path }`.
  */
 import fs from 'node:fs';
@@ -20,7 +22,7 @@ type Command =
   | { readonly type: 'append'; readonly topic: number; readonly queueId: number; readonly bodyBytes: number; readonly bodySeed: number }
   | { readonly type: 'flush' }
   | { readonly type: 'restart' }
-  | { readonly type: 'crash'; readonly tornPerMillion: number };
+  | { readonly type: 'crash'; readonly tornPerMillion: number; readonly windowed: boolean; readonly trustPerMillion: number | null };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -38,7 +40,12 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ type: 'restart' as const }) },
   {
     weight: 2,
-    arbitrary: fc.record({ type: fc.constant('crash' as const), tornPerMillion: fc.integer({ min: 0, max: 1_000_000 }) }),
+    arbitrary: fc.record({
+      type: fc.constant('crash' as const),
+      tornPerMillion: fc.integer({ min: 0, max: 1_000_000 }),
+      windowed: fc.boolean(),
+      trustPerMillion: fc.option(fc.integer({ min: 0, max: 1_000_000 })),
+    }),
   },
 );
 
@@ -83,21 +90,24 @@ function crash(log: CommitLog, tornPerMillion: number): void {
   }
 }
 
-function checkRecovered(recovery: RecoveryResult, model: readonly Appended[], durableCount: number): void {
+/** Checks the records recovery handed back, which start with model[first] (the trusted offset's record). */
+function checkRecovered(recovery: RecoveryResult, model: readonly Appended[], durableCount: number, first = 0): void {
   const records = recovery.records;
   expect(recovery.corruptions).toEqual([]);
-  expect(records.length).toBeLessThanOrEqual(model.length);
-  expect(records.length).toBeGreaterThanOrEqual(durableCount);
+  expect(first + records.length).toBeLessThanOrEqual(model.length);
+  expect(first + records.length).toBeGreaterThanOrEqual(durableCount);
+  // Records before a trusted offset are not read, so queue offsets count on from the model's.
   const nextByQueue = new Map<string, number>();
   for (const [index, record] of records.entries()) {
-    const expected = model[index]!;
+    const expected = model[first + index]!;
     expect(record.physicalOffset).toBe(expected.physicalOffset);
     expect(record.totalSize).toBe(expected.size);
     expect(record.topic).toBe(expected.topic);
     expect(record.queueId).toBe(expected.queueId);
     expect(Buffer.from(record.body).equals(Buffer.from(expected.body))).toBe(true);
     const key = `${record.topic}-${record.queueId}`;
-    expect(record.queueOffset).toBe(nextByQueue.get(key) ?? 0);
+    expect(record.queueOffset).toBe(nextByQueue.get(key) ?? expected.queueOffset);
+    if (first === 0) expect(record.queueOffset).toBe(nextByQueue.get(key) ?? 0);
     nextByQueue.set(key, record.queueOffset + 1);
   }
   for (const [key, next] of nextByQueue) {
@@ -123,13 +133,21 @@ function run(commands: readonly Command[]): void {
   let table = new QueueOffsetTable();
   let model: Appended[] = [];
   let durableCount = 0;
-  const reopen = (cleanShutdown: boolean): void => {
-    const opened = CommitLog.open(options, { cleanShutdown });
-    checkRecovered(opened.recovery, model, durableCount);
+  const reopen = (cleanShutdown: boolean, crashed?: Extract<Command, { type: 'crash' }>): void => {
+    // A trusted offset is the start of a record a flush covered (or the end of the last one).
+    const first = crashed?.trustPerMillion == null ? 0 : Math.floor((crashed.trustPerMillion * durableCount) / 1_000_000);
+    const trusted = crashed?.trustPerMillion == null || durableCount === 0 ? undefined
+      : first < durableCount ? model[first]!.physicalOffset : model[first - 1]!.physicalOffset + model[first - 1]!.size;
+    const start = trusted === undefined ? 0 : first;
+    const opened = CommitLog.open(options, { cleanShutdown, osCrashPossible: crashed === undefined ? undefined : !crashed.windowed, trustedPhysicalOffset: trusted });
+    if (crashed !== undefined) expect(opened.recovery.tailCheck).toBe(crashed.windowed ? 'window' : 'full');
+    checkRecovered(opened.recovery, model, durableCount, start);
     log = opened.commitLog;
-    model = model.slice(0, opened.recovery.records.length);
+    model = model.slice(0, start + opened.recovery.records.length);
     durableCount = model.length;
-    table = opened.recovery.queueOffsets;
+    // The table knows the queues seen past the trusted offset; the model knows them all.
+    table = new QueueOffsetTable();
+    for (const appended of model) table.observe(appended.topic, appended.queueId, appended.queueOffset);
     // The log ends after its last record, or at the end of that record's file when the blank marker
     // closing the file survived.
     const lastEnd = model.length === 0 ? log.minOffset : model.at(-1)!.physicalOffset + model.at(-1)!.size;
@@ -172,7 +190,7 @@ function run(commands: readonly Command[]): void {
           break;
         case 'crash':
           crash(log, step.tornPerMillion);
-          reopen(false);
+          reopen(false, step);
           break;
         default: {
           const unreachable: never = step;

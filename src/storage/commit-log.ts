@@ -21,16 +21,21 @@
  * - Files are flushed in order, each fdatasync'd before the next is written, so what survives a crash
  *   is a prefix of the log, possibly ending in a torn record.
  *
- * Recovery rule (`CommitLog.open`): scan from the start of the file holding the checkpoint offset (the
- * first file without one; one file earlier when that file's first record is already bad), checking
- * every record with `checkRecord` (lengths, body CRC, physical offset). The first record that fails
- * ends the log, as in Java's recoverNormally/recoverAbnormally. Then:
+ * Recovery rule (`CommitLog.open`): scan from the trusted offset when the checkpoint has one (an exact
+ * record boundary below which every record, its ConsumeQueue entry and its index entries were durable),
+ * else from the start of the file holding the checkpoint offset (the first file without one; one file
+ * earlier when that file's first record is already bad). Every record from there is checked with
+ * `checkRecord` (lengths, body CRC, physical offset); nothing before it is read. The first record that
+ * fails ends the log, as in Java's recoverNormally/recoverAbnormally. Then:
  * - After a crash, a failing record with nothing valid after it is a torn tail: normal, reported in
  *   `tornTail`. After a clean stop there can be no torn write, so anything but zeros there is corrupt.
  * - A failing record followed by a valid record or blank marker (searched for in the rest of the file
  *   and in later files) is corruption in the middle of the log. It is reported in `corruptions` and the
  *   log is cut at it like RocketMQ does: the corrupt record and everything after it are discarded, so
  *   a wrong body is never served. Operators see the report; nothing is silently skipped over.
+ * - How far past the stop recovery reads depends on whether an OS crash can have happened since the
+ *   tail was written (commit-log-recovery.ts): if not, one record's window past it tells a torn tail
+ *   from damage; if so, or if anything shows up past that window, every byte past the stop is read.
  * - Cutting is durable: the rest of the end file is zeroed where it is not already zero and
  *   fdatasync'd, later files are deleted, and the directory is fsync'd. The scanned files are
  *   fdatasync'd too: a crashed process's last writes may be in the OS cache only, and recovery reports
@@ -40,11 +45,13 @@
  * read, so the caller seeds that table from its ConsumeQueues, and truncates ConsumeQueue and index
  * entries past the recovered maxOffset (a checkpoint may have run ahead of the disk). Reads and recovery
  * bound a record by the file size, not by maxMessageSizeBytes, so lowering that limit loses nothing.
+ * Only the active file gets a page cache, starting at the end of its data.
  */
 
 import type { StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
-import { MappedFile, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
+import { MappedFile, PageCachePool, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
+import { FileWindow, type ScanStop, type StopClass, classifyStop, cutAt, scanFiles } from './commit-log-recovery.ts';
 import {
   BLANK_MAGIC_CODE,
   BLANK_MARKER_BYTES,
@@ -53,14 +60,16 @@ import {
   MESSAGE_MAGIC_CODE_V2,
   MessageSysFlag,
   PROPERTY_SEPARATOR,
-  type RecordCheck,
   type RecordFault,
   type RecordInput,
   type RecordView,
   type SocketAddress,
+  RECORD_MIN_BYTES,
   checkRecord,
+  encodedHost,
   patchWriterFields,
-  storeHostOf,
+  recordIsFor,
+  storeHostEquals,
   decodeRecord,
   encodeBlank,
   encodeRecord,
@@ -76,6 +85,8 @@ export const MAPPED_FILE_SIZE_COMMIT_LOG_DEFAULT_BYTES = 1024 * 1024 * 1024;
 export const MAX_MESSAGE_SIZE_DEFAULT_BYTES = 4 * 1024 * 1024;
 /** Files whose caches stay loaded after the writer leaves them, counting the active one. */
 export const CACHED_FILES_MAX_DEFAULT = 2;
+/** Two uppercase hex digits of each byte value, for message ids. */
+const HEX_BYTES: readonly string[] = Array.from({ length: 256 }, (_, byte) => byte.toString(16).toUpperCase().padStart(2, '0'));
 /** Default bound on the topic-queue entries of a QueueOffsetTable. */
 export const QUEUE_OFFSET_TABLE_ENTRIES_MAX_DEFAULT = 1_000_000;
 
@@ -246,6 +257,19 @@ export type RecoveryOptions = {
   readonly cleanShutdown: boolean;
   /** Offset up to which ConsumeQueue and index are known durable; records from here are handed back. */
   readonly checkpointPhysicalOffset?: number;
+  /**
+   * The checkpoint's exact trusted offset (a record boundary, or the end of the log): the scan starts
+   * there, reads nothing before it and verifies everything from it (CRC included); records from it are
+   * handed back. Takes precedence over checkpointPhysicalOffset and trustedBeforeTimestampMs; ignored
+   * when it lies outside the files.
+   */
+  readonly trustedPhysicalOffset?: number;
+  /**
+   * Whether an OS crash or power loss can have happened since the log's tail was written (default
+   * true). False (a clean stop, or the same boot as the checkpoint) lets recovery read only one
+   * record's window past the end instead of every byte after it; see commit-log-recovery.ts.
+   */
+  readonly osCrashPossible?: boolean;
   /** Table to advance (seeded from the ConsumeQueues); a fresh one when absent. */
   readonly queueOffsets?: QueueOffsetTable;
   /**
@@ -271,8 +295,12 @@ export type RecoveryCorruption = {
 
 /** What recovery found and did. */
 export type RecoveryResult = {
-  /** Offset where the scan started (a file start). */
+  /** Start of the file where the scan started. */
   readonly scanStartOffset: number;
+  /** Offset where the scan started: the trusted offset, or scanStartOffset. */
+  readonly scanFromOffset: number;
+  /** Whether one record's window past the end was enough ('window') or every byte after it was read. */
+  readonly tailCheck: 'window' | 'full';
   /** End of the log after recovery. */
   readonly maxOffset: number;
   /** Records scanned, before and past the checkpoint. */
@@ -307,12 +335,17 @@ export type AppendResult = {
   readonly msgId: string;
 };
 
-/** A file's cache for another thread. */
+/**
+ * A file's cache for another thread. Valid until the file is released: the buffer is then recycled for
+ * another file (see mapped-file.ts).
+ */
 export type SharedFileBuffer = {
   /** Log offset of the file's first byte. */
   readonly startOffset: number;
   /** The file's cache; byte i is log offset startOffset + i. */
   readonly buffer: SharedArrayBuffer;
+  /** Bytes [cachedFrom, wrotePosition) are the file's; below cachedFrom the buffer does not hold them. */
+  readonly cachedFrom: number;
   /** Bytes appended when this was taken; they never change afterwards. */
   readonly wrotePosition: number;
 };
@@ -325,6 +358,8 @@ type Resolved = {
   readonly maxMessageSizeBytes: number;
   readonly cachedFilesMax: number;
   readonly nowMs: () => number;
+  /** Page-cache buffers, recycled across files (one spare beyond the cached files). */
+  readonly pool: PageCachePool;
 };
 
 function resolve(options: CommitLogOptions): Resolved {
@@ -344,6 +379,7 @@ function resolve(options: CommitLogOptions): Resolved {
     maxMessageSizeBytes,
     cachedFilesMax,
     nowMs: clock ? () => clock.nowMs() : () => Date.now(),
+    pool: new PageCachePool(fileSizeBytes, 1),
   };
 }
 
@@ -355,6 +391,8 @@ export class CommitLog {
   private readonly config: Resolved;
   private readonly files: MappedFile[];
   private readonly msgIdPrefix: string;
+  /** The store host as records carry it, to check records encoded elsewhere. */
+  private readonly storeHostBytes: Uint8Array;
   private flushedOffsetValue: number;
 
   private constructor(config: Resolved, files: MappedFile[], endOffset: number) {
@@ -362,6 +400,7 @@ export class CommitLog {
     this.files = files;
     this.flushedOffsetValue = endOffset;
     this.msgIdPrefix = offsetMessageId(config.storeHost, 0).slice(0, -16);
+    this.storeHostBytes = encodedHost(config.storeHost);
     assert(this.maxOffset === endOffset, 'recovered end differs from the last file');
   }
 
@@ -426,27 +465,21 @@ export class CommitLog {
     assert(written === size, 'record size changed while encoding');
     file.advance(size);
     const physicalOffset = record.physicalOffset;
-    const msgId = this.msgIdPrefix + physicalOffset.toString(16).toUpperCase().padStart(16, '0');
-    return { physicalOffset, size, storeTimestampMs: record.storeTimestampMs, msgId };
+    return { physicalOffset, size, storeTimestampMs: record.storeTimestampMs, msgId: this.msgIdOf(physicalOffset) };
   }
 
   /**
    * Appends a record that `encodeRecord` built elsewhere (a send thread), for this log's store host, with
-   * zeros where the writer's fields go: copies it into the active file, then patches queue offset,
-   * physical offset and store time in place, and checks the result as a fresh encode would be checked.
+   * zeros where the writer's fields go: checks its structure, copies it into the active file, then
+   * patches queue offset, physical offset and store time in place (the CRC does not cover them).
    */
   appendEncoded(record: Uint8Array, queueOffset: number): AppendResult {
     const size = record.length;
     if (size > this.config.maxMessageSizeBytes) {
       throw new CommitLogError('MESSAGE_TOO_LARGE', `record of ${size} bytes exceeds ${this.config.maxMessageSizeBytes}`);
     }
-    const shape = checkRecord(record, 0, size, { verifyBodyCrc: false });
-    if (shape.kind !== 'record' || shape.size !== size) {
-      throw new CommitLogError('RECORD_INVALID', `pre-encoded record is not one whole record: ${JSON.stringify(shape)}`);
-    }
-    const host = storeHostOf(record);
-    if (host.address !== this.config.storeHost.address || host.port !== this.config.storeHost.port) {
-      throw new CommitLogError('RECORD_INVALID', `pre-encoded record names store host ${host.address}:${host.port}`);
+    if (this.checkEncoded(record, 0, size) !== size) {
+      throw new CommitLogError('RECORD_INVALID', `pre-encoded record of ${size} bytes holds more than one record`);
     }
     const file = this.fileWithRoomFor(size);
     const position = file.wrotePosition;
@@ -455,11 +488,80 @@ export class CommitLog {
     const bytes = file.bytes();
     bytes.set(record, position);
     patchWriterFields(bytes, position, queueOffset, physicalOffset, storeTimestampMs);
-    const check = checkRecord(bytes, position, position + size, { expectedPhysicalOffset: physicalOffset, verifyBodyCrc: false });
-    assert(check.kind === 'record' && check.size === size, 'patched record fails its check');
+    checkPatched(bytes, position, size, physicalOffset);
     file.advance(size);
-    const msgId = this.msgIdPrefix + physicalOffset.toString(16).toUpperCase().padStart(16, '0');
-    return { physicalOffset, size, storeTimestampMs, msgId };
+    return { physicalOffset, size, storeTimestampMs, msgId: this.msgIdOf(physicalOffset) };
+  }
+
+  /**
+   * Appends a RocketMQ batch (MessageExtBatch): `count` records for `topic`/`queueId` that encodeRecord
+   * built back to back elsewhere, as appendEncoded's records. All go into one file with one copy (a
+   * batch never straddles files, as in Java's doAppend for batches), record i taking queue offset
+   * `firstQueueOffset + i` (or 0, for all, when `firstQueueOffset` is null) and one store time.
+   * Returns the first record's offset and every record's size.
+   */
+  appendEncodedBatch(
+    records: Uint8Array,
+    count: number,
+    topic: Uint8Array,
+    queueId: number,
+    firstQueueOffset: number | null,
+  ): { physicalOffset: number; sizes: number[]; storeTimestampMs: number } {
+    const total = records.length;
+    if (total > this.config.maxMessageSizeBytes) {
+      throw new CommitLogError('MESSAGE_TOO_LARGE', `batch of ${total} bytes exceeds ${this.config.maxMessageSizeBytes}`);
+    }
+    const sizes: number[] = [];
+    // Bounded by `count`: each pass checks one record and moves past it.
+    for (let at = 0; sizes.length < count; ) {
+      const size = this.checkEncoded(records, at, total);
+      if (!recordIsFor(records, at, topic, queueId)) {
+        throw new CommitLogError('RECORD_INVALID', `record ${sizes.length} of the batch is not for queue ${queueId} of its topic`);
+      }
+      // Every record takes a queue offset: no transaction half or rollback, no inner batch.
+      const sysFlag = int32At(records, at + 36);
+      const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
+      if (transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE ||
+        (sysFlag & MessageSysFlag.INNER_BATCH_FLAG) !== 0) {
+        throw new CommitLogError('RECORD_INVALID', `record ${sizes.length} of the batch takes no queue offset (sysFlag ${sysFlag})`);
+      }
+      sizes.push(size);
+      at += size;
+      if (sizes.length === count && at !== total) throw new CommitLogError('RECORD_INVALID', `batch holds more than ${count} records`);
+    }
+    const file = this.fileWithRoomFor(total);
+    const position = file.wrotePosition;
+    const physicalOffset = file.startOffset + position;
+    const storeTimestampMs = this.config.nowMs();
+    const bytes = file.bytes();
+    bytes.set(records, position);
+    for (let index = 0, at = position; index < count; at += sizes[index]!, index++) {
+      patchWriterFields(bytes, at, firstQueueOffset === null ? 0 : firstQueueOffset + index, file.startOffset + at, storeTimestampMs);
+      checkPatched(bytes, at, sizes[index]!, file.startOffset + at);
+    }
+    file.advance(total);
+    return { physicalOffset, sizes, storeTimestampMs };
+  }
+
+  /** RocketMQ's offset message id of the record at `physicalOffset` in this log. */
+  msgIdOf(physicalOffset: number): string {
+    // Table lookups rather than toString(16) + toUpperCase + padStart: a batch builds one id per message.
+    const high = Math.floor(physicalOffset / 0x1_0000_0000);
+    const low = physicalOffset - high * 0x1_0000_0000;
+    return this.msgIdPrefix + HEX_BYTES[high >>> 24]! + HEX_BYTES[(high >>> 16) & 0xff]! + HEX_BYTES[(high >>> 8) & 0xff]! +
+      HEX_BYTES[high & 0xff]! + HEX_BYTES[low >>> 24]! + HEX_BYTES[(low >>> 16) & 0xff]! + HEX_BYTES[(low >>> 8) & 0xff]! + HEX_BYTES[low & 0xff]!;
+  }
+
+  /** Checks the structure and store host of a record encoded elsewhere at `offset` of `bytes`; returns its size. */
+  private checkEncoded(bytes: Uint8Array, offset: number, limit: number): number {
+    const shape = checkRecord(bytes, offset, limit, { verifyBodyCrc: false });
+    if (shape.kind !== 'record') {
+      throw new CommitLogError('RECORD_INVALID', `pre-encoded record is not one whole record: ${JSON.stringify(shape)}`);
+    }
+    if (!storeHostEquals(bytes, offset, this.storeHostBytes)) {
+      throw new CommitLogError('RECORD_INVALID', `pre-encoded record names another store host than ${this.config.storeHost.address}:${this.config.storeHost.port}`);
+    }
+    return shape.size;
   }
 
   /** Writes and fdatasyncs every file with dirty bytes, oldest first; returns the new flushedOffset. */
@@ -497,7 +599,7 @@ export class CommitLog {
     let bytes: Uint8Array;
     let at: number;
     let limit: number;
-    if (file.loaded) {
+    if (file.cacheHolds(position, Math.min(BLANK_MARKER_BYTES, available))) {
       [bytes, at, limit] = [file.bytes(), position, file.wrotePosition];
     } else {
       // Read the header first, then exactly the bytes it claims (bounded by the largest record).
@@ -547,7 +649,7 @@ export class CommitLog {
     const out: SharedFileBuffer[] = [];
     for (const file of this.files) {
       const buffer = file.sharedBuffer();
-      if (buffer !== null) out.push({ startOffset: file.startOffset, buffer, wrotePosition: file.wrotePosition });
+      if (buffer !== null) out.push({ startOffset: file.startOffset, buffer, cachedFrom: file.cachedFrom, wrotePosition: file.wrotePosition });
     }
     return out;
   }
@@ -575,39 +677,62 @@ export class CommitLog {
     // Java's rule: a record goes in only if a blank marker still fits after it.
     if (size + BLANK_MARKER_BYTES <= remaining) return last;
     if (remaining > 0) {
-      encodeBlank(last.bytes(), last.wrotePosition, remaining);
+      const bytes = last.bytes();
+      // A recycled cache holds old bytes past the end; the blank's span is written to the file: zero it.
+      bytes.fill(0, last.wrotePosition, last.sizeBytes);
+      encodeBlank(bytes, last.wrotePosition, remaining);
       last.advance(remaining);
     }
     return this.createFile(last.endOffset);
   }
 
   private createFile(startOffset: number): MappedFile {
-    const file = MappedFile.create(this.config.fs, this.config.dir, startOffset, this.config.fileSizeBytes);
-    this.files.push(file);
-    // Keep at most cachedFilesMax caches; a file with dirty bytes keeps its cache until flushed.
-    for (let index = 0; index < this.files.length - this.config.cachedFilesMax; index++) {
+    // Release first, so that the new file can take a released buffer (cachedFilesMax counts it too);
+    // a file with dirty bytes keeps its cache until flushed.
+    for (let index = 0; index <= this.files.length - this.config.cachedFilesMax; index++) {
       const old = this.files[index]!;
       if (old.loaded && old.flushedPosition === old.wrotePosition) old.release();
     }
+    const file = MappedFile.create(this.config.fs, this.config.dir, startOffset, this.config.fileSizeBytes, this.config.pool);
+    this.files.push(file);
     return file;
   }
 }
 
-/** Checks the structure of the dirty range just before it is written: records and blanks that tile it. */
+/**
+ * Checks the dirty range just before it is written: records and blank markers that tile it, each with a
+ * known magic, a sane size and (records) its own physical offset. Each record's whole structure was
+ * checked when it was encoded or copied in, in the same turn; this catches a range that does not tile.
+ */
 function verifyDirtyRange(file: MappedFile, maxSizeBytes: number): void {
   const bytes = file.bytes();
   let position = file.flushedPosition;
-  // Each pass moves forward by a checked record size of at least 8 bytes.
+  // Each pass moves forward by a checked size of at least 8 bytes.
   while (position < file.wrotePosition) {
-    const check = checkRecord(bytes, position, file.wrotePosition, {
-      expectedPhysicalOffset: file.startOffset + position,
-      verifyBodyCrc: false,
-      maxSizeBytes,
-    });
-    assert(check.kind === 'record' || check.kind === 'blank', `dirty bytes at ${position}: ${JSON.stringify(check)}`);
-    position += check.size;
+    const size = int32At(bytes, position);
+    const magic = int32At(bytes, position + 4);
+    if (magic === BLANK_MAGIC_CODE) {
+      assert(size === file.sizeBytes - position && position + size === file.wrotePosition, `dirty blank at ${position} of ${size} bytes`);
+    } else {
+      assert(magic === MESSAGE_MAGIC_CODE || magic === MESSAGE_MAGIC_CODE_V2, `dirty bytes at ${position}: magic ${magic}`);
+      assert(size >= RECORD_MIN_BYTES && size <= maxSizeBytes && position + size <= file.wrotePosition, `dirty record at ${position}: size ${size}`);
+      const physicalOffset = int32At(bytes, position + 28) * 0x1_0000_0000 + (int32At(bytes, position + 32) >>> 0);
+      assert(physicalOffset === file.startOffset + position, `dirty record at ${position} claims offset ${physicalOffset}`);
+    }
+    position += size;
   }
   assert(position === file.wrotePosition, 'dirty range does not end on a record boundary');
+}
+
+/** Checks a record just patched at `offset`: still its size, a known magic, and its own physical offset. */
+function checkPatched(bytes: Uint8Array, offset: number, size: number, physicalOffset: number): void {
+  const magic = int32At(bytes, offset + 4);
+  assert(int32At(bytes, offset) === size && (magic === MESSAGE_MAGIC_CODE || magic === MESSAGE_MAGIC_CODE_V2), 'patched record keeps its header');
+  assert(int32At(bytes, offset + 28) * 0x1_0000_0000 + (int32At(bytes, offset + 32) >>> 0) === physicalOffset, 'patched record has its offset');
+}
+
+function int32At(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -639,198 +764,62 @@ function listFiles(config: Resolved): MappedFile[] {
     if (previous !== undefined && previous.endOffset !== start) {
       throw layoutError(`gap between ${previous.path} and ${path}`);
     }
-    files.push(MappedFile.open(config.fs, config.dir, start, config.fileSizeBytes));
+    files.push(MappedFile.open(config.fs, config.dir, start, config.fileSizeBytes, config.pool));
   }
   return files;
 }
 
-type ScanStop = { readonly index: number; readonly position: number; readonly check: RecordCheck | null };
-
-/** Scans from the start of files[startIndex] until a record fails or the last file's blank marker. */
-function scanFiles(
-  files: readonly MappedFile[],
-  startIndex: number,
-  recordMaxBytes: number,
-  visit: (record: RecordView) => void,
-  trustedBeforeMs: number | undefined,
-): ScanStop {
-  let trusting = trustedBeforeMs !== undefined;
-  for (let index = startIndex; index < files.length; index++) {
-    const file = files[index]!;
-    let position = 0;
-    // Each pass moves forward by a checked record size, so it ends within sizeBytes / RECORD_MIN passes.
-    for (;;) {
-      const bytes = loadRecordAt(file, position, recordMaxBytes);
-      const options = { expectedPhysicalOffset: file.startOffset + position, maxSizeBytes: recordMaxBytes, verifyBodyCrc: !trusting };
-      let check = checkRecord(bytes, position, file.sizeBytes, options);
-      if (check.kind === 'record' && trusting) {
-        const record = decodeRecord(bytes, position);
-        if (record.storeTimestampMs < trustedBeforeMs!) {
-          position += check.size;
-          continue;
-        }
-        trusting = false;
-        check = checkRecord(bytes, position, file.sizeBytes, { ...options, verifyBodyCrc: true });
-      }
-      trusting = false;
-      if (check.kind === 'record') {
-        visit(decodeRecord(bytes, position));
-        position += check.size;
-        continue;
-      }
-      if (check.kind === 'blank') break;
-      return { index, position, check };
-    }
-    if (index === files.length - 1) return { index, position: file.sizeBytes, check: null };
-    file.release();
+/** The file index and position where the scan starts: the trusted offset, or a file start. */
+function scanStart(files: readonly MappedFile[], options: RecoveryOptions, fileSizeBytes: number): { index: number; position: number; exact: boolean } {
+  const first = files[0]!.startOffset;
+  const end = files.at(-1)!.endOffset;
+  const trusted = options.trustedPhysicalOffset;
+  if (trusted !== undefined && trusted >= first && trusted <= end) {
+    const index = Math.min(Math.floor((trusted - first) / fileSizeBytes), files.length - 1);
+    return { index, position: trusted - files[index]!.startOffset, exact: true };
   }
-  assert(false, 'scan ran past the last file');
+  const checkpoint = options.checkpointPhysicalOffset;
+  if (checkpoint === undefined) return { index: 0, position: 0, exact: false };
+  const index = Math.floor((checkpoint - first) / fileSizeBytes);
+  return { index: Math.min(Math.max(index, 0), files.length - 1), position: 0, exact: false };
 }
 
-/**
- * The cache of `file` with at least the record at `position` read in (as far as its declared size, up to
- * the file's end), reading the file a chunk at a time: the unwritten rest of a file is never read.
- */
-function loadRecordAt(file: MappedFile, position: number, recordMaxBytes: number): Uint8Array {
-  const chunkEnd = (from: number): number => Math.min(file.sizeBytes, from + SCAN_CHUNK_BYTES);
-  if (position + 4 > file.loadedLength) file.loadUpTo(chunkEnd(position));
-  const bytes = file.bytes();
-  if (position + 4 <= file.sizeBytes) {
-    const declared = ((bytes[position]! << 24) | (bytes[position + 1]! << 16) | (bytes[position + 2]! << 8) | bytes[position + 3]!) >>> 0;
-    const end = position + Math.min(declared, recordMaxBytes);
-    if (end > file.loadedLength) file.loadUpTo(Math.max(chunkEnd(position), Math.min(file.sizeBytes, end)));
-  }
-  return bytes;
-}
-
-const MAGIC_PATTERNS = [MESSAGE_MAGIC_CODE, MESSAGE_MAGIC_CODE_V2, BLANK_MAGIC_CODE].map((magic) => {
-  const pattern = Buffer.alloc(4);
-  pattern.writeInt32BE(magic);
-  return pattern;
-});
-
-/** Offset of the first valid record or blank marker at or after `from` in a loaded file, or null. */
-function findValidData(file: MappedFile, from: number, maxSizeBytes: number): number | null {
-  const bytes = file.bytes();
-  const haystack = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let best: number | null = null;
-  for (const pattern of MAGIC_PATTERNS) {
-    let at = haystack.indexOf(pattern, from + 4);
-    // Each pass moves `at` forward, so this ends within the file's length.
-    while (at >= 0 && (best === null || at - 4 < best)) {
-      const position = at - 4;
-      const check = checkRecord(bytes, position, file.sizeBytes, {
-        expectedPhysicalOffset: file.startOffset + position,
-        maxSizeBytes,
-      });
-      if (check.kind === 'record' || check.kind === 'blank') {
-        best = position;
-        break;
-      }
-      at = haystack.indexOf(pattern, at + 1);
-    }
-  }
-  return best === null ? null : file.startOffset + best;
-}
-
-/** Looks for valid data after a failed record: in the rest of its file, then in each later file. */
-function probeAfter(files: readonly MappedFile[], stop: ScanStop, maxSizeBytes: number): number | null {
-  files[stop.index]!.loadUpTo(files[stop.index]!.sizeBytes);
-  const found = findValidData(files[stop.index]!, stop.position + 1, maxSizeBytes);
-  if (found !== null) return found;
-  for (let index = stop.index + 1; index < files.length; index++) {
-    const file = files[index]!;
-    file.load();
-    const later = findValidData(file, 0, maxSizeBytes);
-    file.release();
-    if (later !== null) return later;
-  }
-  return null;
-}
-
-function startIndexFor(
-  files: readonly MappedFile[],
-  checkpointPhysicalOffset: number | undefined,
-  fileSizeBytes: number,
-): number {
-  if (checkpointPhysicalOffset === undefined || files.length === 0) return 0;
-  const index = Math.floor((checkpointPhysicalOffset - files[0]!.startOffset) / fileSizeBytes);
-  return Math.min(Math.max(index, 0), files.length - 1);
-}
-
-/** Scans from the checkpoint's file, stepping back while that file's first record is already bad. */
-function scanFromCheckpoint(
+/** Scans from `start`, stepping back a file while a file-start scan's first record is already bad. */
+function scanLog(
+  window: FileWindow,
   config: Resolved,
   files: readonly MappedFile[],
-  checkpointPhysicalOffset: number | undefined,
+  start: { readonly index: number; readonly position: number; readonly exact: boolean },
+  trustedBeforeTimestampMs: number | undefined,
   visit: (record: RecordView) => void,
-  trustedBeforeMs: number | undefined,
-): { startIndex: number; stop: ScanStop } {
+): { startIndex: number; startPosition: number; stop: ScanStop } {
   const recordMaxBytes = config.fileSizeBytes - BLANK_MARKER_BYTES;
-  let startIndex = startIndexFor(files, checkpointPhysicalOffset, config.fileSizeBytes);
-  let stop = scanFiles(files, startIndex, recordMaxBytes, visit, trustedBeforeMs);
-  // A checkpoint may run ahead of what reached the disk; then its file begins with a bad record and the
-  // previous file's tail is unverified, so step back (bounded by the number of files).
-  while (stop.index === startIndex && stop.position === 0 && stop.check !== null && startIndex > 0) {
-    files[startIndex]!.release();
+  const trustedBeforeMs = start.exact ? undefined : trustedBeforeTimestampMs;
+  let startIndex = start.index;
+  let stop = scanFiles(window, files, startIndex, start.position, recordMaxBytes, visit, trustedBeforeMs);
+  // A timestamp checkpoint may run ahead of what reached the disk; then its file begins with a bad record
+  // and the previous file's tail is unverified, so step back (bounded by the number of files). An exact
+  // trusted offset was durable before the checkpoint naming it was written: nothing to step back for.
+  while (!start.exact && stop.index === startIndex && stop.position === 0 && stop.check !== null && startIndex > 0) {
     startIndex--;
-    stop = scanFiles(files, startIndex, recordMaxBytes, visit, trustedBeforeMs);
+    stop = scanFiles(window, files, startIndex, 0, recordMaxBytes, visit, trustedBeforeMs);
   }
-  return { startIndex, stop };
-}
-
-/** Tells a torn tail (expected after a crash) from corruption (valid data after it, or a clean stop). */
-function classifyStop(
-  config: Resolved,
-  files: readonly MappedFile[],
-  stop: ScanStop,
-  cleanShutdown: boolean,
-): Pick<RecoveryResult, 'tornTail' | 'corruptions'> & { readonly zeroTail: boolean } {
-  const check = stop.check;
-  if (check === null || check.kind === 'record' || check.kind === 'blank') return { tornTail: null, corruptions: [], zeroTail: false };
-  if (check.reason === 'unwritten' && zeroAfter(files, stop)) return { tornTail: null, corruptions: [], zeroTail: true };
-  const physicalOffset = files[stop.index]!.startOffset + stop.position;
-  const validDataAtOffset = probeAfter(files, stop, config.fileSizeBytes - BLANK_MARKER_BYTES);
-  if (validDataAtOffset !== null || (cleanShutdown && check.reason !== 'unwritten')) {
-    return { tornTail: null, corruptions: [{ physicalOffset, reason: check.reason, validDataAtOffset }], zeroTail: false };
-  }
-  const tornTail = check.reason === 'unwritten' ? null : { physicalOffset, reason: check.reason };
-  return { tornTail, corruptions: [], zeroTail: false };
-}
-
-/** Whether every byte after `stop`, in its file and in every later file, is zero on disk. */
-function zeroAfter(files: readonly MappedFile[], stop: ScanStop): boolean {
-  if (files[stop.index]!.firstNonZeroFrom(stop.position) !== null) return false;
-  return files.slice(stop.index + 1).every((file) => file.firstNonZeroFrom(0) === null);
-}
-
-/** Ends the log at `stop` durably; returns how many later files were deleted. */
-function cutAt(config: Resolved, files: MappedFile[], startIndex: number, stop: ScanStop, zeroTail: boolean): number {
-  const end = files[stop.index]!;
-  // A zero tail (the common end after kill -9) needs no writes; anything else is zeroed durably.
-  if (zeroTail) end.endAtZeroTail(stop.position);
-  else end.truncateTo(stop.position);
-  const later = files.splice(stop.index + 1);
-  for (const file of later) file.destroy();
-  if (later.length > 0) syncDirectory(config.fs, config.dir);
-  // A crashed process's last writes may sit in the OS cache only; what recovery keeps it makes durable,
-  // because flushedOffset will say so.
-  for (let index = startIndex; index <= stop.index; index++) files[index]!.sync();
-  // The active file's cache holds exactly its appended part (loaded by the scan); the rest is zero.
-  if (!end.loaded) end.load(stop.position);
-  else end.loadUpTo(stop.position);
-  assert(files.at(-1) === end && end.wrotePosition === stop.position, 'recovery left the wrong end');
-  return later.length;
+  return { startIndex, startPosition: startIndex === start.index ? start.position : 0, stop };
 }
 
 function recover(config: Resolved, files: MappedFile[], options: RecoveryOptions): RecoveryResult {
   const queueOffsets = options.queueOffsets ?? new QueueOffsetTable();
   const records: RecordView[] = [];
+  // After a clean stop, or in the boot that wrote the tail, only one write's remains can lie past the end.
+  const windowed = options.cleanShutdown || options.osCrashPossible === false;
   if (files.length === 0) {
-    const empty = { scanStartOffset: 0, maxOffset: 0, recordsScanned: 0, filesDeleted: 0 };
+    const tailCheck = windowed ? 'window' as const : 'full' as const;
+    const empty = { scanStartOffset: 0, scanFromOffset: 0, maxOffset: 0, recordsScanned: 0, filesDeleted: 0, tailCheck };
     return { ...empty, records, queueOffsets, tornTail: null, corruptions: [] };
   }
-  const dispatchFromOffset = options.checkpointPhysicalOffset ?? 0;
+  const start = scanStart(files, options, config.fileSizeBytes);
+  // Records from the exact trusted offset on, else from the checkpoint offset on, are handed back.
+  const dispatchFromOffset = start.exact ? files[start.index]!.startOffset + start.position : (options.checkpointPhysicalOffset ?? 0);
   let recordsScanned = 0;
   const visit = (record: RecordView): void => {
     recordsScanned++;
@@ -838,12 +827,32 @@ function recover(config: Resolved, files: MappedFile[], options: RecoveryOptions
     if (taken > 0) queueOffsets.observe(record.topic, record.queueId, record.queueOffset, taken);
     if (record.physicalOffset < dispatchFromOffset) return;
     if (options.onRecord) options.onRecord(record);
-    else records.push(record);
+    // The view's bytes are the scan's window, reused for the next records: keep a copy.
+    else records.push(decodeRecord(Uint8Array.from(record.raw()), 0));
   };
-  const { startIndex, stop } = scanFromCheckpoint(config, files, options.checkpointPhysicalOffset, visit, options.trustedBeforeTimestampMs);
+  // Windows no larger than a file (tests use small ones); they grow for a record larger than themselves.
+  const window = new FileWindow(Math.min(SCAN_CHUNK_BYTES, config.fileSizeBytes));
+  const probeRecords = new FileWindow(Math.min(1 << 20, config.fileSizeBytes));
+  const { startIndex, startPosition, stop } = scanLog(window, config, files, start, options.trustedBeforeTimestampMs, visit);
   const scanStartOffset = files[startIndex]!.startOffset;
   const maxOffset = files[stop.index]!.startOffset + stop.position;
-  const { tornTail, corruptions, zeroTail } = classifyStop(config, files, stop, options.cleanShutdown);
-  const filesDeleted = cutAt(config, files, startIndex, stop, zeroTail);
-  return { scanStartOffset, maxOffset, recordsScanned, records, queueOffsets, tornTail, corruptions, filesDeleted };
+  const stopClass: StopClass = classifyStop({ chunks: window, records: probeRecords }, files, stop, {
+    cleanShutdown: options.cleanShutdown,
+    windowed,
+    recordMaxBytes: config.fileSizeBytes - BLANK_MARKER_BYTES,
+    writeMaxBytes: config.maxMessageSizeBytes,
+  });
+  const filesDeleted = cutAt(config.fs, config.dir, files, startIndex, stop, stopClass);
+  return {
+    scanStartOffset,
+    scanFromOffset: scanStartOffset + startPosition,
+    tailCheck: stopClass.tailCheck,
+    maxOffset,
+    recordsScanned,
+    records,
+    queueOffsets,
+    tornTail: stopClass.tornTail,
+    corruptions: stopClass.corruptions,
+    filesDeleted,
+  };
 }

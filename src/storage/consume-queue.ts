@@ -29,7 +29,9 @@
  *   retention deleted.
  *
  * Recovery rule (as ConsumeQueue.recover): files are listed in name order and scanned from the third to
- * last (earlier ones were full and flushed long ago); the queue ends at the first slot whose entry is
+ * last (earlier ones were full and flushed long ago), or, when the store's checkpoint names a trusted
+ * CommitLog offset (every entry pointing below it was durable when the checkpoint was written), from the
+ * newest file whose first entry points below that offset; the queue ends at the first slot whose entry is
  * not valid, so a zero slot (offset 0 and size 0: never written) or a torn one ends it (so does one whose
  * int64 fields exceed 2^53, which JavaScript numbers cannot hold; see "Left out" below). Files that start
  * after that end are deleted; the rest of the last file is zeroed on disk, so stale bytes that the kernel
@@ -132,6 +134,8 @@ export type ConsumeQueueOptions = {
   readonly fileSizeBytes?: number;
   /** Most entries one readBatch examines, matched or not (default 800). */
   readonly scanEntriesMax?: number;
+  /** The checkpoint's trusted CommitLog offset, if any: recovery scans less (see the recovery rule). */
+  readonly trustedCommitLogOffset?: number;
 };
 
 type Segment = {
@@ -187,11 +191,29 @@ function writeInt64(view: DataView, at: number, value: number): void {
  * recovery uses it so that torn or foreign bytes end the queue instead of failing an assertion.
  */
 function isRecoverableEntryAt(cache: Uint8Array, positionBytes: number): boolean {
-  const view = new DataView(cache.buffer, cache.byteOffset + positionBytes, CQ_ENTRY_SIZE_BYTES);
-  const commitLogOffsetHigh = view.getInt32(0);
-  const tagsCodeHigh = view.getInt32(12);
-  return commitLogOffsetHigh >= 0 && commitLogOffsetHigh < SAFE_HIGH_WORD_LIMIT && view.getInt32(8) > 0 &&
+  // Read from the bytes directly: recovery checks millions of slots, and a DataView per slot is garbage.
+  const commitLogOffsetHigh = int32At(cache, positionBytes);
+  const tagsCodeHigh = int32At(cache, positionBytes + 12);
+  return commitLogOffsetHigh >= 0 && commitLogOffsetHigh < SAFE_HIGH_WORD_LIMIT && int32At(cache, positionBytes + 8) > 0 &&
     tagsCodeHigh >= -SAFE_HIGH_WORD_LIMIT && tagsCodeHigh < SAFE_HIGH_WORD_LIMIT;
+}
+
+function writeInt32At(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = value >>> 16;
+  bytes[at + 2] = value >>> 8;
+  bytes[at + 3] = value;
+}
+
+function writeInt64At(bytes: Uint8Array, at: number, value: number): void {
+  assert(Number.isSafeInteger(value), 'int64 field is a safe integer');
+  const high = Math.floor(value / TWO_POW_32);
+  writeInt32At(bytes, at, high | 0);
+  writeInt32At(bytes, at + 4, (value - high * TWO_POW_32) >>> 0);
+}
+
+function int32At(bytes: Uint8Array, at: number): number {
+  return (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
 }
 
 function isValidEntry(entry: ConsumeQueueEntry): boolean {
@@ -226,6 +248,7 @@ export class ConsumeQueue {
   private readonly rootDir: string;
   private readonly dir: string;
   private readonly scanEntriesMax: number;
+  private readonly trustedCommitLogOffset: number | undefined;
   private readonly stateView: BigInt64Array;
   private segments: Segment[] = [];
   private minQueueOffset = 0;
@@ -247,6 +270,7 @@ export class ConsumeQueue {
     this.queueId = options.queueId;
     this.fileSizeBytes = fileSizeBytes;
     this.scanEntriesMax = scanEntriesMax;
+    this.trustedCommitLogOffset = options.trustedCommitLogOffset;
     this.dir = consumeQueueDir(options.rootDir, options.topic, options.queueId);
     this.sharedState = new SharedArrayBuffer(16);
     this.stateView = new BigInt64Array(this.sharedState);
@@ -299,15 +323,19 @@ export class ConsumeQueue {
     const segment = this.segmentForAppend(queueOffset);
     const positionBytes = queueOffset * CQ_ENTRY_SIZE_BYTES - segment.startBytes;
     const cache = this.load(segment);
-    const view = new DataView(cache.buffer, cache.byteOffset + positionBytes, CQ_ENTRY_SIZE_BYTES);
-    assert(isAllZero(cache.subarray(positionBytes, positionBytes + CQ_ENTRY_SIZE_BYTES)), 'the slot past maxOffset is empty');
-    writeInt64(view, 0, commitLogOffset);
-    view.setInt32(8, sizeBytes);
-    writeInt64(view, 12, tagsCode);
+    let used = 0;
+    for (let i = 0; i < CQ_ENTRY_SIZE_BYTES; i++) used |= cache[positionBytes + i]!;
+    assert(used === 0, 'the slot past maxOffset is empty');
+    // Byte writes rather than a DataView per entry: dispatch puts one entry per message.
+    writeInt64At(cache, positionBytes, commitLogOffset);
+    writeInt32At(cache, positionBytes + 8, sizeBytes);
+    writeInt64At(cache, positionBytes + 12, tagsCode);
     markDirty(segment, positionBytes, positionBytes + CQ_ENTRY_SIZE_BYTES);
+    const minChanged = this.maxQueueOffset === this.minQueueOffset && queueOffset === this.minQueueOffset;
     this.maxQueueOffset = queueOffset + 1;
     this.commitLogEndOffset = commitLogOffset + sizeBytes;
-    this.publish();
+    if (minChanged) this.publish();
+    else Atomics.store(this.stateView, 1, BigInt(this.maxQueueOffset));
     return true;
   }
 
@@ -414,7 +442,7 @@ export class ConsumeQueue {
       const first = this.segments[0]!;
       const lastSlot = (first.startBytes + this.fileSizeBytes) / CQ_ENTRY_SIZE_BYTES - 1;
       assert(lastSlot < this.maxQueueOffset, 'a file before the last is full');
-      if (this.entryAt(lastSlot).commitLogOffset >= commitLogOffset) break;
+      if (this.probeEntryAt(lastSlot).commitLogOffset >= commitLogOffset) break;
       this.deleteSegment(this.segments.shift()!);
       deleted++;
     }
@@ -452,7 +480,7 @@ export class ConsumeQueue {
     for (let round = 0; low < high; round++) {
       assert(round < 64, 'binary search ends');
       const middle = low + Math.floor((high - low) / 2);
-      if (this.entryAt(middle).commitLogOffset >= commitLogOffset) high = middle;
+      if (this.probeEntryAt(middle).commitLogOffset >= commitLogOffset) high = middle;
       else low = middle + 1;
     }
     return low;
@@ -469,6 +497,15 @@ export class ConsumeQueue {
     const segment = this.segmentOf(bytes);
     assert(segment !== undefined, `a file holds queue offset ${queueOffset}`);
     return readEntryAt(this.load(segment), bytes - segment.startBytes, queueOffset);
+  }
+
+  /** entryAt for lookups that touch many files once each (binary searches): reads one slot, loads no file. */
+  private probeEntryAt(queueOffset: number): ConsumeQueueEntry {
+    const bytes = queueOffset * CQ_ENTRY_SIZE_BYTES;
+    const segment = this.segmentOf(bytes);
+    assert(segment !== undefined, `a file holds queue offset ${queueOffset}`);
+    const slot = this.slotBytes(segment, bytes - segment.startBytes);
+    return readEntryAt(slot.bytes, slot.at, queueOffset);
   }
 
   private segmentOf(bytes: number): Segment | undefined {
@@ -636,10 +673,10 @@ export class ConsumeQueue {
     return segments;
   }
 
-  /** Byte offset within the queue where the valid entries end, scanning from the third-to-last file. */
+  /** Byte offset within the queue where the valid entries end (see the recovery rule for where it starts). */
   private scanValidEnd(): number {
     const entriesPerFile = this.fileSizeBytes / CQ_ENTRY_SIZE_BYTES;
-    for (let index = Math.max(0, this.segments.length - 3); index < this.segments.length; index++) {
+    for (let index = this.scanStartIndex(); index < this.segments.length; index++) {
       const segment = this.segments[index]!;
       const cache = this.load(segment);
       for (let slot = 0; slot < entriesPerFile; slot++) {
@@ -647,6 +684,36 @@ export class ConsumeQueue {
       }
     }
     return this.segments.at(-1)!.startBytes + this.fileSizeBytes;
+  }
+
+  /** The first file recovery scans: the newest one starting below the trusted offset, else the third to last. */
+  private scanStartIndex(): number {
+    const trusted = this.trustedCommitLogOffset;
+    const fallback = Math.max(0, this.segments.length - 3);
+    if (trusted === undefined) return fallback;
+    // Bounded by the number of files; each probe reads one 20-byte slot.
+    for (let index = this.segments.length - 1; index >= 0; index--) {
+      const slot = this.slotBytes(this.segments[index]!, 0);
+      if (!isRecoverableEntryAt(slot.bytes, slot.at)) continue;
+      const entry = readEntryAt(slot.bytes, slot.at, 0);
+      if (isPreBlank(entry) || entry.commitLogOffset >= trusted) continue;
+      return index;
+    }
+    return fallback;
+  }
+
+  /** The bytes holding slot `positionBytes` of a file: its cache when loaded, else a 20-byte read. */
+  private slotBytes(segment: Segment, positionBytes: number): { bytes: Uint8Array; at: number } {
+    if (segment.cache !== null || !segment.onDisk) return { bytes: this.load(segment), at: positionBytes };
+    const bytes = new Uint8Array(CQ_ENTRY_SIZE_BYTES);
+    const fd = this.storageFs.openSync(segment.path, 'r');
+    try {
+      const read = this.storageFs.readSync(fd, bytes, 0, CQ_ENTRY_SIZE_BYTES, positionBytes);
+      assert(read === CQ_ENTRY_SIZE_BYTES, 'a slot is read whole');
+    } finally {
+      this.storageFs.closeSync(fd);
+    }
+    return { bytes, at: 0 };
   }
 
   /** Zeroes (in cache and on disk) whatever bytes follow the valid end in the last file. */
@@ -691,6 +758,8 @@ export type ConsumeQueueStoreOptions = {
   readonly queuesMax: number;
   readonly fileSizeBytes?: number;
   readonly scanEntriesMax?: number;
+  /** The checkpoint's trusted CommitLog offset, if any (see ConsumeQueueOptions). */
+  readonly trustedCommitLogOffset?: number;
 };
 
 /** All consume queues of a store, by (topic, queueId), bounded in number. */

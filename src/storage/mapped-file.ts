@@ -1,8 +1,12 @@
 /**
  * One fixed-size file of a log (RocketMQ's DefaultMappedFile), named by the 20-digit zero-padded log
  * offset of its first byte. Instead of mmap, its page cache is a SharedArrayBuffer of the file's size,
- * allocated when the file is first written or read (Linux commits only the pages that are touched), so
- * reader threads can be handed the buffer and read appended bytes without a copy or a syscall.
+ * taken when the file is first written or read, so reader threads can be handed the buffer and read
+ * appended bytes without a copy or a syscall. Buffers come from a PageCachePool: a released file's
+ * buffer is kept for the next file instead of being freed, because the first touch of fresh memory
+ * costs a page fault per page (about as much as the disk write itself on a virtual machine), while a
+ * recycled buffer is already resident (RocketMQ's TransientStorePool keeps its buffers for the same
+ * reason).
  *
  * | name                 | meaning                                                                  |
  * |----------------------|--------------------------------------------------------------------------|
@@ -10,11 +14,16 @@
  * | 00000000001073741824 | bytes [1 GiB, 2 GiB) of the log, and so on; names sort like offsets      |
  *
  * Positions, all relative to the file's start:
- *   0 <= flushedPosition <= wrotePosition <= sizeBytes
+ *   0 <= cachedFrom <= flushedPosition <= wrotePosition <= sizeBytes   (cachedFrom while cached)
  * - [0, flushedPosition) is in the file and fdatasync'd: durable.
  * - [flushedPosition, wrotePosition) is dirty: only in the cache. A crash loses it, perhaps in part.
- * - [wrotePosition, sizeBytes) is zero, in the cache and in the file (files are created with their
- *   full size by ftruncate, so they start as zeros; recovery zeroes what a torn write left there).
+ * - [wrotePosition, sizeBytes) is zero in the FILE (files are created with their full size by
+ *   ftruncate, so they start as zeros; recovery zeroes what a torn write left there). In the cache it
+ *   is unspecified (a recycled buffer keeps another file's bytes): nothing reads it, and flush writes
+ *   only the dirty range, so it never reaches the file.
+ * - The cache holds the file's bytes from cachedFrom on. Recovery starts the active file's cache at
+ *   the page holding the end of the data, so reopening a store never reads a whole file back; reads
+ *   below cachedFrom go to the file.
  * The cache may be released only when nothing is dirty; reads then go to the file.
  *
  * A failed flush leaves flushedPosition where it was, so a retry rewrites the whole dirty range from the
@@ -33,6 +42,10 @@ export const FILE_SIZE_MAX_BYTES = 0x7fff_ffff;
 const CHUNK_BYTES = 1 << 20;
 /** Read size of recovery's progressive scan and of the zero-tail probe. */
 export const SCAN_CHUNK_BYTES = 16 << 20;
+/** Alignment of the start of a cache that does not begin at the file's start (an OS page). */
+export const CACHE_ALIGN_BYTES = 4096;
+/** Spare buffers a PageCachePool keeps by default. */
+export const PAGE_CACHE_SPARES_MAX_DEFAULT = 1;
 
 /** Stable codes of MappedFileError. */
 export const MappedFileErrorCode = {
@@ -124,6 +137,47 @@ export function isZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Page-cache buffers of one file size, recycled: `give` keeps a released buffer (up to `sparesMax`),
+ * `take` hands a kept one out before allocating. A recycled buffer holds its previous file's bytes; see
+ * the header for why that is harmless. A buffer handed to another thread (sharedBuffer) is valid only
+ * until its file is released.
+ */
+export class PageCachePool {
+  /** Size of every buffer. */
+  readonly sizeBytes: number;
+  private readonly sparesMax: number;
+  private readonly spares: Uint8Array[] = [];
+  private allocatedCount = 0;
+
+  constructor(sizeBytes: number, sparesMax: number = PAGE_CACHE_SPARES_MAX_DEFAULT) {
+    assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, `bad size ${sizeBytes}`);
+    assert(Number.isInteger(sparesMax) && sparesMax >= 0, `bad sparesMax ${sparesMax}`);
+    this.sizeBytes = sizeBytes;
+    this.sparesMax = sparesMax;
+  }
+
+  /** Buffers allocated so far (not recycled ones): for tests and stats. */
+  get allocated(): number {
+    return this.allocatedCount;
+  }
+
+  /** A spare buffer, or a fresh zeroed one. */
+  take(): Uint8Array {
+    const spare = this.spares.pop();
+    if (spare !== undefined) return spare;
+    this.allocatedCount++;
+    return new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
+  }
+
+  /** Keeps `buffer` for a later `take`, or drops it when enough are kept. */
+  give(buffer: Uint8Array): void {
+    assert(buffer.length === this.sizeBytes && buffer.buffer instanceof SharedArrayBuffer, 'buffer from another pool');
+    assert(!this.spares.includes(buffer), 'buffer given back twice');
+    if (this.spares.length < this.sparesMax) this.spares.push(buffer);
+  }
+}
+
 /** One preallocated log file and its shared page cache. */
 export class MappedFile {
   /** Path of the file. */
@@ -133,17 +187,21 @@ export class MappedFile {
   /** Size of the file. */
   readonly sizeBytes: number;
   private readonly storageFs: StorageFs;
+  private readonly pool: PageCachePool;
   private fd: number | null = null;
   private cache: Uint8Array | null = null;
-  /** Bytes [0, loadedBytes) of the cache hold the file's bytes; the rest of the cache is zero. */
+  /** Bytes [cacheStart, loadedBytes) of the cache hold the file's bytes (also the appended ones). */
+  private cacheStart = 0;
   private loadedBytes = 0;
   private wrote: number;
   private flushed: number;
 
-  private constructor(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number, position: number) {
+  private constructor(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number, position: number, pool: PageCachePool | undefined) {
     assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, `bad size ${sizeBytes}`);
     assert(startOffset % sizeBytes === 0, `start offset ${startOffset} is not a multiple of ${sizeBytes}`);
+    assert(pool === undefined || pool.sizeBytes === sizeBytes, 'pool of another file size');
     this.storageFs = storageFs;
+    this.pool = pool ?? new PageCachePool(sizeBytes, 0);
     this.path = `${dir}/${fileNameOf(startOffset)}`;
     this.startOffset = startOffset;
     this.sizeBytes = sizeBytes;
@@ -152,8 +210,8 @@ export class MappedFile {
   }
 
   /** Creates the file with its full size (zeros) and makes its existence durable. */
-  static create(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number): MappedFile {
-    const file = new MappedFile(storageFs, dir, startOffset, sizeBytes, 0);
+  static create(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number, pool?: PageCachePool): MappedFile {
+    const file = new MappedFile(storageFs, dir, startOffset, sizeBytes, 0, pool);
     const fd = io(file.path, 'create', () => storageFs.openSync(file.path, 'w+', 0o644));
     file.fd = fd;
     io(file.path, 'ftruncate', () => storageFs.ftruncateSync(fd, sizeBytes));
@@ -166,8 +224,8 @@ export class MappedFile {
    * Opens an existing file, checking its size. Like RocketMQ's loader, it starts as if full; recovery
    * sets the real positions of the last files with `truncateTo`.
    */
-  static open(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number): MappedFile {
-    const file = new MappedFile(storageFs, dir, startOffset, sizeBytes, sizeBytes);
+  static open(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number, pool?: PageCachePool): MappedFile {
+    const file = new MappedFile(storageFs, dir, startOffset, sizeBytes, sizeBytes, pool);
     const actualBytes = io(file.path, 'stat', () => storageFs.statSync(file.path).size);
     if (actualBytes !== sizeBytes) {
       throw new MappedFileError(
@@ -199,7 +257,17 @@ export class MappedFile {
     return this.cache !== null;
   }
 
-  /** The page cache, loaded from the file's appended bytes if it was not in memory. */
+  /** Where the cache's copy of the file starts (0 unless recovery started it at the end); 0 when released. */
+  get cachedFrom(): number {
+    return this.cache === null ? 0 : this.cacheStart;
+  }
+
+  /** Whether [position, position + sizeBytes) can be read from the cache. */
+  cacheHolds(position: number, sizeBytes: number): boolean {
+    return this.cache !== null && position >= this.cacheStart && position + sizeBytes <= Math.max(this.loadedBytes, this.wrote);
+  }
+
+  /** The page cache, loaded from the file's appended bytes if it was not in memory. Byte i is file position i. */
   bytes(): Uint8Array {
     if (this.cache === null) this.load(this.wrote);
     assert(this.cache !== null, 'cache not loaded');
@@ -225,7 +293,7 @@ export class MappedFile {
     const to = this.wrote;
     if (from === to) return 0;
     const cache = this.cache;
-    assert(cache !== null, 'dirty bytes without a cache');
+    assert(cache !== null && from >= this.cacheStart, 'dirty bytes without a cache');
     const fd = this.openFd();
     this.writeFully(fd, cache.subarray(from, to), from);
     io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
@@ -240,64 +308,68 @@ export class MappedFile {
     io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
   }
 
-  /** Reads appended bytes: a view into the cache when loaded (do not modify it), else a copy from the file. */
+  /**
+   * Reads appended bytes: a view into the cache when it holds them (do not modify it), else a copy from
+   * the file.
+   */
   read(position: number, sizeBytes: number): Uint8Array {
     assert(Number.isInteger(position) && Number.isInteger(sizeBytes), 'read range must be integers');
     assert(position >= 0 && sizeBytes >= 0 && position + sizeBytes <= this.wrote, 'read past wrotePosition');
-    if (this.cache !== null) return this.cache.subarray(position, position + sizeBytes);
+    if (this.cache !== null && position >= this.cacheStart) return this.cache.subarray(position, position + sizeBytes);
     const target = new Uint8Array(sizeBytes);
     this.readInto(target, position);
     return target;
   }
 
-  /** Drops the page cache to free memory; only a file with nothing dirty may drop it. */
-  release(): void {
-    assert(this.flushed === this.wrote, 'release with dirty bytes');
-    this.cache = null;
-    this.loadedBytes = 0;
+  /** Reads `target.length` bytes of the FILE (never the cache) from `position` into `target`. */
+  readFile(target: Uint8Array, position: number): void {
+    assert(Number.isInteger(position) && position >= 0 && position + target.length <= this.sizeBytes, 'read outside the file');
+    this.readInto(target, position);
   }
 
-  /** Reads [0, lengthBytes) of the file into a fresh cache; the rest of the cache stays zero. */
+  /** Drops the page cache to free memory (its buffer goes back to the pool); only a clean file may. */
+  release(): void {
+    assert(this.flushed === this.wrote, 'release with dirty bytes');
+    this.dropCache();
+  }
+
+  /** Reads [0, lengthBytes) of the file into a cache (fresh or recycled: see the header). */
   load(lengthBytes: number = this.sizeBytes): void {
     assert(this.cache === null || this.flushed === this.wrote, 'load over dirty bytes');
     assert(Number.isInteger(lengthBytes) && lengthBytes >= 0 && lengthBytes <= this.sizeBytes, 'load range');
-    const cache = new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
+    const cache = this.cache ?? this.pool.take();
     if (lengthBytes > 0) this.readInto(cache.subarray(0, lengthBytes), 0);
     this.cache = cache;
+    this.cacheStart = 0;
     this.loadedBytes = lengthBytes;
   }
 
   /**
-   * Reads more of the file into the cache, up to `lengthBytes`, creating an empty cache first if there
-   * is none. Recovery scans with it so that only the part of a file that holds data is ever read (and
-   * only those pages of the shared buffer are touched), not the whole preallocated file.
+   * Starts a cache at the end of the data, holding only the OS page that `wrotePosition` falls in, so
+   * appends can go on without reading the file's older bytes back (they are read from the file when
+   * asked for). Recovery calls it for the active file once the positions are set.
    */
-  loadUpTo(lengthBytes: number): void {
-    assert(Number.isInteger(lengthBytes) && lengthBytes >= 0 && lengthBytes <= this.sizeBytes, 'load range');
-    if (this.cache === null) this.load(0);
-    const cache = this.cache;
-    assert(cache !== null, 'cache exists after load');
-    if (lengthBytes <= this.loadedBytes) return;
-    assert(this.wrote <= this.loadedBytes || this.flushed === this.wrote, 'load over dirty bytes');
-    this.readInto(cache.subarray(this.loadedBytes, lengthBytes), this.loadedBytes);
-    this.loadedBytes = lengthBytes;
-  }
-
-  /** How much of the file the cache holds (the rest of the cache is zero). */
-  get loadedLength(): number {
-    return this.cache === null ? 0 : this.loadedBytes;
+  cacheFromEnd(): void {
+    assert(this.cache === null && this.flushed === this.wrote, 'the end is cached only on a clean, released file');
+    const from = this.wrote - (this.wrote % CACHE_ALIGN_BYTES);
+    const cache = this.pool.take();
+    if (this.wrote > from) this.readInto(cache.subarray(from, this.wrote), from);
+    this.cache = cache;
+    this.cacheStart = from;
+    this.loadedBytes = this.wrote;
   }
 
   /**
-   * Position of the first chunk at or after `from` in the FILE (not the cache) holding a non-zero byte,
-   * or null when the rest of the file is zero. Reads through one reused chunk, never the cache.
+   * Position of the first chunk in [from, to) of the FILE (not the cache) holding a non-zero byte, or
+   * null when that range is zero. Reads through one reused chunk, never the cache.
    */
-  firstNonZeroFrom(from: number): number | null {
+  firstNonZeroFrom(from: number, to: number = this.sizeBytes): number | null {
     assert(Number.isInteger(from) && from >= 0 && from <= this.sizeBytes, `bad position ${from}`);
+    assert(Number.isInteger(to) && to >= from && to <= this.sizeBytes, `bad end ${to}`);
     const chunk = scratchChunk();
-    // Bounded by sizeBytes / CHUNK_BYTES passes.
-    for (let at = from; at < this.sizeBytes; at += chunk.length) {
-      const view = chunk.subarray(0, Math.min(chunk.length, this.sizeBytes - at));
+    // Bounded by (to - from) / SCAN_CHUNK_BYTES passes.
+    for (let at = from; at < to; at += chunk.length) {
+      const view = chunk.subarray(0, Math.min(chunk.length, to - at));
       this.readInto(view, at);
       if (!isZero(view)) return at;
     }
@@ -307,28 +379,28 @@ export class MappedFile {
   /** Ends the data at `position` when the file is already zero from there: no I/O, no sync needed. */
   endAtZeroTail(position: number): void {
     assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, `bad position ${position}`);
-    assert(this.cache === null || position <= this.loadedBytes, 'cache must hold the data it keeps');
-    if (this.cache !== null) {
-      this.cache.fill(0, position, this.loadedBytes);
-      this.loadedBytes = position;
-    }
+    assert(this.cache === null || (position >= this.cacheStart && position <= this.loadedBytes), 'cache must hold the data it keeps');
+    if (this.cache !== null) this.loadedBytes = position;
     this.wrote = position;
     this.flushed = position;
   }
 
   /**
-   * Ends the file's data at `position` durably: zeroes every non-zero byte of [position, sizeBytes) in
-   * the file (scanned in chunks) and in the cache, fdatasyncs if anything changed, and sets both
-   * positions to `position`. Recovery uses it to cut a torn or corrupt tail.
+   * Ends the file's data at `position` durably: zeroes every non-zero byte of [position, end) in the
+   * file (scanned in chunks; `end` defaults to the file's end, and recovery passes less only when it
+   * knows nothing lies past it) and what the cache held there, fdatasyncs if anything changed, and sets
+   * both positions to `position`. Recovery uses it to cut a torn or corrupt tail.
    */
-  truncateTo(position: number): void {
+  truncateTo(position: number, end: number = this.sizeBytes): void {
     assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, `bad position ${position}`);
+    assert(Number.isInteger(end) && end >= position && end <= this.sizeBytes, `bad end ${end}`);
+    assert(this.cache === null || position >= this.cacheStart, 'truncate below the cache');
     const fd = this.openFd();
     const chunk = new Uint8Array(Math.min(CHUNK_BYTES, this.sizeBytes));
     let changed = false;
-    // Bounded by sizeBytes / CHUNK_BYTES passes.
-    for (let at = position; at < this.sizeBytes; at += chunk.length) {
-      const length = Math.min(chunk.length, this.sizeBytes - at);
+    // Bounded by (end - position) / CHUNK_BYTES passes.
+    for (let at = position; at < end; at += chunk.length) {
+      const length = Math.min(chunk.length, end - at);
       const view = chunk.subarray(0, length);
       this.readInto(view, at);
       if (isZero(view)) continue;
@@ -336,7 +408,8 @@ export class MappedFile {
       changed = true;
     }
     if (changed) io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
-    this.cache?.fill(0, position);
+    // Only what the cache held past `position` can be non-zero there that matters to a reader of it.
+    this.cache?.fill(0, position, Math.max(position, this.loadedBytes, this.wrote));
     this.loadedBytes = Math.min(this.loadedBytes, position);
     this.wrote = position;
     this.flushed = position;
@@ -354,8 +427,15 @@ export class MappedFile {
   /** Closes and deletes the file; the caller fsyncs the directory (see `syncDirectory`). */
   destroy(): void {
     this.close();
-    this.cache = null;
+    this.dropCache();
     io(this.path, 'unlink', () => this.storageFs.unlinkSync(this.path));
+  }
+
+  private dropCache(): void {
+    if (this.cache !== null) this.pool.give(this.cache);
+    this.cache = null;
+    this.cacheStart = 0;
+    this.loadedBytes = 0;
   }
 
   private openFd(): number {

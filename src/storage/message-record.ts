@@ -277,6 +277,21 @@ function parseIPv6(address: string, target: Uint8Array, at: number): void {
   for (let i = 0; i < 8; i++) writeInt16(target, at + 2 * i, groups[i]);
 }
 
+// Every record carries two hosts, and parsing an address costs more than the rest of the header: the
+// encoded form of recently seen host objects is kept (by identity, so entries go with their objects).
+const hostBytesMemo = new WeakMap<SocketAddress, Uint8Array>();
+
+/** The encoded form of `host` (writeHost's bytes: 8 or 20), memoized per host object; do not modify it. */
+export function encodedHost(host: SocketAddress): Uint8Array {
+  let bytes = hostBytesMemo.get(host);
+  if (bytes === undefined || readInt32(bytes, bytes.length - 4) !== host.port) {
+    const scratch = new Uint8Array(IPV6_HOST_BYTES);
+    bytes = scratch.slice(0, writeHost(scratch, 0, host));
+    hostBytesMemo.set(host, bytes);
+  }
+  return bytes;
+}
+
 /** Writes a host in RocketMQ's form (address bytes, then int32 port); returns the bytes written. */
 export function writeHost(target: Uint8Array, at: number, host: SocketAddress): number {
   assert(Number.isInteger(host.port) && host.port >= 0 && host.port <= 0xffff, `bad port ${host.port}`);
@@ -442,12 +457,15 @@ export function encodeRecord(target: Uint8Array, offset: number, input: RecordIn
   const topicBytes = Buffer.byteLength(input.topic, 'utf8');
   const propertiesBytes = Buffer.byteLength(input.properties, 'utf8');
   assertInput(input, topicBytes, propertiesBytes);
-  const sysFlag = sysFlagFor(input);
+  const bornHost = encodedHost(input.bornHost);
+  const storeHost = encodedHost(input.storeHost);
+  const sysFlag = (input.sysFlag & ~(MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG)) |
+    (bornHost.length === IPV4_HOST_BYTES ? 0 : MessageSysFlag.BORNHOST_V6_FLAG) |
+    (storeHost.length === IPV4_HOST_BYTES ? 0 : MessageSysFlag.STOREHOSTADDRESS_V6_FLAG);
   const version = versionForTopic(topicBytes);
   const size = recordSizeOf(version, sysFlag, input.body.length, topicBytes, propertiesBytes);
   assert(Number.isInteger(offset) && offset >= 0 && offset + size <= target.length, 'record does not fit target');
 
-  const text = Buffer.from(target.buffer, target.byteOffset, target.byteLength);
   writeInt32(target, offset, size);
   writeInt32(target, offset + 4, version === 2 ? MESSAGE_MAGIC_CODE_V2 : MESSAGE_MAGIC_CODE);
   writeInt32(target, offset + 8, bodyCrc(input.body));
@@ -458,10 +476,12 @@ export function encodeRecord(target: Uint8Array, offset: number, input: RecordIn
   writeInt32(target, offset + 36, sysFlag);
   writeInt64(target, offset + 40, input.bornTimestampMs);
   let at = offset + POSITION_BORN_HOST;
-  at += writeHost(target, at, input.bornHost);
+  target.set(bornHost, at);
+  at += bornHost.length;
   writeInt64(target, at, input.storeTimestampMs);
   at += 8;
-  at += writeHost(target, at, input.storeHost);
+  target.set(storeHost, at);
+  at += storeHost.length;
   writeInt32(target, at, input.reconsumeTimes);
   writeInt64(target, at + 4, input.preparedTransactionOffset);
   writeInt32(target, at + 12, input.body.length);
@@ -474,10 +494,10 @@ export function encodeRecord(target: Uint8Array, offset: number, input: RecordIn
   } else {
     target[at++] = topicBytes;
   }
-  at += text.write(input.topic, at, topicBytes, 'utf8');
+  at += writeText(target, at, input.topic, topicBytes);
   writeInt16(target, at, propertiesBytes);
   at += 2;
-  at += text.write(input.properties, at, propertiesBytes, 'utf8');
+  at += writeText(target, at, input.properties, propertiesBytes);
   assert(at === offset + size, 'encoded length differs from recordSize');
 
   // Check just after the write: the structure must read back exactly (the CRC was computed above).
@@ -487,6 +507,18 @@ export function encodeRecord(target: Uint8Array, offset: number, input: RecordIn
   });
   assert(check.kind === 'record' && check.size === size, `encoded record fails its check: ${JSON.stringify(check)}`);
   return size;
+}
+
+/** Text longer than this goes through Buffer.write even when it is ASCII. */
+const TEXT_LOOP_MAX = 512;
+
+/** Writes `text` (`bytes` long in UTF-8) at `at`: a plain loop for ASCII, which topics and keys mostly are. */
+function writeText(target: Uint8Array, at: number, text: string, bytes: number): number {
+  if (bytes === text.length && bytes <= TEXT_LOOP_MAX) {
+    for (let i = 0; i < bytes; i++) target[at + i] = text.charCodeAt(i);
+    return bytes;
+  }
+  return Buffer.from(target.buffer, target.byteOffset, target.byteLength).write(text, at, bytes, 'utf8');
 }
 
 /**
@@ -501,6 +533,36 @@ export function patchWriterFields(target: Uint8Array, offset: number, queueOffse
   writeInt64(target, offset + 20, queueOffset);
   writeInt64(target, offset + 28, physicalOffset);
   writeInt64(target, offset + POSITION_BORN_HOST + bornHostBytes, storeTimestampMs);
+}
+
+/**
+ * Whether the record at `offset` (its structure already checked) names `storeHost` (encodedHost's bytes)
+ * as its store host: the writer's check that a record encoded elsewhere was encoded for this broker.
+ */
+export function storeHostEquals(record: Uint8Array, offset: number, storeHost: Uint8Array): boolean {
+  const sysFlag = readInt32(record, offset + 36);
+  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  if (storeHostBytes !== storeHost.length) return false;
+  const at = offset + POSITION_BORN_HOST + bornHostBytes + 8;
+  for (let i = 0; i < storeHostBytes; i++) if (record[at + i] !== storeHost[i]) return false;
+  return true;
+}
+
+/** Whether the record at `offset` (its structure already checked) carries `topic` (UTF-8 bytes) and `queueId`. */
+export function recordIsFor(record: Uint8Array, offset: number, topic: Uint8Array, queueId: number): boolean {
+  if (readInt32(record, offset + 12) !== queueId) return false;
+  const sysFlag = readInt32(record, offset + 36);
+  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  const bodyLengthAt = offset + 68 + bornHostBytes + storeHostBytes;
+  const topicLengthAt = bodyLengthAt + 4 + readInt32(record, bodyLengthAt);
+  const v2 = readInt32(record, offset + 4) === MESSAGE_MAGIC_CODE_V2;
+  const topicBytes = v2 ? readInt16(record, topicLengthAt) : record[topicLengthAt];
+  if (topicBytes !== topic.length) return false;
+  const at = topicLengthAt + (v2 ? 2 : 1);
+  for (let i = 0; i < topicBytes; i++) if (record[at + i] !== topic[i]) return false;
+  return true;
 }
 
 /** The store host as a pre-encoded record holds it, for the writer to check it wrote the record itself. */

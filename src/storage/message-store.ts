@@ -27,16 +27,21 @@
  * elsewhere while the writer keeps appending.
  *
  * Recovery rule (`open`):
- * 1. `abort` present = the last run crashed. The checkpoint gives the store time up to which the
- *    CommitLog, ConsumeQueues and index were synced; as RocketMQ (StoreCheckpoint.getMinTimestamp) the
- *    scan starts at the newest CommitLog file whose first record is older than min(those) - 3 s, or at
- *    the first file when no checkpoint exists. The same rule serves a clean stop, where it picks the
- *    last file and replay finds everything already dispatched.
+ * 1. `abort` present = the last run crashed. The checkpoint (written only after the sync that made the
+ *    CommitLog, ConsumeQueues and index durable up to it) names the exact CommitLog offset up to which
+ *    all three were durable (our extension, see store-checkpoint.ts): the scan starts right there and
+ *    reads nothing before it. Without it (a checkpoint written by RocketMQ or by an older version), as
+ *    RocketMQ (StoreCheckpoint.getMinTimestamp) the scan starts at the newest CommitLog file whose first
+ *    record is older than min(the checkpoint's times) - 3 s, or at the first file when there is no
+ *    checkpoint. The same rule serves a clean stop, where replay finds everything already dispatched.
  * 2. The index's newest file is deleted if it was written after the checkpoint (RocketMQ's
- *    IndexService.load rule); the scan then starts early enough to rebuild it.
- * 3. CommitLog.open scans from there (checksums, torn tail, corruption cut). Every record it keeps from
- *    the scan start is replayed through dispatch: an entry already in its ConsumeQueue is checked, a
- *    missing one is appended, a different one cuts the queue there and is rewritten.
+ *    IndexService.load rule); the scan then starts early enough to rebuild it, at a file start.
+ * 3. CommitLog.open scans from there (checksums, torn tail, corruption cut). When the checkpoint was
+ *    written in this boot of the OS (or the last stop was clean), no OS crash can have scattered stale
+ *    bytes past the end, so only one record's window past it is read (commit-log-recovery.ts). Every
+ *    record it keeps from the scan start is replayed through dispatch: an entry already in its
+ *    ConsumeQueue is checked, a missing one is appended, a different one cuts the queue there and is
+ *    rewritten.
  * 4. ConsumeQueue and index entries past the recovered maxOffset are dropped (they ran ahead of the
  *    disk), the queue offset table is seeded from the ConsumeQueues, and the abort file is created.
  */
@@ -79,6 +84,7 @@ import {
   abortFileExists,
   createAbortFile,
   deleteAbortFile,
+  readBootId,
   readStoreCheckpoint,
   writeStoreCheckpoint,
 } from './store-checkpoint.ts';
@@ -204,6 +210,11 @@ export type MessageStoreOptions = {
   readonly clock?: { nowMs(): number };
   /** Written into the abort file. */
   readonly pid?: number;
+  /**
+   * The kernel's boot id (32 hex digits), kept in the checkpoint; default read from the OS. A seam for
+   * tests that play an OS crash; null: unknown (recovery then reads everything past the log's end).
+   */
+  readonly bootId?: string | null;
   /** Where recovery reports what it found. */
   readonly log?: Logger;
 };
@@ -271,8 +282,12 @@ export type StoreSyncRequest = {
 /** What open found and did. */
 export type StoreRecoveryReport = {
   readonly cleanShutdown: boolean;
-  /** Where the CommitLog scan started (a file start), and where dispatch replay started. */
+  /** Start of the CommitLog file where the scan started. */
   readonly scanStartOffset: number;
+  /** Where the scan and the replay started: the checkpoint's trusted offset when it had one. */
+  readonly scanFromOffset: number;
+  /** Whether one record's window past the end was read ('window') or everything after it ('full'). */
+  readonly tailCheck: RecoveryResult['tailCheck'];
   readonly maxOffset: number;
   readonly recordsScanned: number;
   /** ConsumeQueue entries replay appended (the rest were already there). */
@@ -285,6 +300,8 @@ export type StoreRecoveryReport = {
 };
 
 type DispatchRequest = {
+  /** The queue that takes the entry; null when the record takes none (taken is 0). */
+  readonly queue: ConsumeQueue | null;
   readonly topic: string;
   readonly queueId: number;
   readonly queueOffset: number;
@@ -307,6 +324,8 @@ type Resolved = {
   readonly messageIndexEnable: boolean;
   readonly nowMs: () => number;
   readonly log: Logger | undefined;
+  /** The OS boot this store runs in, kept in every checkpoint; undefined when unknown. */
+  readonly bootId: string | undefined;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -406,8 +425,8 @@ function refusal(status: PutMessageStatus, remark: string): PutMessageResult {
 }
 
 /** The refusal for an input the store cannot take, or null when it may be appended. */
-function validate(input: PutMessageInput, maxMessageSize: number): PutMessageResult | null {
-  if (!isValidTopicName(input.topic)) return refusal('MESSAGE_ILLEGAL', `topic ${JSON.stringify(input.topic)} is not a valid topic name`);
+function validate(input: PutMessageInput, maxMessageSize: number, topicKnown = false): PutMessageResult | null {
+  if (!topicKnown && !isValidTopicName(input.topic)) return refusal('MESSAGE_ILLEGAL', `topic ${JSON.stringify(input.topic)} is not a valid topic name`);
   if (!Number.isInteger(input.queueId) || input.queueId < 0 || input.queueId > 0x7fff_ffff) {
     return refusal('MESSAGE_ILLEGAL', `queueId ${input.queueId} is not a non-negative int32`);
   }
@@ -448,8 +467,77 @@ export type EncodedPut = {
 export function encodePut(input: PutMessageInput, storeHost: SocketAddress, maxMessageSize: number, nowMs: number): EncodedPut | PutMessageResult {
   const invalid = validate(input, maxMessageSize);
   if (invalid !== null) return invalid;
-  const properties = input.properties ?? '';
-  const record: RecordInput = {
+  const record = recordInputOf(input, storeHost, nowMs);
+  const bytes = new Uint8Array(recordSize(record));
+  encodeRecord(bytes, 0, record);
+  return { topic: input.topic, queueId: input.queueId, sysFlag: record.sysFlag, properties: record.properties, record: bytes };
+}
+
+/** Most messages one EncodedBatch carries (it bounds the per-message work of one writer turn). */
+export const ENCODED_BATCH_MESSAGES_MAX = 4096;
+
+/** A RocketMQ batch (MessageExtBatch) that `encodeBatch` encoded on any thread: one topic and queue. */
+export type EncodedBatch = {
+  readonly topic: string;
+  readonly queueId: number;
+  /** Messages in the batch. */
+  readonly count: number;
+  /** The records back to back, each with zero queue offset, physical offset and store time. */
+  readonly records: Uint8Array;
+};
+
+/**
+ * The outcome of a batch put, as RocketMQ answers one: physicalOffset and queueOffset of the first
+ * message, wroteBytes of all, msgIds joined by commas, and how many messages were stored.
+ */
+export type PutBatchResult = PutMessageResult & { readonly msgNum: number };
+
+/**
+ * Validates and encodes a batch of messages for one topic and queue on the caller's thread, back to back
+ * in one buffer (RocketMQ's MessageExtBatch encoding): the writer then copies it into the log at once.
+ * Transaction half and rollback messages cannot be batched (they take no queue offset). With `target`
+ * (large enough), the records are encoded into it, as RocketMQ's encoders reuse a per-thread buffer; the
+ * caller must not reuse it before the batch has been sent.
+ */
+export function encodeBatch(
+  inputs: readonly PutMessageInput[],
+  storeHost: SocketAddress,
+  maxMessageSize: number,
+  nowMs: number,
+  target?: Uint8Array,
+): EncodedBatch | PutMessageResult {
+  const first = inputs[0];
+  if (first === undefined || inputs.length > ENCODED_BATCH_MESSAGES_MAX) {
+    return refusal('MESSAGE_ILLEGAL', `a batch holds 1 to ${ENCODED_BATCH_MESSAGES_MAX} messages, not ${inputs.length}`);
+  }
+  const records: RecordInput[] = [];
+  let totalBytes = 0;
+  for (const input of inputs) {
+    if (input.topic !== first.topic || input.queueId !== first.queueId) return refusal('MESSAGE_ILLEGAL', 'the messages of a batch go to one topic and queue');
+    const invalid = validate(input, maxMessageSize);
+    if (invalid !== null) return invalid;
+    const transaction = (input.sysFlag ?? 0) & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
+    if (transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) {
+      return refusal('MESSAGE_ILLEGAL', 'transaction half and rollback messages cannot be batched');
+    }
+    const record = recordInputOf(input, storeHost, nowMs);
+    totalBytes += recordSize(record);
+    records.push(record);
+  }
+  if (totalBytes > maxMessageSize + RECORD_OVERHEAD_MAX_BYTES) {
+    return refusal('MESSAGE_ILLEGAL', `the batch takes ${totalBytes} bytes, more than maxMessageSize ${maxMessageSize} allows`);
+  }
+  // A sender that keeps one buffer per batch in flight passes it as `target` and allocates nothing here.
+  const bytes = target !== undefined && target.length >= totalBytes ? target.subarray(0, totalBytes) : new Uint8Array(totalBytes);
+  let at = 0;
+  for (const record of records) at += encodeRecord(bytes, at, record);
+  assert(at === totalBytes, 'a batch is its records back to back');
+  return { topic: first.topic, queueId: first.queueId, count: inputs.length, records: bytes };
+}
+
+/** The record a put becomes, with zeros where the writer fills in offsets and store time. */
+function recordInputOf(input: PutMessageInput, storeHost: SocketAddress, nowMs: number): RecordInput {
+  return {
     topic: input.topic,
     queueId: input.queueId,
     flag: input.flag ?? 0,
@@ -463,15 +551,12 @@ export function encodePut(input: PutMessageInput, storeHost: SocketAddress, maxM
     reconsumeTimes: input.reconsumeTimes ?? 0,
     preparedTransactionOffset: input.preparedTransactionOffset ?? 0,
     body: input.body,
-    properties,
+    properties: input.properties ?? '',
   };
-  const bytes = new Uint8Array(recordSize(record));
-  encodeRecord(bytes, 0, record);
-  return { topic: input.topic, queueId: input.queueId, sysFlag: record.sysFlag, properties, record: bytes };
 }
 
-/** Whether `encodePut` refused the input. */
-export function isPutRefusal(value: EncodedPut | PutMessageResult): value is PutMessageResult {
+/** Whether `encodePut` or `encodeBatch` refused the input. */
+export function isPutRefusal(value: EncodedPut | EncodedBatch | PutMessageResult): value is PutMessageResult {
   return 'status' in value;
 }
 
@@ -491,7 +576,10 @@ export class MessageStore {
   private readonly diskGuard: DiskGuard;
   private readonly pendingDispatch: DispatchRequest[] = [];
   /** Queues that grew since takeArrivals, when tracking is on (bounded by the number of queues). */
-  private arrivals: Map<string, { topic: string; queueId: number; maxOffset: number }> | null = null;
+  private arrivals: Map<ConsumeQueue, { topic: string; queueId: number; maxOffset: number }> | null = null;
+  private lastTopic: { readonly name: string; readonly bytes: Uint8Array } | null = null;
+  /** Queues by topic and queue id, so puts and dispatch find a queue without building a key string. */
+  private readonly queuesByTopic = new Map<string, Map<number, ConsumeQueue>>();
   private dispatchedOffsetValue: number;
   private durableOffsetValue: number;
   /** Store time of the last appended / written / dispatched record (checkpoint fields). */
@@ -539,10 +627,12 @@ export class MessageStore {
     const paths = storePaths(config.rootDir);
     const cleanShutdown = !abortFileExists(fs, config.rootDir);
     const checkpoint = readCheckpoint(fs, config.rootDir, config.log);
-    const { consumeQueues, index } = openLogics(fs, config, options);
+    const { consumeQueues, index } = openLogics(fs, config, options, checkpoint?.trustedPhysicalOffset);
     const start = recoveryStart(fs, paths.commitLogDir, checkpoint, index, cleanShutdown, config.messageIndexEnable);
     const replay = new Replayer(consumeQueues, config.messageIndexEnable ? index : null);
-    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, cleanShutdown, start, replay);
+    // Same boot as the checkpoint: no OS crash since it was written (see step 3 of the recovery rule).
+    const osCrashPossible = !cleanShutdown && (config.bootId === undefined || checkpoint?.bootId !== config.bootId);
+    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, { cleanShutdown, osCrashPossible }, start, replay);
     consumeQueues.truncateAll(recovery.maxOffset);
     index.truncate(recovery.maxOffset);
     consumeQueues.deleteFilesBeforeAll(commitLog.minOffset);
@@ -551,6 +641,8 @@ export class MessageStore {
     const report: StoreRecoveryReport = {
       cleanShutdown,
       scanStartOffset: recovery.scanStartOffset,
+      scanFromOffset: recovery.scanFromOffset,
+      tailCheck: recovery.tailCheck,
       maxOffset: recovery.maxOffset,
       recordsScanned: recovery.recordsScanned,
       entriesReplayed: replay.entriesAppended,
@@ -573,9 +665,14 @@ export class MessageStore {
       config, syncFs, commitLog, consumeQueues, index, queueOffsets, diskGuard, recovery: report,
       checkpoint: checkpoint ?? EMPTY_STORE_CHECKPOINT,
     });
-    store.dispatchedTimestampMs = replay.lastTimestampMs;
-    store.appendedTimestampMs = replay.lastTimestampMs;
-    store.writtenTimestampMs = replay.lastTimestampMs;
+    // With nothing replayed (a scan from the end), the checkpoint's times still describe the log.
+    const replayedMs = replay.lastTimestampMs;
+    store.dispatchedTimestampMs = replayedMs > 0 ? replayedMs : (checkpoint?.logicsMsgTimestampMs ?? 0);
+    store.appendedTimestampMs = replayedMs > 0 ? replayedMs : (checkpoint?.physicMsgTimestampMs ?? 0);
+    store.writtenTimestampMs = store.appendedTimestampMs;
+    // What replay rebuilt (a dropped index file, ConsumeQueue entries) is not durable yet, while the old
+    // checkpoint already vouches for it: make it durable under a new checkpoint before taking writes.
+    if (!cleanShutdown) store.flush();
     return store;
   }
 
@@ -621,7 +718,7 @@ export class MessageStore {
 
   /** Appends a message to the page cache; never flushes (see putMessage). Refusals are results. */
   appendMessage(input: PutMessageInput): PutMessageResult {
-    const invalid = validate(input, this.config.maxMessageSize);
+    const invalid = validate(input, this.config.maxMessageSize, this.queuesByTopic.has(input.topic));
     if (invalid !== null) return invalid;
     const properties = input.properties ?? '';
     return this.appendWith(input.topic, input.queueId, input.sysFlag ?? 0, properties, (queueOffset) =>
@@ -643,12 +740,100 @@ export class MessageStore {
 
   /** Appends a record `encodePut` built on another thread: the writer only copies and patches it. */
   appendEncoded(put: EncodedPut): PutMessageResult {
-    if (!isValidTopicName(put.topic) || !Number.isInteger(put.queueId) || put.queueId < 0) {
+    if (!this.isKnownTopic(put.topic) || !Number.isInteger(put.queueId) || put.queueId < 0) {
       return refusal('MESSAGE_ILLEGAL', `bad topic or queue ${JSON.stringify(put.topic)}/${put.queueId}`);
     }
     return this.appendWith(put.topic, put.queueId, put.sysFlag, put.properties, (queueOffset) =>
       this.commitLog.appendEncoded(put.record, queueOffset),
     );
+  }
+
+  /**
+   * Appends a batch `encodeBatch` built on another thread (RocketMQ's MessageExtBatch: one topic and
+   * queue, consecutive queue offsets, one copy into the log). The answer describes the batch as Java's
+   * does: offsets of its first message, wroteBytes of all of them, msgIds joined by commas, and msgNum.
+   */
+  appendEncodedBatch(batch: EncodedBatch): PutBatchResult {
+    const refused = (result: PutMessageResult): PutBatchResult => ({ ...result, msgNum: 0 });
+    if (!this.isKnownTopic(batch.topic) || !Number.isInteger(batch.queueId) || batch.queueId < 0) {
+      return refused(refusal('MESSAGE_ILLEGAL', `bad topic or queue ${JSON.stringify(batch.topic)}/${batch.queueId}`));
+    }
+    if (!Number.isSafeInteger(batch.count) || batch.count < 1 || batch.count > ENCODED_BATCH_MESSAGES_MAX) {
+      return refused(refusal('MESSAGE_ILLEGAL', `a batch holds 1 to ${ENCODED_BATCH_MESSAGES_MAX} messages, not ${batch.count}`));
+    }
+    const unavailable = this.unavailable();
+    if (unavailable !== null) return refused(unavailable);
+    let queue: ConsumeQueue;
+    try {
+      queue = this.queueOf(batch.topic, batch.queueId);
+    } catch (error) {
+      return refused(queueFailure(error));
+    }
+    const firstQueueOffset = this.queueOffsets.assign(batch.topic, batch.queueId, batch.count);
+    let appended: { physicalOffset: number; sizes: number[]; storeTimestampMs: number };
+    try {
+      appended = this.commitLog.appendEncodedBatch(batch.records, batch.count, this.topicBytes(batch.topic), batch.queueId, firstQueueOffset);
+    } catch (error) {
+      this.queueOffsets.set(batch.topic, batch.queueId, firstQueueOffset);
+      return refused(appendFailure(error));
+    }
+    this.appendedTimestampMs = appended.storeTimestampMs;
+    let msgIds = '';
+    let physicalOffset = appended.physicalOffset;
+    for (let index = 0; index < appended.sizes.length; index++) {
+      const size = appended.sizes[index]!;
+      const at = physicalOffset - appended.physicalOffset;
+      const properties = recordProperties(batch.records, at, size);
+      this.pendingDispatch.push({
+        queue, topic: batch.topic, queueId: batch.queueId, queueOffset: firstQueueOffset + index,
+        physicalOffset, size, storeTimestampMs: appended.storeTimestampMs, taken: 1, properties,
+      });
+      msgIds += (index === 0 ? '' : ',') + this.commitLog.msgIdOf(physicalOffset);
+      physicalOffset += size;
+    }
+    if (this.pendingDispatch.length >= this.config.dispatchPendingMax) this.dispatch();
+    return {
+      status: 'PUT_OK',
+      physicalOffset: appended.physicalOffset,
+      queueOffset: firstQueueOffset,
+      msgId: msgIds,
+      wroteBytes: batch.records.length,
+      storeTimestampMs: appended.storeTimestampMs,
+      msgNum: batch.count,
+    };
+  }
+
+  /** The UTF-8 bytes of a topic, for checking that batch records carry it (the last one is kept). */
+  private topicBytes(topic: string): Uint8Array {
+    if (this.lastTopic?.name !== topic) this.lastTopic = { name: topic, bytes: Buffer.from(topic, 'utf8') };
+    return this.lastTopic.bytes;
+  }
+
+  /** Whether `topic` is a valid topic name; names the store already holds queues for skip the pattern. */
+  private isKnownTopic(topic: string): boolean {
+    return this.queuesByTopic.has(topic) || isValidTopicName(topic);
+  }
+
+  /** The refusal while the store cannot take writes (shut down, disk full), else null. */
+  private unavailable(): PutMessageResult | null {
+    if (this.state !== 'open') return refusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
+    const full = this.diskGuard.refusal();
+    return full === undefined ? null : refusal('SERVICE_NOT_AVAILABLE', full.remark);
+  }
+
+  /** The queue of a valid topic and queue id, created on first use; throws at the queue bound. */
+  private queueOf(topic: string, queueId: number): ConsumeQueue {
+    let queues = this.queuesByTopic.get(topic);
+    const known = queues?.get(queueId);
+    if (known !== undefined) return known;
+    const queue = this.consumeQueues.findOrCreate(topic, queueId);
+    if (queues === undefined) {
+      queues = new Map();
+      this.queuesByTopic.set(topic, queues);
+    }
+    // Bounded like the ConsumeQueueStore itself (consumeQueuesMax): one entry per queue it holds.
+    queues.set(queueId, queue);
+    return queue;
   }
 
   private appendWith(
@@ -658,19 +843,16 @@ export class MessageStore {
     properties: string,
     write: (queueOffset: number) => AppendResult,
   ): PutMessageResult {
-    if (this.state !== 'open') return refusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
-    const full = this.diskGuard.refusal();
-    if (full !== undefined) return refusal('SERVICE_NOT_AVAILABLE', full.remark);
+    const unavailable = this.unavailable();
+    if (unavailable !== null) return unavailable;
     const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
     const taken = transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE ? 0 : 1;
-    if (taken > 0 && this.consumeQueues.get(topic, queueId) === undefined) {
+    let queue: ConsumeQueue | null = null;
+    if (taken > 0) {
       try {
-        this.consumeQueues.findOrCreate(topic, queueId);
+        queue = this.queueOf(topic, queueId);
       } catch (error) {
-        if (error instanceof ConsumeQueueError && error.code === ConsumeQueueErrorCode.queueLimitReached) {
-          return refusal('LMQ_CONSUME_QUEUE_NUM_EXCEEDED', error.message);
-        }
-        throw error;
+        return queueFailure(error);
       }
     }
     const queueOffset = taken > 0 ? this.queueOffsets.assign(topic, queueId) : 0;
@@ -683,6 +865,7 @@ export class MessageStore {
     }
     this.appendedTimestampMs = appended.storeTimestampMs;
     this.pendingDispatch.push({
+      queue,
       topic,
       queueId,
       queueOffset,
@@ -745,18 +928,15 @@ export class MessageStore {
   }
 
   private apply(request: DispatchRequest): void {
-    let parsed: Map<string, string> | null = null;
-    const props = (): Map<string, string> => (parsed ??= decodeMessageProperties(request.properties));
-    if (request.taken > 0) {
-      const queue = this.consumeQueues.findOrCreate(request.topic, request.queueId);
-      const tagsCode = request.properties.length === 0 ? 0 : tagsCodeFor(request.topic, props(), request.storeTimestampMs);
+    const properties = request.properties.length === 0 ? null : decodeMessageProperties(request.properties);
+    const queue = request.queue;
+    if (queue !== null) {
+      const tagsCode = properties === null ? 0 : tagsCodeFor(request.topic, properties, request.storeTimestampMs);
       const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode);
       assert(put, `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
-      if (this.arrivals !== null) {
-        this.arrivals.set(`${request.topic}\u0000${request.queueId}`, { topic: request.topic, queueId: request.queueId, maxOffset: request.queueOffset + 1 });
-      }
+      if (this.arrivals !== null) this.arrivals.set(queue, { topic: request.topic, queueId: request.queueId, maxOffset: request.queueOffset + 1 });
     }
-    if (this.config.messageIndexEnable && request.properties.length > 0) indexRecord(this.index, request, props());
+    if (this.config.messageIndexEnable && properties !== null) indexRecord(this.index, request, properties);
     this.dispatchedOffsetValue = request.physicalOffset + request.size;
     this.dispatchedTimestampMs = request.storeTimestampMs;
   }
@@ -844,12 +1024,18 @@ export class MessageStore {
    * ConsumeQueue and index bytes durable, so every timestamp in it is a durable point.
    */
   private checkpointAt(logicsTimestampMs: number): StoreCheckpoint {
-    return {
-      ...this.checkpoint,
+    // Called right after dispatching and writing everything: the trusted offset is the end of the log.
+    const trusted = this.dispatchedOffsetValue;
+    assert(trusted === this.commitLog.maxOffset && trusted === this.commitLog.flushedOffset, 'a checkpoint covers dispatched, written bytes');
+    const checkpoint: StoreCheckpoint = {
       physicMsgTimestampMs: this.writtenTimestampMs,
       logicsMsgTimestampMs: logicsTimestampMs,
       indexMsgTimestampMs: logicsTimestampMs,
+      masterFlushedOffset: this.checkpoint.masterFlushedOffset,
+      confirmPhyOffset: this.checkpoint.confirmPhyOffset,
+      trustedPhysicalOffset: trusted,
     };
+    return this.config.bootId === undefined ? checkpoint : { ...checkpoint, bootId: this.config.bootId };
   }
 
   // ------------------------------------------------------------------------------------------ reading
@@ -990,6 +1176,8 @@ function resolveOptions(options: MessageStoreOptions): Resolved {
   assert(Number.isSafeInteger(maxTransferCount) && maxTransferCount > 0, 'maxTransferCountOnMessageInMemory is positive');
   assert(Number.isSafeInteger(maxTransferBytes) && maxTransferBytes > 0, 'maxTransferBytesOnMessageInMemory is positive');
   const clock = options.clock;
+  const bootId = options.bootId === undefined ? readBootId(options.fs) : (options.bootId ?? undefined);
+  assert(bootId === undefined || (/^[0-9a-f]{32}$/.test(bootId) && /[1-9a-f]/.test(bootId)), `bad boot id ${bootId}`);
   return {
     rootDir: path.resolve(options.rootDir),
     flushDiskType: options.flushDiskType,
@@ -1000,12 +1188,19 @@ function resolveOptions(options: MessageStoreOptions): Resolved {
     messageIndexEnable: options.messageIndexEnable ?? true,
     nowMs: clock === undefined ? () => Date.now() : () => clock.nowMs(),
     log: options.log,
+    bootId,
   };
 }
 
 /** Opens the ConsumeQueues and the index as they are on disk (each recovers its own files). */
-function openLogics(fs: StorageFs, config: Resolved, options: MessageStoreOptions): { consumeQueues: ConsumeQueueStore; index: IndexService } {
+function openLogics(
+  fs: StorageFs,
+  config: Resolved,
+  options: MessageStoreOptions,
+  trustedCommitLogOffset: number | undefined,
+): { consumeQueues: ConsumeQueueStore; index: IndexService } {
   const consumeQueues = ConsumeQueueStore.open({
+    ...(trustedCommitLogOffset === undefined ? {} : { trustedCommitLogOffset }),
     storageFs: fs,
     rootDir: config.rootDir,
     queuesMax: options.consumeQueuesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax,
@@ -1033,7 +1228,7 @@ function recoveryStart(
   index: IndexService,
   cleanShutdown: boolean,
   withIndex: boolean,
-): { scanFrom: number | undefined; indexFileDropped: boolean; trustedBeforeMs: number | undefined } {
+): { scanFrom: number | undefined; indexFileDropped: boolean; trustedBeforeMs: number | undefined; trustedOffset: number | undefined } {
   let scanFrom = scanStartOffset(fs, commitLogDir, checkpoint === null ? null : checkpointMinTimestampMs(checkpoint, withIndex));
   const newestIndex = index.indexFiles().at(-1);
   const indexFileDropped =
@@ -1044,7 +1239,9 @@ function recoveryStart(
   // Records stored before the checkpoint's time (less the margin) were flushed with their ConsumeQueue
   // and index entries: the scan walks over them without replaying them, unless the index must be rebuilt.
   const trustedBeforeMs = checkpoint === null || indexFileDropped ? undefined : checkpointMinTimestampMs(checkpoint, withIndex);
-  return { scanFrom, indexFileDropped, trustedBeforeMs };
+  // The exact offset serves only when nothing before it has to be replayed (the index was kept).
+  const trustedOffset = indexFileDropped ? undefined : checkpoint?.trustedPhysicalOffset;
+  return { scanFrom, indexFileDropped, trustedBeforeMs, trustedOffset };
 }
 
 /** Opens and recovers the CommitLog, replaying every record from the scan start. */
@@ -1053,8 +1250,8 @@ function openCommitLog(
   dir: string,
   config: Resolved,
   options: MessageStoreOptions,
-  cleanShutdown: boolean,
-  start: { readonly scanFrom: number | undefined; readonly trustedBeforeMs: number | undefined },
+  crash: { readonly cleanShutdown: boolean; readonly osCrashPossible: boolean },
+  start: { readonly scanFrom: number | undefined; readonly trustedBeforeMs: number | undefined; readonly trustedOffset: number | undefined },
   replay: Replayer,
 ): { commitLog: CommitLog; recovery: RecoveryResult } {
   const scanFrom = start.scanFrom;
@@ -1069,8 +1266,9 @@ function openCommitLog(
       clock: { nowMs: config.nowMs },
     },
     {
-      cleanShutdown,
+      ...crash,
       checkpointPhysicalOffset: scanFrom === undefined ? undefined : Math.floor(scanFrom / fileSizeBytes) * fileSizeBytes,
+      trustedPhysicalOffset: start.trustedOffset,
       trustedBeforeTimestampMs: start.trustedBeforeMs,
       queueOffsets: new QueueOffsetTable(options.consumeQueuesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax),
       onRecord: (record) => replay.record(record),
@@ -1103,6 +1301,21 @@ function appendFailure(error: unknown): PutMessageResult {
   }
   if (error instanceof MappedFileError) return refusal('CREATE_MAPPED_FILE_FAILED', error.message);
   throw error;
+}
+
+/** LMQ_CONSUME_QUEUE_NUM_EXCEEDED at the queue bound; any other failure is rethrown. */
+function queueFailure(error: unknown): PutMessageResult {
+  if (error instanceof ConsumeQueueError && error.code === ConsumeQueueErrorCode.queueLimitReached) {
+    return refusal('LMQ_CONSUME_QUEUE_NUM_EXCEEDED', error.message);
+  }
+  throw error;
+}
+
+/** The properties string of the record at `offset` of `bytes` ('' for none), read only when it has some. */
+function recordProperties(bytes: Uint8Array, offset: number, size: number): string {
+  // A record with properties ends in \u0002; one without ends in its zero propertiesLength.
+  if (bytes[offset + size - 1] !== PROPERTY_SEPARATOR.charCodeAt(0)) return '';
+  return decodeRecord(bytes, offset).properties;
 }
 
 function indexRecord(

@@ -1,29 +1,43 @@
 /**
  * The store's `checkpoint` file and its `abort` marker, both in storePathRootDir, as RocketMQ 5 keeps
- * them (StoreCheckpoint, DefaultMessageStore.createTempFile). All integers are big-endian int64.
+ * them (StoreCheckpoint, DefaultMessageStore.createTempFile). All integers are big-endian.
  *
  * checkpoint, one OS page (4096 bytes); Java maps the page and reads the first 40 bytes:
  *
- * | offset | size | field               | meaning                                                       |
- * |--------|------|---------------------|---------------------------------------------------------------|
- * | 0      | 8    | physicMsgTimestamp  | store time (ms) of the last CommitLog record flushed          |
- * | 8      | 8    | logicsMsgTimestamp  | store time (ms) of the last record whose ConsumeQueue entry   |
- * |        |      |                     | was flushed                                                   |
- * | 16     | 8    | indexMsgTimestamp   | store time (ms) of the last record in a flushed index file    |
- * | 24     | 8    | masterFlushedOffset | master's flushed CommitLog offset, kept by a slave (HA)       |
- * | 32     | 8    | confirmPhyOffset    | CommitLog offset confirmed (replicated, or flushed) so far    |
- * | 40     | 4056 | (zeros)             | unused                                                        |
+ * | offset | size | field                 | meaning                                                     |
+ * |--------|------|-----------------------|-------------------------------------------------------------|
+ * | 0      | 8    | physicMsgTimestamp    | store time (ms) of the last CommitLog record flushed        |
+ * | 8      | 8    | logicsMsgTimestamp    | store time (ms) of the last record whose ConsumeQueue entry |
+ * |        |      |                       | was flushed                                                 |
+ * | 16     | 8    | indexMsgTimestamp     | store time (ms) of the last record in a flushed index file  |
+ * | 24     | 8    | masterFlushedOffset   | master's flushed CommitLog offset, kept by a slave (HA)     |
+ * | 32     | 8    | confirmPhyOffset      | CommitLog offset confirmed (replicated, or flushed) so far  |
+ * | 40     | 984  | (zeros)               | unused (a RocketMQ fork keeps a field at 40: left alone)    |
+ * | 1024   | 4    | extensionMagic        | 0x52544331 ("RTC1"): the rocketmq-ts extension follows      |
+ * | 1028   | 4    | extensionCrc          | CRC-32 of bytes [0, 40) and [1032, 1064)                    |
+ * | 1032   | 8    | trustedPhysicalOffset | CommitLog offset below which every record, its ConsumeQueue |
+ * |        |      |                       | entry and its index entries were durable when written       |
+ * | 1040   | 16   | bootId                | the kernel's boot id when written (zeros: unknown)          |
+ * | 1056   | 8    | (zeros)               | reserved                                                    |
+ * | 1064   | 3032 | (zeros)               | unused                                                      |
  *
  * Invariants: every field is a non-negative safe integer; the file is at least 40 bytes. Java rewrites
  * the page in place through mmap and force(); we replace the whole file atomically (temp file, fsync,
- * rename, fsync of the directory), so a reader sees the old or the new checkpoint, never a mix. There is
- * no checksum, because Java writes none and a store must stay readable by both.
+ * rename, fsync of the directory), so a reader sees the old or the new checkpoint, never a mix. Java's
+ * 40 bytes carry no checksum, because Java writes none and a store must stay readable by both.
+ *
+ * The extension is ours: Java neither reads nor writes it. Its CRC covers Java's 40 bytes too, so a
+ * checkpoint that Java rewrote since (other timestamps) or that is damaged drops the extension, and
+ * recovery falls back to RocketMQ's timestamp rule; a checkpoint from before the extension existed reads
+ * the same way. The boot id tells recovery whether the OS restarted since the checkpoint was written
+ * (see commit-log.ts: only an OS crash can leave stale bytes past the end of the log).
  *
  * abort: exists while a store runs (holds the pid as decimal text, as Java writes it). Created durably
  * at start, deleted durably on a clean stop. Recovery rule: if it exists at start, the last run crashed
  * and the CommitLog must be recovered as after a crash.
  */
 
+import { crc32 } from 'node:zlib';
 import type { StorageFs } from './storage-fs.ts';
 import { writeFileAtomic } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
@@ -36,6 +50,14 @@ export const ABORT_FILE_NAME = 'abort';
 export const STORE_CHECKPOINT_FILE_BYTES = 4096;
 /** Bytes of the checkpoint that carry fields. */
 export const STORE_CHECKPOINT_FIELDS_BYTES = 40;
+/** Where the rocketmq-ts extension starts in the checkpoint page. */
+export const STORE_CHECKPOINT_EXTENSION_OFFSET = 1024;
+/** Magic of the extension ("RTC1"). */
+export const STORE_CHECKPOINT_EXTENSION_MAGIC = 0x5254_4331;
+/** Bytes of the extension, magic and CRC included. */
+export const STORE_CHECKPOINT_EXTENSION_BYTES = 40;
+/** Bytes of a boot id (a UUID). */
+export const BOOT_ID_BYTES = 16;
 
 /** The checkpoint's fields, with RocketMQ's names (units added). */
 export type StoreCheckpoint = {
@@ -49,6 +71,13 @@ export type StoreCheckpoint = {
   readonly masterFlushedOffset: number;
   /** CommitLog offset confirmed so far. */
   readonly confirmPhyOffset: number;
+  /**
+   * Extension: CommitLog offset below which every record, its ConsumeQueue entry and its index entries
+   * were durable when the checkpoint was written; recovery verifies only what lies past it.
+   */
+  readonly trustedPhysicalOffset?: number;
+  /** Extension: the kernel's boot id (32 hex digits, not all zero) when the checkpoint was written. */
+  readonly bootId?: string;
 };
 
 /** A checkpoint of a store that never wrote one (Java's initial values). */
@@ -89,7 +118,7 @@ export class StoreCheckpointError extends Error {
   }
 }
 
-/** Encodes a checkpoint into its 4096-byte file image. */
+/** Encodes a checkpoint into its 4096-byte file image (with the extension when it has a trusted offset). */
 export function encodeStoreCheckpoint(checkpoint: StoreCheckpoint): Uint8Array {
   const bytes = Buffer.alloc(STORE_CHECKPOINT_FILE_BYTES);
   for (const [index, field] of FIELDS.entries()) {
@@ -97,19 +126,39 @@ export function encodeStoreCheckpoint(checkpoint: StoreCheckpoint): Uint8Array {
     assert(Number.isSafeInteger(value) && value >= 0, `checkpoint ${field} out of range: ${value}`);
     bytes.writeBigInt64BE(BigInt(value), index * 8);
   }
+  const trusted = checkpoint.trustedPhysicalOffset;
+  if (trusted !== undefined) {
+    assert(Number.isSafeInteger(trusted) && trusted >= 0, `checkpoint trustedPhysicalOffset out of range: ${trusted}`);
+    const at = STORE_CHECKPOINT_EXTENSION_OFFSET;
+    bytes.writeInt32BE(STORE_CHECKPOINT_EXTENSION_MAGIC, at);
+    bytes.writeBigInt64BE(BigInt(trusted), at + 8);
+    if (checkpoint.bootId !== undefined) {
+      assert(/^[0-9a-f]{32}$/.test(checkpoint.bootId) && /[1-9a-f]/.test(checkpoint.bootId), `bad boot id ${checkpoint.bootId}`);
+      bytes.write(checkpoint.bootId, at + 16, BOOT_ID_BYTES, 'hex');
+    }
+    bytes.writeUInt32BE(extensionCrc(bytes), at + 4);
+  }
   // Check just before the write: the image must decode to what was asked for.
   const back = decodeStoreCheckpoint(bytes);
   assert(FIELDS.every((field) => back[field] === checkpoint[field]), 'checkpoint image does not read back');
+  assert(back.trustedPhysicalOffset === trusted && back.bootId === (trusted === undefined ? undefined : checkpoint.bootId), 'extension does not read back');
   return bytes;
 }
 
-/** Decodes a checkpoint file image; throws StoreCheckpointError if it cannot be trusted. */
+/** CRC-32 of Java's fields and the extension's body: binds the extension to the fields it was written with. */
+function extensionCrc(bytes: Buffer): number {
+  const body = STORE_CHECKPOINT_EXTENSION_OFFSET + 8;
+  const fields = crc32(bytes.subarray(0, STORE_CHECKPOINT_FIELDS_BYTES));
+  return crc32(bytes.subarray(body, STORE_CHECKPOINT_EXTENSION_OFFSET + STORE_CHECKPOINT_EXTENSION_BYTES), fields);
+}
+
+/** Decodes a checkpoint file image; throws StoreCheckpointError if Java's fields cannot be trusted. */
 export function decodeStoreCheckpoint(bytes: Uint8Array): StoreCheckpoint {
   if (bytes.length < STORE_CHECKPOINT_FIELDS_BYTES) {
     throw new StoreCheckpointError('CHECKPOINT_INVALID', `checkpoint has ${bytes.length} bytes, needs 40`);
   }
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const values: Record<string, number> = {};
+  const values: Record<string, number | string> = {};
   for (const [index, field] of FIELDS.entries()) {
     const value = view.readBigInt64BE(index * 8);
     if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -117,7 +166,35 @@ export function decodeStoreCheckpoint(bytes: Uint8Array): StoreCheckpoint {
     }
     values[field] = Number(value);
   }
+  Object.assign(values, decodeExtension(view));
   return values as StoreCheckpoint;
+}
+
+/** The extension's fields, or none when it is absent, damaged or stale (see the header). */
+function decodeExtension(view: Buffer): Pick<StoreCheckpoint, 'trustedPhysicalOffset' | 'bootId'> {
+  const at = STORE_CHECKPOINT_EXTENSION_OFFSET;
+  if (view.length < at + STORE_CHECKPOINT_EXTENSION_BYTES) return {};
+  if (view.readInt32BE(at) !== STORE_CHECKPOINT_EXTENSION_MAGIC || view.readUInt32BE(at + 4) !== extensionCrc(view)) return {};
+  const trusted = view.readBigInt64BE(at + 8);
+  if (trusted < 0n || trusted > BigInt(Number.MAX_SAFE_INTEGER)) return {};
+  const bootId = view.toString('hex', at + 16, at + 16 + BOOT_ID_BYTES);
+  return /^0+$/.test(bootId) ? { trustedPhysicalOffset: Number(trusted) } : { trustedPhysicalOffset: Number(trusted), bootId };
+}
+
+/**
+ * The kernel's boot id as 32 hex digits (Linux: /proc/sys/kernel/random/boot_id), or undefined where
+ * there is none. It changes on every boot, so two equal ids mean no OS crash happened in between.
+ */
+export function readBootId(storageFs: StorageFs): string | undefined {
+  const file = '/proc/sys/kernel/random/boot_id';
+  try {
+    if (!storageFs.existsSync(file)) return undefined;
+    const id = storageFs.readFileSync(file).toString('utf8').trim().replaceAll('-', '').toLowerCase();
+    return /^[0-9a-f]{32}$/.test(id) ? id : undefined;
+  } catch {
+    // No boot id (another OS, a sandbox): recovery then assumes the OS may have crashed.
+    return undefined;
+  }
 }
 
 /** Reads `<rootDir>/checkpoint`; null when there is none (a new store). */

@@ -15,8 +15,12 @@ import { MappedFileError, fileNameOf } from '../../src/storage/mapped-file.ts';
 import {
   BLANK_MAGIC_CODE,
   MessageSysFlag,
+  type RecordInput,
+  decodeRecord,
   encodeMessageProperties,
+  encodeRecord,
   offsetMessageId,
+  recordSize,
 } from '../../src/storage/message-record.ts';
 import { type StorageFs, nodeStorageFs } from '../../src/storage/storage-fs.ts';
 
@@ -448,6 +452,159 @@ describe('CommitLog recovery', () => {
     expect(recovery.records).toHaveLength(100);
     for (const item of sent) expectSameRecord(again, item);
     again.close();
+  });
+});
+
+describe('CommitLog recovery from a trusted offset', () => {
+  function flipByte(offset: number): void {
+    const fd = fs.openSync(filePath(Math.floor(offset / FILE_SIZE) * FILE_SIZE), 'r+');
+    const byte = Buffer.alloc(1);
+    fs.readSync(fd, byte, 0, 1, offset % FILE_SIZE);
+    byte[0] ^= 0x5a;
+    fs.writeSync(fd, byte, 0, 1, offset % FILE_SIZE);
+    fs.closeSync(fd);
+  }
+
+  it('starts exactly at the trusted offset, reads nothing before it and verifies everything after it', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 200);
+    log.flush();
+    log.close();
+    const trusted = sent[130]!.result.physicalOffset;
+    // Damage before the trusted offset is not read (it was verified when written and is durable)...
+    flipByte(sent[129]!.result.physicalOffset + 150);
+    const { commitLog: again, recovery } = open({ cleanShutdown: false, trustedPhysicalOffset: trusted, osCrashPossible: false });
+    expect(recovery.scanFromOffset).toBe(trusted);
+    expect(recovery.scanStartOffset).toBe(Math.floor(trusted / FILE_SIZE) * FILE_SIZE);
+    expect(recovery.recordsScanned).toBe(70);
+    expect(recovery.records.map((r) => r.physicalOffset)).toEqual(sent.slice(130).map((s) => s.result.physicalOffset));
+    expect(recovery.corruptions).toEqual([]);
+    expect(again.maxOffset).toBe(log.maxOffset);
+    // ...records handed back are copies: they stay valid after recovery reused its read window.
+    expect(Buffer.from(recovery.records[0]!.body).equals(Buffer.from(sent[130]!.input.body))).toBe(true);
+    again.close();
+    // ...while damage after it is found (CRC) and the log is cut there.
+    flipByte(sent[150]!.result.physicalOffset + 150);
+    const { commitLog: cut, recovery: second } = open({ cleanShutdown: false, trustedPhysicalOffset: trusted, osCrashPossible: false });
+    expect(second.corruptions).toMatchObject([{ physicalOffset: sent[150]!.result.physicalOffset, reason: 'body-crc' }]);
+    expect(cut.maxOffset).toBe(sent[150]!.result.physicalOffset);
+    cut.close();
+  });
+
+  it('ignores a trusted offset outside the files and scans from the checkpoint file instead', () => {
+    const { commitLog: log } = open();
+    const sent = appendMany(log, new QueueOffsetTable(), 40);
+    log.flush();
+    log.close();
+    const { commitLog: again, recovery } = open({ cleanShutdown: false, trustedPhysicalOffset: 100 * FILE_SIZE });
+    expect(recovery.scanFromOffset).toBe(0);
+    expect(recovery.records).toHaveLength(40);
+    expect(again.maxOffset).toBe(sent.at(-1)!.result.physicalOffset + sent.at(-1)!.result.size);
+    again.close();
+  });
+
+  it('reads only a window past the end when no OS crash is possible, and all of it otherwise', () => {
+    for (const osCrashPossible of [false, true]) {
+      fs.rmSync(path.join(dir, 'commitlog'), { recursive: true, force: true });
+      const { commitLog: log } = open();
+      const sent = appendMany(log, new QueueOffsetTable(), 20);
+      log.flush();
+      const torn = log.append(message(new QueueOffsetTable(), 'TopicT', 0, body(77, 800)));
+      const image = Buffer.from(log.read(torn.physicalOffset, torn.size));
+      log.close();
+      const fd = fs.openSync(filePath(0), 'r+');
+      fs.writeSync(fd, image, 0, 500, torn.physicalOffset); // the write the process died in
+      fs.closeSync(fd);
+      const { commitLog: again, recovery } = open({ cleanShutdown: false, osCrashPossible });
+      expect(recovery.tailCheck).toBe(osCrashPossible ? 'full' : 'window');
+      expect(recovery.tornTail).toMatchObject({ physicalOffset: torn.physicalOffset });
+      expect(recovery.corruptions).toEqual([]);
+      expect(again.maxOffset).toBe(sent.at(-1)!.result.physicalOffset + sent.at(-1)!.result.size);
+      expect(fs.readFileSync(filePath(0)).subarray(again.maxOffset).every((b) => b === 0)).toBe(true);
+      again.close();
+    }
+  });
+
+  it('falls back to reading everything when bytes lie past the window, and finds valid data there', () => {
+    // What only an OS crash leaves: a hole (pages that never reached the disk) with later pages intact.
+    const { commitLog: log } = open({ cleanShutdown: true }, { maxMessageSizeBytes: 2048 });
+    const sent = appendMany(log, new QueueOffsetTable(), 60);
+    log.flush();
+    log.close();
+    const hole = sent[10]!.result;
+    const holeEnd = sent[20]!.result.physicalOffset;
+    const fd = fs.openSync(filePath(0), 'r+');
+    fs.writeSync(fd, Buffer.alloc(holeEnd - hole.physicalOffset), 0, holeEnd - hole.physicalOffset, hole.physicalOffset);
+    fs.closeSync(fd);
+    const { commitLog: again, recovery } = open({ cleanShutdown: false, osCrashPossible: false }, { maxMessageSizeBytes: 2048 });
+    expect(recovery.tailCheck).toBe('full');
+    expect(recovery.corruptions).toEqual([{ physicalOffset: hole.physicalOffset, reason: 'unwritten', validDataAtOffset: holeEnd }]);
+    expect(again.maxOffset).toBe(hole.physicalOffset);
+    expect(fs.readFileSync(filePath(0)).subarray(hole.physicalOffset).every((b) => b === 0)).toBe(true);
+    again.close();
+  });
+});
+
+describe('CommitLog batches encoded elsewhere', () => {
+  function encodeAll(topic: string, queueId: number, count: number, storeHost = STORE_HOST): { records: Uint8Array; inputs: RecordInput[] } {
+    const inputs: RecordInput[] = Array.from({ length: count }, (_, i) => ({
+      ...message(new QueueOffsetTable(), topic, queueId, body(i, 300 + i)),
+      queueOffset: 0,
+      physicalOffset: 0,
+      storeTimestampMs: 0,
+      storeHost,
+    }));
+    const records = new Uint8Array(inputs.reduce((sum, input) => sum + recordSize(input), 0));
+    let at = 0;
+    for (const input of inputs) at += encodeRecord(records, at, input);
+    return { records, inputs };
+  }
+
+  it('appends a batch with one copy, consecutive queue offsets and one store time, never across a file end', () => {
+    const { commitLog: log } = open();
+    const topic = Buffer.from('TopicB');
+    appendMany(log, new QueueOffsetTable(), 50); // leaves the active file partly used
+    const { records, inputs } = encodeAll('TopicB', 3, 30);
+    const before = log.maxOffset;
+    const appended = log.appendEncodedBatch(records, 30, topic, 3, 7);
+    expect(appended.sizes.reduce((a, b) => a + b, 0)).toBe(records.length);
+    // The whole batch sits in one file: when it did not fit, the log rolled first.
+    expect(Math.floor(appended.physicalOffset / FILE_SIZE)).toBe(Math.floor((appended.physicalOffset + records.length - 1) / FILE_SIZE));
+    expect(before % FILE_SIZE + records.length + 8).toBeGreaterThan(FILE_SIZE); // it could not fit...
+    expect(appended.physicalOffset).toBe(Math.ceil(before / FILE_SIZE) * FILE_SIZE); // ...so the log rolled
+    let offset = appended.physicalOffset;
+    for (const [index, input] of inputs.entries()) {
+      const view = log.readRecordAt(offset);
+      expect([view.topic, view.queueId, view.queueOffset, view.storeTimestampMs]).toEqual(['TopicB', 3, 7 + index, appended.storeTimestampMs]);
+      expect(Buffer.from(view.body).equals(Buffer.from(input.body))).toBe(true);
+      offset += appended.sizes[index]!;
+    }
+    log.flush();
+    log.close();
+    const { commitLog: again, recovery } = open({ cleanShutdown: true });
+    expect(recovery.queueOffsets.nextOffset('TopicB', 3)).toBe(37);
+    again.close();
+  });
+
+  it('refuses a batch with a record for another queue, another store host, or a count that does not match', () => {
+    const { commitLog: log } = open();
+    const topic = Buffer.from('TopicB');
+    const mixed = encodeAll('TopicB', 3, 2);
+    const other = encodeAll('TopicB', 4, 1);
+    const records = Buffer.concat([mixed.records, other.records]);
+    expect(captureError(() => log.appendEncodedBatch(records, 3, topic, 3, 0))).toMatchObject({ code: 'RECORD_INVALID' });
+    const foreign = encodeAll('TopicB', 3, 2, { address: '10.9.9.9', port: 10911 });
+    expect(captureError(() => log.appendEncodedBatch(foreign.records, 2, topic, 3, 0))).toMatchObject({ code: 'RECORD_INVALID' });
+    expect(captureError(() => log.appendEncodedBatch(mixed.records, 1, topic, 3, 0))).toMatchObject({ code: 'RECORD_INVALID' });
+    expect(captureError(() => log.appendEncodedBatch(mixed.records.subarray(0, 100), 1, topic, 3, 0))).toMatchObject({ code: 'RECORD_INVALID' });
+    const half = encodeAll('TopicB', 3, 1);
+    const halfInput = { ...half.inputs[0]!, sysFlag: MessageSysFlag.TRANSACTION_PREPARED_TYPE };
+    encodeRecord(half.records, 0, halfInput);
+    expect(captureError(() => log.appendEncodedBatch(half.records, 1, topic, 3, 0))).toMatchObject({ code: 'RECORD_INVALID' });
+    expect(log.maxOffset).toBe(0);
+    const ok = log.appendEncodedBatch(mixed.records, 2, topic, 3, 0);
+    expect(decodeRecord(log.read(ok.physicalOffset, ok.sizes[0]!), 0).queueOffset).toBe(0);
+    log.close();
   });
 });
 

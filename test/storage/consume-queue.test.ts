@@ -159,6 +159,23 @@ describe('ConsumeQueue', () => {
     expect(queueFiles()).toEqual(['00000000000000000000']);
   });
 
+  it('with a trusted CommitLog offset, scans only from the newest file whose entries start below it', () => {
+    const queue = openQueue();
+    putMessages(queue, 12); // files at entries 0, 5, 10; entry n points at CommitLog offset n * 100
+    queue.flush();
+    // A torn entry in the first file: the third-to-last rule scans that file and ends the queue there...
+    const fd = fs.openSync(filePath('00000000000000000000'), 'r+');
+    fs.writeSync(fd, new Uint8Array(4), 0, 4, 3 * CQ_ENTRY_SIZE_BYTES + 8);
+    fs.closeSync(fd);
+    // ...while entries below the trusted offset were durable when the checkpoint was written: the scan
+    // starts at the file holding entry 5 (offset 500 < 700), so the first file is not read.
+    const trusting = openQueue({ trustedCommitLogOffset: 700 });
+    expect(trusting.maxOffset).toBe(12);
+    expect(trusting.get(11)?.commitLogOffset).toBe(1100);
+    trusting.close();
+    expect(openQueue().maxOffset).toBe(3);
+  });
+
   it('ends the queue at garbage bytes instead of failing (an offset beyond 2^53 cannot be held)', () => {
     const queue = openQueue();
     putMessages(queue, 4);

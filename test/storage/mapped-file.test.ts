@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   MappedFile,
   MappedFileError,
+  PageCachePool,
   fileNameOf,
   parseFileName,
 } from '../../src/storage/mapped-file.ts';
@@ -86,6 +87,18 @@ describe('MappedFile', () => {
     file.close();
   });
 
+  it('truncateTo zeroes only up to the end it is given', () => {
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
+    append(file, 'keep|drop|far');
+    file.flush();
+    file.release();
+    file.truncateTo(5, 10);
+    const onDisk = fs.readFileSync(file.path);
+    expect(onDisk.subarray(0, 13).toString()).toBe('keep|\0\0\0\0\0far');
+    expect(file.wrotePosition).toBe(5);
+    file.close();
+  });
+
   it('truncateTo zeroes the tail in the file and the cache, durably', () => {
     const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
     append(file, 'keep|drop this');
@@ -96,6 +109,53 @@ describe('MappedFile', () => {
     expect(onDisk.subarray(0, 5).toString()).toBe('keep|');
     expect(onDisk.subarray(5).every((b) => b === 0)).toBe(true);
     expect(file.bytes().subarray(5, 20).every((b) => b === 0)).toBe(true);
+    file.close();
+  });
+
+  it('recycles a released cache for the next file, whose stale bytes never reach the disk', () => {
+    const pool = new PageCachePool(SIZE, 1);
+    const first = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    append(first, 'x'.repeat(5000));
+    first.flush();
+    const firstBuffer = first.sharedBuffer();
+    first.release();
+    const second = MappedFile.create(nodeStorageFs, dir, SIZE, SIZE, pool);
+    append(second, 'fresh');
+    expect(second.sharedBuffer()).toBe(firstBuffer);
+    expect(pool.allocated).toBe(1);
+    // The recycled buffer still holds the first file's bytes past the new end; flush writes only 'fresh'.
+    expect(second.bytes()[10]).toBe('x'.charCodeAt(0));
+    second.flush();
+    const onDisk = fs.readFileSync(second.path);
+    expect(onDisk.subarray(0, 5).toString()).toBe('fresh');
+    expect(onDisk.subarray(5).every((b) => b === 0)).toBe(true);
+    // Only sparesMax buffers are kept: a second release with one spare already kept drops its buffer.
+    const third = MappedFile.create(nodeStorageFs, dir, 2 * SIZE, SIZE, pool);
+    append(third, 'third');
+    third.flush();
+    second.release();
+    third.release();
+    expect(MappedFile.create(nodeStorageFs, dir, 3 * SIZE, SIZE, pool).bytes()).toBeDefined();
+    expect(pool.allocated).toBe(2);
+    for (const file of [first, second, third]) file.close();
+  });
+
+  it('caches only from the page holding the end after cacheFromEnd, reading older bytes from the file', () => {
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE);
+    const text = Array.from({ length: 700 }, (_, i) => String(i % 10)).join('').repeat(8); // 5600 bytes
+    append(file, text);
+    file.flush();
+    file.release();
+    file.cacheFromEnd();
+    expect(file.cachedFrom).toBe(4096);
+    expect(file.cacheHolds(4096, 100)).toBe(true);
+    expect(file.cacheHolds(4000, 100)).toBe(false);
+    // A read below the cache's start comes from the file, one inside it from the cache.
+    expect(Buffer.from(file.read(4000, 200)).toString()).toBe(text.slice(4000, 4200));
+    expect(Buffer.from(file.read(5000, 600)).toString()).toBe(text.slice(5000, 5600));
+    append(file, '|more');
+    file.flush();
+    expect(fs.readFileSync(file.path).subarray(0, 5605).toString()).toBe(`${text}|more`);
     file.close();
   });
 

@@ -12,9 +12,14 @@ import type { ActorRef } from '../../src/runtime/actor.ts';
 import type { ActorSystem } from '../../src/runtime/actor-system.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, FlushAnswer } from '../../src/actors/commit-log-writer.ts';
 import { STORE_POOL_SIZES, spawnStore, type StoreWriterSettings } from '../../src/actors/store-actors.ts';
-import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
+import { decodeRecord, encodeMessageProperties, offsetMessageId } from '../../src/storage/message-record.ts';
 import {
   MessageStore,
+  type EncodedBatch,
+  type MessageStoreOptions,
+  type PutBatchResult,
+  encodeBatch,
+  isPutRefusal,
   type GetMessageResult,
   type PutMessageInput,
   type PutMessageResult,
@@ -23,6 +28,7 @@ import {
 } from '../../src/storage/message-store.ts';
 import type { DiskCheck } from '../../src/storage/retention.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import { type StoreCheckpoint, readStoreCheckpoint, writeStoreCheckpoint } from '../../src/storage/store-checkpoint.ts';
 import { startTestSystem } from '../runtime/helpers.ts';
 import { SEAM, seamBuffer } from './fixtures/store-seams.ts';
 import { smallStoreSettings } from './fixtures/small-store.ts';
@@ -75,6 +81,21 @@ function get(writer: ActorRef<CommitLogWriterMessage>, topic: string, queueId: n
 
 const bodyOf = (message: StoredMessage): string => Buffer.from(decodeRecord(message.record, 0).body).toString('utf8');
 
+const offsetIdOf = (physicalOffset: number): string => offsetMessageId(STORE_HOST, physicalOffset);
+
+/** What the flusher does for the writer: fdatasync the request's files, then write its checkpoint. */
+function syncElsewhere(store: MessageStore): void {
+  const request = store.takeSyncRequest();
+  if (request === null) return;
+  for (const file of request.paths) {
+    const fd = fs.openSync(file, 'r+');
+    fs.fdatasyncSync(fd);
+    fs.closeSync(fd);
+  }
+  if (request.checkpoint !== null) writeStoreCheckpoint(nodeStorageFs, dir, request.checkpoint satisfies StoreCheckpoint);
+  store.completeSync(request);
+}
+
 describe('MessageStore facade', () => {
   it('makes entries visible only after dispatch, and keeps them across a crash', () => {
     const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: STORE_HOST, mappedFileSizeCommitLog: 64 * 1024 };
@@ -94,13 +115,19 @@ describe('MessageStore facade', () => {
     expect(fs.existsSync(path.join(dir, 'abort'))).toBe(false);
   });
 
-  it('starts recovery at the newest file older than the checkpoint, less RocketMQ\'s 3 s margin', () => {
+  it('without a trusted offset (RocketMQ\'s checkpoint), starts at the newest file older than the checkpoint, less 3 s', () => {
     let nowMs = 1_700_000_000_000;
     const clock = { nowMs: () => (nowMs += 1_000) }; // one second per message
     const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: STORE_HOST, mappedFileSizeCommitLog: 4096, clock };
+    // What a Java broker (or an older version) leaves: Java's 40 bytes, no extension.
+    const javaCheckpoint = (): void => {
+      const { trustedPhysicalOffset: _, bootId: __, ...fields } = readStoreCheckpoint(nodeStorageFs, dir)!;
+      writeStoreCheckpoint(nodeStorageFs, dir, fields);
+    };
     const store = MessageStore.open(options);
     for (let i = 0; i < 40; i++) store.appendMessage(input('TopicA', 0, `${i}`.padEnd(400, '.')));
     store.shutdown();
+    javaCheckpoint();
     const files = fs.readdirSync(path.join(dir, 'commitlog')).sort();
     expect(files.length).toBeGreaterThan(3);
     let reopened = MessageStore.open(options);
@@ -110,12 +137,96 @@ describe('MessageStore facade', () => {
     expect(reopened.getMessage('TopicA', 0, 0, 32).messages).toHaveLength(32);
     for (let i = 40; i < 42; i++) reopened.appendMessage(input('TopicA', 0, `${i}`.padEnd(400, '.')));
     reopened.shutdown();
+    javaCheckpoint();
     reopened = MessageStore.open(options);
     // Now the last file's first record is only 1 s older: within the margin, so one file earlier.
     expect(fs.readdirSync(path.join(dir, 'commitlog')).sort().at(-2)).toBe(files.at(-1));
     expect(reopened.recovery.scanStartOffset).toBe(Number(files.at(-1)));
     expect(reopened.getMessage('TopicA', 0, 40, 32).messages).toHaveLength(2);
     reopened.shutdown();
+  });
+
+  it('after a crash, verifies and replays only what lies past the checkpoint\'s trusted offset', () => {
+    const options: MessageStoreOptions = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: STORE_HOST, mappedFileSizeCommitLog: 16 * 1024 };
+    const store = MessageStore.open(options);
+    for (let i = 0; i < 50; i++) store.appendMessage(input('TopicA', i % 2, `before-${i}`.padEnd(300, '.')));
+    // The writer's periodic round: write everything, sync it elsewhere, then the checkpoint.
+    store.writeConsumeQueues();
+    syncElsewhere(store);
+    const trusted = store.maxPhysicalOffset;
+    expect(readStoreCheckpoint(nodeStorageFs, dir)?.trustedPhysicalOffset).toBe(trusted);
+    for (let i = 0; i < 7; i++) store.appendMessage(input('TopicA', i % 2, `after-${i}`));
+    store.dispatch();
+    store.writeCommitLog(); // in the OS, not synced, not checkpointed
+    store.close(); // kill -9
+    const reopened = MessageStore.open(options);
+    expect(reopened.recovery).toMatchObject({ cleanShutdown: false, scanFromOffset: trusted, recordsScanned: 7, entriesReplayed: 7, tailCheck: 'window' });
+    expect(reopened.getMessage('TopicA', 0, 0, 32).messages.map(bodyOf).at(-1)).toBe('after-6');
+    expect(reopened.queueRange('TopicA', 1)).toEqual({ minOffset: 0, maxOffset: 28 });
+    // Recovery made what it rebuilt durable under a new checkpoint before taking writes.
+    expect(readStoreCheckpoint(nodeStorageFs, dir)?.trustedPhysicalOffset).toBe(reopened.maxPhysicalOffset);
+    reopened.shutdown();
+  });
+
+  it('reads everything past the end of the log when the checkpoint is from another boot', () => {
+    const options: MessageStoreOptions = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: STORE_HOST, mappedFileSizeCommitLog: 16 * 1024, bootId: 'aa'.repeat(16) };
+    const store = MessageStore.open(options);
+    for (let i = 0; i < 20; i++) store.appendMessage(input('TopicA', 0, `m-${i}`));
+    store.writeConsumeQueues();
+    syncElsewhere(store);
+    store.close();
+    const sameBoot = MessageStore.open(options);
+    expect(sameBoot.recovery.tailCheck).toBe('window');
+    sameBoot.close();
+    expect(readStoreCheckpoint(nodeStorageFs, dir)?.bootId).toBe('aa'.repeat(16));
+    const otherBoot = MessageStore.open({ ...options, bootId: 'bb'.repeat(16) });
+    expect(otherBoot.recovery.tailCheck).toBe('full');
+    expect(otherBoot.getMessage('TopicA', 0, 0, 32).messages).toHaveLength(20);
+    otherBoot.close();
+    const unknownBoot = MessageStore.open({ ...options, bootId: null });
+    expect(unknownBoot.recovery.tailCheck).toBe('full');
+    unknownBoot.shutdown();
+  });
+
+  it('stores a RocketMQ batch encoded elsewhere: one queue, consecutive offsets, one answer', () => {
+    const options: MessageStoreOptions = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: STORE_HOST, mappedFileSizeCommitLog: 64 * 1024 };
+    const store = MessageStore.open(options);
+    expect(store.appendMessage(input('TopicB', 2, 'single')).queueOffset).toBe(0);
+    const inputs = Array.from({ length: 10 }, (_, i) => input('TopicB', 2, `batched-${i}`, i % 2 === 0 ? { TAGS: 'even', KEYS: `k${i}` } : {}));
+    const batch = encodeBatch(inputs, STORE_HOST, 4096, 1_700_000_000_000) as EncodedBatch;
+    expect(isPutRefusal(batch)).toBe(false);
+    const result: PutBatchResult = store.appendEncodedBatch(batch);
+    expect(result).toMatchObject({ status: 'PUT_OK', queueOffset: 1, msgNum: 10, wroteBytes: batch.records.length });
+    const msgIds = result.msgId.split(',');
+    expect(msgIds).toHaveLength(10);
+    store.dispatch();
+    const read = store.getMessage('TopicB', 2, 1, 32);
+    expect(read.messages.map(bodyOf)).toEqual(inputs.map((m) => Buffer.from(m.body).toString()));
+    expect(read.messages.map((m) => m.queueOffset)).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect(read.messages[0]!.physicalOffset).toBe(result.physicalOffset);
+    expect(msgIds[3]).toBe(offsetIdOf(read.messages[3]!.physicalOffset));
+    expect(store.getMessage('TopicB', 2, 0, 32, { tags: ['even'] }).messages).toHaveLength(5);
+    expect(store.queryByKey('TopicB', 'k4', 4).map(bodyOf)).toEqual(['batched-4']);
+    store.flushCommitLog();
+    store.close();
+    const reopened = MessageStore.open(options);
+    expect(reopened.queueRange('TopicB', 2)).toEqual({ minOffset: 0, maxOffset: 11 });
+    reopened.shutdown();
+  });
+
+  it('refuses batches it cannot store as one RocketMQ batch', () => {
+    const store = MessageStore.open({ rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: STORE_HOST, mappedFileSizeCommitLog: 64 * 1024 });
+    const refusal = (inputs: PutMessageInput[]) => encodeBatch(inputs, STORE_HOST, 4096, 0) as PutMessageResult;
+    expect(refusal([input('TopicB', 0, 'a'), input('TopicB', 1, 'b')])).toMatchObject({ status: 'MESSAGE_ILLEGAL' });
+    expect(refusal([{ ...input('TopicB', 0, 'a'), sysFlag: 0x4 }])).toMatchObject({ status: 'MESSAGE_ILLEGAL' });
+    expect(refusal([])).toMatchObject({ status: 'MESSAGE_ILLEGAL' });
+    expect(refusal(Array.from({ length: 30 }, () => input('TopicB', 0, 'x'.repeat(4000))))).toMatchObject({ status: 'MESSAGE_ILLEGAL' });
+    // A batch for another broker's store host is refused by the writer, and takes no queue offsets.
+    const foreign = encodeBatch([input('TopicB', 0, 'a')], { address: '10.9.9.9', port: 1 }, 4096, 0) as EncodedBatch;
+    expect(store.appendEncodedBatch(foreign)).toMatchObject({ status: 'MESSAGE_ILLEGAL', msgNum: 0 });
+    expect(store.appendEncodedBatch({ ...foreign, topic: 'bad topic' })).toMatchObject({ status: 'MESSAGE_ILLEGAL' });
+    expect(store.appendMessage(input('TopicB', 0, 'next')).queueOffset).toBe(0);
+    store.shutdown();
   });
 
   it('refuses what it cannot store with RocketMQ statuses', () => {
@@ -203,6 +314,25 @@ describe('store actors', () => {
     expect(file.includes(Buffer.from('sync-63'))).toBe(true);
     const flushed = await ask<FlushAnswer>(writer, { type: 'flush' });
     expect(flushed).toEqual({ flushed: true, offset: lastEnd });
+  });
+
+  it('answers a RocketMQ batch once, under SYNC_FLUSH only once it is durable', async () => {
+    for (const flushDiskType of ['ASYNC_FLUSH', 'SYNC_FLUSH'] as const) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+      const writer = await startStore({ flushDiskType });
+      const batch = encodeBatch(Array.from({ length: 16 }, (_, i) => input('TopicQ', 1, `q-${i}`)), STORE_HOST, 32 * 1024, 0) as EncodedBatch;
+      const result = await ask<PutBatchResult>(writer, { type: 'putEncodedBatch', batch });
+      expect(result).toMatchObject({ status: 'PUT_OK', queueOffset: 0, msgNum: 16 });
+      if (flushDiskType === 'SYNC_FLUSH') {
+        const stats = await ask<CommitLogWriterStats>(writer, { type: 'stats' });
+        expect(stats.durableOffset).toBeGreaterThanOrEqual(result.physicalOffset + result.wroteBytes);
+        expect(stats.syncedMessages).toBe(16);
+      }
+      expect((await get(writer, 'TopicQ', 1, 0)).messages.map(bodyOf)).toEqual(Array.from({ length: 16 }, (_, i) => `q-${i}`));
+      await system!.shutdown();
+      system = undefined;
+    }
   });
 
   it('answers FLUSH_DISK_TIMEOUT when fdatasync stalls past syncFlushTimeout, and keeps the message', async () => {

@@ -10,6 +10,7 @@ import {
   decodeStoreCheckpoint,
   deleteAbortFile,
   encodeStoreCheckpoint,
+  readBootId,
   readStoreCheckpoint,
   writeStoreCheckpoint,
 } from '../../src/storage/store-checkpoint.ts';
@@ -60,6 +61,35 @@ describe('checkpoint file', () => {
     expect(decodeStoreCheckpoint(javaPage).confirmPhyOffset).toBe(42);
   });
 
+  it('keeps the trusted offset and boot id in an extension at 1024, bound to the fields by a CRC', () => {
+    const extended: StoreCheckpoint = { ...sample, trustedPhysicalOffset: 0x2_0000_0123, bootId: '0123456789abcdef0123456789abcdef' };
+    const bytes = Buffer.from(encodeStoreCheckpoint(extended));
+    expect(bytes.readUInt32BE(1024)).toBe(0x5254_4331);
+    expect(Number(bytes.readBigInt64BE(1032))).toBe(0x2_0000_0123);
+    expect(bytes.toString('hex', 1040, 1056)).toBe('0123456789abcdef0123456789abcdef');
+    // Java reads and writes only the first 40 bytes; everything between stays zero.
+    expect(bytes.subarray(40, 1024).every((b) => b === 0)).toBe(true);
+    expect(decodeStoreCheckpoint(bytes)).toEqual(extended);
+    writeStoreCheckpoint(nodeStorageFs, dir, extended);
+    expect(readStoreCheckpoint(nodeStorageFs, dir)).toEqual(extended);
+    const withoutBoot: StoreCheckpoint = { ...sample, trustedPhysicalOffset: 77 };
+    expect(decodeStoreCheckpoint(encodeStoreCheckpoint(withoutBoot))).toEqual(withoutBoot);
+  });
+
+  it('drops the extension when Java rewrote its fields since, when damaged, and reads old files without one', () => {
+    const bytes = Buffer.from(encodeStoreCheckpoint({ ...sample, trustedPhysicalOffset: 4096, bootId: 'ff'.repeat(16) }));
+    // A Java broker flushed a newer timestamp through its mmap, leaving our bytes as they were.
+    const rewritten = Buffer.from(bytes);
+    rewritten.writeBigInt64BE(BigInt(sample.physicMsgTimestampMs + 1), 0);
+    expect(decodeStoreCheckpoint(rewritten)).toEqual({ ...sample, physicMsgTimestampMs: sample.physicMsgTimestampMs + 1 });
+    const damaged = Buffer.from(bytes);
+    damaged[1033] ^= 0x01;
+    expect(decodeStoreCheckpoint(damaged)).toEqual(sample);
+    // A checkpoint written before the extension existed (or by Java): the five fields, nothing else.
+    expect(decodeStoreCheckpoint(encodeStoreCheckpoint(sample))).toEqual(sample);
+    expect(Object.keys(decodeStoreCheckpoint(bytes.subarray(0, 40)))).toHaveLength(5);
+  });
+
   it('refuses a short file or a negative field with a stable code', () => {
     expect(() => decodeStoreCheckpoint(new Uint8Array(39))).toThrow(StoreCheckpointError);
     const negative = Buffer.alloc(4096);
@@ -70,6 +100,19 @@ describe('checkpoint file', () => {
     } catch (error) {
       expect((error as StoreCheckpointError).code).toBe('CHECKPOINT_INVALID');
     }
+  });
+});
+
+describe('boot id', () => {
+  it('reads the kernel boot id as 32 hex digits, and none where the OS has none', () => {
+    const withBootId = (text: string | null): typeof nodeStorageFs => ({
+      ...nodeStorageFs,
+      existsSync: (file) => text !== null && file === '/proc/sys/kernel/random/boot_id',
+      readFileSync: () => Buffer.from(text ?? ''),
+    });
+    expect(readBootId(withBootId('5B2D1C3E-0F4a-4b5c-8d9e-0a1b2c3d4e5f\n'))).toBe('5b2d1c3e0f4a4b5c8d9e0a1b2c3d4e5f');
+    expect(readBootId(withBootId(null))).toBeUndefined();
+    expect(readBootId(withBootId('not a uuid'))).toBeUndefined();
   });
 });
 
