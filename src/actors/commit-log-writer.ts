@@ -6,6 +6,10 @@
  * Put path. `put` appends to the page cache. ASYNC_FLUSH answers PUT_OK at once. SYNC_FLUSH keeps the
  * reply (ctx.deferReply) in a FIFO of waiters until the durable offset passes the record's end, or
  * answers FLUSH_DISK_TIMEOUT after syncFlushTimeout (the message stays stored, as in RocketMQ).
+ * `putBatch` and `putEncoded` take many messages per ask, one answer each; `putEncodedBatch` takes a
+ * RocketMQ batch (MessageExtBatch: one topic and queue) encoded on the sender's thread with
+ * encodeBatch, copies it into the log at once and answers one PutBatchResult for all of it, as Java
+ * answers a batch send.
  *
  * Group commit. A put schedules one `tick` by telling itself, so the tick lands behind every put already
  * in the mailbox. The tick dispatches (ConsumeQueue + index entries: only then are the messages visible)
@@ -37,7 +41,9 @@ import type { ActorContext, ActorRef, Behavior, DeferredReply } from '../runtime
 import { assert, assertNever } from '../runtime/assert.ts';
 import {
   MessageStore,
+  type EncodedBatch,
   type EncodedPut,
+  type PutBatchResult,
   type GetMessageResult,
   type MessageStoreOptions,
   type PutMessageInput,
@@ -101,6 +107,7 @@ export type CommitLogWriterMessage =
   | { readonly type: 'put'; readonly message: PutMessageInput }
   | { readonly type: 'putBatch'; readonly messages: readonly PutMessageInput[] }
   | { readonly type: 'putEncoded'; readonly puts: readonly EncodedPut[] }
+  | { readonly type: 'putEncodedBatch'; readonly batch: EncodedBatch }
   | GetRequest
   | { readonly type: 'queryByKey'; readonly topic: string; readonly key: string; readonly maxNum: number; readonly beginMs?: number; readonly endMs?: number }
   | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
@@ -366,6 +373,30 @@ function putBatch<T>(state: State, inputs: readonly T[], append: (input: T) => P
   pushWaiter(state, { endOffset: last.physicalOffset + last.wroteBytes, deadlineMs, reply: ctx.deferReply(), messages: ok.length, onDurable: results, onTimeout });
 }
 
+/** Appends a RocketMQ batch encoded on a send thread; one answer (PutBatchResult) for all of it. */
+function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
+  state.counters.puts += batch.count;
+  const sync = state.args.flushDiskType === 'SYNC_FLUSH';
+  if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
+    ctx.reply({ ...busy(state), msgNum: 0 } satisfies PutBatchResult);
+    return;
+  }
+  const result = state.store.appendEncodedBatch(batch);
+  if (result.status !== 'PUT_OK') {
+    ctx.reply(result);
+    return;
+  }
+  state.counters.putOk += result.msgNum;
+  scheduleTick(state, ctx);
+  if (!sync) {
+    ctx.reply(result);
+    return;
+  }
+  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
+  const onTimeout: PutBatchResult = { ...result, status: 'FLUSH_DISK_TIMEOUT' };
+  pushWaiter(state, { endOffset: result.physicalOffset + result.wroteBytes, deadlineMs, reply: ctx.deferReply(), messages: result.msgNum, onDurable: result, onTimeout });
+}
+
 function busy(state: State): PutMessageResult {
   const remark = `${state.args.syncFlushWaitersMax} puts are already waiting for a flush`;
   return { status: 'OS_PAGE_CACHE_BUSY', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark };
@@ -408,6 +439,8 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
       return putBatch(state, message.messages, (input) => state.store.appendMessage(input), ctx);
     case 'putEncoded':
       return putBatch(state, message.puts, (put) => state.store.appendEncoded(put), ctx);
+    case 'putEncodedBatch':
+      return putEncodedBatch(state, message.batch, ctx);
     case 'get':
       return ctx.reply(get(state, message, ctx));
     case 'queryByKey': {
