@@ -12,7 +12,7 @@
  *    it at once, but then a delete marker behind it in the queue could no longer stop it.
  * 2. Dequeues every slot T with T + precisionMs <= min(now, horizon): first the slot's delete markers
  *    (their TIMER_DEL_UNIQKEY values, at most deleteKeysPerSlotMax), then its other units in enqueue order
- *    (pages of chainPageUnits), each message read back with the writer's `readAt` (at most batchMax asks
+ *    (pages of chainPageUnits), each message read back with the writer's `readAt` (at most slotBatchMax asks
  *    or readBytesMax bytes in flight) and re-put with `putEncoded`, encoded here so the writer only
  *    copies: into REAL_TOPIC / REAL_QID with REAL_TOPIC and REAL_QID removed and TIMER_ENQUEUE_MS and
  *    TIMER_DEQUEUE_MS set (convertMessage), or, for a ROLL unit, back into rmq_sys_wheel_timer with
@@ -143,8 +143,10 @@ export function unitNamesMessage(
 
 /** Defaults of the service's own knobs. */
 export const TIMER_SERVICE_DEFAULTS = {
-  /** Entries one `get` takes and re-puts one `putEncoded` carries (the writer caps a get at 32). */
+  /** Entries one `get` of the timer topic takes (the writer caps a get at 32). */
   batchMax: 32,
+  /** Messages of a due slot read back and re-put per round (one `readAt` batch, one `putEncoded`). */
+  slotBatchMax: 256,
   /** Bytes of messages read back at once (at least one message). */
   readBytesMax: 4 * 1024 * 1024,
   /** MessageStoreConfig.timerFlushIntervalMs. */
@@ -168,6 +170,7 @@ export type TimerServiceArgs = {
   /** Default precisionMs / 10 (at least 1 ms), as RocketMQ's services wait. */
   readonly tickIntervalMs?: number;
   readonly batchMax?: number;
+  readonly slotBatchMax?: number;
   readonly readBytesMax?: number;
   readonly timerFlushIntervalMs?: number;
   readonly askTimeoutMs?: number;
@@ -302,6 +305,7 @@ function settingsOf(args: TimerServiceArgs): Settings {
     timerPrecisionMs: args.timerPrecisionMs,
     tickIntervalMs: args.tickIntervalMs ?? Math.max(1, Math.floor(args.timerPrecisionMs / 10)),
     batchMax: args.batchMax ?? TIMER_SERVICE_DEFAULTS.batchMax,
+    slotBatchMax: args.slotBatchMax ?? TIMER_SERVICE_DEFAULTS.slotBatchMax,
     readBytesMax: args.readBytesMax ?? TIMER_SERVICE_DEFAULTS.readBytesMax,
     timerFlushIntervalMs: args.timerFlushIntervalMs ?? TIMER_SERVICE_DEFAULTS.timerFlushIntervalMs,
     askTimeoutMs: args.askTimeoutMs ?? TIMER_SERVICE_DEFAULTS.askTimeoutMs,
@@ -311,7 +315,7 @@ function settingsOf(args: TimerServiceArgs): Settings {
     ...(args.timerRollWindowSlot === undefined ? {} : { timerRollWindowSlot: args.timerRollWindowSlot }),
     ...(args.timerLogFileSize === undefined ? {} : { timerLogFileSize: args.timerLogFileSize }),
   };
-  for (const key of ['timerPrecisionMs', 'tickIntervalMs', 'batchMax', 'readBytesMax', 'timerFlushIntervalMs', 'askTimeoutMs', 'chainPageUnits', 'deleteKeysPerSlotMax', 'maxMessageSize'] as const) {
+  for (const key of ['timerPrecisionMs', 'tickIntervalMs', 'batchMax', 'slotBatchMax', 'readBytesMax', 'timerFlushIntervalMs', 'askTimeoutMs', 'chainPageUnits', 'deleteKeysPerSlotMax', 'maxMessageSize'] as const) {
     assert(Number.isSafeInteger(settings[key]) && settings[key] > 0, `${key} is a positive integer`);
   }
   return settings;
@@ -488,11 +492,11 @@ function continueSlot(state: State, job: SlotJob, ctx: Ctx): void {
   }
 }
 
-/** The next units of the page to read back: at most batchMax and readBytesMax (at least one). */
+/** The next units of the page to read back: at most slotBatchMax and readBytesMax (at least one). */
 function takeBatch(state: State, job: SlotJob): TimerUnit[] {
   const units: TimerUnit[] = [];
   let bytes = 0;
-  while (job.pageIndex + units.length < job.page.length && units.length < state.settings.batchMax) {
+  while (job.pageIndex + units.length < job.page.length && units.length < state.settings.slotBatchMax) {
     const unit = job.page[job.pageIndex + units.length]!;
     if (units.length > 0 && bytes + unit.sizePy > state.settings.readBytesMax) break;
     units.push(unit);
