@@ -37,7 +37,7 @@
  * - deleting a topic removes its config and offsets; its messages stay in the store until retention
  *   removes them (RocketMQ also deletes the topic's ConsumeQueue files at once).
  */
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
 import { AssertionError, assert, assertNever } from '../runtime/assert.ts';
 import { parseProperties } from '../config/properties.ts';
 import { compileSql92, isSql92, isTagType } from '../filter/sql92.ts';
@@ -2013,9 +2013,6 @@ function statsOf(state: State): BrokerAdminStats {
 /** broker-admin's address, as a processor of Remoting requests, a close listener and the processors' admin. */
 export type BrokerAdminRef = ActorRef<BrokerAdminInbox> & ActorRef<BrokerAdminMessage> & ActorRef<RemotingRequestMessage> & ActorRef<ChannelClosedMessage>;
 
-/** What spawnBrokerAdmin needs from the actor system. */
-export type BrokerAdminSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
 /** How to spawn broker-admin: its args, and optionally its pool (`admin`), name, mailbox and behavior. */
 export type SpawnBrokerAdminOptions = {
   readonly args: BrokerAdminArgs;
@@ -2026,7 +2023,7 @@ export type SpawnBrokerAdminOptions = {
 };
 
 /** Spawns the one broker-admin; route BROKER_ADMIN_REQUEST_CODES (or the fallback) and closeListeners to it. */
-export async function spawnBrokerAdmin(system: BrokerAdminSpawner, options: SpawnBrokerAdminOptions): Promise<BrokerAdminRef> {
+export async function spawnBrokerAdmin(system: ActorSpawner, options: SpawnBrokerAdminOptions): Promise<BrokerAdminRef> {
   const spec: ActorSpec<BrokerAdminArgs> = {
     name: options.name ?? 'broker-admin',
     behavior: options.behavior ?? { module: new URL('./broker-admin.ts', import.meta.url).href, export: 'brokerAdmin' },

@@ -19,7 +19,7 @@
  * it for a batch thread); UPDATE_NAMESRV_CONFIG and GET_NAMESRV_CONFIG are not served.
  */
 import { z } from 'zod';
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
 import {
@@ -530,9 +530,6 @@ const handlers: ReadonlyMap<number, Handler> = new Map<number, Handler>([
 /** A NameServer's address, usable both as a request processor and as a close listener in RemotingRoutes. */
 export type NameServerRef = ActorRef<NameServerMessage> & ActorRef<RemotingRequestMessage> & ActorRef<ChannelClosedMessage>;
 
-/** What spawnNameServer needs from the actor system. */
-export type NameServerSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
 /** How to spawn the NameServer: its pool (RocketMQ's NameServer executor is our `admin`), name and args. */
 export type SpawnNameServerOptions = Partial<NameServerArgs> & {
   readonly pool?: string;
@@ -543,7 +540,7 @@ export type SpawnNameServerOptions = Partial<NameServerArgs> & {
 };
 
 /** Spawns the NameServer actor; wire it as `{ byCode: {}, fallback: [ref], closeListeners: [ref] }`. */
-export async function spawnNameServer(system: NameServerSpawner, options: SpawnNameServerOptions = {}): Promise<NameServerRef> {
+export async function spawnNameServer(system: ActorSpawner, options: SpawnNameServerOptions = {}): Promise<NameServerRef> {
   const { pool, name, mailboxCapacity, behavior, ...overrides } = options;
   const args: NameServerArgs = { ...NAME_SERVER_DEFAULTS, ...overrides };
   const spec: ActorSpec<NameServerArgs> = {

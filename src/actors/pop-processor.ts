@@ -71,7 +71,7 @@
  * when the actor stops. A popped answer whose connection closed meanwhile is dropped and its messages
  * come back after their invisible time, as in RocketMQ.
  */
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { RuntimeError, RuntimeErrorCode, describeError } from '../runtime/errors.ts';
 import { compileSql92, FilterError, isSql92, isTagType, type CompiledFilter } from '../filter/sql92.ts';
@@ -1351,9 +1351,6 @@ export const popProcessor = popProcessorBehavior(() => nodeStorageFs);
 // ---------------------------------------------------------------------------------------------------
 // Spawning
 
-/** What spawnPopProcessor needs from the actor system. */
-export type PopProcessorSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
 /** Where and how to start the pop processor. */
 export type SpawnPopProcessorOptions = {
   readonly args: PopProcessorArgs;
@@ -1365,7 +1362,7 @@ export type SpawnPopProcessorOptions = {
 };
 
 /** Spawns the broker's one pop processor; route POP_REQUEST_CODES to it and add it to closeListeners. */
-export function spawnPopProcessor(system: PopProcessorSpawner, options: SpawnPopProcessorOptions): Promise<ActorRef<PopProcessorMessage>> {
+export function spawnPopProcessor(system: ActorSpawner, options: SpawnPopProcessorOptions): Promise<ActorRef<PopProcessorMessage>> {
   const spec: ActorSpec<PopProcessorArgs> = {
     name: options.name ?? 'pop-processor',
     behavior: options.behavior ?? popProcessorSource,

@@ -79,7 +79,7 @@
  * filter data for it and so lets every message through. Held requests live in memory: after a restart
  * their clients retry at their own timeout (30 s), as after a broker restart.
  */
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { RuntimeError, RuntimeErrorCode, describeError } from '../runtime/errors.ts';
 import { compileSql92, FilterError, isSql92, isTagType, type CompiledFilter } from '../filter/sql92.ts';
@@ -858,9 +858,6 @@ export const pullProcessor: Behavior<State, PullProcessorMessage, PullProcessorA
 // ---------------------------------------------------------------------------------------------------
 // Spawning
 
-/** What spawnPullProcessors needs from the actor system. */
-export type PullProcessorSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
 /** How many pull processors to start, where, and with what. */
 export type SpawnPullProcessorsOptions = {
   readonly args: PullProcessorArgs;
@@ -874,7 +871,7 @@ export type SpawnPullProcessorsOptions = {
 };
 
 /** Spawns `count` pull processors; route PULL_REQUEST_CODES to them and add them to closeListeners. */
-export async function spawnPullProcessors(system: PullProcessorSpawner, options: SpawnPullProcessorsOptions): Promise<ActorRef<PullProcessorMessage>[]> {
+export async function spawnPullProcessors(system: ActorSpawner, options: SpawnPullProcessorsOptions): Promise<ActorRef<PullProcessorMessage>[]> {
   assert(Number.isSafeInteger(options.count) && options.count > 0, 'at least one pull processor');
   const refs: ActorRef<PullProcessorMessage>[] = [];
   for (let i = 0; i < options.count; i++) {

@@ -33,7 +33,7 @@
  * store reports (RocketMQ's correctDelayOffset).
  */
 import { z } from 'zod';
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, Behavior, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
 import { MessageConst } from '../net/remoting/message-batch.ts';
@@ -603,22 +603,11 @@ export function scheduleServiceBehavior(storageFsOf: (args: ScheduleServiceArgs)
 /** The schedule service over the real file system. */
 export const scheduleService = scheduleServiceBehavior(() => nodeStorageFs);
 
-/** What spawnScheduleService needs from the actor system. */
-export type ScheduleServiceSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
-/** Where and how to spawn the service. */
-export type SpawnScheduleServiceOptions = {
-  /** Default `store` (see the header). */
-  readonly pool?: string;
-  readonly name?: string;
-  readonly behavior?: BehaviorSource;
-};
-
 /** Spawns the schedule service (one per broker). */
 export function spawnScheduleService(
-  system: ScheduleServiceSpawner,
+  system: ActorSpawner,
   args: ScheduleServiceArgs,
-  options: SpawnScheduleServiceOptions = {},
+  options: SpawnPlacement = {},
 ): Promise<ActorRef<ScheduleServiceMessage>> {
   return system.spawn<ScheduleServiceMessage, ScheduleServiceArgs>({
     name: options.name ?? 'schedule-service',

@@ -4,7 +4,7 @@
  * how their args come from the node's config keys (RocketMQ's names, units added here).
  */
 import { isIP } from 'node:net';
-import type { ActorRef, ActorSpec, BehaviorSource } from '../runtime/actor.ts';
+import type { ActorRef, ActorSpawner, BehaviorSource } from '../runtime/actor.ts';
 import type { NodeConfig } from '../config/schema.ts';
 import type { SocketAddress } from '../storage/message-record.ts';
 import type { CommitLogFlusherArgs, CommitLogFlusherMessage } from './commit-log-flusher.ts';
@@ -64,9 +64,6 @@ export function storeSettingsFromConfig(config: StoreConfig, storeHost?: SocketA
   };
 }
 
-/** What spawnStore needs from the actor system. */
-export type StoreSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
 /** How to spawn the store's actors; behaviors default to the real ones. */
 export type SpawnStoreOptions = {
   readonly settings: StoreWriterSettings;
@@ -85,7 +82,7 @@ export type StoreActors = {
 };
 
 /** Spawns the flusher, then the writer (which opens and recovers the store in its init). */
-export async function spawnStore(system: StoreSpawner, options: SpawnStoreOptions): Promise<StoreActors> {
+export async function spawnStore(system: ActorSpawner, options: SpawnStoreOptions): Promise<StoreActors> {
   const prefix = options.namePrefix ?? 'store';
   const flusherArgs: CommitLogFlusherArgs = {
     rootDir: options.settings.rootDir,

@@ -41,7 +41,7 @@
  * PROPERTIES_SIZE_EXCEEDED) is skipped, as RocketMQ's PUT_NO_RETRY; any other refusal retries the same
  * puts at the next tick (RocketMQ's PUT_NEED_RETRY, with timerEnableRetryUntilSuccess: never dropped).
  */
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, Behavior, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
 import { MessageConst } from '../net/remoting/message-batch.ts';
@@ -751,19 +751,8 @@ export function timerServiceBehavior(storageFsOf: (args: TimerServiceArgs) => St
 /** The timer service over the real file system. */
 export const timerService = timerServiceBehavior(() => nodeStorageFs);
 
-/** What spawnTimerService needs from the actor system. */
-export type TimerServiceSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
-/** Where and how to spawn the service. */
-export type SpawnTimerServiceOptions = {
-  /** Default `store` (see the header). */
-  readonly pool?: string;
-  readonly name?: string;
-  readonly behavior?: BehaviorSource;
-};
-
 /** Spawns the timer service (one per broker, only with timerWheelEnable). */
-export function spawnTimerService(system: TimerServiceSpawner, args: TimerServiceStartArgs, options: SpawnTimerServiceOptions = {}): Promise<ActorRef<TimerServiceMessage>> {
+export function spawnTimerService(system: ActorSpawner, args: TimerServiceStartArgs, options: SpawnPlacement = {}): Promise<ActorRef<TimerServiceMessage>> {
   return system.spawn<TimerServiceMessage, TimerServiceStartArgs>({
     name: options.name ?? 'timer-service',
     behavior: options.behavior ?? { module: new URL('./timer-service.ts', import.meta.url).href, export: 'timerService' },

@@ -60,7 +60,7 @@
  * transactions held (halvesTrackedMax; past it the scan waits), outcomes remembered (endedCacheMax),
  * checks per round, reads per round, candidates per index query (lookupMax).
  */
-import type { ActorContext, ActorRef, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
+import type { ActorContext, ActorRef, ActorSpawner, Behavior, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { describeError, RuntimeError, RuntimeErrorCode } from '../runtime/errors.ts';
 import { z } from 'zod';
@@ -1090,22 +1090,11 @@ export function transactionServiceBehavior(storageFsOf: (args: TransactionServic
 /** The transaction service over the real file system. */
 export const transactionService = transactionServiceBehavior(() => nodeStorageFs);
 
-/** What spawnTransactionService needs from the actor system. */
-export type TransactionServiceSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
-
-/** Where and how to spawn the service. */
-export type SpawnTransactionServiceOptions = {
-  /** Default `store` (see the header). */
-  readonly pool?: string;
-  readonly name?: string;
-  readonly behavior?: BehaviorSource;
-};
-
 /** Spawns the transaction service (one per broker); route END_TRANSACTION (37) to it. */
 export function spawnTransactionService(
-  system: TransactionServiceSpawner,
+  system: ActorSpawner,
   args: TransactionServiceStartArgs,
-  options: SpawnTransactionServiceOptions = {},
+  options: SpawnPlacement = {},
 ): Promise<ActorRef<TransactionServiceMessage>> {
   return system.spawn<TransactionServiceMessage, TransactionServiceStartArgs>({
     name: options.name ?? 'transaction-service',

@@ -20,18 +20,16 @@
  */
 import type { NodeConfig } from '../config/schema.ts';
 import { parseAddressList } from '../config/address.ts';
-import type { ActorRef, ActorSpec } from '../runtime/actor.ts';
+import type { ActorRef, ActorSpawner } from '../runtime/actor.ts';
 import { RequestCode } from '../net/remoting/remoting-command.ts';
 import { spawnStore, storeSettingsFromConfig } from '../actors/store-actors.ts';
 import { parseDelayLevels, type BrokerAdminMessage, type BrokerProcessorArgs } from '../actors/broker-context.ts';
 import type { ChannelClosedMessage, RemotingRequestMessage, RemotingRoutes } from '../actors/remoting-routes.ts';
 import { spawnNameServer, type NameServerArgs } from '../actors/name-server.ts';
 import type { BrokerAdminArgs, BrokerAdminOptions } from '../actors/broker-admin.ts';
+import { scheduleServiceArgsOf, spawnScheduleService } from '../actors/schedule-service.ts';
 import { spawnTimerService } from '../actors/timer-service.ts';
 import { spawnTransactionService } from '../actors/transaction-service.ts';
-
-/** What spawning needs from the actor system. */
-export type Spawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
 
 const actorModule = (file: string): string => new URL(`../actors/${file}`, import.meta.url).href;
 
@@ -50,7 +48,7 @@ export function nameServerArgsOf(config: NodeConfig): Partial<NameServerArgs> {
 }
 
 /** The NameServer's routes: one actor takes every code and hears of closed connections. */
-export async function startNameServer(system: Spawner, config: NodeConfig): Promise<RemotingRoutes> {
+export async function startNameServer(system: ActorSpawner, config: NodeConfig): Promise<RemotingRoutes> {
   const nameServer = await spawnNameServer(system, { pool: 'admin', ...nameServerArgsOf(config) });
   return { byCode: {}, fallback: [nameServer], closeListeners: [nameServer] };
 }
@@ -97,7 +95,7 @@ export function brokerArgsOf(config: NodeConfig, refs: BrokerProcessorArgs['refs
  * for the broker's acceptors. `listenPort` is the port the broker announces (bound before this runs, so
  * an ephemeral port 0 is already resolved).
  */
-export async function startBroker(system: Spawner, config: NodeConfig, listenPort: number): Promise<RemotingRoutes> {
+export async function startBroker(system: ActorSpawner, config: NodeConfig, listenPort: number): Promise<RemotingRoutes> {
   const settings = storeSettingsFromConfig(config, { address: config.brokerIP1, port: listenPort });
   const { writer } = await spawnStore(system, { settings });
   // broker-admin is addressed through ctx.self; its own args cannot hold its ref before it exists.
@@ -129,13 +127,8 @@ export async function startBroker(system: Spawner, config: NodeConfig, listenPor
     args,
     pool: 'pull',
   });
-  await system.spawn({
-    name: 'schedule-service',
-    behavior: { module: actorModule('schedule-service.ts'), export: 'scheduleService' },
-    args,
-    pool: 'store',
-  });
-  // The timer wheel (timerWheelEnable) and the transaction service, each one per broker.
+  // The delay levels, the timer wheel (timerWheelEnable) and the transaction service, each one per broker.
+  await spawnScheduleService(system, scheduleServiceArgsOf(args));
   if (config.timerWheelEnable) await spawnTimerService(system, args);
   const transactions = await spawnTransactionService(system, args);
   const byCode: Record<number, readonly ActorRef<RemotingRequestMessage>[]> = {

@@ -39,6 +39,12 @@ export type ActorSpec<A = unknown> = {
   readonly supervision?: SupervisionPolicy;
 };
 
+/** What spawning needs from an actor system: the ActorSystem itself, or a test double. */
+export type ActorSpawner = { spawn<M, A = unknown>(spec: ActorSpec<A>): Promise<ActorRef<M>> };
+
+/** Where a spawn helper places its actor, when the caller overrides its defaults. */
+export type SpawnPlacement = { readonly pool?: string; readonly name?: string; readonly behavior?: BehaviorSource };
+
 /** A failure report delivered to a parent when its child escalates. */
 export type ChildFailure = { readonly child: ActorRef; readonly error: string };
 

@@ -14,7 +14,8 @@
  * MESSAGE_NOT_FOUND when the poll ends empty.
  */
 import type { Logger } from 'pino';
-import { decodeJsonBody, type TopicRouteData } from '../remoting/namesrv-protocol.ts';
+import { decodeJsonBody, MASTER_ID, type TopicRouteData } from '../remoting/namesrv-protocol.ts';
+import { DLQ_GROUP_TOPIC_PREFIX, RETRY_GROUP_TOPIC_PREFIX } from '../../actors/broker-context.ts';
 import { createRequest, RequestCode, ResponseCode, type RemotingCommand } from '../remoting/remoting-command.ts';
 import {
   AckMessageRequestHeader,
@@ -117,10 +118,8 @@ export type TelemetryWriter = (command: M.TelemetryCommand) => boolean;
 
 /** The session the Proxy uses for its own requests (routes, topic configs), not a client's. */
 const PROXY_SESSION: ClientSession = { connectionId: 0, remoteAddress: 'proxy' };
-const RETRY_TOPIC_PREFIX = '%RETRY%';
 /** Most topics one producer registers for (its producer groups at the brokers). */
 const PUBLISHING_TOPICS_MAX = 1024;
-const DLQ_TOPIC_PREFIX = '%DLQ%';
 
 type ClientState = {
   readonly session: ClientSession;
@@ -244,7 +243,7 @@ export class MessagingActivity {
    * RocketMQ's metadata services read it. A broker that does not know the topic: NORMAL (auto-create).
    */
   private async fetchMessageType(topic: string, data: TopicRouteData): Promise<TopicMessageType> {
-    const addr = data.brokerDatas.map((broker) => broker.brokerAddrs[String(0)]).find((candidate) => candidate !== undefined);
+    const addr = data.brokerDatas.map((broker) => broker.brokerAddrs[String(MASTER_ID)]).find((candidate) => candidate !== undefined);
     if (addr === undefined) return 'NORMAL';
     const request = createRequest({ code: RequestCode.GET_TOPIC_CONFIG, opaque: 0, extFields: { topic } });
     const answer = await this.options.transport.invokeBroker(addr, request, this.requestTimeoutMs, PROXY_SESSION);
@@ -354,14 +353,7 @@ export class MessagingActivity {
       heartbeatFingerprint: 0,
       withoutSub: false,
     });
-    const addrs = new Set<string>();
-    for (const data of subscriptionDataSet) {
-      const route = await this.route(data.topic).catch(() => undefined);
-      for (const broker of route?.brokers.values() ?? []) if (broker.masterAddr !== undefined) addrs.add(broker.masterAddr);
-    }
-    await Promise.all(
-      [...addrs].map((addr) => this.invokeBroker(addr, createRequest({ code: RequestCode.HEART_BEAT, opaque: 0, extFields: {}, body }), client.session)),
-    );
+    await this.heartbeatMasters(client, subscriptionDataSet.map((data) => data.topic), body);
   }
 
   /**
@@ -377,8 +369,13 @@ export class MessagingActivity {
       heartbeatFingerprint: 0,
       withoutSub: false,
     });
+    await this.heartbeatMasters(client, client.publishing, body);
+  }
+
+  /** Sends one HEART_BEAT with `body` to the master of every broker set serving `topics`, once each. */
+  private async heartbeatMasters(client: ClientState, topics: readonly string[], body: Uint8Array): Promise<void> {
     const addrs = new Set<string>();
-    for (const topic of client.publishing) {
+    for (const topic of topics) {
       const route = await this.route(topic).catch(() => undefined);
       for (const broker of route?.brokers.values() ?? []) if (broker.masterAddr !== undefined) addrs.add(broker.masterAddr);
     }
@@ -522,7 +519,7 @@ export class MessagingActivity {
     );
     if (!prepared.ok) return failed(prepared.code, prepared.message);
     const route = await this.route(topic);
-    if ((this.options.enableTopicMessageTypeCheck ?? true) && !topic.startsWith(RETRY_TOPIC_PREFIX) && !topic.startsWith(DLQ_TOPIC_PREFIX)) {
+    if ((this.options.enableTopicMessageTypeCheck ?? true) && !topic.startsWith(RETRY_GROUP_TOPIC_PREFIX) && !topic.startsWith(DLQ_GROUP_TOPIC_PREFIX)) {
       const conflict = prepared.propertyMap.has(MessageConst.PROPERTY_TRANSFER_FLAG)
         ? undefined
         : messageTypeConflict(route.messageType, messageTypeOfProperties(prepared.propertyMap));
