@@ -51,7 +51,8 @@ export function startBenchNode(storeDir: string, overrides: Readonly<Record<stri
     ...Object.entries(overrides).map(([key, value]) => `--${key}=${value}`),
   ];
   fs.mkdirSync(storeDir, { recursive: true });
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
+  const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logTail: string[] = [];
   const keep = (line: string): void => {
     logTail.push(line);

@@ -121,6 +121,7 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
           namesrv: message.namesrv,
           brokers: new Map(message.brokers.map((broker) => [broker.brokerAddr, broker.routes])),
           localAddress: 'proxy-local',
+          isLocal: (ref) => ctx.isLocal(ref),
         });
         state.backend.local = local;
         state.backend.transport = local;

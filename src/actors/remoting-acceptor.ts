@@ -21,7 +21,7 @@ import {
   ResponseCode,
   type RemotingCommand,
 } from '../net/remoting/remoting-command.ts';
-import type { AcceptorChannelMessage, RemotingChannel, RemotingRequestMessage, RemotingRoutes } from './remoting-routes.ts';
+import { type AcceptorChannelMessage, ProcessorPicker, type RemotingChannel, type RemotingRequestMessage, type RemotingRoutes } from './remoting-routes.ts';
 
 /** Start arguments: which server this acceptor belongs to and where it listens. */
 export type RemotingAcceptorArgs = {
@@ -63,15 +63,8 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
     // Routes may arrive after the port is bound (processors need to know the port first): until then
     // every request is answered NOT_SUPPORTED.
     const routing: { current: RemotingRoutes | undefined } = { current: args.routes };
-    const cursors = new Map<number, number>();
-    const pick = (code: number): ActorRef<RemotingRequestMessage> | undefined => {
-      const routes = routing.current;
-      const processors = routes?.byCode[code] ?? routes?.fallback;
-      if (processors === undefined || processors.length === 0) return undefined;
-      const cursor = cursors.get(code) ?? 0;
-      cursors.set(code, cursor + 1);
-      return processors[cursor % processors.length];
-    };
+    const picker = new ProcessorPicker((ref) => ctx.isLocal(ref));
+    const pick = (code: number): ActorRef<RemotingRequestMessage> | undefined => picker.pick(routing.current, code);
     let nextConnectionId = 1;
     const server = net.createServer({ noDelay: true }, (socket) => {
       if (connections.size >= args.connectionsMax) {

@@ -54,3 +54,32 @@ export type RemotingRoutes = {
 export function channelKey(channel: RemotingChannel): string {
   return `${channel.acceptor.slot}:${channel.connectionId}`;
 }
+
+/**
+ * Chooses the processor for a request code: round-robin over that code's processors, keeping to those on
+ * the caller's own thread when there are any (a shared pool), so the request crosses no thread.
+ */
+export class ProcessorPicker {
+  private readonly isLocal: (ref: ActorRef) => boolean;
+  private readonly cursors = new Map<number, number>();
+  private readonly localOnly = new Map<readonly ActorRef<RemotingRequestMessage>[], readonly ActorRef<RemotingRequestMessage>[]>();
+
+  constructor(isLocal: (ref: ActorRef) => boolean) {
+    this.isLocal = isLocal;
+  }
+
+  /** The processor for `code`, or undefined when no processor serves it. */
+  pick(routes: RemotingRoutes | undefined, code: number): ActorRef<RemotingRequestMessage> | undefined {
+    const all = routes?.byCode[code] ?? routes?.fallback;
+    if (all === undefined || all.length === 0) return undefined;
+    let local = this.localOnly.get(all);
+    if (local === undefined) {
+      local = all.filter((processor) => this.isLocal(processor));
+      this.localOnly.set(all, local);
+    }
+    const processors = local.length > 0 ? local : all;
+    const cursor = this.cursors.get(code) ?? 0;
+    this.cursors.set(code, cursor + 1);
+    return processors[cursor % processors.length];
+  }
+}

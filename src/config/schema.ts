@@ -757,6 +757,24 @@ export const CONFIG_KEYS = {
     description: 'Most messages in one batch sent between worker threads.',
     active: true,
   }),
+  processorsOnNetworkThreads: key({
+    type: booleanType(),
+    default: fixed('true when cores <= 4', (ctx) => ctx.cores <= 4),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description:
+      'Run the send and pull processors on the remoting threads (serverWorkerThreads) instead of pools of their own: a request is then decoded, processed and answered on one thread, which suits small machines.',
+    active: true,
+  }),
+  actorSpinUs: key({
+    type: integerType(0, 1000),
+    default: fixed('50 when cores >= 4, else 0', (ctx) => (ctx.cores >= 4 ? 50 : 0)),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description:
+      'Microseconds a worker thread polls for replies after a turn before sleeping; saves wake-ups when cores are spare, wastes them when they are not.',
+    active: true,
+  }),
   storeThreadPoolNums: key({
     type: poolSizeType,
     default: constant(1),

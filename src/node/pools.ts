@@ -12,6 +12,10 @@
  * | store    | storeThreadPoolNums        | CommitLog flush, delay-level schedule service         |
  * | commitlog| (always 1)                 | the CommitLog put lock: one writer thread owns the store |
  * | cpu      | cpuTaskThreadPoolNums      | (none: piscina pool for stateless CPU work)           |
+ *
+ * With processorsOnNetworkThreads, `send` and `pull` (and, in a `start` node, `grpc`) have no threads
+ * of their own: their actors run on the `remoting` threads (sharedPoolsForRole), so a request is decoded,
+ * processed and answered on one thread, and only the CommitLog writer is a hop away.
  */
 import type { NodeConfig, Role } from '../config/schema.ts';
 
@@ -23,12 +27,26 @@ export function poolsForRole(role: Role, config: NodeConfig): Record<string, num
   const runsProxy = role === 'start' || role === 'proxy';
   if (runsNamesrv || runsBroker || role === 'controller') pools.remoting = config.serverWorkerThreads;
   if (runsBroker) {
-    pools.send = config.sendMessageThreadPoolNums;
-    pools.pull = config.pullMessageThreadPoolNums;
+    if (!config.processorsOnNetworkThreads) {
+      pools.send = config.sendMessageThreadPoolNums;
+      pools.pull = config.pullMessageThreadPoolNums;
+    }
     pools.store = config.storeThreadPoolNums;
     pools.commitlog = 1;
   }
   if (runsBroker || runsNamesrv || role === 'controller') pools.admin = config.adminBrokerThreadPoolNums;
-  if (runsProxy) pools.grpc = config.grpcThreadPoolNums;
+  if (runsProxy && !(role === 'start' && config.processorsOnNetworkThreads)) pools.grpc = config.grpcThreadPoolNums;
   return pools;
+}
+
+/** Pools whose actors run on another pool's threads (see processorsOnNetworkThreads). */
+export function sharedPoolsForRole(role: Role, config: NodeConfig): Record<string, string> {
+  if (!config.processorsOnNetworkThreads) return {};
+  const shared: Record<string, string> = {};
+  if (role === 'start' || role === 'broker') {
+    shared.send = 'remoting';
+    shared.pull = 'remoting';
+  }
+  if (role === 'start') shared.grpc = 'remoting';
+  return shared;
 }

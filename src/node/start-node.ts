@@ -11,7 +11,7 @@ import type { ActorRef } from '../runtime/actor.ts';
 import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-system.ts';
 import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
 import type { GrpcFrontArgs, GrpcFrontMessage } from '../actors/grpc-front.ts';
-import { poolsForRole } from './pools.ts';
+import { poolsForRole, sharedPoolsForRole } from './pools.ts';
 import { startBroker, startNameServer } from './broker-node.ts';
 import type { RemotingRoutes } from '../actors/remoting-routes.ts';
 
@@ -43,6 +43,7 @@ type Listener = ActorRef<RemotingAcceptorMessage> | ActorRef<GrpcFrontMessage>;
 export async function startNode(role: Role, config: NodeConfig, log: Logger): Promise<RunningNode> {
   const system = await ActorSystem.start({
     pools: poolsForRole(role, config),
+    sharedPools: sharedPoolsForRole(role, config),
     cpuThreads: config.cpuTaskThreadPoolNums,
     cpuQueueMax: config.cpuTaskThreadPoolNums * 1024,
     slotsMax: 65_536,
@@ -52,6 +53,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       defaultMailboxCapacity: config.actorMailboxCapacity,
       askTimeoutMs: config.actorAskTimeoutMs,
       crossThreadBatchMax: config.crossThreadBatchMax,
+      spinUs: config.actorSpinUs,
       defaultSupervision: { onFailure: 'restart', maxRestarts: config.supervisorMaxRestarts, withinMs: config.supervisorRestartWindowMs },
     },
     logLevel: config.logLevel,

@@ -667,6 +667,7 @@ export class ActorHost {
       fs: this.options.fs,
       log: cell.log,
       timers,
+      isLocal: (target) => host.directory.threadOf(target.slot) === host.threadIndex,
       tell: (target, message) => host.tell(target, message),
       ask: (target, message, timeoutMs) => host.ask(target, message, timeoutMs),
       get isAsk() {

@@ -44,6 +44,11 @@ export type HostTuning = {
 export type ActorSystemOptions = {
   /** Worker pools: name to number of threads. The main thread is always pool `main`. */
   readonly pools: Readonly<Record<string, number>>;
+  /**
+   * Pools with no threads of their own: name to the pool whose threads host their actors. Actors of a
+   * shared pool talk to the actors already on their thread without crossing threads.
+   */
+  readonly sharedPools?: Readonly<Record<string, string>>;
   /** Threads of the piscina pool for stateless CPU tasks; 0 for none. */
   readonly cpuThreads: number;
   /** Bound of the piscina pool's task queue. */
@@ -96,6 +101,7 @@ export class ActorSystem extends EventEmitter {
   private readonly host: ActorHost;
   private readonly threads: ThreadRecord[] = [];
   private readonly poolThreads = new Map<string, number[]>();
+  private readonly sharedPoolNames = new Set<string>();
   private readonly registry = new Map<number, Registration>();
   private readonly names = new Set<string>();
   private readonly actorsPerThread: number[] = [];
@@ -148,6 +154,13 @@ export class ActorSystem extends EventEmitter {
         this.actorsPerThread.push(0);
         indices.push(index);
       }
+      this.poolThreads.set(pool, indices);
+    }
+    for (const [pool, hostPool] of Object.entries(this.options.sharedPools ?? {})) {
+      const indices = this.poolThreads.get(hostPool);
+      assert(indices !== undefined && indices.length > 0, `shared pool ${pool} names no pool with threads: ${hostPool}`);
+      assert(this.options.pools[pool] === undefined, `pool ${pool} cannot both have threads and share ${hostPool}'s`);
+      this.sharedPoolNames.add(pool);
       this.poolThreads.set(pool, indices);
     }
     // Full mesh: one MessageChannel per pair of threads, created before any worker starts.
@@ -327,6 +340,7 @@ export class ActorSystem extends EventEmitter {
   pools(): PoolInfo[] {
     const pools: PoolInfo[] = [];
     for (const [name, indices] of this.poolThreads) {
+      if (this.sharedPoolNames.has(name)) continue;
       const threadIds = indices.map((index) => (index === 0 ? 0 : (this.threads[index]!.worker?.threadId ?? -1)));
       pools.push({ name, size: indices.length, threadIds });
     }

@@ -104,6 +104,8 @@ export type ActorContext<M> = {
   readonly log: Logger;
   /** Named timers delivering messages to this actor. */
   readonly timers: ActorTimers<M>;
+  /** Whether the target runs on this actor's thread (a tell to it crosses no thread). */
+  isLocal(target: ActorRef): boolean;
   /** Sends without waiting; false means the target's mailbox is full or the target is gone. */
   tell<T>(target: ActorRef<T>, message: T): boolean;
   /** Sends and waits for a reply, rejecting with a RuntimeError on timeout, full mailbox or failure. */

@@ -14,7 +14,7 @@
  * once, like a full processor mailbox. Every request has a timeout.
  */
 import type { ActorRef } from '../../runtime/actor.ts';
-import type { AcceptorChannelMessage, RemotingChannel, RemotingRequestMessage, RemotingRoutes } from '../../actors/remoting-routes.ts';
+import { type AcceptorChannelMessage, ProcessorPicker, type RemotingChannel, type RemotingRequestMessage, type RemotingRoutes } from '../../actors/remoting-routes.ts';
 import { createResponse, isOneway, ResponseCode, type RemotingCommand } from '../remoting/remoting-command.ts';
 import { RemotingClient } from '../remoting/remoting-client.ts';
 
@@ -65,12 +65,14 @@ export type LocalTransportOptions = {
   readonly brokers: ReadonlyMap<string, RemotingRoutes>;
   readonly localAddress: string;
   readonly pendingMax?: number;
+  /** Whether a processor runs on the caller's thread; those are preferred. */
+  readonly isLocal?: (ref: ActorRef) => boolean;
 };
 
 /** LOCAL mode: commands go to processor actors of this node. */
 export class LocalTransport implements ProxyTransport {
   private readonly pending = new Map<number, Pending>();
-  private readonly cursors = new Map<number, number>();
+  private readonly picker: ProcessorPicker;
   private nextOpaque = 1;
   /** Connection id used for the Proxy's own NameServer queries (clients start at 1). */
   private static readonly PROXY_CONNECTION_ID = 0;
@@ -79,6 +81,7 @@ export class LocalTransport implements ProxyTransport {
 
   constructor(options: LocalTransportOptions) {
     this.options = options;
+    this.picker = new ProcessorPicker(options.isLocal ?? (() => false));
   }
 
   invokeNamesrv(request: RemotingCommand, timeoutMs: number): Promise<RemotingCommand> {
@@ -128,14 +131,11 @@ export class LocalTransport implements ProxyTransport {
 
   private invoke(routes: RemotingRoutes | undefined, request: RemotingCommand, timeoutMs: number, session: ClientSession): Promise<RemotingCommand> {
     if (routes === undefined) return Promise.reject(new ProxyTransportError('UNREACHABLE', 'no such server in this node'));
-    const processors = routes.byCode[request.code] ?? routes.fallback ?? [];
-    if (processors.length === 0) return Promise.resolve(createResponse(request, ResponseCode.REQUEST_CODE_NOT_SUPPORTED, `request code ${request.code} not supported`));
+    const processor = this.picker.pick(routes, request.code);
+    if (processor === undefined) return Promise.resolve(createResponse(request, ResponseCode.REQUEST_CODE_NOT_SUPPORTED, `request code ${request.code} not supported`));
     if (this.pending.size >= (this.options.pendingMax ?? TRANSPORT_PENDING_MAX)) {
       return Promise.resolve(createResponse(request, ResponseCode.SYSTEM_BUSY, '[REJECTREQUEST]system busy, start flow control for a while'));
     }
-    const cursor = this.cursors.get(request.code) ?? 0;
-    this.cursors.set(request.code, cursor + 1);
-    const processor = processors[cursor % processors.length]!;
     const opaque = this.nextOpaque;
     this.nextOpaque = this.nextOpaque >= 0x7fff_ffff ? 1 : this.nextOpaque + 1;
     const command: RemotingCommand = { ...request, opaque };
