@@ -60,6 +60,11 @@ export class RemotingConnection {
   readonly #frameMaxBytes: number;
   readonly #writeQueueBytesMax: number;
   #closed = false;
+  #corked = false;
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   constructor(socket: Socket, options: RemotingConnectionOptions) {
     this.#frameMaxBytes = options.frameMaxBytes ?? FRAME_MAX_BYTES_DEFAULT;
@@ -111,6 +116,12 @@ export class RemotingConnection {
   send(cmd: RemotingCommand): SendStatus {
     if (this.closed) return 'closed';
     const frame = encodeCommand(cmd, { frameMaxBytes: this.#frameMaxBytes });
+    // Frames written in one tick (a turn's answers) leave in one writev instead of one syscall each.
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(this.#uncork);
+    }
     const flushed = this.#socket.write(frame);
     if (this.overloaded) return 'overloaded';
     return flushed ? 'sent' : 'queued';
