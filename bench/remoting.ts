@@ -27,6 +27,10 @@ import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBen
 const phaseMs = Number(process.env['REMOTING_BENCH_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`REMOTING_BENCH_SECONDS must be a positive number, got ${process.env['REMOTING_BENCH_SECONDS']}`);
 const warmUpMs = Math.min(1_000, phaseMs);
+// REMOTING_BENCH_PHASES picks phases (single,batch,pull,half,workers), e.g. to profile one of them.
+const PHASES = ['single', 'batch', 'pull', 'half', 'workers'] as const;
+const phases = new Set((process.env['REMOTING_BENCH_PHASES'] ?? PHASES.join(',')).split(','));
+for (const phase of phases) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`unknown phase in REMOTING_BENCH_PHASES: ${phase}`);
 const baseDir = fs.mkdtempSync(path.join(process.env['REMOTING_BENCH_DIR'] ?? os.tmpdir(), 'remoting-bench-'));
 
 const TOPIC = 'BenchTopic';
@@ -177,11 +181,11 @@ try {
     `>= ${fmt(TARGET_SINGLE_PER_S)} msgs/s`,
     TARGET_SINGLE_PER_S,
   );
-  await batchSends(main);
-  await pulls(main);
-  await halfLoad(main, peak);
+  if (phases.has('batch')) await batchSends(main);
+  if (phases.has('pull')) await pulls(main);
+  if (phases.has('half')) await halfLoad(main, peak);
   await closeSession(main);
-  for (const workers of [1, 2]) {
+  for (const workers of phases.has('workers') ? [1, 2] : []) {
     const session = await openSession(`workers-${workers}`, { serverWorkerThreads: String(workers) });
     await singleSends(session, `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections, serverWorkerThreads=${workers}`, '-', undefined);
     await closeSession(session);

@@ -60,7 +60,10 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
     log,
   });
   const pools = system.pools();
-  log.info({ pools: pools.map((pool) => ({ pool: pool.name, size: pool.size, threadIds: pool.threadIds })) }, 'thread pools started');
+  log.info(
+    { pools: pools.map((pool) => ({ pool: pool.name, size: pool.size, threadIds: pool.threadIds })), sharedPools: sharedPoolsForRole(role, config) },
+    'thread pools started',
+  );
   const listeners: Listener[] = [];
   try {
     const host = '0.0.0.0';

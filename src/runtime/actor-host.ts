@@ -342,6 +342,18 @@ export class ActorHost {
     for (const link of this.linkList) this.flushLink(link);
   }
 
+  private flushArmed = false;
+  private readonly flushDeferredBound = (): void => {
+    this.flushArmed = false;
+    this.flushAll();
+  };
+
+  private deferFlush(): void {
+    if (this.flushArmed) return;
+    this.flushArmed = true;
+    setImmediate(this.flushDeferredBound);
+  }
+
   private sendReply(meta: number, ok: boolean, value: unknown): void {
     const thread = meta % threadsMax;
     const askId = (meta - thread) / threadsMax;
@@ -437,6 +449,12 @@ export class ActorHost {
           this.flushAll();
           setImmediate(this.runTurnBound);
           this.turnArmed = true;
+          return;
+        }
+        if (this.options.spinUs <= 0) {
+          // No spinning: send at the end of this event-loop phase, so that everything the phase's I/O
+          // callbacks produced (one turn per socket read or inbound batch) leaves in one batch per thread.
+          this.deferFlush();
           return;
         }
         this.flushAll();

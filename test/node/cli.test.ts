@@ -111,6 +111,7 @@ describe('rocketmq-ts CLI', () => {
       '--sendMessageThreadPoolNums=3',
       '--pullMessageThreadPoolNums=1',
       '--cpuTaskThreadPoolNums=1',
+      '--processorsOnNetworkThreads=false',
     ]);
     const started = await waitForLine(run.lines, 'node started');
     const ports = started.ports as { namesrv: number; broker: number; grpc: number };
@@ -159,6 +160,27 @@ describe('rocketmq-ts CLI', () => {
     expect(await canConnect(ports.broker)).toBe(false);
   });
 
+  it('runs the send, pull and gRPC processors on the remoting threads with processorsOnNetworkThreads', async () => {
+    const run = runCli([
+      'start',
+      '--namesrvAddr=127.0.0.1:0',
+      '--listenPort=0',
+      '--grpcServerPort=0',
+      `--storePathRootDir=${tempStore()}`,
+      '--serverWorkerThreads=2',
+      '--processorsOnNetworkThreads=true',
+    ]);
+    await waitForLine(run.lines, 'node started');
+    const line = run.lines.find((entry) => entry.msg === 'thread pools started')!;
+    const pools = line.pools as { pool: string; size: number }[];
+    expect(pools.map((pool) => pool.pool)).not.toContain('send');
+    expect(pools.map((pool) => pool.pool)).not.toContain('pull');
+    expect(pools.map((pool) => pool.pool)).not.toContain('grpc');
+    expect(line.sharedPools).toEqual({ send: 'remoting', pull: 'remoting', grpc: 'remoting' });
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+
   it('refuses bad config with the key named and a non-zero exit, before any port opens', async () => {
     const run = runCli(['start', '--namesrvAddr=127.0.0.1:0', '--listenPort=0', '--grpcServerPort=0', '--sendMessageThreadPoolNums=zero']);
     expect(await run.exited).toBe(2);
@@ -170,7 +192,7 @@ describe('rocketmq-ts CLI', () => {
     const store = tempStore();
     const file = path.join(store, 'broker.conf');
     fs.writeFileSync(file, ['# broker.conf', 'brokerClusterName = TestCluster', 'sendMessageThreadPoolNums=1', 'someFutureKey=1', ''].join('\n'));
-    const run = runCli(['broker', '-c', file, '--listenPort=0', `--storePathRootDir=${store}`, '--sendMessageThreadPoolNums=2', '--pullMessageThreadPoolNums=1']);
+    const run = runCli(['broker', '-c', file, '--listenPort=0', `--storePathRootDir=${store}`, '--sendMessageThreadPoolNums=2', '--pullMessageThreadPoolNums=1', '--processorsOnNetworkThreads=false']);
     await waitForLine(run.lines, 'node started');
     const pools = run.lines.find((line) => line.msg === 'thread pools started')!.pools as { pool: string; size: number }[];
     expect(pools.find((pool) => pool.pool === 'send')!.size).toBe(2);
