@@ -284,7 +284,7 @@ export const CONFIG_KEYS = {
     default: constant(5_000),
     rocketmqDefault: '5000',
     source: 'NamesrvConfig',
-    description: 'Milliseconds between the scans that drop brokers not heard from within their heartbeat timeout.',
+    description: 'Milliseconds between the scans that drop brokers not heard from within their heartbeat timeout (the NameServer\'s and the controller\'s).',
     active: true,
   }),
   orderMessageEnable: key({
@@ -587,6 +587,33 @@ export const CONFIG_KEYS = {
     rocketmqDefault: 'false',
     source: 'NamesrvConfig',
     description: 'Run the controller inside the NameServer process.',
+    active: true,
+  }),
+  controllerListenPort: key({
+    type: portType,
+    default: constant(9878),
+    rocketmqDefault: 'n/a (the standalone controller listens on listenPort)',
+    source: 'rocketmq-ts',
+    description: 'Port of the controller embedded in a NameServer (enableControllerInNamesrv); a standalone controller uses listenPort.',
+    active: true,
+  }),
+  controllerStorePath: key({
+    type: stringType({ docLabel: 'path or empty', expected: 'a directory path or nothing', accepts: () => true }),
+    default: derived('storePathRootDir + /controller', (_ctx, r) => {
+      const root = r['storePathRootDir'];
+      return typeof root === 'string' ? path.join(root, 'controller') : '';
+    }),
+    rocketmqDefault: '(empty: DLedger keeps it)',
+    source: 'ControllerConfig',
+    description: 'Directory of controllerMetadata.json, the controller metadata that survives a restart; empty keeps it in memory only.',
+    active: true,
+  }),
+  notifyBrokerRoleChanged: key({
+    type: booleanType(),
+    default: constant(true),
+    rocketmqDefault: 'true',
+    source: 'ControllerConfig',
+    description: 'Push NOTIFY_BROKER_ROLE_CHANGED to the live brokers of a set after an election.',
     active: true,
   }),
   enableElectUncleanMaster: key({

@@ -12,6 +12,7 @@ import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-syst
 import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
 import type { GrpcFrontArgs, GrpcFrontMessage } from '../actors/grpc-front.ts';
 import { poolsForRole, sharedPoolsForRole } from './pools.ts';
+import { controllerRoutes, spawnController } from '../actors/controller.ts';
 import { startBroker, startNameServer } from './broker-node.ts';
 import type { RemotingRoutes } from '../actors/remoting-routes.ts';
 
@@ -91,7 +92,20 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       brokerRoutes.push({ brokerAddr: `${config.brokerIP1}:${broker}`, routes });
       await useRoutes(system, acceptors.refs, routes);
     }
-    if (role === 'controller') controller = (await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port: config.listenPort }, config, listeners)).port;
+    if (role === 'controller' || (role !== 'broker' && role !== 'proxy' && config.enableControllerInNamesrv)) {
+      // Standalone on listenPort; inside a NameServer on controllerListenPort (its codes overlap the
+      // NameServer's: BROKER_HEARTBEAT), as RocketMQ's ControllerManager runs its own remoting server.
+      const port = role === 'controller' ? config.listenPort : config.controllerListenPort;
+      const acceptors = await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port }, config, listeners);
+      controller = acceptors.port;
+      const ref = await spawnController(system, {
+        controllerStorePath: config.controllerStorePath,
+        enableElectUncleanMaster: config.enableElectUncleanMaster,
+        notifyBrokerRoleChanged: config.notifyBrokerRoleChanged,
+        scanNotActiveBrokerIntervalMs: config.scanNotActiveBrokerInterval,
+      });
+      await useRoutes(system, acceptors.refs, controllerRoutes(ref));
+    }
     if (role === 'start' || role === 'proxy') {
       const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({
         name: 'grpc-front',
