@@ -107,12 +107,19 @@ function sendRequest(sequence: number): M.SendMessageRequest {
   };
 }
 
-async function sendPhase(clients: Client[]): Promise<{ count: number; ms: number; histogram: Histogram; failures: number; nodeCpu: number | undefined }> {
+/** CPU seconds this (client) process used since `before`. */
+const clientCpuSince = (before: NodeJS.CpuUsage): number => {
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / 1e6;
+};
+
+async function sendPhase(clients: Client[]): Promise<{ count: number; ms: number; histogram: Histogram; failures: number; nodeCpu: number | undefined; clientCpu: number }> {
   const histogram = new Histogram();
   let count = 0;
   let failures = 0;
   let sequence = 0;
   const cpuBefore = processCpuSeconds(node!.pid);
+  const clientBefore = process.cpuUsage();
   const start = performance.now();
   const deadline = start + phaseMs;
   await Promise.all(
@@ -129,7 +136,7 @@ async function sendPhase(clients: Client[]): Promise<{ count: number; ms: number
   );
   const ms = performance.now() - start;
   const cpuAfter = processCpuSeconds(node!.pid);
-  return { count, ms, histogram, failures, nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore };
+  return { count, ms, histogram, failures, nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, clientCpu: clientCpuSince(clientBefore) };
 }
 
 async function receivePhase(clients: Client[], total: number, brokerName: string) {
@@ -139,6 +146,7 @@ async function receivePhase(clients: Client[], total: number, brokerName: string
   let failures = 0;
   let doneAt: number | undefined;
   const cpuBefore = processCpuSeconds(node!.pid);
+  const clientBefore = process.cpuUsage();
   const start = performance.now();
   const giveUpAt = start + Math.max(60_000, phaseMs * 6);
   await Promise.all(
@@ -186,7 +194,15 @@ async function receivePhase(clients: Client[], total: number, brokerName: string
   );
   const ms = (doneAt ?? performance.now()) - start;
   const cpuAfter = processCpuSeconds(node!.pid);
-  return { acked, ms, receiveHistogram, ackHistogram, failures, nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore };
+  return {
+    acked,
+    ms,
+    receiveHistogram,
+    ackHistogram,
+    failures,
+    nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore,
+    clientCpu: clientCpuSince(clientBefore),
+  };
 }
 
 const cpuShare = (cpuS: number | undefined, ms: number): string => (cpuS === undefined ? '?' : `${fmt((cpuS / (ms / 1000)) * 100)}%`);
@@ -217,7 +233,7 @@ try {
   const sendRate = sent.count / (sent.ms / 1000);
   rows.push({
     benchmark: `SendMessage, 1 KiB, ${SENDERS} senders / ${CHANNELS} channels`,
-    result: `${fmt(sendRate)} msgs/s; avg ${fmt(sent.histogram.meanMs, 2)} ms, p99 ${fmt(sent.histogram.quantileMs(0.99), 2)} ms; ${sent.failures} failed; cpu node ${cpuShare(sent.nodeCpu, sent.ms)}`,
+    result: `${fmt(sendRate)} msgs/s; avg ${fmt(sent.histogram.meanMs, 2)} ms, p99 ${fmt(sent.histogram.quantileMs(0.99), 2)} ms; ${sent.failures} failed; cpu node ${cpuShare(sent.nodeCpu, sent.ms)}, bench ${cpuShare(sent.clientCpu, sent.ms)}`,
     target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
     verdict: sendRate >= TARGET_PER_S && sent.failures === 0 ? 'met' : 'MISSED',
   });
@@ -229,7 +245,7 @@ try {
     result:
       `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
       `receive p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms, ack p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
-      `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}`,
+      `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}, bench ${cpuShare(consumed.clientCpu, consumed.ms)}`,
     target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
     verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= sent.count ? 'met' : 'MISSED',
   });

@@ -29,6 +29,16 @@
  * Reads (`get`, `queryByKey`) are served on this thread for now: they dispatch first, so a put that was
  * answered is readable. Replies are copied by the wire when the asker is on another thread.
  *
+ * Replication (HA). On a master, the ha-service asks `haReadRaw` (a long poll: answered when bytes past
+ * the offset are written, or empty at `waitMs`) and tells `haSlaveAck` / `haSlaveGone`. A SYNC_MASTER
+ * put is answered once a slave's acked offset covers its end (after the disk, under SYNC_FLUSH), with
+ * FLUSH_SLAVE_TIMEOUT past haSyncTimeoutMs, or at once with SLAVE_NOT_AVAILABLE when no slave is in
+ * sync (connected, within haMaxGapNotInSync bytes, caught up within haMaxTimeSlaveNotCatchup ms, as
+ * RocketMQ's isSlaveOK / AutoSwitch isInSyncSlave judge it); the message stays stored either way. On a
+ * SLAVE, puts get SERVICE_NOT_AVAILABLE and the ha-client's `haAppendRaw` appends the master's bytes.
+ * `setRole` (with a fencing epoch that never goes back) demotes or promotes at run time; `truncateTo`
+ * cuts a demoted old master's tail before it resyncs.
+ *
  * Failure. A failed fdatasync answers every waiter FLUSH_DISK_TIMEOUT and then fails the actor: its
  * supervisor restarts it, and init reopens the store from disk with crash recovery (the abort file is
  * kept), whose own fdatasyncs re-establish what is durable. A disk that keeps failing fails init too,
@@ -45,6 +55,10 @@ import {
   type EncodedPut,
   type PutBatchResult,
   type GetMessageResult,
+  type HaAppendResult,
+  type HaPutMessageStatus,
+  type HaReadResult,
+  type HaRefusal,
   type MessageStoreOptions,
   type PutMessageInput,
   type PutMessageResult,
@@ -56,6 +70,10 @@ import type { SocketAddress } from '../storage/message-record.ts';
 import type { DiskCheck } from '../storage/retention.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import type { CommitLogFlusherMessage, SyncDone } from './commit-log-flusher.ts';
+import { HA_DEFAULTS } from '../storage/ha-protocol.ts';
+
+/** RocketMQ's brokerRole. */
+export type BrokerRole = 'ASYNC_MASTER' | 'SYNC_MASTER' | 'SLAVE';
 
 /** Store tuning that travels in the args (plain data): bounds and geometry, no seams. */
 export type StoreTuning = Pick<
@@ -90,7 +108,47 @@ export type CommitLogWriterArgs = {
   readonly flusher: ActorRef<CommitLogFlusherMessage>;
   readonly tuning?: StoreTuning;
   readonly seam?: unknown;
+  /** brokerRole; default ASYNC_MASTER. */
+  readonly brokerRole?: BrokerRole;
+  /** How long a SYNC_MASTER put waits for a slave (RocketMQ uses syncFlushTimeout); default 5000. */
+  readonly haSyncTimeoutMs?: number;
+  /** haMaxGapNotInSync, bytes; default 256 MiB. */
+  readonly haMaxGapNotInSync?: number;
+  /** haMaxTimeSlaveNotCatchup, ms; default 15000. */
+  readonly haMaxTimeSlaveNotCatchupMs?: number;
 };
+
+/** Replication requests: the ha-service's and ha-client's asks, and role changes. */
+export type HaWriterMessage =
+  | { readonly type: 'haReadRaw'; readonly fromOffset: number; readonly maxBytes: number; readonly waitMs?: number }
+  | { readonly type: 'haAppendRaw'; readonly fromOffset: number; readonly bytes: Uint8Array }
+  | { readonly type: 'haSlaveAck'; readonly slaveId: string; readonly offset: number }
+  | { readonly type: 'haSlaveGone'; readonly slaveId: string }
+  | { readonly type: 'haState' }
+  | { readonly type: 'setRole'; readonly role: BrokerRole; readonly epoch: number }
+  | { readonly type: 'fence'; readonly epoch: number }
+  | { readonly type: 'truncateTo'; readonly offset: number };
+
+/** The answer to `setRole` / `fence`. */
+export type RoleAnswer =
+  | { readonly ok: true; readonly role: BrokerRole; readonly epoch: number; readonly maxOffset: number }
+  | { readonly ok: false; readonly code: 'STALE_EPOCH'; readonly role: BrokerRole; readonly epoch: number };
+
+/** The answer to `truncateTo`. */
+export type TruncateAnswer = { readonly ok: true; readonly maxOffset: number } | HaRefusal | { readonly ok: false; readonly code: 'NOT_SLAVE'; readonly remark: string };
+
+/** The answer to `haState`: the role and what the writer knows of each slave. */
+export type HaStateAnswer = {
+  readonly role: BrokerRole;
+  readonly epoch: number;
+  readonly maxOffset: number;
+  readonly writtenOffset: number;
+  readonly slaves: readonly { readonly slaveId: string; readonly ackedOffset: number; readonly inSync: boolean }[];
+  readonly haWaiters: number;
+};
+
+/** A put's status, including SYNC_MASTER's (the writer answers these; PutMessageResult names the rest). */
+export type ReplicatedPutStatus = PutMessageResult['status'] | HaPutMessageStatus;
 
 /** A read request (RocketMQ's getMessage); `tags` filters on the exact tag, '*' for all. */
 export type GetRequest = {
@@ -123,6 +181,7 @@ export type CommitLogWriterMessage =
   | { readonly type: 'flushCommitLog' }
   | { readonly type: 'flushConsumeQueue' }
   | { readonly type: 'expire' }
+  | HaWriterMessage
   | SyncDone;
 
 /**
@@ -164,6 +223,26 @@ type Waiter = {
   readonly messages: number;
   readonly onDurable: unknown;
   readonly onTimeout: unknown;
+  /** SYNC_MASTER: after the disk, wait for a slave until haDeadlineMs, else answer onSlaveTimeout. */
+  readonly needsSlave?: boolean;
+  readonly haDeadlineMs?: number;
+  readonly onSlaveTimeout?: unknown;
+};
+
+/** What the writer knows of one connected slave (told by the ha-service). */
+type SlaveState = { ackedOffset: number; lastCatchUpMs: number; targetOffset: number };
+
+/** An ha-service's read waiting for bytes past its offset. */
+type HaReader = { readonly fromOffset: number; readonly maxBytes: number; readonly deadlineMs: number; readonly reply: DeferredReply | undefined };
+
+/** Replication state of the writer: role, slaves, SYNC_MASTER waiters, long-polling readers. */
+type HaState = {
+  role: BrokerRole;
+  roleEpoch: number;
+  readonly slaves: Map<string, SlaveState>;
+  readonly waiters: Waiter[];
+  waitersHead: number;
+  readonly readers: HaReader[];
 };
 
 type InFlight = { readonly seq: number; readonly request: StoreSyncRequest; readonly startedMs: number };
@@ -183,9 +262,14 @@ type State = {
   readonly counters: Counters;
   /** Who hears of newly visible messages (bounded: pull and POP services register once each). */
   readonly watchers: ActorRef<ArrivalNotice>[];
+  readonly ha: HaState;
 };
 
 const WATCHERS_MAX = 256;
+/** Slaves one master tracks at most (connections past it are refused by the ha-service's own bound). */
+const HA_SLAVES_MAX = 64;
+/** ha-service reads waiting for new bytes at most (one per slave connection). */
+const HA_READERS_MAX = HA_SLAVES_MAX;
 
 /** Dispatches what was appended (it becomes visible) and tells the watchers which queues grew. */
 function dispatch(state: State, ctx: Ctx): void {
@@ -237,7 +321,8 @@ function releaseDurable(state: State): void {
   while (waiting(state) > 0 && state.waiters[state.waitersHead]!.endOffset <= durable) {
     const waiter = popWaiter(state);
     state.counters.syncedMessages += waiter.messages;
-    waiter.reply?.resolve(waiter.onDurable);
+    if (waiter.needsSlave === true) awaitSlave(state, waiter);
+    else waiter.reply?.resolve(waiter.onDurable);
   }
 }
 
@@ -250,8 +335,216 @@ function expireWaiters(state: State, nowMs: number, all: boolean): void {
   }
 }
 
-function timedOut(result: PutMessageResult): PutMessageResult {
-  return result.status === 'PUT_OK' ? { ...result, status: 'FLUSH_DISK_TIMEOUT' } : result;
+/** The same answer (one result, a batch result or an array of them) with PUT_OK replaced by `status`. */
+function withStatus(value: unknown, status: ReplicatedPutStatus): unknown {
+  if (Array.isArray(value)) return value.map((item: unknown) => withStatus(item, status));
+  const result = value as { readonly status: ReplicatedPutStatus };
+  return result.status === 'PUT_OK' ? { ...result, status } : result;
+}
+
+// ------------------------------------------------------------------------------------------ replication
+
+function haWaiting(ha: HaState): number {
+  return ha.waiters.length - ha.waitersHead;
+}
+
+/** Whether a slave is in sync for a put ending at `endOffset` (RocketMQ's isSlaveOK and isInSyncSlave). */
+function slaveInSync(state: State, slave: SlaveState, endOffset: number, nowMs: number): boolean {
+  const gapMax = state.args.haMaxGapNotInSync ?? HA_DEFAULTS.haMaxGapNotInSync;
+  const catchupMs = state.args.haMaxTimeSlaveNotCatchupMs ?? HA_DEFAULTS.haMaxTimeSlaveNotCatchup;
+  return endOffset - slave.ackedOffset < gapMax && nowMs - slave.lastCatchUpMs <= catchupMs;
+}
+
+function anySlaveInSync(state: State, endOffset: number, nowMs: number): boolean {
+  for (const slave of state.ha.slaves.values()) if (slaveInSync(state, slave, endOffset, nowMs)) return true;
+  return false;
+}
+
+/** The furthest offset a connected slave acknowledged (RocketMQ's push2SlaveMaxOffset), -1 if none. */
+function replicatedOffset(ha: HaState): number {
+  let offset = -1;
+  for (const slave of ha.slaves.values()) offset = Math.max(offset, slave.ackedOffset);
+  return offset;
+}
+
+/** Answers now if a slave already covers the waiter, else queues it for one (in log order). */
+function awaitSlave(state: State, waiter: Waiter): void {
+  if (replicatedOffset(state.ha) >= waiter.endOffset) {
+    waiter.reply?.resolve(waiter.onDurable);
+    return;
+  }
+  const ha = state.ha;
+  const last = ha.waiters.at(-1);
+  assert(haWaiting(ha) === 0 || last === undefined || last.endOffset <= waiter.endOffset, 'slave waiters are in log order');
+  ha.waiters.push(waiter);
+}
+
+function popHaWaiter(ha: HaState): Waiter {
+  const waiter = ha.waiters[ha.waitersHead++];
+  assert(waiter !== undefined, 'pop from an empty slave waiter queue');
+  if (ha.waitersHead === ha.waiters.length || (ha.waitersHead > 1024 && ha.waitersHead * 2 > ha.waiters.length)) {
+    ha.waiters.splice(0, ha.waitersHead);
+    ha.waitersHead = 0;
+  }
+  return waiter;
+}
+
+/** Answers every SYNC_MASTER waiter a slave's ack covers. */
+function releaseReplicated(state: State): void {
+  const covered = replicatedOffset(state.ha);
+  while (haWaiting(state.ha) > 0 && state.ha.waiters[state.ha.waitersHead]!.endOffset <= covered) {
+    const waiter = popHaWaiter(state.ha);
+    waiter.reply?.resolve(waiter.onDurable);
+  }
+}
+
+/** Answers FLUSH_SLAVE_TIMEOUT to SYNC_MASTER waiters past their deadline (all of them with `all`). */
+function expireHaWaiters(state: State, nowMs: number, all: boolean): void {
+  const ha = state.ha;
+  while (haWaiting(ha) > 0 && (all || (ha.waiters[ha.waitersHead]!.haDeadlineMs ?? 0) <= nowMs)) {
+    const waiter = popHaWaiter(ha);
+    waiter.reply?.resolve(waiter.onSlaveTimeout);
+  }
+}
+
+/** Records a slave's acknowledged offset; it has caught up when it reached what was readable at its last ack. */
+function onSlaveAck(state: State, slaveId: string, offset: number, nowMs: number, ctx: Ctx): void {
+  assert(Number.isSafeInteger(offset) && offset >= 0, `bad slave offset ${offset}`);
+  const ha = state.ha;
+  if (offset > state.store.maxPhysicalOffset) {
+    // A slave ahead of its master diverged (an old master's tail): it confirms nothing here.
+    ctx.log.warn({ slaveId, offset, maxOffset: state.store.maxPhysicalOffset }, 'slave reports an offset past the log end; ignored');
+    ha.slaves.delete(slaveId);
+    return;
+  }
+  let slave = ha.slaves.get(slaveId);
+  const readable = state.store.writtenOffset;
+  if (slave === undefined) {
+    if (ha.slaves.size >= HA_SLAVES_MAX) {
+      ctx.log.warn({ slaveId, slavesMax: HA_SLAVES_MAX }, 'slave ignored: too many slaves');
+      return;
+    }
+    slave = { ackedOffset: offset, lastCatchUpMs: Number.NEGATIVE_INFINITY, targetOffset: readable };
+    ha.slaves.set(slaveId, slave);
+  }
+  if (offset >= slave.targetOffset) slave.lastCatchUpMs = nowMs;
+  slave.ackedOffset = Math.max(slave.ackedOffset, offset);
+  slave.targetOffset = readable;
+  releaseReplicated(state);
+}
+
+/** Answers the ha-service reads that bytes past their offsets now satisfy (or all of them with `all`). */
+function serveHaReaders(state: State, nowMs: number, all: boolean): void {
+  const readers = state.ha.readers;
+  if (readers.length === 0) return;
+  const written = state.store.writtenOffset;
+  let kept = 0;
+  for (const reader of readers) {
+    if (all || reader.fromOffset < written || reader.deadlineMs <= nowMs) reader.reply?.resolve(readRaw(state, reader.fromOffset, reader.maxBytes));
+    else readers[kept++] = reader;
+  }
+  readers.length = kept;
+}
+
+function notMaster(state: State): HaRefusal {
+  const store = state.store;
+  return { ok: false, code: 'SERVICE_NOT_AVAILABLE', remark: `broker is ${state.ha.role}`, minOffset: store.minPhysicalOffset, maxOffset: store.maxPhysicalOffset };
+}
+
+function readRaw(state: State, fromOffset: number, maxBytes: number): HaReadResult {
+  if (state.ha.role === 'SLAVE') return notMaster(state);
+  return state.store.readRaw(fromOffset, maxBytes);
+}
+
+function haReadRaw(state: State, message: Extract<HaWriterMessage, { type: 'haReadRaw' }>, ctx: Ctx): void {
+  const answer = readRaw(state, message.fromOffset, message.maxBytes);
+  const waitMs = message.waitMs ?? 0;
+  const empty = answer.ok && answer.bytes.length === 0;
+  if (!empty || waitMs <= 0 || state.ha.readers.length >= HA_READERS_MAX) return ctx.reply(answer);
+  state.ha.readers.push({ fromOffset: answer.physicalOffset, maxBytes: message.maxBytes, deadlineMs: ctx.clock.nowMs() + waitMs, reply: ctx.deferReply() });
+}
+
+function haAppendRaw(state: State, message: Extract<HaWriterMessage, { type: 'haAppendRaw' }>, ctx: Ctx): void {
+  if (state.ha.role !== 'SLAVE') {
+    const store = state.store;
+    const refusal: HaAppendResult = { ok: false, code: 'SERVICE_NOT_AVAILABLE', remark: `broker is ${state.ha.role}, not a slave`, minOffset: store.minPhysicalOffset, maxOffset: store.maxPhysicalOffset };
+    return ctx.reply(refusal);
+  }
+  const result = state.store.appendRaw(message.fromOffset, message.bytes);
+  if (result.ok && result.records > 0) scheduleTick(state, ctx);
+  ctx.reply(result);
+}
+
+/** Changes the role under a fencing epoch that never goes back; a demoted master stops waiting for slaves. */
+function setRole(state: State, role: BrokerRole, epoch: number, ctx: Ctx): RoleAnswer {
+  const ha = state.ha;
+  assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', `bad role ${role}`);
+  if (!Number.isSafeInteger(epoch) || epoch < ha.roleEpoch) return { ok: false, code: 'STALE_EPOCH', role: ha.role, epoch: ha.roleEpoch };
+  const previous = ha.role;
+  ha.role = role;
+  ha.roleEpoch = epoch;
+  if (role !== 'SYNC_MASTER') expireHaWaiters(state, 0, true);
+  if (role === 'SLAVE') {
+    serveHaReaders(state, ctx.clock.nowMs(), true);
+    ha.slaves.clear();
+  }
+  if (previous !== role) ctx.log.info({ from: previous, to: role, epoch }, 'broker role changed');
+  return { ok: true, role, epoch, maxOffset: state.store.maxPhysicalOffset };
+}
+
+function truncateTo(state: State, offset: number): TruncateAnswer {
+  if (state.ha.role !== 'SLAVE') return { ok: false, code: 'NOT_SLAVE', remark: 'only a slave (a fenced old master) truncates its log' };
+  // Writes past the cut are gone: their waiters are answered now, and a sync in flight is forgotten.
+  expireWaiters(state, 0, true);
+  expireHaWaiters(state, 0, true);
+  state.inFlight = null;
+  return state.store.truncateTo(offset);
+}
+
+function haStateOf(state: State, nowMs: number): HaStateAnswer {
+  const end = state.store.maxPhysicalOffset;
+  const slaves = [...state.ha.slaves].map(([slaveId, slave]) => ({ slaveId, ackedOffset: slave.ackedOffset, inSync: slaveInSync(state, slave, end, nowMs) }));
+  return { role: state.ha.role, epoch: state.ha.roleEpoch, maxOffset: end, writtenOffset: state.store.writtenOffset, slaves, haWaiters: haWaiting(state.ha) };
+}
+
+function refusedOnSlave(state: State): PutMessageResult {
+  return { status: 'SERVICE_NOT_AVAILABLE', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark: `message store is ${state.ha.role} mode, so write is forbidden` };
+}
+
+/**
+ * Answers an appended put (its `value`: one result, a batch result, or an array) when its flush mode
+ * and role allow: at once, after the disk (SYNC_FLUSH), after a slave (SYNC_MASTER), or both.
+ */
+function settle(state: State, endOffset: number, messages: number, value: unknown, ctx: Ctx): void {
+  const diskSync = state.args.flushDiskType === 'SYNC_FLUSH';
+  const syncMaster = state.ha.role === 'SYNC_MASTER';
+  const nowMs = ctx.clock.nowMs();
+  let onDurable = value;
+  let needsSlave = false;
+  if (syncMaster) {
+    needsSlave = anySlaveInSync(state, endOffset, nowMs);
+    if (!needsSlave) onDurable = withStatus(value, 'SLAVE_NOT_AVAILABLE');
+  }
+  if (!diskSync && !needsSlave) return ctx.reply(onDurable);
+  const waiter: Waiter = {
+    endOffset,
+    deadlineMs: nowMs + state.args.syncFlushTimeoutMs,
+    reply: ctx.deferReply(),
+    messages,
+    onDurable,
+    onTimeout: withStatus(value, 'FLUSH_DISK_TIMEOUT'),
+    needsSlave,
+    haDeadlineMs: nowMs + (state.args.haSyncTimeoutMs ?? HA_DEFAULTS.syncFlushTimeout),
+    onSlaveTimeout: withStatus(value, 'FLUSH_SLAVE_TIMEOUT'),
+  };
+  if (diskSync) pushWaiter(state, waiter);
+  else awaitSlave(state, waiter);
+}
+
+/** Whether the put waiters (disk and slave) are at their bound. */
+function waitersFull(state: State): boolean {
+  const waits = state.args.flushDiskType === 'SYNC_FLUSH' || state.ha.role === 'SYNC_MASTER';
+  return waits && waiting(state) + haWaiting(state.ha) >= state.args.syncFlushWaitersMax;
 }
 
 // ------------------------------------------------------------------------------------------ syncing
@@ -330,11 +623,8 @@ function onTick(state: State, ctx: Ctx): void {
 
 function put(state: State, input: PutMessageInput, ctx: Ctx): void {
   state.counters.puts++;
-  const sync = state.args.flushDiskType === 'SYNC_FLUSH';
-  if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
-    ctx.reply(busy(state));
-    return;
-  }
+  if (state.ha.role === 'SLAVE') return ctx.reply(refusedOnSlave(state));
+  if (waitersFull(state)) return ctx.reply(busy(state));
   const result = state.store.appendMessage(input);
   if (result.status !== 'PUT_OK') {
     ctx.reply(result);
@@ -342,45 +632,28 @@ function put(state: State, input: PutMessageInput, ctx: Ctx): void {
   }
   state.counters.putOk++;
   scheduleTick(state, ctx);
-  if (!sync) {
-    ctx.reply(result);
-    return;
-  }
-  const endOffset = result.physicalOffset + result.wroteBytes;
-  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
-  pushWaiter(state, { endOffset, deadlineMs, reply: ctx.deferReply(), messages: 1, onDurable: result, onTimeout: timedOut(result) });
+  settle(state, result.physicalOffset + result.wroteBytes, 1, result, ctx);
 }
 
 /** Appends a batch: plain inputs are encoded here, EncodedPuts (encoded on a send thread) only copied. */
 function putBatch<T>(state: State, inputs: readonly T[], append: (input: T) => PutMessageResult, ctx: Ctx): void {
   state.counters.puts += inputs.length;
-  const sync = state.args.flushDiskType === 'SYNC_FLUSH';
-  if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
-    ctx.reply(inputs.map(() => busy(state)));
-    return;
-  }
+  if (state.ha.role === 'SLAVE') return ctx.reply(inputs.map(() => refusedOnSlave(state)));
+  if (waitersFull(state)) return ctx.reply(inputs.map(() => busy(state)));
   const results = inputs.map(append);
   const ok = results.filter((result) => result.status === 'PUT_OK');
   state.counters.putOk += ok.length;
   if (ok.length > 0) scheduleTick(state, ctx);
-  if (!sync || ok.length === 0) {
-    ctx.reply(results);
-    return;
-  }
+  if (ok.length === 0) return ctx.reply(results);
   const last = ok.at(-1)!;
-  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
-  const onTimeout = results.map(timedOut);
-  pushWaiter(state, { endOffset: last.physicalOffset + last.wroteBytes, deadlineMs, reply: ctx.deferReply(), messages: ok.length, onDurable: results, onTimeout });
+  settle(state, last.physicalOffset + last.wroteBytes, ok.length, results, ctx);
 }
 
 /** Appends a RocketMQ batch encoded on a send thread; one answer (PutBatchResult) for all of it. */
 function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
   state.counters.puts += batch.count;
-  const sync = state.args.flushDiskType === 'SYNC_FLUSH';
-  if (sync && waiting(state) >= state.args.syncFlushWaitersMax) {
-    ctx.reply({ ...busy(state), msgNum: 0 } satisfies PutBatchResult);
-    return;
-  }
+  if (state.ha.role === 'SLAVE') return ctx.reply({ ...refusedOnSlave(state), msgNum: 0 } satisfies PutBatchResult);
+  if (waitersFull(state)) return ctx.reply({ ...busy(state), msgNum: 0 } satisfies PutBatchResult);
   const result = state.store.appendEncodedBatch(batch);
   if (result.status !== 'PUT_OK') {
     ctx.reply(result);
@@ -388,13 +661,7 @@ function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
   }
   state.counters.putOk += result.msgNum;
   scheduleTick(state, ctx);
-  if (!sync) {
-    ctx.reply(result);
-    return;
-  }
-  const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
-  const onTimeout: PutBatchResult = { ...result, status: 'FLUSH_DISK_TIMEOUT' };
-  pushWaiter(state, { endOffset: result.physicalOffset + result.wroteBytes, deadlineMs, reply: ctx.deferReply(), messages: result.msgNum, onDurable: result, onTimeout });
+  settle(state, result.physicalOffset + result.wroteBytes, result.msgNum, result, ctx);
 }
 
 function busy(state: State): PutMessageResult {
@@ -485,9 +752,28 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
       return startSync(state, ctx);
     case 'expire':
       expireWaiters(state, ctx.clock.nowMs(), false);
+      expireHaWaiters(state, ctx.clock.nowMs(), false);
       return checkLostSync(state, ctx.clock.nowMs(), ctx);
     case 'synced':
       return onSynced(state, message, ctx);
+    case 'haReadRaw':
+      return haReadRaw(state, message, ctx);
+    case 'haAppendRaw':
+      return haAppendRaw(state, message, ctx);
+    case 'haSlaveAck':
+      onSlaveAck(state, message.slaveId, message.offset, ctx.clock.nowMs(), ctx);
+      return ctx.reply(true);
+    case 'haSlaveGone':
+      state.ha.slaves.delete(message.slaveId);
+      return ctx.reply(true);
+    case 'haState':
+      return ctx.reply(haStateOf(state, ctx.clock.nowMs()));
+    case 'setRole':
+      return ctx.reply(setRole(state, message.role, message.epoch, ctx));
+    case 'fence':
+      return ctx.reply(setRole(state, 'SLAVE', message.epoch, ctx));
+    case 'truncateTo':
+      return ctx.reply(truncateTo(state, message.offset));
     default:
       return assertNever(message, 'commit log writer message');
   }
@@ -500,13 +786,20 @@ function checkArgs(args: CommitLogWriterArgs): void {
     assert(Number.isSafeInteger(args[key]) && args[key] > 0, `${key} is a positive integer`);
   }
   assert(args.flushDiskType === 'ASYNC_FLUSH' || args.flushDiskType === 'SYNC_FLUSH', `bad flushDiskType ${args.flushDiskType}`);
+  const role = args.brokerRole ?? 'ASYNC_MASTER';
+  assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', `bad brokerRole ${role}`);
+  for (const key of ['haSyncTimeoutMs', 'haMaxGapNotInSync', 'haMaxTimeSlaveNotCatchupMs'] as const) {
+    const value = args[key];
+    assert(value === undefined || (Number.isSafeInteger(value) && value > 0), `${key} is a positive integer`);
+  }
 }
 
 function startTimers(args: CommitLogWriterArgs, ctx: Ctx): void {
   if (args.flushDiskType === 'ASYNC_FLUSH') ctx.timers.startPeriodic(TIMER_FLUSH_COMMIT_LOG, { type: 'flushCommitLog' }, args.flushIntervalCommitLogMs);
   ctx.timers.startPeriodic(TIMER_FLUSH_CONSUME_QUEUE, { type: 'flushConsumeQueue' }, args.flushIntervalConsumeQueueMs);
   ctx.timers.startPeriodic(TIMER_CHECK_DISK, { type: 'checkDisk' }, args.diskCheckIntervalMs);
-  const expireMs = Math.min(1_000, Math.max(5, Math.floor(args.syncFlushTimeoutMs / 10)));
+  const timeoutMs = Math.min(args.syncFlushTimeoutMs, args.haSyncTimeoutMs ?? HA_DEFAULTS.syncFlushTimeout);
+  const expireMs = Math.min(1_000, Math.max(5, Math.floor(timeoutMs / 10)));
   ctx.timers.startPeriodic(TIMER_EXPIRE, { type: 'expire' }, expireMs);
 }
 
@@ -534,12 +827,15 @@ export function commitLogWriterBehavior(
         puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0,
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
-      return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [] };
+      const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: [], waitersHead: 0, readers: [] };
+      return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
     },
 
     receive(state, message, ctx) {
       state.inReceive = true;
       handle(state, message, ctx);
+      // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).
+      if (state.ha.readers.length > 0) serveHaReaders(state, ctx.clock.nowMs(), false);
       state.inReceive = false;
       return state;
     },
@@ -558,6 +854,8 @@ export function commitLogWriterBehavior(
         state.store.close();
       }
       expireWaiters(state, 0, true);
+      expireHaWaiters(state, 0, true);
+      serveHaReaders(state, 0, true);
     },
   };
 }

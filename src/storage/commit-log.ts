@@ -46,6 +46,11 @@
  * entries past the recovered maxOffset (a checkpoint may have run ahead of the disk). Reads and recovery
  * bound a record by the file size, not by maxMessageSizeBytes, so lowering that limit loses nothing.
  * Only the active file gets a page cache, starting at the end of its data.
+ *
+ * Replication (HA) reads and writes the same bytes raw: `readRaw` copies a master's bytes up to a limit
+ * and within one file, `appendRaw` copies them into a slave's files byte for byte (whole records and
+ * blank markers only, so every invariant above holds on the slave too), and `truncateTo` cuts a
+ * returning old master durably, the way recovery cuts a torn tail.
  */
 
 import type { StorageFs } from './storage-fs.ts';
@@ -110,6 +115,10 @@ export const CommitLogErrorCode = {
   FILE_LAYOUT_INVALID: 'FILE_LAYOUT_INVALID',
   /** A QueueOffsetTable is at its entry bound. */
   QUEUE_TABLE_FULL: 'QUEUE_TABLE_FULL',
+  /** Replicated bytes that do not continue the log where it ends (HA: the slave resyncs). */
+  RAW_OFFSET_MISMATCH: 'RAW_OFFSET_MISMATCH',
+  /** A truncation point that is not the start of a record, a blank marker, a file or the end. */
+  TRUNCATE_OFFSET_INVALID: 'TRUNCATE_OFFSET_INVALID',
 } as const;
 
 /** A stable code of CommitLogError. */
@@ -562,6 +571,89 @@ export class CommitLog {
       throw new CommitLogError('RECORD_INVALID', `pre-encoded record names another store host than ${this.config.storeHost.address}:${this.config.storeHost.port}`);
     }
     return shape.size;
+  }
+
+  /**
+   * Replication, master side: a copy of up to `maxBytes` raw log bytes from `fromOffset`, never past
+   * `limitOffset` (what the caller lets replication see) nor across a file end. Empty at the limit.
+   */
+  readRaw(fromOffset: number, maxBytes: number, limitOffset: number): Uint8Array {
+    assert(Number.isSafeInteger(maxBytes) && maxBytes > 0, `bad maxBytes ${maxBytes}`);
+    assert(limitOffset <= this.maxOffset, 'replication limit past the log end');
+    if (!Number.isSafeInteger(fromOffset) || fromOffset < this.minOffset || fromOffset > limitOffset) {
+      throw new CommitLogError('OFFSET_OUT_OF_RANGE', `raw read at ${fromOffset} is outside [${this.minOffset}, ${limitOffset}]`);
+    }
+    if (fromOffset === limitOffset) return new Uint8Array(0);
+    const file = this.fileAt(fromOffset);
+    const length = Math.min(maxBytes, limitOffset - fromOffset, file.endOffset - fromOffset);
+    // A copy: the reply may outlive a later truncation that rewrites the cache.
+    return Uint8Array.from(file.read(fromOffset - file.startOffset, length));
+  }
+
+  /**
+   * Replication, slave side: copies bytes the master's log holds at [fromOffset, fromOffset + length)
+   * byte for byte, rolling files where the master's files end. `fromOffset` must be the log's end (or,
+   * for an empty log, a file start: a slave may begin at the master's oldest file). The caller passes
+   * whole records and blank markers only (MessageStore.appendRaw checks them); the flush re-checks.
+   */
+  appendRaw(fromOffset: number, bytes: Uint8Array): void {
+    const empty = this.files.length === 0;
+    if (empty && Number.isSafeInteger(fromOffset) && fromOffset >= 0 && fromOffset % this.config.fileSizeBytes === 0) {
+      this.flushedOffsetValue = fromOffset;
+    }
+    if (fromOffset !== this.maxOffset) {
+      throw new CommitLogError('RAW_OFFSET_MISMATCH', `replicated bytes at ${fromOffset} do not continue the log at ${this.maxOffset}`);
+    }
+    let done = 0;
+    // Each pass fills the active file or copies the rest: bounded by bytes / fileSize + 1 passes.
+    while (done < bytes.length) {
+      let file = this.files.at(-1);
+      if (file === undefined || file.wrotePosition === file.sizeBytes) file = this.createFile(this.maxOffset);
+      const length = Math.min(bytes.length - done, file.sizeBytes - file.wrotePosition);
+      file.bytes().set(bytes.subarray(done, done + length), file.wrotePosition);
+      file.advance(length);
+      done += length;
+    }
+    assert(this.maxOffset === fromOffset + bytes.length, 'raw append moved the end by its length');
+  }
+
+  /**
+   * Cuts the log durably at `offset` (a record or blank start, a file start, or the end): flushes,
+   * zeroes and fdatasyncs the rest of its file and deletes later files, as recovery cuts a torn tail.
+   * For a returning old master whose tail the new master never had.
+   */
+  truncateTo(offset: number): void {
+    if (!Number.isSafeInteger(offset) || offset < this.minOffset || offset > this.maxOffset) {
+      throw new CommitLogError('TRUNCATE_OFFSET_INVALID', `offset ${offset} is outside [${this.minOffset}, ${this.maxOffset}]`);
+    }
+    if (offset === this.maxOffset) return;
+    if (offset % this.config.fileSizeBytes !== 0 && !this.isBlankAt(offset)) {
+      try {
+        this.readRecordAt(offset);
+      } catch (error) {
+        if (!(error instanceof CommitLogError)) throw error;
+        throw new CommitLogError('TRUNCATE_OFFSET_INVALID', `offset ${offset} is not a record boundary: ${error.message}`);
+      }
+    }
+    this.flush();
+    const index = Math.floor((offset - this.minOffset) / this.config.fileSizeBytes);
+    const file = this.files[index]!;
+    if (file.loaded) file.release();
+    file.truncateTo(offset - file.startOffset);
+    const later = this.files.splice(index + 1);
+    for (const dropped of later) dropped.destroy();
+    if (later.length > 0) syncDirectory(this.config.fs, this.config.dir);
+    file.cacheFromEnd();
+    this.flushedOffsetValue = offset;
+    assert(this.maxOffset === offset && this.files.at(-1) === file, 'truncation left the wrong end');
+  }
+
+  private isBlankAt(offset: number): boolean {
+    const file = this.fileAt(offset);
+    const position = offset - file.startOffset;
+    if (file.wrotePosition - position < BLANK_MARKER_BYTES) return false;
+    const header = file.read(position, BLANK_MARKER_BYTES);
+    return int32At(header, 4) === BLANK_MAGIC_CODE && int32At(header, 0) === file.sizeBytes - position;
   }
 
   /** Writes and fdatasyncs every file with dirty bytes, oldest first; returns the new flushedOffset. */

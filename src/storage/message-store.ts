@@ -44,6 +44,12 @@
  *    rewritten.
  * 4. ConsumeQueue and index entries past the recovered maxOffset are dropped (they ran ahead of the
  *    disk), the queue offset table is seeded from the ConsumeQueues, and the abort file is created.
+ *
+ * Replication (HA, see ha-protocol.ts): a master's `readRaw` exposes bytes up to writtenOffset; a
+ * slave's `appendRaw` stores the master's bytes unchanged and dispatches each whole record as the
+ * master did (its queue offsets, tags and keys are in the record), holding a partial record in memory
+ * until the next chunk completes it; `truncateTo` cuts an old master back to where a new one diverged
+ * and drops the ConsumeQueue and index entries past the cut (recovery's step 4, at run time).
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -60,6 +66,7 @@ import {
 import { IndexService } from './index-service.ts';
 import { MappedFileError, parseFileName } from './mapped-file.ts';
 import {
+  BLANK_MAGIC_CODE,
   BLANK_MARKER_BYTES,
   FIELD_INT16_MAX,
   MESSAGE_MAGIC_CODE,
@@ -68,6 +75,7 @@ import {
   PROPERTY_SEPARATOR,
   type RecordView,
   type SocketAddress,
+  checkRecord,
   decodeMessageProperties,
   decodeRecord,
   encodeRecord,
@@ -278,6 +286,48 @@ export type StoreSyncRequest = {
   /** The checkpoint to write after the sync, when ConsumeQueues and index were written. */
   readonly checkpoint: StoreCheckpoint | null;
 };
+
+/**
+ * RocketMQ's PutMessageStatus names a SYNC_MASTER put adds: the message is stored on the master, but
+ * no slave confirmed it in time (FLUSH_SLAVE_TIMEOUT) or none was connected and in sync
+ * (SLAVE_NOT_AVAILABLE). Kept apart from PutMessageStatus until every consumer of that union maps them.
+ */
+export const HaPutMessageStatus = {
+  FLUSH_SLAVE_TIMEOUT: 'FLUSH_SLAVE_TIMEOUT',
+  SLAVE_NOT_AVAILABLE: 'SLAVE_NOT_AVAILABLE',
+} as const;
+
+/** One of the SYNC_MASTER statuses. */
+export type HaPutMessageStatus = (typeof HaPutMessageStatus)[keyof typeof HaPutMessageStatus];
+
+/** Stable codes of a refused replication read or append. */
+export const HaStoreCode = {
+  /** The slave asked for bytes the master no longer (or does not yet) hold. */
+  OFFSET_OUT_OF_RANGE: 'OFFSET_OUT_OF_RANGE',
+  /** Replicated bytes that do not continue the slave's log: it reconnects and resyncs from its end. */
+  RAW_OFFSET_MISMATCH: 'RAW_OFFSET_MISMATCH',
+  /** Replicated bytes that are not valid records: the slave drops them and resyncs. */
+  RAW_RECORD_CORRUPT: 'RAW_RECORD_CORRUPT',
+  /** The store is shut down. */
+  SERVICE_NOT_AVAILABLE: 'SERVICE_NOT_AVAILABLE',
+  /** A truncation point that is not a record boundary inside the log. */
+  TRUNCATE_OFFSET_INVALID: 'TRUNCATE_OFFSET_INVALID',
+} as const;
+
+/** A stable code of a refused replication request. */
+export type HaStoreCode = (typeof HaStoreCode)[keyof typeof HaStoreCode];
+
+/** A refused replication request; `maxOffset` is where the store's log ends (resync from there). */
+export type HaRefusal = { readonly ok: false; readonly code: HaStoreCode; readonly remark: string; readonly minOffset: number; readonly maxOffset: number };
+
+/** The answer to readRaw: raw CommitLog bytes from `physicalOffset` (empty: nothing new yet). */
+export type HaReadResult = { readonly ok: true; readonly physicalOffset: number; readonly bytes: Uint8Array; readonly readableOffset: number } | HaRefusal;
+
+/**
+ * The answer to appendRaw: `maxOffset` is the end of the whole records stored (what the slave reports
+ * to its master); `receivedOffset` also counts a partial record kept for the next chunk.
+ */
+export type HaAppendResult = { readonly ok: true; readonly maxOffset: number; readonly receivedOffset: number; readonly records: number } | HaRefusal;
 
 /** What open found and did. */
 export type StoreRecoveryReport = {
@@ -592,6 +642,8 @@ export class MessageStore {
   private unsyncedCommitLogPaths = new Set<string>();
   private unsyncedCheckpoint: StoreCheckpoint | null = null;
   private state: 'open' | 'closed' = 'open';
+  /** Replication: the start of a record the master sent part of, completed by the next chunk. */
+  private rawPending: Uint8Array | null = null;
 
   private constructor(parts: {
     config: Resolved;
@@ -1132,6 +1184,127 @@ export class MessageStore {
     return messages;
   }
 
+  // ------------------------------------------------------------------------------------------ replication
+
+  /**
+   * Master side of HA: up to `maxBytes` raw CommitLog bytes from `fromOffset`, within one file and never
+   * past the written end (bytes in the files survive a process crash, so a slave never holds bytes its
+   * master could lose to kill -9). A slave with an empty log (offset 0) below the master's first file
+   * starts at that file.
+   */
+  readRaw(fromOffset: number, maxBytes: number): HaReadResult {
+    const limit = this.commitLog.flushedOffset;
+    const minOffset = this.commitLog.minOffset;
+    if (this.state !== 'open') return this.haRefusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
+    const from = fromOffset === 0 && minOffset > 0 ? minOffset : fromOffset;
+    if (!Number.isSafeInteger(from) || from < minOffset || from > this.commitLog.maxOffset) {
+      return this.haRefusal('OFFSET_OUT_OF_RANGE', `offset ${fromOffset} is outside [${minOffset}, ${this.commitLog.maxOffset}]`);
+    }
+    if (from >= limit) return { ok: true, physicalOffset: from, bytes: new Uint8Array(0), readableOffset: limit };
+    return { ok: true, physicalOffset: from, bytes: this.commitLog.readRaw(from, maxBytes, limit), readableOffset: limit };
+  }
+
+  /**
+   * Slave side of HA: stores bytes the master sent from `fromOffset` byte for byte, then queues every
+   * whole record for dispatch exactly as the master dispatched it. `fromOffset` continues what was
+   * received (the partial record kept from the last chunk) or restarts at the end of the whole records
+   * (a resync after a reconnect, which drops the partial one). Each record is checked (lengths, CRC, its
+   * own offset, room for the blank marker) before it is copied; blank markers must reach the file end.
+   */
+  appendRaw(fromOffset: number, bytes: Uint8Array): HaAppendResult {
+    if (this.state !== 'open') return this.haRefusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
+    const end = this.commitLog.maxOffset;
+    const pending = this.rawPending;
+    const received = end + (pending?.length ?? 0);
+    const fileSize = this.commitLog.mappedFileSizeBytes;
+    const emptyLog = end === this.commitLog.minOffset && pending === null && fromOffset % fileSize === 0;
+    let buffer: Uint8Array;
+    let base: number;
+    if (fromOffset === received && pending !== null) {
+      buffer = new Uint8Array(pending.length + bytes.length);
+      buffer.set(pending, 0);
+      buffer.set(bytes, pending.length);
+      base = end;
+    } else if (fromOffset === end || (emptyLog && Number.isSafeInteger(fromOffset) && fromOffset >= 0)) {
+      buffer = bytes;
+      base = fromOffset;
+    } else {
+      return this.haRefusal('RAW_OFFSET_MISMATCH', `bytes at ${fromOffset} do not continue the log at ${received}`);
+    }
+    this.rawPending = null;
+    const units = splitRawUnits(buffer, base, fileSize);
+    if (typeof units === 'string') return this.haRefusal('RAW_RECORD_CORRUPT', units);
+    if (units.wholeBytes > 0) {
+      try {
+        this.commitLog.appendRaw(base, buffer.subarray(0, units.wholeBytes));
+      } catch (error) {
+        if (error instanceof CommitLogError) return this.haRefusal('RAW_OFFSET_MISMATCH', error.message);
+        throw error;
+      }
+      if (end === this.dispatchedOffsetValue && base > end) this.dispatchedOffsetValue = base;
+      if (this.durableOffsetValue < base) this.durableOffsetValue = base;
+    }
+    for (const view of units.records) this.queueReplicated(view);
+    if (units.wholeBytes < buffer.length) this.rawPending = Uint8Array.from(buffer.subarray(units.wholeBytes));
+    assert((this.rawPending?.length ?? 0) < fileSize, 'a partial unit fits in one file');
+    if (this.pendingDispatch.length >= this.config.dispatchPendingMax) this.dispatch();
+    const maxOffset = this.commitLog.maxOffset;
+    return { ok: true, maxOffset, receivedOffset: maxOffset + (this.rawPending?.length ?? 0), records: units.records.length };
+  }
+
+  /**
+   * Cuts the log at `offset` for a returning old master whose tail the new master never had: the
+   * CommitLog is cut durably (as recovery cuts a torn tail), ConsumeQueue and index entries past it are
+   * dropped, the queue offsets reseeded from the ConsumeQueues, and a new checkpoint written.
+   */
+  truncateTo(offset: number): { readonly ok: true; readonly maxOffset: number } | HaRefusal {
+    if (this.state !== 'open') return this.haRefusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');
+    this.dispatch();
+    this.rawPending = null;
+    try {
+      this.commitLog.truncateTo(offset);
+    } catch (error) {
+      if (error instanceof CommitLogError) return this.haRefusal('TRUNCATE_OFFSET_INVALID', error.message);
+      throw error;
+    }
+    this.consumeQueues.truncateAll(offset);
+    this.index.truncate(offset);
+    for (const queue of this.consumeQueues.all()) this.queueOffsets.set(queue.topic, queue.queueId, queue.maxOffset);
+    this.arrivals?.clear();
+    // What was written and not synced may name deleted files or a checkpoint past the cut: flush() below
+    // syncs everything kept and writes the checkpoint that matches the cut log.
+    this.unsyncedPaths = new Set();
+    this.unsyncedCommitLogPaths = new Set();
+    this.unsyncedCheckpoint = null;
+    this.dispatchedOffsetValue = Math.min(this.dispatchedOffsetValue, offset);
+    this.durableOffsetValue = Math.min(this.durableOffsetValue, offset);
+    this.flush();
+    return { ok: true, maxOffset: this.commitLog.maxOffset };
+  }
+
+  private queueReplicated(view: RecordView): void {
+    const taken = queueOffsetsTaken(view);
+    const topic = view.topic;
+    const queue = taken > 0 && isValidTopicName(topic) ? this.queueOf(topic, view.queueId) : null;
+    if (queue !== null) this.queueOffsets.observe(topic, view.queueId, view.queueOffset, taken);
+    this.appendedTimestampMs = view.storeTimestampMs;
+    this.pendingDispatch.push({
+      queue,
+      topic,
+      queueId: view.queueId,
+      queueOffset: view.queueOffset,
+      physicalOffset: view.physicalOffset,
+      size: view.totalSize,
+      storeTimestampMs: view.storeTimestampMs,
+      taken: queue === null ? 0 : taken,
+      properties: hasProperties(view) ? view.properties : '',
+    });
+  }
+
+  private haRefusal(code: HaStoreCode, remark: string): HaRefusal {
+    return { ok: false, code, remark, minOffset: this.commitLog.minOffset, maxOffset: this.commitLog.maxOffset };
+  }
+
   // ------------------------------------------------------------------------------------------ disk and stop
 
   /** Measures the disks (statfs) and updates the disk-full mark that refuses puts. */
@@ -1356,6 +1529,41 @@ function seedQueueOffsets(consumeQueues: ConsumeQueueStore, scanned: QueueOffset
  */
 function hasProperties(view: RecordView): boolean {
   return view.bytes[view.offset + view.totalSize - 1] === PROPERTY_SEPARATOR.charCodeAt(0);
+}
+
+/**
+ * Splits replicated bytes starting at log offset `base` into whole units (records, checked in full, and
+ * blank markers reaching their file's end) and the partial unit left at the end. Returns why the bytes
+ * are bad instead when they are not what a master writes.
+ */
+function splitRawUnits(bytes: Uint8Array, base: number, fileSize: number): { wholeBytes: number; records: RecordView[] } | string {
+  const records: RecordView[] = [];
+  let at = 0;
+  // Each pass moves past one unit of at least 8 bytes, or stops.
+  while (bytes.length - at >= BLANK_MARKER_BYTES) {
+    const position = base + at;
+    const available = bytes.length - at;
+    const fileRemaining = fileSize - (position % fileSize);
+    const view = Buffer.from(bytes.buffer, bytes.byteOffset + at, BLANK_MARKER_BYTES);
+    const size = view.readInt32BE(0);
+    const magic = view.readInt32BE(4);
+    if (magic === BLANK_MAGIC_CODE) {
+      if (size !== fileRemaining) return `blank marker at ${position} of ${size} bytes does not reach its file end`;
+      if (available < size) break;
+      at += size;
+      continue;
+    }
+    if (magic !== MESSAGE_MAGIC_CODE && magic !== MESSAGE_MAGIC_CODE_V2) return `unknown magic ${magic} at ${position}`;
+    if (size <= BLANK_MARKER_BYTES || size + BLANK_MARKER_BYTES > fileRemaining) return `record at ${position} of ${size} bytes does not fit its file`;
+    if (available < size) break;
+    const check = checkRecord(bytes, at, at + size, { expectedPhysicalOffset: position, maxSizeBytes: fileSize - BLANK_MARKER_BYTES });
+    if (check.kind !== 'record') return `record at ${position} is ${check.kind}: ${'reason' in check ? check.reason : ''}`;
+    const record = decodeRecord(bytes, at);
+    if (queueOffsetsTaken(record) > 1) return `record at ${position} is an inner batch, which this store does not write`;
+    records.push(record);
+    at += size;
+  }
+  return { wholeBytes: at, records };
 }
 
 /** Dispatches the records recovery hands back, checking what the ConsumeQueues and index already hold. */
