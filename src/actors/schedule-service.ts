@@ -54,6 +54,7 @@ import {
   type PutMessageInput,
   type PutMessageResult,
   type PutMessageStatus,
+  STORED_PUT_STATUSES,
 } from '../storage/message-store.ts';
 import { JsonConfigFile, dataVersionSchema, newDataVersion, nextDataVersion, storePaths, type DataVersion } from '../storage/metadata-store.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
@@ -292,7 +293,7 @@ const TIMER_POLL = 'poll';
 const TIMER_PERSIST = 'persist';
 
 /** Statuses after which the message is in the log (FLUSH_DISK_TIMEOUT: stored, the sync was late). */
-const STORED: ReadonlySet<PutMessageStatus> = new Set<PutMessageStatus>(['PUT_OK', 'FLUSH_DISK_TIMEOUT']);
+const STORED = STORED_PUT_STATUSES;
 /** Statuses that will not change on a retry: the message is skipped. */
 const REFUSED_FOR_GOOD: ReadonlySet<PutMessageStatus> = new Set<PutMessageStatus>(['MESSAGE_ILLEGAL', 'PROPERTIES_SIZE_EXCEEDED']);
 

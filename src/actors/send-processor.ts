@@ -284,6 +284,8 @@ function putFailure(status: PutMessageStatus, maxMessageSize: number): { code: n
       return { code: ResponseCode.SYSTEM_ERROR, remark: 'UNKNOWN_ERROR' };
     case 'PUT_OK':
     case 'FLUSH_DISK_TIMEOUT':
+    case 'FLUSH_SLAVE_TIMEOUT':
+    case 'SLAVE_NOT_AVAILABLE':
       throw new AssertionError(`${status} is not a failure`);
     default:
       return assertNever(status, 'put status');
@@ -292,9 +294,18 @@ function putFailure(status: PutMessageStatus, maxMessageSize: number): { code: n
 
 /** Response code of a stored message: FLUSH_DISK_TIMEOUT still carries the send result. */
 function storedCode(status: PutMessageStatus): number | undefined {
-  if (status === 'PUT_OK') return ResponseCode.SUCCESS;
-  if (status === 'FLUSH_DISK_TIMEOUT') return ResponseCode.FLUSH_DISK_TIMEOUT;
-  return undefined;
+  switch (status) {
+    case 'PUT_OK':
+      return ResponseCode.SUCCESS;
+    case 'FLUSH_DISK_TIMEOUT':
+      return ResponseCode.FLUSH_DISK_TIMEOUT;
+    case 'FLUSH_SLAVE_TIMEOUT':
+      return ResponseCode.FLUSH_SLAVE_TIMEOUT;
+    case 'SLAVE_NOT_AVAILABLE':
+      return ResponseCode.SLAVE_NOT_AVAILABLE;
+    default:
+      return undefined;
+  }
 }
 
 function onPutDone(state: State, job: Job, reply: PutReply, result: PipeResult<PutMessageResult[]>, ctx: Ctx): void {
@@ -322,7 +333,8 @@ function onPutDone(state: State, job: Job, reply: PutReply, result: PipeResult<P
     const { code, remark } = putFailure(failed.status, state.args.settings.maxMessageSize);
     return finish(state, job, sendError(job, code, remark), ctx);
   }
-  const code = results.some((put) => put.status === 'FLUSH_DISK_TIMEOUT') ? ResponseCode.FLUSH_DISK_TIMEOUT : ResponseCode.SUCCESS;
+  // A batch answers its first non-SUCCESS stored code (RocketMQ answers per put; a batch is one put there).
+  const code = results.map((put) => storedCode(put.status)!).find((stored) => stored !== ResponseCode.SUCCESS) ?? ResponseCode.SUCCESS;
   const header = SendMessageResponseHeader.format({
     msgId: results.map((put) => put.msgId).join(','),
     queueId: reply.queueId,

@@ -43,6 +43,9 @@ export type StoreConfig = Pick<
   | 'maxMessageSize'
   | 'brokerIP1'
   | 'listenPort'
+  | 'brokerRole'
+  | 'haMaxGapNotInSync'
+  | 'haMaxTimeSlaveNotCatchup'
 >;
 
 /** The writer's settings from config; storeHost is brokerIP1:listenPort unless given (it must be an IP). */
@@ -61,6 +64,10 @@ export function storeSettingsFromConfig(config: StoreConfig, storeHost?: SocketA
     syncFlushTimeoutMs: config.syncFlushTimeout,
     diskCheckIntervalMs: STORE_ACTOR_DEFAULTS.diskCheckIntervalMs,
     syncFlushWaitersMax: STORE_ACTOR_DEFAULTS.syncFlushWaitersMax,
+    brokerRole: config.brokerRole,
+    haSyncTimeoutMs: config.syncFlushTimeout,
+    haMaxGapNotInSync: config.haMaxGapNotInSync,
+    haMaxTimeSlaveNotCatchupMs: config.haMaxTimeSlaveNotCatchup,
   };
 }
 

@@ -55,6 +55,7 @@ import {
   type PutMessageInput,
   type PutMessageResult,
   type PutMessageStatus,
+  STORED_PUT_STATUSES,
 } from '../storage/message-store.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import { TimerMagic, hasMagic, keyHashOf, type TimerUnit } from '../storage/timer-log.ts';
@@ -292,7 +293,7 @@ const TIMER_FLUSH = 'flush';
 const TIMER_CONTINUE = 'continue';
 
 /** Statuses after which the message is in the log (FLUSH_DISK_TIMEOUT: stored, the sync was late). */
-const STORED: ReadonlySet<PutMessageStatus> = new Set<PutMessageStatus>(['PUT_OK', 'FLUSH_DISK_TIMEOUT']);
+const STORED = STORED_PUT_STATUSES;
 /** Statuses that will not change on a retry (doPut's PUT_NO_RETRY): the message is skipped. */
 const REFUSED_FOR_GOOD: ReadonlySet<PutMessageStatus> = new Set<PutMessageStatus>(['MESSAGE_ILLEGAL', 'PROPERTIES_SIZE_EXCEEDED']);
 

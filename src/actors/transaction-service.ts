@@ -69,7 +69,7 @@ import { CheckTransactionStateRequestHeader, EndTransactionRequestHeader, Header
 import { MQVersionOrdinal } from '../net/remoting/namesrv-protocol.ts';
 import { createNotSupportedResponse, createRequest, createResponse, isOneway, RequestCode, ResponseCode, type RemotingCommand } from '../net/remoting/remoting-command.ts';
 import { decodeRecord, type RecordView, type SocketAddress } from '../storage/message-record.ts';
-import { encodePut, isPutRefusal, type EncodedPut, type GetMessageResult, type PutMessageInput, type PutMessageResult, type PutMessageStatus, type StoredMessage } from '../storage/message-store.ts';
+import { encodePut, isPutRefusal, type EncodedPut, type GetMessageResult, type PutMessageInput, type PutMessageResult, type PutMessageStatus, type StoredMessage, STORED_PUT_STATUSES } from '../storage/message-store.ts';
 import { dataVersionSchema, JsonConfigFile, newDataVersion, nextDataVersion, storePaths, type DataVersion } from '../storage/metadata-store.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import { SCHEDULE_TOPIC } from '../storage/tag-hash.ts';
@@ -294,7 +294,7 @@ const UNCONFIRMED_MAX = 64;
 const OWN_CONTINUATIONS_MAX = 8;
 
 /** Statuses after which the message is in the log (FLUSH_DISK_TIMEOUT: stored, the sync was late). */
-const STORED: ReadonlySet<PutMessageStatus> = new Set<PutMessageStatus>(['PUT_OK', 'FLUSH_DISK_TIMEOUT']);
+const STORED = STORED_PUT_STATUSES;
 
 /** config/transactionOffset.json: the settled offset of RMQ_SYS_TRANS_HALF_TOPIC/0. */
 const transactionOffsetSchema = z.object({
@@ -647,6 +647,8 @@ function finalMessageResponse(job: EndJob, status: PutMessageStatus, maxMessageS
   switch (status) {
     case 'PUT_OK':
     case 'FLUSH_DISK_TIMEOUT':
+    case 'FLUSH_SLAVE_TIMEOUT':
+    case 'SLAVE_NOT_AVAILABLE':
       return createResponse(request, ResponseCode.SUCCESS);
     case 'CREATE_MAPPED_FILE_FAILED':
       return createResponse(request, ResponseCode.SYSTEM_ERROR, 'Create mapped file failed.');

@@ -15,6 +15,8 @@
  * | (timer messages: rmq_sys_wheel_timer)              | timer-service                   | store      |
  * | RECALL_MESSAGE                                     | send-processor (a delete marker)| send       |
  * | END_TRANSACTION (and the check-back rounds)        | transaction-service             | store      |
+ * | (replication: haListenPort, masters)               | ha-service                      | store      |
+ * | (replication: a SLAVE copying its master)          | ha-client                       | store      |
  *
  * The NameServer is one actor on the admin pool serving every code of its port.
  */
@@ -30,6 +32,11 @@ import type { BrokerAdminArgs, BrokerAdminOptions } from '../actors/broker-admin
 import { scheduleServiceArgsOf, spawnScheduleService } from '../actors/schedule-service.ts';
 import { spawnTimerService } from '../actors/timer-service.ts';
 import { spawnTransactionService } from '../actors/transaction-service.ts';
+import { spawnHaService, type HaBoundAnswer, type HaServiceMessage } from '../actors/ha-service.ts';
+import { spawnHaClient } from '../actors/ha-client.ts';
+
+/** What starting a broker needs from the actor system: spawning, and asking the HA service its port. */
+export type BrokerSpawner = ActorSpawner & { ask<M, R>(target: ActorRef<M>, message: M, timeoutMs?: number): Promise<R> };
 
 const actorModule = (file: string): string => new URL(`../actors/${file}`, import.meta.url).href;
 
@@ -95,15 +102,34 @@ export function brokerArgsOf(config: NodeConfig, refs: BrokerProcessorArgs['refs
  * for the broker's acceptors. `listenPort` is the port the broker announces (bound before this runs, so
  * an ephemeral port 0 is already resolved).
  */
-export async function startBroker(system: ActorSpawner, config: NodeConfig, listenPort: number): Promise<RemotingRoutes> {
+export async function startBroker(system: BrokerSpawner, config: NodeConfig, listenPort: number): Promise<{ routes: RemotingRoutes; haPort: number }> {
   const settings = storeSettingsFromConfig(config, { address: config.brokerIP1, port: listenPort });
   const { writer } = await spawnStore(system, { settings });
+  // Every broker serves haListenPort (a slave may be promoted); a SLAVE also copies from its master.
+  const haService = await spawnHaService(system, {
+    writer,
+    haListenPort: config.haListenPort,
+    haTransferBatchSize: config.haTransferBatchSize,
+    haSendHeartbeatIntervalMs: config.haSendHeartbeatInterval,
+    haHousekeepingIntervalMs: config.haHousekeepingInterval,
+  });
+  const haBound = await system.ask<HaServiceMessage, HaBoundAnswer>(haService, { type: 'port' }, 10_000);
+  if ('error' in haBound) throw new Error(haBound.error);
+  const haServerAddr = `${config.brokerIP1}:${haBound.port}`;
+  if (config.brokerRole === 'SLAVE' && !config.enableControllerMode) {
+    await spawnHaClient(system, {
+      writer,
+      haMasterAddress: config.haMasterAddress === '' ? null : config.haMasterAddress,
+      haSendHeartbeatIntervalMs: config.haSendHeartbeatInterval,
+      haHousekeepingIntervalMs: config.haHousekeepingInterval,
+    });
+  }
   // broker-admin is addressed through ctx.self; its own args cannot hold its ref before it exists.
   const unborn: ActorRef<BrokerAdminMessage> = { slot: -1, name: 'broker-admin (self)' };
   const admin = await system.spawn<BrokerAdminMessage, BrokerAdminArgs>({
     name: 'broker-admin',
     behavior: { module: actorModule('broker-admin.ts'), export: 'brokerAdmin' },
-    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: { ...registrationOptionsOf(config), timerWheelEnable: config.timerWheelEnable, enableMixedMessageType: config.enableMixedMessageType } },
+    args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: { ...registrationOptionsOf(config), timerWheelEnable: config.timerWheelEnable, enableMixedMessageType: config.enableMixedMessageType, haServerAddr } },
     pool: 'admin',
   });
   const args = brokerArgsOf(config, { writer, admin }, listenPort);
@@ -145,5 +171,6 @@ export async function startBroker(system: ActorSpawner, config: NodeConfig, list
     [RequestCode.CHANGE_MESSAGE_INVISIBLETIME]: [popper],
   };
   const adminRequests = admin as ActorRef<RemotingRequestMessage>;
-  return { byCode, fallback: [adminRequests], closeListeners: [admin, ...pullers, popper].map((ref) => ref as ActorRef<ChannelClosedMessage>) };
+  const closeListeners = [admin, ...pullers, popper].map((ref) => ref as ActorRef<ChannelClosedMessage>);
+  return { routes: { byCode, fallback: [adminRequests], closeListeners }, haPort: haBound.port };
 }

@@ -20,7 +20,7 @@ const acceptorSource = { module: new URL('../actors/remoting-acceptor.ts', impor
 const grpcSource = { module: new URL('../actors/grpc-front.ts', import.meta.url).href, export: 'grpcFront' };
 
 /** The ports a node listens on (0 when that server is not part of the role). */
-export type NodePorts = { readonly namesrv: number; readonly broker: number; readonly controller: number; readonly grpc: number };
+export type NodePorts = { readonly namesrv: number; readonly broker: number; readonly ha: number; readonly controller: number; readonly grpc: number };
 
 /** A running node. */
 export type RunningNode = {
@@ -73,6 +73,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
     let namesrv = 0;
     let broker = 0;
     let controller = 0;
+    let ha = 0;
     let grpc = 0;
     let namesrvRoutes: RemotingRoutes | undefined;
     const brokerRoutes: { brokerAddr: string; routes: RemotingRoutes }[] = [];
@@ -88,7 +89,8 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       broker = acceptors.port;
       // In `start` the broker registers with the NameServer of this same node.
       const brokerConfig = role === 'start' ? { ...config, namesrvAddr: `127.0.0.1:${namesrv}` } : config;
-      const routes = await startBroker(system, brokerConfig, broker);
+      const { routes, haPort } = await startBroker(system, brokerConfig, broker);
+      ha = haPort;
       brokerRoutes.push({ brokerAddr: `${config.brokerIP1}:${broker}`, routes });
       await useRoutes(system, acceptors.refs, routes);
     }
@@ -130,7 +132,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
         await system.ask<GrpcFrontMessage, boolean>(ref, { type: 'useLocalServers', namesrv: namesrvRoutes, brokers: brokerRoutes }, 10_000);
       }
     }
-    const ports: NodePorts = { namesrv, broker, controller, grpc };
+    const ports: NodePorts = { namesrv, broker, ha, controller, grpc };
     log.info({ ports, host: os.hostname() }, 'node started');
     return { role, ports, pools, system, stop: () => stopNode(system, listeners, log) };
   } catch (error) {

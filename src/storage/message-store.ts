@@ -147,6 +147,8 @@ export const MESSAGE_STORE_DEFAULTS = {
 export const PutMessageStatus = {
   PUT_OK: 'PUT_OK',
   FLUSH_DISK_TIMEOUT: 'FLUSH_DISK_TIMEOUT',
+  FLUSH_SLAVE_TIMEOUT: 'FLUSH_SLAVE_TIMEOUT',
+  SLAVE_NOT_AVAILABLE: 'SLAVE_NOT_AVAILABLE',
   SERVICE_NOT_AVAILABLE: 'SERVICE_NOT_AVAILABLE',
   CREATE_MAPPED_FILE_FAILED: 'CREATE_MAPPED_FILE_FAILED',
   MESSAGE_ILLEGAL: 'MESSAGE_ILLEGAL',
@@ -158,6 +160,9 @@ export const PutMessageStatus = {
 
 /** One of RocketMQ's PutMessageStatus names. */
 export type PutMessageStatus = (typeof PutMessageStatus)[keyof typeof PutMessageStatus];
+
+/** The statuses of a put whose message is in the CommitLog (the flush or a slave may have lagged). */
+export const STORED_PUT_STATUSES: ReadonlySet<PutMessageStatus> = new Set<PutMessageStatus>(['PUT_OK', 'FLUSH_DISK_TIMEOUT', 'FLUSH_SLAVE_TIMEOUT', 'SLAVE_NOT_AVAILABLE']);
 
 /** RocketMQ's GetMessageStatus names. */
 export type GetMessageStatus =
@@ -288,9 +293,8 @@ export type StoreSyncRequest = {
 };
 
 /**
- * RocketMQ's PutMessageStatus names a SYNC_MASTER put adds: the message is stored on the master, but
- * no slave confirmed it in time (FLUSH_SLAVE_TIMEOUT) or none was connected and in sync
- * (SLAVE_NOT_AVAILABLE). Kept apart from PutMessageStatus until every consumer of that union maps them.
+ * The PutMessageStatus names only a SYNC_MASTER put gives: the message is stored on the master, but no
+ * slave confirmed it in time (FLUSH_SLAVE_TIMEOUT) or none was connected and in sync (SLAVE_NOT_AVAILABLE).
  */
 export const HaPutMessageStatus = {
   FLUSH_SLAVE_TIMEOUT: 'FLUSH_SLAVE_TIMEOUT',

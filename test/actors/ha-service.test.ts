@@ -1,0 +1,197 @@
+/**
+ * HA between real actors over loopback: a master (commit-log-writer + ha-service) and a slave
+ * (commit-log-writer + ha-client) in one ActorSystem, each store in its own temp dir with 256 KiB files.
+ * Sends on the master appear byte-identical on the slave and readable there; a SYNC_MASTER put is
+ * answered only once the slave acknowledged it, and SLAVE_NOT_AVAILABLE / FLUSH_SLAVE_TIMEOUT without
+ * the slave; the slave refuses puts; a fenced master refuses them too; the slave reconnects after the
+ * master's ha-service restarts, and follows `masterChanged`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BrokerRole, CommitLogWriterMessage, FlushAnswer, HaStateAnswer, RoleAnswer, TruncateAnswer } from '../../src/actors/commit-log-writer.ts';
+import { spawnHaClient, type HaClientMessage, type HaClientState } from '../../src/actors/ha-client.ts';
+import { spawnHaService, type HaBoundAnswer, type HaServiceMessage } from '../../src/actors/ha-service.ts';
+import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
+import type { ActorRef } from '../../src/runtime/actor.ts';
+import type { ActorSystem } from '../../src/runtime/actor-system.ts';
+import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
+import type { GetMessageResult, PutMessageInput, PutMessageResult } from '../../src/storage/message-store.ts';
+import { pollUntil, startTestSystem } from '../runtime/helpers.ts';
+import { smallStoreSettings } from '../storage/fixtures/small-store.ts';
+
+const MASTER_HOST = { address: '10.0.0.1', port: 10911 };
+const SLAVE_HOST = { address: '10.0.0.2', port: 10911 };
+const ASK_MS = 10_000;
+/** Short HA intervals so heartbeats and housekeeping happen within a test. */
+const HA_TIMING = { haSendHeartbeatIntervalMs: 200, haHousekeepingIntervalMs: 3_000 };
+
+let system: ActorSystem | undefined;
+let dirs: string[] = [];
+
+beforeEach(async () => {
+  system = await startTestSystem({ ...STORE_POOL_SIZES }, {}, { askTimeoutMs: ASK_MS });
+});
+
+afterEach(async () => {
+  await system?.shutdown();
+  system = undefined;
+  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+  dirs = [];
+});
+
+function ask<M, R>(ref: ActorRef<M>, message: M): Promise<R> {
+  return system!.ask<M, R>(ref, message, ASK_MS);
+}
+
+async function writer(name: string, host: typeof MASTER_HOST, brokerRole: BrokerRole, haSyncTimeoutMs = 2_000): Promise<{ writer: ActorRef<CommitLogWriterMessage>; dir: string }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ha-${name}-`));
+  dirs.push(dir);
+  const { writer } = await spawnStore(system!, { namePrefix: name, settings: { ...smallStoreSettings(dir, host), brokerRole, haSyncTimeoutMs } });
+  return { writer, dir };
+}
+
+async function haService(masterWriter: ActorRef<CommitLogWriterMessage>, port = 0, name = 'ha-service'): Promise<{ service: ActorRef<HaServiceMessage>; port: number }> {
+  const service = await spawnHaService(system!, { writer: masterWriter, host: '127.0.0.1', haListenPort: port, ...HA_TIMING }, { name });
+  const bound = await ask<HaServiceMessage, HaBoundAnswer>(service, { type: 'port' });
+  if (!('port' in bound)) throw new Error(bound.error);
+  return { service, port: bound.port };
+}
+
+function haClient(slaveWriter: ActorRef<CommitLogWriterMessage>, port: number): Promise<ActorRef<HaClientMessage>> {
+  return spawnHaClient(system!, { writer: slaveWriter, haMasterAddress: `127.0.0.1:${port}`, ...HA_TIMING, reconnectBackoffMinMs: 20, reconnectBackoffMaxMs: 200 });
+}
+
+function message(queueId: number, bodyBytes: number, seq: number): PutMessageInput {
+  const body = Buffer.alloc(bodyBytes, seq % 256);
+  body.write(`msg-${seq}`);
+  return { topic: 'TopicHA', queueId, body, properties: encodeMessageProperties({ KEYS: `k${seq}`, TAGS: 'T' }), bornTimestampMs: 1_700_000_000_000 };
+}
+
+const put = (target: ActorRef<CommitLogWriterMessage>, input: PutMessageInput) => ask<CommitLogWriterMessage, PutMessageResult>(target, { type: 'put', message: input });
+const haState = (target: ActorRef<CommitLogWriterMessage>) => ask<CommitLogWriterMessage, HaStateAnswer>(target, { type: 'haState' });
+
+/** Waits until the slave's log ends where the master's does. */
+async function caughtUp(master: ActorRef<CommitLogWriterMessage>, slave: ActorRef<CommitLogWriterMessage>): Promise<number> {
+  const end = (await haState(master)).maxOffset;
+  return pollUntil(`slave at ${end}`, async () => ((await haState(slave)).maxOffset === end ? end : undefined), 10_000, 10);
+}
+
+function commitLogFiles(dir: string): Map<string, Buffer> {
+  const logDir = path.join(dir, 'commitlog');
+  return new Map(fs.readdirSync(logDir).sort().map((name) => [name, fs.readFileSync(path.join(logDir, name))]));
+}
+
+async function bodies(target: ActorRef<CommitLogWriterMessage>, queueId: number): Promise<string[]> {
+  const got = await ask<CommitLogWriterMessage, GetMessageResult>(target, { type: 'get', topic: 'TopicHA', queueId, queueOffset: 0, maxMsgNums: 32 });
+  return got.messages.map((stored) => Buffer.from(decodeRecord(stored.record, 0).body).subarray(0, 12).toString('latin1'));
+}
+
+describe('HA service and client', () => {
+  it('replicates sends byte for byte, across file ends, readable on the slave', async () => {
+    const master = await writer('master', MASTER_HOST, 'ASYNC_MASTER');
+    const slave = await writer('slave', SLAVE_HOST, 'SLAVE');
+    const { port } = await haService(master.writer);
+    await haClient(slave.writer, port);
+    for (let seq = 0; seq < 40; seq++) expect((await put(master.writer, message(seq % 2, 10_000 + seq * 301, seq))).status).toBe('PUT_OK');
+    const end = await caughtUp(master.writer, slave.writer);
+    expect(end).toBeGreaterThan(2 * 256 * 1024);
+    for (const target of [master.writer, slave.writer]) expect((await ask<CommitLogWriterMessage, FlushAnswer>(target, { type: 'flush' })).flushed).toBe(true);
+    const masterFiles = commitLogFiles(master.dir);
+    const slaveFiles = commitLogFiles(slave.dir);
+    expect([...slaveFiles.keys()]).toEqual([...masterFiles.keys()]);
+    for (const [name, bytes] of masterFiles) expect(slaveFiles.get(name)!.equals(bytes), name).toBe(true);
+    for (const queueId of [0, 1]) expect(await bodies(slave.writer, queueId)).toEqual(await bodies(master.writer, queueId));
+    expect((await bodies(slave.writer, 1))[0]).toMatch(/^msg-1/);
+  });
+
+  it('refuses puts on a slave, and on a master fenced to slave at run time', async () => {
+    const slave = await writer('slave', SLAVE_HOST, 'SLAVE');
+    expect((await put(slave.writer, message(0, 10, 1))).status).toBe('SERVICE_NOT_AVAILABLE');
+    const master = await writer('master', MASTER_HOST, 'ASYNC_MASTER');
+    expect((await put(master.writer, message(0, 10, 1))).status).toBe('PUT_OK');
+    const second = await put(master.writer, message(0, 10, 2));
+    expect(await ask<CommitLogWriterMessage, TruncateAnswer>(master.writer, { type: 'truncateTo', offset: second.physicalOffset })).toMatchObject({ ok: false, code: 'NOT_SLAVE' });
+    expect(await ask<CommitLogWriterMessage, RoleAnswer>(master.writer, { type: 'fence', epoch: 3 })).toMatchObject({ ok: true, role: 'SLAVE', epoch: 3 });
+    expect((await put(master.writer, message(0, 10, 2))).status).toBe('SERVICE_NOT_AVAILABLE');
+    // The fenced old master cuts the tail the new master never had; its queue shrinks with it.
+    expect(await ask<CommitLogWriterMessage, TruncateAnswer>(master.writer, { type: 'truncateTo', offset: second.physicalOffset })).toEqual({ ok: true, maxOffset: second.physicalOffset });
+    expect(await bodies(master.writer, 0)).toHaveLength(1);
+    expect(await ask<CommitLogWriterMessage, RoleAnswer>(master.writer, { type: 'setRole', role: 'ASYNC_MASTER', epoch: 2 })).toMatchObject({ ok: false, code: 'STALE_EPOCH' });
+    expect(await ask<CommitLogWriterMessage, RoleAnswer>(master.writer, { type: 'setRole', role: 'ASYNC_MASTER', epoch: 4 })).toMatchObject({ ok: true });
+    expect(await put(master.writer, message(0, 10, 3))).toMatchObject({ status: 'PUT_OK', queueOffset: 1, physicalOffset: second.physicalOffset });
+  });
+
+  it('answers a SYNC_MASTER put only after the slave acknowledged it, and not-available without the slave', async () => {
+    const master = await writer('master', MASTER_HOST, 'SYNC_MASTER', 1_000);
+    const slave = await writer('slave', SLAVE_HOST, 'SLAVE');
+    // No slave yet: stored, but SLAVE_NOT_AVAILABLE.
+    expect((await put(master.writer, message(0, 100, 0))).status).toBe('SLAVE_NOT_AVAILABLE');
+    const { port } = await haService(master.writer);
+    const client = await haClient(slave.writer, port);
+    await pollUntil('slave in sync', async () => ((await haState(master.writer)).slaves.some((s) => s.inSync) ? true : undefined), 10_000, 10);
+    for (let seq = 1; seq <= 10; seq++) {
+      const result = await put(master.writer, message(0, 5_000, seq));
+      expect(result.status).toBe('PUT_OK');
+      const state = await haState(master.writer);
+      expect(Math.max(...state.slaves.map((s) => s.ackedOffset))).toBeGreaterThanOrEqual(result.physicalOffset + result.wroteBytes);
+    }
+    expect((await ask<HaClientMessage, HaClientState>(client, { type: 'state' })).connected).toBe(true);
+    await system!.stop(client);
+    const status = await pollUntil('a put without the slave', async () => {
+      const result = await put(master.writer, message(0, 100, 99));
+      return result.status === 'PUT_OK' ? undefined : result.status;
+    }, 10_000, 50);
+    expect(['SLAVE_NOT_AVAILABLE', 'FLUSH_SLAVE_TIMEOUT']).toContain(status);
+    await pollUntil('slave gone', async () => ((await haState(master.writer)).slaves.length === 0 ? true : undefined), 10_000, 20);
+    expect((await put(master.writer, message(0, 100, 100))).status).toBe('SLAVE_NOT_AVAILABLE');
+  });
+
+  it('holds a SYNC_MASTER put until a slave\'s ack covers it, and times out to FLUSH_SLAVE_TIMEOUT', async () => {
+    const master = await writer('master', MASTER_HOST, 'SYNC_MASTER', 500);
+    expect((await put(master.writer, message(0, 100, 0))).status).toBe('SLAVE_NOT_AVAILABLE');
+    // A slave claiming more than the master holds (a diverged old master) confirms nothing.
+    system!.tell(master.writer, { type: 'haSlaveAck', slaveId: 'ahead', offset: 1 << 30 });
+    expect((await put(master.writer, message(0, 100, 0))).status).toBe('SLAVE_NOT_AVAILABLE');
+    expect((await haState(master.writer)).slaves).toEqual([]);
+    const caught = (await haState(master.writer)).writtenOffset;
+    system!.tell(master.writer, { type: 'haSlaveAck', slaveId: 'slave-1', offset: caught });
+    system!.tell(master.writer, { type: 'haSlaveAck', slaveId: 'slave-1', offset: caught });
+    await pollUntil('slave in sync', async () => ((await haState(master.writer)).slaves[0]?.inSync === true ? true : undefined));
+    let answered: PutMessageResult | undefined;
+    const pending = put(master.writer, message(0, 100, 1)).then((result) => (answered = result));
+    // The writer has handled the put once it answers a later ask; the put must still be waiting.
+    await pollUntil('put held', async () => ((await haState(master.writer)).haWaiters === 1 ? true : undefined));
+    expect(answered).toBeUndefined();
+    const end = (await haState(master.writer)).maxOffset;
+    system!.tell(master.writer, { type: 'haSlaveAck', slaveId: 'slave-1', offset: end - 1 });
+    expect((await haState(master.writer)).haWaiters).toBe(1);
+    system!.tell(master.writer, { type: 'haSlaveAck', slaveId: 'slave-1', offset: end });
+    expect((await pending).status).toBe('PUT_OK');
+    // No further ack: stored, answered FLUSH_SLAVE_TIMEOUT after haSyncTimeoutMs.
+    expect((await put(master.writer, message(0, 100, 2))).status).toBe('FLUSH_SLAVE_TIMEOUT');
+  });
+
+  it('reconnects after the master\'s ha-service restarts, and follows masterChanged', async () => {
+    const master = await writer('master', MASTER_HOST, 'ASYNC_MASTER');
+    const slave = await writer('slave', SLAVE_HOST, 'SLAVE');
+    const first = await haService(master.writer);
+    const client = await haClient(slave.writer, first.port);
+    for (let seq = 0; seq < 5; seq++) await put(master.writer, message(0, 1_000, seq));
+    await caughtUp(master.writer, slave.writer);
+    await system!.stop(first.service);
+    for (let seq = 5; seq < 10; seq++) await put(master.writer, message(0, 1_000, seq));
+    const connectsBefore = (await ask<HaClientMessage, HaClientState>(client, { type: 'state' })).connects;
+    await haService(master.writer, first.port, 'ha-service-2');
+    await caughtUp(master.writer, slave.writer);
+    expect((await ask<HaClientMessage, HaClientState>(client, { type: 'state' })).connects).toBeGreaterThan(connectsBefore);
+    // A new master address (a third store on an ephemeral port that already holds the same log).
+    const moved = await haService(master.writer, 0, 'ha-service-3');
+    expect(await ask<HaClientMessage, boolean>(client, { type: 'masterChanged', haAddress: `127.0.0.1:${moved.port}` })).toBe(true);
+    for (let seq = 10; seq < 15; seq++) await put(master.writer, message(0, 1_000, seq));
+    await caughtUp(master.writer, slave.writer);
+    expect(await bodies(slave.writer, 0)).toEqual(await bodies(master.writer, 0));
+    expect(await bodies(slave.writer, 0)).toHaveLength(15);
+  });
+});
