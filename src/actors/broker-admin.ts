@@ -37,6 +37,7 @@
  * - deleting a topic removes its config and offsets; its messages stay in the store until retention
  *   removes them (RocketMQ also deletes the topic's ConsumeQueue files at once).
  */
+import type { ReplicasRoleChangedMessage } from './replicas-manager.ts';
 import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
 import { AssertionError, assert, assertNever } from '../runtime/assert.ts';
 import { parseProperties } from '../config/properties.ts';
@@ -260,6 +261,8 @@ export type BrokerAdminArgs = {
 export type BrokerAdminOwnMessage =
   | { readonly type: 'flushOffsets' }
   | { readonly type: 'registerBroker' }
+  /** Controller mode: the replicas manager finished a role change; re-register with the new brokerId. */
+  | ReplicasRoleChangedMessage
   | { readonly type: 'registered'; readonly epoch: number; readonly outcomes: readonly RegistrationOutcome[] }
   | { readonly type: 'continue'; readonly epoch: number; readonly id: number; readonly result: PipeResult<unknown> }
   | { readonly type: 'adminStats' };
@@ -490,7 +493,8 @@ type Continuation = (state: State, result: PipeResult<unknown>, ctx: Ctx) => voi
 type PutSample = { readonly atMs: number; readonly putOk: number };
 
 type State = {
-  readonly identity: BrokerIdentity;
+  /** Replaced when a controller changes this broker's role (brokerId 0 as master, its own id as slave). */
+  identity: BrokerIdentity;
   readonly settings: BrokerSettings;
   readonly live: LiveSettings;
   readonly options: BrokerAdminOptions;
@@ -596,6 +600,14 @@ function handle(state: State, message: BrokerAdminInbox, ctx: Ctx): void {
       sampleStore(state, ctx);
       return;
     case 'registerBroker':
+      requestRegistration(state, ctx);
+      return;
+    case 'roleChanged':
+      // RocketMQ's registerBrokerWhenRoleChange: the NameServer learns the new id at once.
+      if (state.identity.brokerId !== message.brokerId) {
+        ctx.log.info({ brokerId: message.brokerId, role: message.role, masterEpoch: message.masterEpoch }, 'role changed; registering again');
+        state.identity = { ...state.identity, brokerId: message.brokerId };
+      }
       requestRegistration(state, ctx);
       return;
     case 'registered':

@@ -251,6 +251,63 @@ export const CONFIG_KEYS = {
     active: true,
   }),
 
+  brokerHeartbeatInterval: key({
+    type: intervalMsType,
+    default: constant(1_000),
+    rocketmqDefault: '1000',
+    source: 'BrokerConfig',
+    description: 'Milliseconds between a controller-mode broker\'s BROKER_HEARTBEATs to the controller.',
+    active: true,
+  }),
+  controllerHeartBeatTimeoutMills: key({
+    type: intervalMsType,
+    default: constant(10_000),
+    rocketmqDefault: '10000',
+    source: 'BrokerConfig',
+    description: 'How long the controller keeps a silent broker alive; a master that cannot renew it stops acknowledging.',
+    active: true,
+  }),
+  sendHeartbeatTimeoutMillis: key({
+    type: intervalMsType,
+    default: constant(1_000),
+    rocketmqDefault: '1000',
+    source: 'BrokerConfig',
+    description: 'Milliseconds one heartbeat to the controller may take.',
+    active: true,
+  }),
+  syncBrokerMetadataPeriod: key({
+    type: intervalMsType,
+    default: constant(5_000),
+    rocketmqDefault: '5000',
+    source: 'BrokerConfig',
+    description: 'Milliseconds between a controller-mode broker\'s polls of its broker set (CONTROLLER_GET_REPLICA_INFO).',
+    active: true,
+  }),
+  checkSyncStateSetPeriod: key({
+    type: intervalMsType,
+    default: constant(5_000),
+    rocketmqDefault: '5000',
+    source: 'BrokerConfig',
+    description: 'Milliseconds between a master\'s checks of which slaves belong in its SyncStateSet.',
+    active: true,
+  }),
+  brokerElectionPriority: key({
+    type: integerType(0, INT_MAX),
+    default: constant(INT_MAX),
+    rocketmqDefault: '2147483647',
+    source: 'BrokerConfig',
+    description: 'Election preference among equally caught-up replicas; lower wins.',
+    active: true,
+  }),
+  asyncLearner: key({
+    type: booleanType(),
+    default: constant(false),
+    rocketmqDefault: 'false',
+    source: 'MessageStoreConfig',
+    description: 'A replica that copies the master but never joins the SyncStateSet and is never elected.',
+    active: true,
+  }),
+
   // The broker's registration with the NameServers.
   registerNameServerPeriod: key({
     type: integerType(REGISTER_PERIOD_MS_MIN, REGISTER_PERIOD_MS_MAX),
@@ -632,7 +689,7 @@ export const CONFIG_KEYS = {
   controllerListenPort: key({
     type: portType,
     default: constant(9878),
-    rocketmqDefault: 'n/a (the standalone controller listens on listenPort)',
+    rocketmqDefault: 'n/a',
     source: 'rocketmq-ts',
     description: 'Port of the controller embedded in a NameServer (enableControllerInNamesrv); a standalone controller uses listenPort.',
     active: true,

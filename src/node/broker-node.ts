@@ -17,6 +17,8 @@
  * | END_TRANSACTION (and the check-back rounds)        | transaction-service             | store      |
  * | (replication: haListenPort, masters)               | ha-service                      | store      |
  * | (replication: a SLAVE copying its master)          | ha-client                       | store      |
+ * | GET_BROKER_EPOCH_CACHE, NOTIFY_BROKER_ROLE_CHANGED,| replicas-manager (controller    | admin      |
+ * | EXCHANGE_BROKER_HA_INFO                            | mode: ids, roles, fencing)      |            |
  *
  * The NameServer is one actor on the admin pool serving every code of its port.
  */
@@ -34,6 +36,7 @@ import { spawnTimerService } from '../actors/timer-service.ts';
 import { spawnTransactionService } from '../actors/transaction-service.ts';
 import { spawnHaService, type HaBoundAnswer, type HaServiceMessage } from '../actors/ha-service.ts';
 import { spawnHaClient } from '../actors/ha-client.ts';
+import { REPLICAS_MANAGER_REQUEST_CODES, spawnReplicasManager, type ReplicasRoleChangedMessage } from '../actors/replicas-manager.ts';
 
 /** What starting a broker needs from the actor system: spawning, and asking the HA service its port. */
 export type BrokerSpawner = ActorSpawner & { ask<M, R>(target: ActorRef<M>, message: M, timeoutMs?: number): Promise<R> };
@@ -103,7 +106,10 @@ export function brokerArgsOf(config: NodeConfig, refs: BrokerProcessorArgs['refs
  * an ephemeral port 0 is already resolved).
  */
 export async function startBroker(system: BrokerSpawner, config: NodeConfig, listenPort: number): Promise<{ routes: RemotingRoutes; haPort: number }> {
-  const settings = storeSettingsFromConfig(config, { address: config.brokerIP1, port: listenPort });
+  const controllerMode = config.enableControllerMode;
+  const configured = storeSettingsFromConfig(config, { address: config.brokerIP1, port: listenPort });
+  // In controller mode the writer starts fenced (as a slave) until the controller names the master.
+  const settings = controllerMode ? { ...configured, brokerRole: 'SLAVE' as const } : configured;
   const { writer } = await spawnStore(system, { settings });
   // Every broker serves haListenPort (a slave may be promoted); a SLAVE also copies from its master.
   const haService = await spawnHaService(system, {
@@ -116,14 +122,15 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
   const haBound = await system.ask<HaServiceMessage, HaBoundAnswer>(haService, { type: 'port' }, 10_000);
   if ('error' in haBound) throw new Error(haBound.error);
   const haServerAddr = `${config.brokerIP1}:${haBound.port}`;
-  if (config.brokerRole === 'SLAVE' && !config.enableControllerMode) {
-    await spawnHaClient(system, {
-      writer,
-      haMasterAddress: config.haMasterAddress === '' ? null : config.haMasterAddress,
-      haSendHeartbeatIntervalMs: config.haSendHeartbeatInterval,
-      haHousekeepingIntervalMs: config.haHousekeepingInterval,
-    });
-  }
+  const haClient =
+    config.brokerRole === 'SLAVE' || controllerMode
+      ? await spawnHaClient(system, {
+          writer,
+          haMasterAddress: controllerMode || config.haMasterAddress === '' ? null : config.haMasterAddress,
+          haSendHeartbeatIntervalMs: config.haSendHeartbeatInterval,
+          haHousekeepingIntervalMs: config.haHousekeepingInterval,
+        })
+      : undefined;
   // broker-admin is addressed through ctx.self; its own args cannot hold its ref before it exists.
   const unborn: ActorRef<BrokerAdminMessage> = { slot: -1, name: 'broker-admin (self)' };
   const admin = await system.spawn<BrokerAdminMessage, BrokerAdminArgs>({
@@ -170,6 +177,29 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
     [RequestCode.ACK_MESSAGE]: [popper],
     [RequestCode.CHANGE_MESSAGE_INVISIBLETIME]: [popper],
   };
+  if (controllerMode && haClient !== undefined) {
+    const replicas = await spawnReplicasManager(system, {
+      storePathRootDir: config.storePathRootDir,
+      brokerClusterName: config.brokerClusterName,
+      brokerName: config.brokerName,
+      brokerAddr: `${config.brokerIP1}:${listenPort}`,
+      haServerAddr,
+      controllerAddr: config.controllerAddr,
+      brokerRole: config.brokerRole,
+      asyncLearner: config.asyncLearner,
+      writer,
+      haClient,
+      // broker-admin takes roleChanged among its own messages (BrokerAdminOwnMessage).
+      onRoleChanged: [{ slot: admin.slot, name: admin.name } satisfies ActorRef<ReplicasRoleChangedMessage>],
+      brokerHeartbeatIntervalMs: config.brokerHeartbeatInterval,
+      controllerHeartBeatTimeoutMs: config.controllerHeartBeatTimeoutMills,
+      sendHeartbeatTimeoutMs: config.sendHeartbeatTimeoutMillis,
+      syncBrokerMetadataPeriodMs: config.syncBrokerMetadataPeriod,
+      checkSyncStateSetPeriodMs: config.checkSyncStateSetPeriod,
+      brokerElectionPriority: config.brokerElectionPriority,
+    });
+    for (const code of REPLICAS_MANAGER_REQUEST_CODES) byCode[code] = [replicas as ActorRef<RemotingRequestMessage>];
+  }
   const adminRequests = admin as ActorRef<RemotingRequestMessage>;
   const closeListeners = [admin, ...pullers, popper].map((ref) => ref as ActorRef<ChannelClosedMessage>);
   return { routes: { byCode, fallback: [adminRequests], closeListeners }, haPort: haBound.port };
