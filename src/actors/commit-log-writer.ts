@@ -37,7 +37,18 @@
  * RocketMQ's isSlaveOK / AutoSwitch isInSyncSlave judge it); the message stays stored either way. On a
  * SLAVE, puts get SERVICE_NOT_AVAILABLE and the ha-client's `haAppendRaw` appends the master's bytes.
  * `setRole` (with a fencing epoch that never goes back) demotes or promotes at run time; `truncateTo`
- * cuts a demoted old master's tail before it resyncs.
+ * cuts a demoted old master's tail before it resyncs. A slave that said its brokerId in the HA handshake
+ * is listed by `haState` with it; an async learner (MessageStoreConfig.asyncLearner) is never in sync:
+ * it is no SyncStateSet member, so its acks answer no SYNC_MASTER put.
+ *
+ * Lease (controller mode). The replicas manager fences the writer when its controller lease runs out,
+ * but puts already queued here would be answered before that fence arrives (an old master stopped and
+ * resumed, say). So `setRole` may carry, and `lease` renews, a deadline `leaseUntilMs` on the monotonic
+ * clock (ctx.clock.monotonicNs in ms, the replicas manager's own time base; never wall time). Checked at
+ * the start of every turn: once now >= leaseUntilMs, puts get SERVICE_NOT_AVAILABLE (nothing appended),
+ * and SYNC_MASTER puts still waiting for a slave are answered FLUSH_SLAVE_TIMEOUT at once, even if an ack
+ * comes later (they are stored, as any FLUSH_SLAVE_TIMEOUT put is, but not confirmed replicated under a
+ * valid lease). No lease set (every broker outside controller mode) changes nothing.
  *
  * Failure. A failed fdatasync answers every waiter FLUSH_DISK_TIMEOUT and then fails the actor: its
  * supervisor restarts it, and init reopens the store from disk with crash recovery (the abort file is
@@ -122,10 +133,13 @@ export type CommitLogWriterArgs = {
 export type HaWriterMessage =
   | { readonly type: 'haReadRaw'; readonly fromOffset: number; readonly maxBytes: number; readonly waitMs?: number }
   | { readonly type: 'haAppendRaw'; readonly fromOffset: number; readonly bytes: Uint8Array }
-  | { readonly type: 'haSlaveAck'; readonly slaveId: string; readonly offset: number }
+  | { readonly type: 'haSlaveAck'; readonly slaveId: string; readonly offset: number; readonly brokerId?: number; readonly asyncLearner?: boolean }
   | { readonly type: 'haSlaveGone'; readonly slaveId: string }
   | { readonly type: 'haState' }
-  | { readonly type: 'setRole'; readonly role: BrokerRole; readonly epoch: number }
+  /** `leaseUntilMs`: undefined keeps the current lease, null removes it, a number sets it (monotonic ms). */
+  | { readonly type: 'setRole'; readonly role: BrokerRole; readonly epoch: number; readonly leaseUntilMs?: number | null }
+  /** Renews (or with null removes) the lease; answers LeaseAnswer. */
+  | { readonly type: 'lease'; readonly leaseUntilMs: number | null }
   | { readonly type: 'fence'; readonly epoch: number }
   | { readonly type: 'truncateTo'; readonly offset: number };
 
@@ -133,6 +147,9 @@ export type HaWriterMessage =
 export type RoleAnswer =
   | { readonly ok: true; readonly role: BrokerRole; readonly epoch: number; readonly maxOffset: number }
   | { readonly ok: false; readonly code: 'STALE_EPOCH'; readonly role: BrokerRole; readonly epoch: number };
+
+/** The answer to `lease`. */
+export type LeaseAnswer = { readonly ok: true; readonly leaseUntilMs: number | null } | { readonly ok: false; readonly code: 'BAD_LEASE'; readonly remark: string };
 
 /** The answer to `truncateTo`. */
 export type TruncateAnswer = { readonly ok: true; readonly maxOffset: number } | HaRefusal | { readonly ok: false; readonly code: 'NOT_SLAVE'; readonly remark: string };
@@ -143,8 +160,20 @@ export type HaStateAnswer = {
   readonly epoch: number;
   readonly maxOffset: number;
   readonly writtenOffset: number;
-  readonly slaves: readonly { readonly slaveId: string; readonly ackedOffset: number; readonly inSync: boolean }[];
+  readonly slaves: readonly HaSlaveState[];
   readonly haWaiters: number;
+  /** The lease deadline in monotonic ms; null or absent: no lease. */
+  readonly leaseUntilMs?: number | null;
+};
+
+/** One slave in `haState`: `brokerId` and `asyncLearner` come from its handshake (absent without one). */
+export type HaSlaveState = {
+  readonly slaveId: string;
+  readonly brokerId?: number;
+  readonly asyncLearner?: boolean;
+  readonly ackedOffset: number;
+  /** Within haMaxGapNotInSync and caught up within haMaxTimeSlaveNotCatchup; never for an async learner. */
+  readonly inSync: boolean;
 };
 
 /** A put's status, including SYNC_MASTER's (the writer answers these; PutMessageResult names the rest). */
@@ -230,7 +259,7 @@ type Waiter = {
 };
 
 /** What the writer knows of one connected slave (told by the ha-service). */
-type SlaveState = { ackedOffset: number; lastCatchUpMs: number; targetOffset: number };
+type SlaveState = { ackedOffset: number; lastCatchUpMs: number; targetOffset: number; brokerId: number | undefined; asyncLearner: boolean };
 
 /** An ha-service's read waiting for bytes past its offset. */
 type HaReader = { readonly fromOffset: number; readonly maxBytes: number; readonly deadlineMs: number; readonly reply: DeferredReply | undefined };
@@ -243,6 +272,10 @@ type HaState = {
   readonly waiters: Waiter[];
   waitersHead: number;
   readonly readers: HaReader[];
+  /** Lease deadline, monotonic ms; null: no lease (outside controller mode). */
+  leaseUntilMs: number | null;
+  /** Whether the lease had run out at the start of this turn (always false without a lease). */
+  leaseOut: boolean;
 };
 
 type InFlight = { readonly seq: number; readonly request: StoreSyncRequest; readonly startedMs: number };
@@ -350,6 +383,7 @@ function haWaiting(ha: HaState): number {
 
 /** Whether a slave is in sync for a put ending at `endOffset` (RocketMQ's isSlaveOK and isInSyncSlave). */
 function slaveInSync(state: State, slave: SlaveState, endOffset: number, nowMs: number): boolean {
+  if (slave.asyncLearner) return false;
   const gapMax = state.args.haMaxGapNotInSync ?? HA_DEFAULTS.haMaxGapNotInSync;
   const catchupMs = state.args.haMaxTimeSlaveNotCatchupMs ?? HA_DEFAULTS.haMaxTimeSlaveNotCatchup;
   return endOffset - slave.ackedOffset < gapMax && nowMs - slave.lastCatchUpMs <= catchupMs;
@@ -363,12 +397,17 @@ function anySlaveInSync(state: State, endOffset: number, nowMs: number): boolean
 /** The furthest offset a connected slave acknowledged (RocketMQ's push2SlaveMaxOffset), -1 if none. */
 function replicatedOffset(ha: HaState): number {
   let offset = -1;
-  for (const slave of ha.slaves.values()) offset = Math.max(offset, slave.ackedOffset);
+  for (const slave of ha.slaves.values()) if (!slave.asyncLearner) offset = Math.max(offset, slave.ackedOffset);
   return offset;
 }
 
 /** Answers now if a slave already covers the waiter, else queues it for one (in log order). */
 function awaitSlave(state: State, waiter: Waiter): void {
+  if (state.ha.leaseOut) {
+    // No slave ack counts once the lease ran out (see the header).
+    waiter.reply?.resolve(waiter.onSlaveTimeout);
+    return;
+  }
   if (replicatedOffset(state.ha) >= waiter.endOffset) {
     waiter.reply?.resolve(waiter.onDurable);
     return;
@@ -408,7 +447,8 @@ function expireHaWaiters(state: State, nowMs: number, all: boolean): void {
 }
 
 /** Records a slave's acknowledged offset; it has caught up when it reached what was readable at its last ack. */
-function onSlaveAck(state: State, slaveId: string, offset: number, nowMs: number, ctx: Ctx): void {
+function onSlaveAck(state: State, ack: Extract<HaWriterMessage, { type: 'haSlaveAck' }>, nowMs: number, ctx: Ctx): void {
+  const { slaveId, offset } = ack;
   assert(Number.isSafeInteger(offset) && offset >= 0, `bad slave offset ${offset}`);
   const ha = state.ha;
   if (offset > state.store.maxPhysicalOffset) {
@@ -424,8 +464,13 @@ function onSlaveAck(state: State, slaveId: string, offset: number, nowMs: number
       ctx.log.warn({ slaveId, slavesMax: HA_SLAVES_MAX }, 'slave ignored: too many slaves');
       return;
     }
-    slave = { ackedOffset: offset, lastCatchUpMs: Number.NEGATIVE_INFINITY, targetOffset: readable };
+    slave = { ackedOffset: offset, lastCatchUpMs: Number.NEGATIVE_INFINITY, targetOffset: readable, brokerId: undefined, asyncLearner: false };
     ha.slaves.set(slaveId, slave);
+  }
+  if (ack.brokerId !== undefined) {
+    assert(Number.isSafeInteger(ack.brokerId) && ack.brokerId >= 0, `bad slave brokerId ${ack.brokerId}`);
+    slave.brokerId = ack.brokerId;
+    slave.asyncLearner = ack.asyncLearner === true;
   }
   if (offset >= slave.targetOffset) slave.lastCatchUpMs = nowMs;
   slave.ackedOffset = Math.max(slave.ackedOffset, offset);
@@ -475,11 +520,39 @@ function haAppendRaw(state: State, message: Extract<HaWriterMessage, { type: 'ha
   ctx.reply(result);
 }
 
+function monotonicMs(ctx: Ctx): number {
+  return Number(ctx.clock.monotonicNs() / 1_000_000n);
+}
+
+function validLease(leaseUntilMs: unknown): leaseUntilMs is number | null {
+  return leaseUntilMs === null || (typeof leaseUntilMs === 'number' && Number.isFinite(leaseUntilMs));
+}
+
+/** Re-reads the monotonic clock against the lease; once out, SYNC_MASTER waiters are answered at once. */
+function checkLease(state: State, ctx: Ctx): void {
+  const ha = state.ha;
+  ha.leaseOut = ha.leaseUntilMs !== null && monotonicMs(ctx) >= ha.leaseUntilMs;
+  if (ha.leaseOut && haWaiting(ha) > 0) expireHaWaiters(state, 0, true);
+}
+
+function setLease(state: State, leaseUntilMs: number | null, ctx: Ctx): void {
+  state.ha.leaseUntilMs = leaseUntilMs;
+  checkLease(state, ctx);
+}
+
+function lease(state: State, leaseUntilMs: number | null, ctx: Ctx): LeaseAnswer {
+  if (!validLease(leaseUntilMs)) return { ok: false, code: 'BAD_LEASE', remark: `leaseUntilMs ${String(leaseUntilMs)} is neither null nor a finite number` };
+  setLease(state, leaseUntilMs, ctx);
+  return { ok: true, leaseUntilMs };
+}
+
 /** Changes the role under a fencing epoch that never goes back; a demoted master stops waiting for slaves. */
-function setRole(state: State, role: BrokerRole, epoch: number, ctx: Ctx): RoleAnswer {
+function setRole(state: State, role: BrokerRole, epoch: number, leaseUntilMs: number | null | undefined, ctx: Ctx): RoleAnswer {
   const ha = state.ha;
   assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', `bad role ${role}`);
+  assert(leaseUntilMs === undefined || validLease(leaseUntilMs), `bad leaseUntilMs ${String(leaseUntilMs)}`);
   if (!Number.isSafeInteger(epoch) || epoch < ha.roleEpoch) return { ok: false, code: 'STALE_EPOCH', role: ha.role, epoch: ha.roleEpoch };
+  if (leaseUntilMs !== undefined) setLease(state, leaseUntilMs, ctx);
   const previous = ha.role;
   ha.role = role;
   ha.roleEpoch = epoch;
@@ -503,8 +576,23 @@ function truncateTo(state: State, offset: number): TruncateAnswer {
 
 function haStateOf(state: State, nowMs: number): HaStateAnswer {
   const end = state.store.maxPhysicalOffset;
-  const slaves = [...state.ha.slaves].map(([slaveId, slave]) => ({ slaveId, ackedOffset: slave.ackedOffset, inSync: slaveInSync(state, slave, end, nowMs) }));
-  return { role: state.ha.role, epoch: state.ha.roleEpoch, maxOffset: end, writtenOffset: state.store.writtenOffset, slaves, haWaiters: haWaiting(state.ha) };
+  const slaves = [...state.ha.slaves].map(([slaveId, slave]): HaSlaveState => {
+    const inSync = slaveInSync(state, slave, end, nowMs);
+    if (slave.brokerId === undefined) return { slaveId, ackedOffset: slave.ackedOffset, inSync };
+    return { slaveId, brokerId: slave.brokerId, asyncLearner: slave.asyncLearner, ackedOffset: slave.ackedOffset, inSync };
+  });
+  const ha = state.ha;
+  return { role: ha.role, epoch: ha.roleEpoch, maxOffset: end, writtenOffset: state.store.writtenOffset, slaves, haWaiters: haWaiting(ha), leaseUntilMs: ha.leaseUntilMs };
+}
+
+/** Why a put is refused before anything is appended (a slave, an expired lease), or null to take it. */
+function refusal(state: State): PutMessageResult | null {
+  if (state.ha.role === 'SLAVE') return refusedOnSlave(state);
+  if (state.ha.leaseOut) {
+    const remark = `broker lease ran out at ${state.ha.leaseUntilMs} (monotonic ms), so write is forbidden until the controller renews it`;
+    return { status: 'SERVICE_NOT_AVAILABLE', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark };
+  }
+  return null;
 }
 
 function refusedOnSlave(state: State): PutMessageResult {
@@ -623,7 +711,8 @@ function onTick(state: State, ctx: Ctx): void {
 
 function put(state: State, input: PutMessageInput, ctx: Ctx): void {
   state.counters.puts++;
-  if (state.ha.role === 'SLAVE') return ctx.reply(refusedOnSlave(state));
+  const refused = refusal(state);
+  if (refused !== null) return ctx.reply(refused);
   if (waitersFull(state)) return ctx.reply(busy(state));
   const result = state.store.appendMessage(input);
   if (result.status !== 'PUT_OK') {
@@ -638,7 +727,8 @@ function put(state: State, input: PutMessageInput, ctx: Ctx): void {
 /** Appends a batch: plain inputs are encoded here, EncodedPuts (encoded on a send thread) only copied. */
 function putBatch<T>(state: State, inputs: readonly T[], append: (input: T) => PutMessageResult, ctx: Ctx): void {
   state.counters.puts += inputs.length;
-  if (state.ha.role === 'SLAVE') return ctx.reply(inputs.map(() => refusedOnSlave(state)));
+  const refused = refusal(state);
+  if (refused !== null) return ctx.reply(inputs.map(() => refused));
   if (waitersFull(state)) return ctx.reply(inputs.map(() => busy(state)));
   const results = inputs.map(append);
   const ok = results.filter((result) => result.status === 'PUT_OK');
@@ -652,7 +742,8 @@ function putBatch<T>(state: State, inputs: readonly T[], append: (input: T) => P
 /** Appends a RocketMQ batch encoded on a send thread; one answer (PutBatchResult) for all of it. */
 function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
   state.counters.puts += batch.count;
-  if (state.ha.role === 'SLAVE') return ctx.reply({ ...refusedOnSlave(state), msgNum: 0 } satisfies PutBatchResult);
+  const refused = refusal(state);
+  if (refused !== null) return ctx.reply({ ...refused, msgNum: 0 } satisfies PutBatchResult);
   if (waitersFull(state)) return ctx.reply({ ...busy(state), msgNum: 0 } satisfies PutBatchResult);
   const result = state.store.appendEncodedBatch(batch);
   if (result.status !== 'PUT_OK') {
@@ -761,7 +852,7 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'haAppendRaw':
       return haAppendRaw(state, message, ctx);
     case 'haSlaveAck':
-      onSlaveAck(state, message.slaveId, message.offset, ctx.clock.nowMs(), ctx);
+      onSlaveAck(state, message, ctx.clock.nowMs(), ctx);
       return ctx.reply(true);
     case 'haSlaveGone':
       state.ha.slaves.delete(message.slaveId);
@@ -769,9 +860,11 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'haState':
       return ctx.reply(haStateOf(state, ctx.clock.nowMs()));
     case 'setRole':
-      return ctx.reply(setRole(state, message.role, message.epoch, ctx));
+      return ctx.reply(setRole(state, message.role, message.epoch, message.leaseUntilMs, ctx));
+    case 'lease':
+      return ctx.reply(lease(state, message.leaseUntilMs, ctx));
     case 'fence':
-      return ctx.reply(setRole(state, 'SLAVE', message.epoch, ctx));
+      return ctx.reply(setRole(state, 'SLAVE', message.epoch, undefined, ctx));
     case 'truncateTo':
       return ctx.reply(truncateTo(state, message.offset));
     default:
@@ -827,12 +920,14 @@ export function commitLogWriterBehavior(
         puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0,
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
-      const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: [], waitersHead: 0, readers: [] };
+      const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: [], waitersHead: 0, readers: [], leaseUntilMs: null, leaseOut: false };
       return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
     },
 
     receive(state, message, ctx) {
       state.inReceive = true;
+      // Every turn re-reads the lease first, so a put queued before it ran out is still refused.
+      if (state.ha.leaseUntilMs !== null) checkLease(state, ctx);
       handle(state, message, ctx);
       // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).
       if (state.ha.readers.length > 0) serveHaReaders(state, ctx.clock.nowMs(), false);

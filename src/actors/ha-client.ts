@@ -13,12 +13,19 @@
  * haHousekeepingInterval ms, a protocol error or a refused append closes the connection; the client then
  * reconnects after a backoff (doubling from reconnectBackoffMinMs to reconnectBackoffMaxMs) and resyncs
  * from its own max offset.
+ *
+ * Identity. With a brokerId (the controller-assigned one, from the args or later from an `identity`
+ * message, since the replicas manager learns it after start) the client opens every connection with
+ * ha-protocol.ts's handshake, carrying brokerId and asyncLearner, as RocketMQ 5's AutoSwitchHAClient
+ * does; the master then knows this slave by id. A handshake goes only first on a connection, so a new
+ * identity reconnects (and resyncs from the slave's own end). Without a brokerId the stream is
+ * RocketMQ's plain default protocol.
  */
 import net from 'node:net';
 import type { ActorContext, ActorRef, ActorSpawner, Behavior, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
-import { HA_DEFAULTS, HA_FRAME_BODY_MAX_DEFAULT_BYTES, type HaTransferFrame, TransferDecoder, encodeReportOffset } from '../storage/ha-protocol.ts';
+import { HA_DEFAULTS, HA_FRAME_BODY_MAX_DEFAULT_BYTES, type HaTransferFrame, TransferDecoder, encodeHandshake, encodeReportOffset } from '../storage/ha-protocol.ts';
 import type { HaAppendResult } from '../storage/message-store.ts';
 import type { CommitLogWriterMessage, HaStateAnswer } from './commit-log-writer.ts';
 
@@ -43,7 +50,14 @@ export type HaClientArgs = {
   readonly reconnectBackoffMinMs?: number;
   readonly reconnectBackoffMaxMs?: number;
   readonly pendingBytesMax?: number;
+  /** The slave's controller-assigned brokerId; set, every connection opens with a handshake carrying it. */
+  readonly brokerId?: number;
+  /** MessageStoreConfig.asyncLearner, told in the handshake; default false. */
+  readonly asyncLearner?: boolean;
 };
+
+/** Who this slave says it is in its handshake; null: no handshake. */
+export type HaClientIdentity = { readonly brokerId: number; readonly asyncLearner: boolean };
 
 /** What `state` answers. */
 export type HaClientState = {
@@ -53,11 +67,14 @@ export type HaClientState = {
   readonly reportedOffset: number;
   readonly connects: number;
   readonly framesAppended: number;
+  readonly identity: HaClientIdentity | null;
 };
 
 /** Messages: the broker's (or controller's) asks, and the client's own socket, writer and timer events. */
 export type HaClientMessage =
   | { readonly type: 'masterChanged'; readonly haAddress: string | null }
+  /** Sets the identity for the handshake (answers false for a bad brokerId); reconnects if it changed. */
+  | { readonly type: 'identity'; readonly brokerId: number; readonly asyncLearner?: boolean }
   | { readonly type: 'state' }
   | { readonly type: 'connect'; readonly generation: number }
   | { readonly type: 'offsetKnown'; readonly generation: number; readonly result: PipeResult<HaStateAnswer> }
@@ -67,7 +84,7 @@ export type HaClientMessage =
   | { readonly type: 'closed'; readonly generation: number }
   | { readonly type: 'heartbeat' };
 
-type Settings = Required<Omit<HaClientArgs, 'writer' | 'haMasterAddress'>>;
+type Settings = Required<Omit<HaClientArgs, 'writer' | 'haMasterAddress' | 'brokerId' | 'asyncLearner'>>;
 
 type Link = {
   readonly generation: number;
@@ -91,6 +108,7 @@ type State = {
   reportedOffset: number;
   connects: number;
   framesAppended: number;
+  identity: HaClientIdentity | null;
 };
 
 type Ctx = ActorContext<HaClientMessage>;
@@ -191,6 +209,20 @@ function openSocket(state: State, link: Link, maxOffset: number, ctx: Ctx): void
   state.reportedOffset = maxOffset;
 }
 
+function validBrokerId(brokerId: unknown): brokerId is number {
+  return typeof brokerId === 'number' && Number.isSafeInteger(brokerId) && brokerId >= 0;
+}
+
+/** Takes a new identity; a live connection is restarted so its first bytes carry it. */
+function setIdentity(state: State, identity: HaClientIdentity, ctx: Ctx): void {
+  const same = state.identity !== null && state.identity.brokerId === identity.brokerId && state.identity.asyncLearner === identity.asyncLearner;
+  if (same) return;
+  state.identity = identity;
+  if (state.link === null) return;
+  disconnect(state, ctx, false);
+  connect(state, ctx);
+}
+
 function report(state: State, link: Link, offset: number, ctx: Ctx): void {
   if (link.socket === null || !link.connected || link.socket.destroyed) return;
   link.socket.write(encodeReportOffset(offset));
@@ -257,6 +289,10 @@ function receive(state: State, message: HaClientMessage, ctx: Ctx): void {
       disconnect(state, ctx, false);
       connect(state, ctx);
       return ctx.reply(true);
+    case 'identity':
+      if (!validBrokerId(message.brokerId)) return ctx.reply(false);
+      setIdentity(state, { brokerId: message.brokerId, asyncLearner: message.asyncLearner === true }, ctx);
+      return ctx.reply(true);
     case 'state':
       return ctx.reply({
         masterAddress: state.masterAddress,
@@ -264,6 +300,7 @@ function receive(state: State, message: HaClientMessage, ctx: Ctx): void {
         reportedOffset: state.reportedOffset,
         connects: state.connects,
         framesAppended: state.framesAppended,
+        identity: state.identity,
       } satisfies HaClientState);
     case 'connect':
       if (message.generation === state.generation) connect(state, ctx);
@@ -282,6 +319,8 @@ function receive(state: State, message: HaClientMessage, ctx: Ctx): void {
       if (link === null) return;
       link.connected = true;
       link.lastReadMs = ctx.clock.nowMs();
+      // The handshake goes before the first report, in the same write order on the socket.
+      if (state.identity !== null) link.socket?.write(encodeHandshake({ ...state.identity, syncFromLastFile: false }));
       ctx.log.info({ master: state.masterAddress, offset: state.reportedOffset }, 'connected to the HA master');
       return report(state, link, state.reportedOffset, ctx);
     }
@@ -310,6 +349,7 @@ export const haClient: Behavior<State, HaClientMessage, HaClientArgs> = {
   init(args, ctx) {
     const settings = settingsOf(args);
     assert(args.haMasterAddress === null || parseHaAddress(args.haMasterAddress) !== null, `bad haMasterAddress ${args.haMasterAddress}`);
+    assert(args.brokerId === undefined || validBrokerId(args.brokerId), `bad brokerId ${args.brokerId}`);
     const state: State = {
       args,
       settings,
@@ -320,6 +360,7 @@ export const haClient: Behavior<State, HaClientMessage, HaClientArgs> = {
       reportedOffset: -1,
       connects: 0,
       framesAppended: 0,
+      identity: args.brokerId === undefined ? null : { brokerId: args.brokerId, asyncLearner: args.asyncLearner === true },
     };
     const tickMs = Math.max(10, Math.floor(Math.min(settings.haSendHeartbeatIntervalMs, settings.haHousekeepingIntervalMs) / 4));
     ctx.timers.startPeriodic(TIMER_HEARTBEAT, { type: 'heartbeat' }, tickMs);

@@ -12,12 +12,17 @@
  * the next read waits for the socket's 'drain'. A heartbeat frame (body size 0, the next offset) goes out
  * after haSendHeartbeatInterval ms without a frame; a slave silent for haHousekeepingInterval ms is
  * dropped. A dropped connection is told to the writer as `haSlaveGone`; the slave reconnects and resyncs.
+ *
+ * Slave identity. A slave that knows its controller-assigned brokerId opens with a handshake
+ * (ha-protocol.ts, after RocketMQ 5's AutoSwitch HA): its brokerId and whether it is an async learner are
+ * kept per connection and ride on every `haSlaveAck`, so the writer's `haState` can name each slave by
+ * brokerId for the SyncStateSet. A slave without one is known only as `ip:port#n`, as before.
  */
 import net from 'node:net';
 import type { ActorContext, ActorRef, ActorSpawner, Behavior, DeferredReply, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
-import { HA_DEFAULTS, ReportOffsetDecoder, encodeTransferHeader } from '../storage/ha-protocol.ts';
+import { HA_DEFAULTS, SlaveStreamDecoder, encodeTransferHeader } from '../storage/ha-protocol.ts';
 import type { HaReadResult } from '../storage/message-store.ts';
 import type { CommitLogWriterMessage } from './commit-log-writer.ts';
 
@@ -49,7 +54,15 @@ export type HaServiceArgs = {
 export type HaBoundAnswer = { readonly port: number } | { readonly error: string };
 
 /** One slave connection as `connections` shows it. */
-export type HaConnectionInfo = { readonly slaveId: string; readonly ackedOffset: number; readonly nextTransferOffset: number; readonly unsentBytes: number };
+export type HaConnectionInfo = {
+  readonly slaveId: string;
+  /** From the slave's handshake; undefined for a slave that sent none. */
+  readonly brokerId: number | undefined;
+  readonly asyncLearner: boolean;
+  readonly ackedOffset: number;
+  readonly nextTransferOffset: number;
+  readonly unsentBytes: number;
+};
 
 /** Messages: asks from the broker and tests, and the service's own socket and timer events. */
 export type HaServiceMessage =
@@ -66,7 +79,10 @@ type Connection = {
   readonly id: number;
   readonly slaveId: string;
   readonly socket: net.Socket;
-  readonly decoder: ReportOffsetDecoder;
+  readonly decoder: SlaveStreamDecoder;
+  /** The slave's brokerId from its handshake; undefined without one. */
+  brokerId: number | undefined;
+  asyncLearner: boolean;
   /** Newest report not yet handled (set by the socket callback). */
   reportedOffset: number | null;
   ackedOffset: number;
@@ -124,7 +140,9 @@ function accept(state: State, socket: net.Socket, id: number, ctx: Ctx): void {
     id,
     slaveId: `${socket.remoteAddress}:${socket.remotePort}#${id}`,
     socket,
-    decoder: new ReportOffsetDecoder(),
+    decoder: new SlaveStreamDecoder(),
+    brokerId: undefined,
+    asyncLearner: false,
     reportedOffset: null,
     ackedOffset: -1,
     nextTransferOffset: -1,
@@ -137,7 +155,13 @@ function accept(state: State, socket: net.Socket, id: number, ctx: Ctx): void {
   socket.setNoDelay(true);
   socket.on('data', (chunk: Buffer) => {
     try {
-      const offset = connection.decoder.push(chunk);
+      const { handshake, offset } = connection.decoder.push(chunk);
+      if (handshake !== null) {
+        // Set before any report of this connection is handled, so every ack carries it.
+        connection.brokerId = handshake.brokerId;
+        connection.asyncLearner = handshake.asyncLearner;
+        ctx.log.info({ slaveId: connection.slaveId, brokerId: handshake.brokerId, asyncLearner: handshake.asyncLearner }, 'slave handshake');
+      }
       if (offset === null) return;
       connection.reportedOffset = offset;
       tellSelf(ctx, { type: 'report', connectionId: id }, `report-${id}`);
@@ -158,7 +182,11 @@ function onReport(state: State, connection: Connection, ctx: Ctx): void {
   connection.reportedOffset = null;
   connection.lastReadMs = ctx.clock.nowMs();
   connection.ackedOffset = offset;
-  ctx.tell(state.args.writer, { type: 'haSlaveAck', slaveId: connection.slaveId, offset });
+  const ack: CommitLogWriterMessage =
+    connection.brokerId === undefined
+      ? { type: 'haSlaveAck', slaveId: connection.slaveId, offset }
+      : { type: 'haSlaveAck', slaveId: connection.slaveId, offset, brokerId: connection.brokerId, asyncLearner: connection.asyncLearner };
+  ctx.tell(state.args.writer, ack);
   if (connection.nextTransferOffset < 0) {
     connection.nextTransferOffset = offset;
     ctx.log.info({ slaveId: connection.slaveId, offset }, 'slave starts replication');
@@ -255,6 +283,8 @@ function receive(state: State, message: HaServiceMessage, ctx: Ctx): void {
     case 'connections': {
       const infos: HaConnectionInfo[] = [...state.connections.values()].map((connection) => ({
         slaveId: connection.slaveId,
+        brokerId: connection.brokerId,
+        asyncLearner: connection.asyncLearner,
         ackedOffset: connection.ackedOffset,
         nextTransferOffset: connection.nextTransferOffset,
         unsentBytes: connection.socket.writableLength,

@@ -46,9 +46,9 @@
  * SIGSTOP then SIGCONT: on resume the lease has run out, so the first message this actor handles fences
  * the writer and nothing re-opens it before the controller confirms the epoch. What this actor cannot
  * order is the writer's own mailbox: puts queued in the writer may be answered before this actor's fence
- * reaches it. Closing that window needs the writer to check a lease deadline itself before it acknowledges
- * (a monotonic deadline carried by setRole and renewed by this actor); the writer has no such check yet,
- * so for now the guarantee holds from this actor's first turn after the resume. Likewise a designated election (mqadmin electMaster) replaces a live master without a lease
+ * reaches it, so the writer checks the same lease itself at the start of every turn (`leaseUntilMs`, carried
+ * by setRole and renewed with `lease` after every acknowledged heartbeat, on the same monotonic clock):
+ * puts it handles after the deadline are refused, even those queued before it. Likewise a designated election (mqadmin electMaster) replaces a live master without a lease
  * running out; the old master learns it by push or poll, as in RocketMQ.
  */
 import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
@@ -545,6 +545,8 @@ function onRegistered(state: State, result: PipeResult<RegisterOutcome>, ctx: Ct
   state.phase = 'running';
   state.brokerId = outcome.brokerId;
   if (outcome.heartbeatSentAtMs !== undefined) state.leaseHeartbeatSentAtMs = outcome.heartbeatSentAtMs;
+  // The HA handshake names this replica to a master, which can then count it in the SyncStateSet.
+  ctx.tell(state.args.haClient, { type: 'identity', brokerId: outcome.brokerId, asyncLearner: state.args.asyncLearner });
   ctx.log.info({ brokerId: outcome.brokerId, controller: state.remoting.controllerAddr }, 'registered with the controller');
   const args = state.args;
   ctx.timers.startPeriodic(TIMER_HEARTBEAT, { type: 'heartbeatTick' }, args.brokerHeartbeatIntervalMs);
@@ -593,6 +595,8 @@ function onHeartbeat(state: State, sentAtMs: number, result: PipeResult<Remoting
     return;
   }
   state.leaseHeartbeatSentAtMs = Math.max(state.leaseHeartbeatSentAtMs, sentAtMs);
+  // The writer checks the lease itself before every acknowledgement: renew it there too.
+  if (state.writerOpen) ctx.tell(state.args.writer, { type: 'lease', leaseUntilMs: leaseDeadline(state) });
   // A suspect master needs the controller's word after this heartbeat before it opens again.
   if (state.suspect) poll(state, ctx);
 }
@@ -732,9 +736,14 @@ function learn(state: State, view: ControllerView, ctx: Ctx): void {
   }
 }
 
-function leaseValid(state: State, ctx: Ctx): boolean {
+/** Until when (monotonic ms) this broker may acknowledge as master: its controller lease. */
+function leaseDeadline(state: State): number {
   const args = state.args;
-  return monotonicMs(ctx) < state.leaseHeartbeatSentAtMs + args.controllerHeartBeatTimeoutMs - args.leaseSafetyMarginMs;
+  return state.leaseHeartbeatSentAtMs + args.controllerHeartBeatTimeoutMs - args.leaseSafetyMarginMs;
+}
+
+function leaseValid(state: State, ctx: Ctx): boolean {
+  return monotonicMs(ctx) < leaseDeadline(state);
 }
 
 /** Fences an open writer whose lease ran out; runs before every message is handled. */
@@ -772,7 +781,7 @@ function reconcileWriter(state: State, ctx: Ctx): void {
     if (!ctx.tell(writer, { type: 'fence', epoch: state.knownEpoch })) ctx.log.error({ epoch: state.knownEpoch }, 'writer did not take the fence');
     return;
   }
-  const asked = ctx.ask<CommitLogWriterMessage, RoleAnswer>(writer, { type: 'setRole', role: masterRole(state.args), epoch: state.knownEpoch }, state.args.requestTimeoutMs);
+  const asked = ctx.ask<CommitLogWriterMessage, RoleAnswer>(writer, { type: 'setRole', role: masterRole(state.args), epoch: state.knownEpoch, leaseUntilMs: leaseDeadline(state) }, state.args.requestTimeoutMs);
   ctx.pipeToSelf(asked, (result) => ({ type: 'roleSet', result }));
 }
 

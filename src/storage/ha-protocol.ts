@@ -9,6 +9,23 @@
  * |--------|------|----------------|------------------------------------------------------|
  * | 0      | 8    | maxPhyOffset   | big-endian int64: end of the slave's CommitLog       |
  *
+ * Slave -> master, an optional handshake, only as the very first bytes of a connection (our frame, modelled
+ * on RocketMQ 5's AutoSwitchHAClient handshake header: HAConnectionState.HANDSHAKE's ordinal, the
+ * isSyncFromLastFile and isAsyncLearner flags, the slave's brokerId; HA_HANDSHAKE_BYTES = 4 + 4 + 2 + 2 + 8):
+ *
+ * | offset | size | field              | meaning                                                    |
+ * |--------|------|--------------------|------------------------------------------------------------|
+ * | 0      | 4    | magic              | HA_HANDSHAKE_MAGIC, big-endian                             |
+ * | 4      | 4    | state              | big-endian int32: 1, HAConnectionState.HANDSHAKE.ordinal() |
+ * | 8      | 2    | isSyncFromLastFile | big-endian int16: 0 or 1 (carried, not acted on)           |
+ * | 10     | 2    | isAsyncLearner     | big-endian int16: 0 or 1                                   |
+ * | 12     | 8    | slaveBrokerId      | big-endian int64: the slave's controller-assigned brokerId |
+ *
+ * The magic's first byte has its top bit set, so as an offset report it would be a negative int64, which
+ * no valid report is: the master tells the two apart from the first byte. A slave without a brokerId
+ * sends no handshake, and the stream is RocketMQ's plain default protocol, byte for byte. Offset reports
+ * follow the handshake as usual.
+ *
  * Master -> slave, a transfer frame (TRANSFER_HEADER_SIZE = 8 + 4):
  *
  * | offset | size | field          | meaning                                              |
@@ -30,6 +47,13 @@ import { assert } from '../runtime/assert.ts';
 export const HA_REPORT_OFFSET_BYTES = 8;
 /** Bytes of a transfer header (RocketMQ's TRANSFER_HEADER_SIZE = 8 + 4). */
 export const HA_TRANSFER_HEADER_BYTES = 8 + 4;
+
+/** Bytes of a slave's handshake (magic, state, two flags, brokerId). */
+export const HA_HANDSHAKE_BYTES = 4 + 4 + 2 + 2 + 8;
+/** First four bytes of a handshake; the top bit of its first byte sets it apart from an offset report. */
+export const HA_HANDSHAKE_MAGIC = 0xa5_48_41_31;
+/** RocketMQ's HAConnectionState.HANDSHAKE.ordinal() (READY, HANDSHAKE, TRANSFER, SUSPEND, SHUTDOWN). */
+export const HA_STATE_HANDSHAKE_ORDINAL = 1;
 
 /** RocketMQ's HA defaults (MessageStoreConfig), kept under their config key names. */
 export const HA_DEFAULTS = {
@@ -60,6 +84,8 @@ export const HaProtocolErrorCode = {
   BODY_TOO_LARGE: 'BODY_TOO_LARGE',
   /** A frame that does not continue where the previous one ended. */
   OFFSET_GAP: 'OFFSET_GAP',
+  /** A handshake with a wrong magic, state, flag or brokerId. */
+  HANDSHAKE_INVALID: 'HANDSHAKE_INVALID',
 } as const;
 
 /** A stable code of HaProtocolError. */
@@ -96,6 +122,42 @@ export function encodeReportOffset(maxPhysicalOffset: number): Buffer {
   const out = Buffer.alloc(HA_REPORT_OFFSET_BYTES);
   out.writeBigInt64BE(BigInt(maxPhysicalOffset), 0);
   return out;
+}
+
+/** What a slave's handshake says about it. */
+export type HaHandshake = { readonly brokerId: number; readonly asyncLearner: boolean; readonly syncFromLastFile: boolean };
+
+/** The 20-byte handshake a slave with a brokerId sends before its first offset report. */
+export function encodeHandshake(handshake: HaHandshake): Buffer {
+  if (!Number.isSafeInteger(handshake.brokerId) || handshake.brokerId < 0) throw new HaProtocolError('HANDSHAKE_INVALID', `brokerId ${handshake.brokerId} is not valid`);
+  const out = Buffer.alloc(HA_HANDSHAKE_BYTES);
+  out.writeUInt32BE(HA_HANDSHAKE_MAGIC, 0);
+  out.writeInt32BE(HA_STATE_HANDSHAKE_ORDINAL, 4);
+  out.writeInt16BE(handshake.syncFromLastFile ? 1 : 0, 8);
+  out.writeInt16BE(handshake.asyncLearner ? 1 : 0, 10);
+  out.writeBigInt64BE(BigInt(handshake.brokerId), 12);
+  return out;
+}
+
+function readFlag(view: Buffer, at: number, name: string): boolean {
+  const value = view.readInt16BE(at);
+  if (value !== 0 && value !== 1) throw new HaProtocolError('HANDSHAKE_INVALID', `${name} flag is ${value}, not 0 or 1`);
+  return value === 1;
+}
+
+/** Reads a whole handshake (HA_HANDSHAKE_BYTES); throws HaProtocolError HANDSHAKE_INVALID when malformed. */
+export function decodeHandshake(bytes: Uint8Array): HaHandshake {
+  assert(bytes.length === HA_HANDSHAKE_BYTES, `a handshake is ${HA_HANDSHAKE_BYTES} bytes, not ${bytes.length}`);
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const magic = view.readUInt32BE(0);
+  if (magic !== HA_HANDSHAKE_MAGIC) throw new HaProtocolError('HANDSHAKE_INVALID', `handshake magic ${magic.toString(16)} is wrong`);
+  const stateOrdinal = view.readInt32BE(4);
+  if (stateOrdinal !== HA_STATE_HANDSHAKE_ORDINAL) throw new HaProtocolError('HANDSHAKE_INVALID', `handshake state ${stateOrdinal} is not HANDSHAKE`);
+  const syncFromLastFile = readFlag(view, 8, 'isSyncFromLastFile');
+  const asyncLearner = readFlag(view, 10, 'isAsyncLearner');
+  const brokerId = view.readBigInt64BE(12);
+  if (brokerId < 0n || brokerId > BigInt(Number.MAX_SAFE_INTEGER)) throw new HaProtocolError('HANDSHAKE_INVALID', `brokerId ${brokerId} is not valid`);
+  return { brokerId: Number(brokerId), asyncLearner, syncFromLastFile };
 }
 
 /** The 12-byte header of a transfer frame; the body is written after it (a heartbeat has none). */
@@ -147,6 +209,44 @@ export class ReportOffsetDecoder {
   /** Bytes of an unfinished report held between chunks. */
   get bufferedBytes(): number {
     return this.partialBytes;
+  }
+}
+
+/** What a chunk of a slave's stream completed: a handshake (at most once, first) and the newest report. */
+export type SlaveStreamEvents = { readonly handshake: HaHandshake | null; readonly offset: number | null };
+
+/**
+ * Decodes everything a slave sends, any chunking: an optional handshake first (told apart by its first
+ * byte), then offset reports (ReportOffsetDecoder). Keeps at most one partial handshake or report.
+ */
+export class SlaveStreamDecoder {
+  private readonly reports = new ReportOffsetDecoder();
+  private readonly handshake = new Uint8Array(HA_HANDSHAKE_BYTES);
+  private handshakeBytes = 0;
+  /** 'start' until the first byte says which; 'handshake' while one is read; then 'reports'. */
+  private phase: 'start' | 'handshake' | 'reports' = 'start';
+
+  /** Feeds a chunk; throws HaProtocolError on a malformed handshake or report. */
+  push(chunk: Uint8Array): SlaveStreamEvents {
+    let at = 0;
+    let handshake: HaHandshake | null = null;
+    if (this.phase === 'start' && chunk.length > 0) this.phase = chunk[0] === HA_HANDSHAKE_MAGIC >>> 24 ? 'handshake' : 'reports';
+    if (this.phase === 'handshake') {
+      const take = Math.min(HA_HANDSHAKE_BYTES - this.handshakeBytes, chunk.length);
+      this.handshake.set(chunk.subarray(0, take), this.handshakeBytes);
+      this.handshakeBytes += take;
+      at = take;
+      if (this.handshakeBytes < HA_HANDSHAKE_BYTES) return { handshake: null, offset: null };
+      handshake = decodeHandshake(this.handshake);
+      this.phase = 'reports';
+    }
+    const offset = at < chunk.length ? this.reports.push(chunk.subarray(at)) : null;
+    return { handshake, offset };
+  }
+
+  /** Bytes of an unfinished handshake or report held between chunks. */
+  get bufferedBytes(): number {
+    return this.phase === 'handshake' ? this.handshakeBytes : this.reports.bufferedBytes;
   }
 }
 

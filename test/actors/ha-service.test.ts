@@ -4,18 +4,24 @@
  * Sends on the master appear byte-identical on the slave and readable there; a SYNC_MASTER put is
  * answered only once the slave acknowledged it, and SLAVE_NOT_AVAILABLE / FLUSH_SLAVE_TIMEOUT without
  * the slave; the slave refuses puts; a fenced master refuses them too; the slave reconnects after the
- * master's ha-service restarts, and follows `masterChanged`.
+ * master's ha-service restarts, and follows `masterChanged`. A slave that says its brokerId in the
+ * handshake is listed by it in the master's haState. The writer's lease (ManualClock, actors on the main
+ * thread): puts accepted before the deadline, refused after it (even those queued before it), accepted
+ * again after a renewal; a SYNC_MASTER put waiting for a slave when the lease runs out stays stored but is
+ * answered FLUSH_SLAVE_TIMEOUT.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BrokerRole, CommitLogWriterMessage, FlushAnswer, HaStateAnswer, RoleAnswer, TruncateAnswer } from '../../src/actors/commit-log-writer.ts';
-import { spawnHaClient, type HaClientMessage, type HaClientState } from '../../src/actors/ha-client.ts';
-import { spawnHaService, type HaBoundAnswer, type HaServiceMessage } from '../../src/actors/ha-service.ts';
+import type { CommitLogFlusherArgs, CommitLogFlusherMessage } from '../../src/actors/commit-log-flusher.ts';
+import type { BrokerRole, CommitLogWriterArgs, CommitLogWriterMessage, FlushAnswer, HaStateAnswer, LeaseAnswer, RoleAnswer, TruncateAnswer } from '../../src/actors/commit-log-writer.ts';
+import { spawnHaClient, type HaClientArgs, type HaClientMessage, type HaClientState } from '../../src/actors/ha-client.ts';
+import { spawnHaService, type HaBoundAnswer, type HaConnectionInfo, type HaServiceMessage } from '../../src/actors/ha-service.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import type { ActorRef } from '../../src/runtime/actor.ts';
 import type { ActorSystem } from '../../src/runtime/actor-system.ts';
+import { ManualClock } from '../../src/runtime/clock.ts';
 import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
 import type { GetMessageResult, PutMessageInput, PutMessageResult } from '../../src/storage/message-store.ts';
 import { pollUntil, startTestSystem } from '../runtime/helpers.ts';
@@ -59,8 +65,9 @@ async function haService(masterWriter: ActorRef<CommitLogWriterMessage>, port = 
   return { service, port: bound.port };
 }
 
-function haClient(slaveWriter: ActorRef<CommitLogWriterMessage>, port: number): Promise<ActorRef<HaClientMessage>> {
-  return spawnHaClient(system!, { writer: slaveWriter, haMasterAddress: `127.0.0.1:${port}`, ...HA_TIMING, reconnectBackoffMinMs: 20, reconnectBackoffMaxMs: 200 });
+function haClient(slaveWriter: ActorRef<CommitLogWriterMessage>, port: number, identity: Pick<HaClientArgs, 'brokerId' | 'asyncLearner'> = {}): Promise<ActorRef<HaClientMessage>> {
+  const args: HaClientArgs = { writer: slaveWriter, haMasterAddress: `127.0.0.1:${port}`, ...HA_TIMING, reconnectBackoffMinMs: 20, reconnectBackoffMaxMs: 200, ...identity };
+  return spawnHaClient(system!, args, { name: `ha-client-${identity.brokerId ?? 'plain'}` });
 }
 
 function message(queueId: number, bodyBytes: number, seq: number): PutMessageInput {
@@ -193,5 +200,137 @@ describe('HA service and client', () => {
     await caughtUp(master.writer, slave.writer);
     expect(await bodies(slave.writer, 0)).toEqual(await bodies(master.writer, 0));
     expect(await bodies(slave.writer, 0)).toHaveLength(15);
+  });
+});
+
+describe('slave identity on the HA connection', () => {
+  it('lists each slave by the brokerId of its handshake, and follows an identity told at run time', async () => {
+    const master = await writer('master', MASTER_HOST, 'SYNC_MASTER', 1_000);
+    const slave = await writer('slave', SLAVE_HOST, 'SLAVE');
+    const plainSlave = await writer('plain', { address: '10.0.0.3', port: 10911 }, 'SLAVE');
+    const { service, port } = await haService(master.writer);
+    const client = await haClient(slave.writer, port, { brokerId: 3 });
+    await haClient(plainSlave.writer, port);
+    await put(master.writer, message(0, 1_000, 0));
+    const listed = await pollUntil('both slaves acked', async () => {
+      const slaves = (await haState(master.writer)).slaves;
+      return slaves.length === 2 && slaves.every((s) => s.inSync) ? slaves : undefined;
+    }, 10_000, 10);
+    const identified = listed.filter((s) => s.brokerId !== undefined);
+    expect(identified).toEqual([expect.objectContaining({ brokerId: 3, asyncLearner: false, inSync: true })]);
+    // The plain slave keeps RocketMQ's default protocol and is known by address only.
+    expect(listed.filter((s) => s.brokerId === undefined)).toHaveLength(1);
+    const connections = await ask<HaServiceMessage, HaConnectionInfo[]>(service, { type: 'connections' });
+    expect(connections.map((c) => c.brokerId).sort()).toEqual([3, undefined]);
+    expect((await ask<HaClientMessage, HaClientState>(client, { type: 'state' })).identity).toEqual({ brokerId: 3, asyncLearner: false });
+
+    // Learned later (the replicas manager's case): the client reconnects with the new handshake.
+    expect(await ask<HaClientMessage, boolean>(client, { type: 'identity', brokerId: -1 })).toBe(false);
+    expect(await ask<HaClientMessage, boolean>(client, { type: 'identity', brokerId: 5, asyncLearner: true })).toBe(true);
+    const learner = await pollUntil('slave known as 5', async () => {
+      const slaves = (await haState(master.writer)).slaves;
+      return slaves.some((s) => s.brokerId === 3) ? undefined : slaves.find((s) => s.brokerId === 5);
+    }, 10_000, 10);
+    // An async learner is never in sync, so it alone cannot answer a SYNC_MASTER put.
+    expect(learner).toMatchObject({ brokerId: 5, asyncLearner: true, inSync: false });
+  });
+});
+
+describe('writer lease', () => {
+  const LEASE_MS = 1_000;
+  let manual: ActorSystem | undefined;
+  let clock: ManualClock;
+
+  beforeEach(async () => {
+    clock = new ManualClock();
+    manual = await startTestSystem({}, { clock }, { askTimeoutMs: 60_000 });
+  });
+
+  afterEach(async () => {
+    await manual?.shutdown();
+    manual = undefined;
+  });
+
+  /** A writer and flusher on the main thread, so the ManualClock is the writer's clock. */
+  async function mainWriter(brokerRole: BrokerRole): Promise<ActorRef<CommitLogWriterMessage>> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ha-lease-'));
+    dirs.push(dir);
+    const flusher = await manual!.spawn<CommitLogFlusherMessage, CommitLogFlusherArgs>({
+      name: 'lease-flusher',
+      behavior: { module: new URL('../../src/actors/commit-log-flusher.ts', import.meta.url).href, export: 'commitLogFlusher' },
+      args: { rootDir: dir, fdCacheMax: 8 },
+      pool: 'main',
+    });
+    return manual!.spawn<CommitLogWriterMessage, CommitLogWriterArgs>({
+      name: 'lease-writer',
+      behavior: { module: new URL('../../src/actors/commit-log-writer.ts', import.meta.url).href, export: 'commitLogWriter' },
+      args: { ...smallStoreSettings(dir, MASTER_HOST, { brokerRole, haSyncTimeoutMs: 30_000 }), flusher },
+      pool: 'main',
+    });
+  }
+
+  const monotonicMs = (): number => Number(clock.monotonicNs() / 1_000_000n);
+  const askMain = <R>(target: ActorRef<CommitLogWriterMessage>, request: CommitLogWriterMessage): Promise<R> => manual!.ask<CommitLogWriterMessage, R>(target, request, 60_000);
+  const putMain = (target: ActorRef<CommitLogWriterMessage>, seq: number) => askMain<PutMessageResult>(target, { type: 'put', message: message(0, 100, seq) });
+
+  it('takes puts before the deadline, refuses them after, and takes them again after a renewal', async () => {
+    const target = await mainWriter('ASYNC_MASTER');
+    // No lease: a broker outside controller mode is not affected however time moves.
+    clock.advance(10 * LEASE_MS);
+    expect((await putMain(target, 0)).status).toBe('PUT_OK');
+    const granted = await askMain<RoleAnswer>(target, { type: 'setRole', role: 'ASYNC_MASTER', epoch: 1, leaseUntilMs: monotonicMs() + LEASE_MS });
+    expect(granted).toMatchObject({ ok: true, role: 'ASYNC_MASTER', epoch: 1 });
+    clock.advance(LEASE_MS - 1);
+    expect((await putMain(target, 1)).status).toBe('PUT_OK');
+    const endBefore = (await askMain<HaStateAnswer>(target, { type: 'haState' })).maxOffset;
+    clock.advance(1);
+    const refused = await putMain(target, 2);
+    expect(refused).toMatchObject({ status: 'SERVICE_NOT_AVAILABLE', physicalOffset: -1 });
+    expect(refused.remark).toMatch(/lease/);
+    // Nothing was appended for the refused put.
+    expect((await askMain<HaStateAnswer>(target, { type: 'haState' })).maxOffset).toBe(endBefore);
+    const batch = await askMain<PutMessageResult[]>(target, { type: 'putBatch', messages: [message(0, 10, 3), message(1, 10, 4)] });
+    expect(batch.map((result) => result.status)).toEqual(['SERVICE_NOT_AVAILABLE', 'SERVICE_NOT_AVAILABLE']);
+
+    expect(await askMain<LeaseAnswer>(target, { type: 'lease', leaseUntilMs: Number.NaN })).toMatchObject({ ok: false, code: 'BAD_LEASE' });
+    const renewed = monotonicMs() + LEASE_MS;
+    expect(await askMain<LeaseAnswer>(target, { type: 'lease', leaseUntilMs: renewed })).toEqual({ ok: true, leaseUntilMs: renewed });
+    expect((await putMain(target, 5)).status).toBe('PUT_OK');
+    expect((await askMain<HaStateAnswer>(target, { type: 'haState' })).leaseUntilMs).toBe(renewed);
+    // A role change without leaseUntilMs keeps the lease; null removes it.
+    await askMain<RoleAnswer>(target, { type: 'setRole', role: 'ASYNC_MASTER', epoch: 2 });
+    clock.advance(LEASE_MS);
+    expect((await putMain(target, 6)).status).toBe('SERVICE_NOT_AVAILABLE');
+    expect(await askMain<LeaseAnswer>(target, { type: 'lease', leaseUntilMs: null })).toEqual({ ok: true, leaseUntilMs: null });
+    expect((await putMain(target, 7)).status).toBe('PUT_OK');
+  });
+
+  it('refuses a put that was queued before the lease ran out but handled after', async () => {
+    const target = await mainWriter('ASYNC_MASTER');
+    await askMain<RoleAnswer>(target, { type: 'setRole', role: 'ASYNC_MASTER', epoch: 1, leaseUntilMs: monotonicMs() + LEASE_MS });
+    // Queued now, in the writer's mailbox; the clock passes the deadline before the writer's turn comes.
+    const queued = [putMain(target, 0), putMain(target, 1)];
+    clock.advance(LEASE_MS);
+    for (const result of await Promise.all(queued)) expect(result.status).toBe('SERVICE_NOT_AVAILABLE');
+  });
+
+  it('answers FLUSH_SLAVE_TIMEOUT to a SYNC_MASTER put whose slave ack comes after the lease ran out, and keeps it stored', async () => {
+    const target = await mainWriter('SYNC_MASTER');
+    await askMain<RoleAnswer>(target, { type: 'setRole', role: 'SYNC_MASTER', epoch: 1, leaseUntilMs: monotonicMs() + LEASE_MS });
+    const caught = (await askMain<HaStateAnswer>(target, { type: 'haState' })).writtenOffset;
+    manual!.tell(target, { type: 'haSlaveAck', slaveId: 'slave-1', offset: caught, brokerId: 2 });
+    manual!.tell(target, { type: 'haSlaveAck', slaveId: 'slave-1', offset: caught, brokerId: 2 });
+    expect((await askMain<HaStateAnswer>(target, { type: 'haState' })).slaves).toEqual([{ slaveId: 'slave-1', brokerId: 2, asyncLearner: false, ackedOffset: caught, inSync: true }]);
+    let answered: PutMessageResult | undefined;
+    const pending = putMain(target, 0).then((result) => (answered = result));
+    expect((await askMain<HaStateAnswer>(target, { type: 'haState' })).haWaiters).toBe(1);
+    expect(answered).toBeUndefined();
+    const end = (await askMain<HaStateAnswer>(target, { type: 'haState' })).maxOffset;
+    clock.advance(LEASE_MS);
+    manual!.tell(target, { type: 'haSlaveAck', slaveId: 'slave-1', offset: end, brokerId: 2 });
+    const result = await pending;
+    expect(result.status).toBe('FLUSH_SLAVE_TIMEOUT');
+    const stored = await askMain<GetMessageResult>(target, { type: 'get', topic: 'TopicHA', queueId: 0, queueOffset: 0, maxMsgNums: 4 });
+    expect(stored.messages.map((m) => m.physicalOffset)).toEqual([result.physicalOffset]);
   });
 });

@@ -2,7 +2,8 @@
  * Controller mode over real sockets: a NameServer with the controller embedded and two brokers of one
  * broker set that get their ids and roles from it. The first to register becomes master and replicates
  * to the other; when the master stops, the other is elected, serves what the old master had
- * acknowledged, and takes sends. `enableElectUncleanMaster` is on here: see the note in the test.
+ * acknowledged, and takes sends. The election is a clean one (`enableElectUncleanMaster` off): the slave is
+ * promoted only because the master had added it to the SyncStateSet.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemotingClient } from '../../src/net/remoting/remoting-client.ts';
@@ -22,9 +23,8 @@ beforeAll(async () => {
   cluster = await startTestCluster({
     name: 'controller-failover',
     brokers: 0,
-    // The HA stream does not yet tell the master which broker id a slave is, so the SyncStateSet
-    // never grows past the master: only an unclean election can promote the slave.
-    namesrvOverrides: { enableControllerInNamesrv: 'true', controllerListenPort: '0', enableElectUncleanMaster: 'true', scanNotActiveBrokerInterval: '1000' },
+    // A clean election: the slave must have joined the SyncStateSet (its HA handshake names its broker id).
+    namesrvOverrides: { enableControllerInNamesrv: 'true', controllerListenPort: '0', scanNotActiveBrokerInterval: '1000' },
   });
 }, 60_000);
 
@@ -75,7 +75,7 @@ async function readAll(client: RemotingClient): Promise<string[]> {
 describe('controller mode', () => {
   it('makes the first broker master, replicates to the second, and promotes it when the master stops', async () => {
     const controllerAddr = `127.0.0.1:${cluster.namesrv.ports.controller}`;
-    const overrides = { enableControllerMode: 'true', controllerAddr, brokerRole: 'ASYNC_MASTER', brokerHeartbeatInterval: '300', syncBrokerMetadataPeriod: '500' };
+    const overrides = { enableControllerMode: 'true', controllerAddr, brokerRole: 'ASYNC_MASTER', brokerHeartbeatInterval: '300', syncBrokerMetadataPeriod: '500', checkSyncStateSetPeriod: '300' };
     const first = await cluster.startBroker('broker-a', overrides, 'a-1');
     const firstClient = await connect(first);
     await createTopic(firstClient);
@@ -94,10 +94,19 @@ describe('controller mode', () => {
       expect(response.code, response.remark).toBe(ResponseCode.SUCCESS);
       acknowledged.push(body);
     }
-    // Replicated before the master goes away.
+    // Replicated before the master goes away, and the master has put the slave in its SyncStateSet.
     await pollUntil('the slave to hold every acknowledged message', async () => {
       const onSlave = await readAll(secondClient);
       return acknowledged.every((body) => onSlave.includes(body)) ? true : undefined;
+    }, 15_000, 100);
+    const controller = await RemotingClient.connect(controllerAddr);
+    clients.push(controller);
+    await pollUntil('a SyncStateSet of two', async () => {
+      const answer = await controller.invoke(createRequest({ code: RequestCode.CONTROLLER_GET_SYNC_STATE_DATA, opaque: 0, body: Buffer.from(JSON.stringify(['broker-a'])) }), REQUEST_MS);
+      const text = Buffer.from(answer.body ?? []).toString();
+      if (answer.code !== ResponseCode.SUCCESS) return undefined;
+      const set = (JSON.parse(text) as { replicasInfoTable: Record<string, { inSyncReplicas: { brokerId: number }[] }> }).replicasInfoTable['broker-a'];
+      return set !== undefined && set.inSyncReplicas.length === 2 ? set : undefined;
     }, 15_000, 100);
 
     await first.stop();

@@ -1,15 +1,20 @@
 /**
  * The HA wire protocol: RocketMQ's byte layout (8-byte report, 12-byte transfer header), and decoders
- * that give the same frames whatever chunking TCP delivers (fast-check splits the stream at random).
+ * that give the same frames whatever chunking TCP delivers (fast-check splits the stream at random);
+ * the optional slave handshake (brokerId, asyncLearner) told apart from a plain offset report.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  HA_HANDSHAKE_BYTES,
   HA_REPORT_OFFSET_BYTES,
   HA_TRANSFER_HEADER_BYTES,
   HaProtocolError,
   ReportOffsetDecoder,
+  SlaveStreamDecoder,
   TransferDecoder,
+  decodeHandshake,
+  encodeHandshake,
   encodeReportOffset,
   encodeTransferFrame,
   encodeTransferHeader,
@@ -109,5 +114,68 @@ describe('HA decoders under random chunking', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('slave handshake', () => {
+  it('lays out magic, HANDSHAKE state, the two flags and the brokerId, big-endian', () => {
+    expect(HA_HANDSHAKE_BYTES).toBe(20);
+    const bytes = encodeHandshake({ brokerId: 0x0102_0304_05, asyncLearner: true, syncFromLastFile: false });
+    expect([...bytes]).toEqual([0xa5, 0x48, 0x41, 0x31, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0x01, 0x02, 0x03, 0x04, 0x05]);
+    expect(decodeHandshake(bytes)).toEqual({ brokerId: 0x0102_0304_05, asyncLearner: true, syncFromLastFile: false });
+    // As an offset report the magic would be a negative offset: a plain master drops such a slave.
+    expect(() => new ReportOffsetDecoder().push(bytes.subarray(0, 8))).toThrow(expect.objectContaining({ code: 'OFFSET_INVALID' }));
+  });
+
+  it('refuses a bad magic, state, flag or brokerId', () => {
+    const good = encodeHandshake({ brokerId: 2, asyncLearner: false, syncFromLastFile: false });
+    const broken = (at: number, value: number): Buffer => {
+      const copy = Buffer.from(good);
+      copy[at] = value;
+      return copy;
+    };
+    for (const bad of [broken(3, 0x30), broken(7, 2), broken(9, 2), broken(11, 7), broken(12, 0x80)]) {
+      expect(() => decodeHandshake(bad)).toThrow(expect.objectContaining({ code: 'HANDSHAKE_INVALID' }));
+    }
+    expect(() => encodeHandshake({ brokerId: -1, asyncLearner: false, syncFromLastFile: false })).toThrow(HaProtocolError);
+    // A handshake whose magic breaks after its first byte is caught by the slave stream decoder too.
+    expect(() => new SlaveStreamDecoder().push(broken(2, 0))).toThrow(expect.objectContaining({ code: 'HANDSHAKE_INVALID' }));
+  });
+
+  it('decodes an optional handshake then the newest report, whatever the chunking', () => {
+    const handshakes = fc.option(fc.record({ brokerId: fc.nat({ max: Number.MAX_SAFE_INTEGER }), asyncLearner: fc.boolean(), syncFromLastFile: fc.boolean() }), { nil: null });
+    fc.assert(
+      fc.property(handshakes, fc.array(fc.nat({ max: Number.MAX_SAFE_INTEGER }), { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 30 }), (handshake, offsets, cuts) => {
+        const parts = offsets.map((offset) => encodeReportOffset(offset));
+        const stream = Buffer.concat(handshake === null ? parts : [encodeHandshake(handshake), ...parts]);
+        const decoder = new SlaveStreamDecoder();
+        const seenHandshakes: unknown[] = [];
+        const seenOffsets: number[] = [];
+        for (const chunk of chunked(stream, cuts)) {
+          const events = decoder.push(chunk);
+          if (events.handshake !== null) seenHandshakes.push(events.handshake);
+          if (events.offset !== null) seenOffsets.push(events.offset);
+        }
+        expect(seenHandshakes).toEqual(handshake === null ? [] : [handshake]);
+        expect(seenOffsets.at(-1)).toBe(offsets.at(-1));
+        for (const value of seenOffsets) expect(offsets).toContain(value);
+        expect(decoder.bufferedBytes).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('holds a partial handshake between chunks', () => {
+    const bytes = encodeHandshake({ brokerId: 7, asyncLearner: false, syncFromLastFile: false });
+    const decoder = new SlaveStreamDecoder();
+    expect(decoder.push(bytes.subarray(0, 1))).toEqual({ handshake: null, offset: null });
+    expect(decoder.bufferedBytes).toBe(1);
+    expect(decoder.push(bytes.subarray(1, 19))).toEqual({ handshake: null, offset: null });
+    expect(decoder.push(Buffer.concat([bytes.subarray(19), encodeReportOffset(42).subarray(0, 3)]))).toEqual({
+      handshake: { brokerId: 7, asyncLearner: false, syncFromLastFile: false },
+      offset: null,
+    });
+    expect(decoder.bufferedBytes).toBe(3);
+    expect(decoder.push(encodeReportOffset(42).subarray(3))).toEqual({ handshake: null, offset: 42 });
   });
 });
