@@ -18,6 +18,7 @@
  * kept per connection and ride on every `haSlaveAck`, so the writer's `haState` can name each slave by
  * brokerId for the SyncStateSet. A slave without one is known only as `ip:port#n`, as before.
  */
+import type { BoundAnswer } from './remoting-acceptor.ts';
 import net from 'node:net';
 import type { ActorContext, ActorRef, ActorSpawner, Behavior, DeferredReply, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
@@ -51,7 +52,6 @@ export type HaServiceArgs = {
 };
 
 /** What `port` answers: the bound port or why it could not bind. */
-export type HaBoundAnswer = { readonly port: number } | { readonly error: string };
 
 /** One slave connection as `connections` shows it. */
 export type HaConnectionInfo = {
@@ -101,7 +101,7 @@ type State = {
   readonly settings: Settings;
   readonly server: net.Server;
   readonly connections: Map<number, Connection>;
-  bound: HaBoundAnswer | undefined;
+  bound: BoundAnswer | undefined;
   readonly waiting: DeferredReply[];
 };
 
@@ -272,7 +272,7 @@ function receive(state: State, message: HaServiceMessage, ctx: Ctx): void {
   switch (message.type) {
     case 'port':
       if (state.bound !== undefined) return ctx.reply(state.bound);
-      if (state.waiting.length >= PORT_WAITERS_MAX) return ctx.reply({ error: 'too many port requests' } satisfies HaBoundAnswer);
+      if (state.waiting.length >= PORT_WAITERS_MAX) return ctx.reply({ error: 'too many port requests' } satisfies BoundAnswer);
       state.waiting.push(ctx.deferReply()!);
       return;
     case 'bound':
@@ -351,7 +351,7 @@ export const haService: Behavior<State, HaServiceMessage, HaServiceArgs> = {
       ctx.tell(state.args.writer, { type: 'haSlaveGone', slaveId: connection.slaveId });
     }
     state.connections.clear();
-    for (const reply of state.waiting.splice(0)) reply.resolve({ error: 'HA service stopped' } satisfies HaBoundAnswer);
+    for (const reply of state.waiting.splice(0)) reply.resolve({ error: 'HA service stopped' } satisfies BoundAnswer);
   },
 };
 

@@ -34,7 +34,9 @@ import type { BrokerAdminArgs, BrokerAdminOptions } from '../actors/broker-admin
 import { scheduleServiceArgsOf, spawnScheduleService } from '../actors/schedule-service.ts';
 import { spawnTimerService } from '../actors/timer-service.ts';
 import { spawnTransactionService } from '../actors/transaction-service.ts';
-import { spawnHaService, type HaBoundAnswer, type HaServiceMessage } from '../actors/ha-service.ts';
+import { spawnHaService, type HaServiceMessage } from '../actors/ha-service.ts';
+import type { BoundAnswer } from '../actors/remoting-acceptor.ts';
+import { portOf } from './node-start-error.ts';
 import { spawnHaClient } from '../actors/ha-client.ts';
 import { REPLICAS_MANAGER_REQUEST_CODES, spawnReplicasManager, type ReplicasRoleChangedMessage } from '../actors/replicas-manager.ts';
 
@@ -119,9 +121,8 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
     haSendHeartbeatIntervalMs: config.haSendHeartbeatInterval,
     haHousekeepingIntervalMs: config.haHousekeepingInterval,
   });
-  const haBound = await system.ask<HaServiceMessage, HaBoundAnswer>(haService, { type: 'port' }, 10_000);
-  if ('error' in haBound) throw new Error(haBound.error);
-  const haServerAddr = `${config.brokerIP1}:${haBound.port}`;
+  const haPort = portOf(await system.ask<HaServiceMessage, BoundAnswer>(haService, { type: 'port' }, 10_000));
+  const haServerAddr = `${config.brokerIP1}:${haPort}`;
   const haClient =
     config.brokerRole === 'SLAVE' || controllerMode
       ? await spawnHaClient(system, {
@@ -202,5 +203,5 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
   }
   const adminRequests = admin as ActorRef<RemotingRequestMessage>;
   const closeListeners = [admin, ...pullers, popper].map((ref) => ref as ActorRef<ChannelClosedMessage>);
-  return { routes: { byCode, fallback: [adminRequests], closeListeners }, haPort: haBound.port };
+  return { routes: { byCode, fallback: [adminRequests], closeListeners }, haPort };
 }

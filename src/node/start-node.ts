@@ -12,6 +12,9 @@ import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-syst
 import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
 import type { GrpcFrontArgs, GrpcFrontMessage } from '../actors/grpc-front.ts';
 import { poolsForRole, sharedPoolsForRole } from './pools.ts';
+import { NodeStartError, portOf } from './node-start-error.ts';
+
+export { NodeStartError } from './node-start-error.ts';
 import { controllerRoutes, spawnController } from '../actors/controller.ts';
 import { startBroker, startNameServer } from './broker-node.ts';
 import type { RemotingRoutes } from '../actors/remoting-routes.ts';
@@ -31,12 +34,6 @@ export type RunningNode = {
   /** Graceful stop: stop accepting, drain, flush, stop threads. */
   stop(): Promise<void>;
 };
-
-/** Raised when a server cannot bind; the CLI exits non-zero with it. */
-export class NodeStartError extends Error {
-  /** Stable code. */
-  readonly code = 'NODE_START_FAILED';
-}
 
 type Listener = ActorRef<RemotingAcceptorMessage> | ActorRef<GrpcFrontMessage>;
 
@@ -145,11 +142,6 @@ function namesrvPort(config: NodeConfig): number {
   const addresses = parseAddressList(config.namesrvAddr);
   if (addresses === undefined || addresses.length !== 1) throw new NodeStartError(`namesrvAddr must name one address, got "${config.namesrvAddr}"`);
   return addresses[0]!.port;
-}
-
-function portOf(answer: BoundAnswer): number {
-  if ('error' in answer) throw new NodeStartError(answer.error);
-  return answer.port;
 }
 
 /** Installs the processors' routes in every acceptor of one server. */

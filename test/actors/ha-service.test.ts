@@ -10,6 +10,7 @@
  * again after a renewal; a SYNC_MASTER put waiting for a slave when the lease runs out stays stored but is
  * answered FLUSH_SLAVE_TIMEOUT.
  */
+import type { BoundAnswer } from '../../src/actors/remoting-acceptor.ts';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,7 +18,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommitLogFlusherArgs, CommitLogFlusherMessage } from '../../src/actors/commit-log-flusher.ts';
 import type { BrokerRole, CommitLogWriterArgs, CommitLogWriterMessage, FlushAnswer, HaStateAnswer, LeaseAnswer, RoleAnswer, TruncateAnswer } from '../../src/actors/commit-log-writer.ts';
 import { spawnHaClient, type HaClientArgs, type HaClientMessage, type HaClientState } from '../../src/actors/ha-client.ts';
-import { spawnHaService, type HaBoundAnswer, type HaConnectionInfo, type HaServiceMessage } from '../../src/actors/ha-service.ts';
+import { spawnHaService, type HaConnectionInfo, type HaServiceMessage } from '../../src/actors/ha-service.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import type { ActorRef } from '../../src/runtime/actor.ts';
 import type { ActorSystem } from '../../src/runtime/actor-system.ts';
@@ -60,7 +61,7 @@ async function writer(name: string, host: typeof MASTER_HOST, brokerRole: Broker
 
 async function haService(masterWriter: ActorRef<CommitLogWriterMessage>, port = 0, name = 'ha-service'): Promise<{ service: ActorRef<HaServiceMessage>; port: number }> {
   const service = await spawnHaService(system!, { writer: masterWriter, host: '127.0.0.1', haListenPort: port, ...HA_TIMING }, { name });
-  const bound = await ask<HaServiceMessage, HaBoundAnswer>(service, { type: 'port' });
+  const bound = await ask<HaServiceMessage, BoundAnswer>(service, { type: 'port' });
   if (!('port' in bound)) throw new Error(bound.error);
   return { service, port: bound.port };
 }

@@ -16,7 +16,7 @@ import {
 } from '../../src/actors/replicas-manager.ts';
 import type { CommitLogWriterMessage, HaStateAnswer } from '../../src/actors/commit-log-writer.ts';
 import { spawnHaClient, type HaClientMessage } from '../../src/actors/ha-client.ts';
-import { spawnHaService, type HaBoundAnswer, type HaServiceMessage } from '../../src/actors/ha-service.ts';
+import { spawnHaService, type HaServiceMessage } from '../../src/actors/ha-service.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import { decodeMessageProperties, decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
 import type { GetMessageResult, PutMessageInput, PutMessageResult } from '../../src/storage/message-store.ts';
@@ -310,7 +310,7 @@ describe('ReplicasManager with the real writer, ha-service and ha-client', () =>
     const host = { address: `10.0.0.${index}`, port: 10911 };
     const { writer } = await spawnStore(c.system, { namePrefix: `b${index}`, settings: { ...smallStoreSettings(dir, host), brokerRole: 'SLAVE', haSyncTimeoutMs: 2_000 } });
     const service = await spawnHaService(c.system, { writer, host: '127.0.0.1', haListenPort: 0, ...HA_TIMING }, { name: `ha-service-${index}` });
-    const bound = await c.system.ask<HaServiceMessage, HaBoundAnswer>(service, { type: 'port' });
+    const bound = await c.system.ask<HaServiceMessage, BoundAnswer>(service, { type: 'port' });
     if (!('port' in bound)) throw new Error(bound.error);
     const haClient = await spawnHaClient(c.system, { writer, haMasterAddress: null, ...HA_TIMING, reconnectBackoffMinMs: 20, reconnectBackoffMaxMs: 200 }, { name: `ha-client-${index}` });
     const broker = await c.brokerWith(index, dir, writer as unknown as ActorRef<WriterDoubleMessage>, haClient as unknown as ActorRef<HaClientDoubleMessage>, `127.0.0.1:${bound.port}`);
