@@ -68,13 +68,19 @@ describe('controller inside a NameServer', () => {
     expect(masterId).toBe('1');
     expect(masterEpoch).toBeGreaterThanOrEqual(1);
     await first.client.close();
+    // The controller sees the brokers' connection close and takes the master away (no replica is alive);
+    // wait for that decision so the restart below starts from it rather than racing it.
+    const watcher = await RemotingClient.connect(`127.0.0.1:${first.node.node.ports.controller}`);
+    await expect
+      .poll(async () => (await watcher.invoke(requestOf(RequestCode.CONTROLLER_GET_REPLICA_INFO, { brokerName: BROKER }), 3_000)).extFields?.['masterBrokerId'], { timeout: 10_000 })
+      .not.toBe('1');
+    await watcher.close();
     await first.node.stop();
 
     const second = await nodeWithController(storeDir);
     cleanups.push(() => second.node.stop());
     cleanups.push(() => second.client.close());
-    // Closing the brokers' connection told the controller its master was gone (the set may have no master
-    // now); whatever it decided was persisted: the epoch after the restart never goes back.
+    // The decision to drop the master was persisted: the epoch after the restart never goes back.
     const again = await second.client.invoke(requestOf(RequestCode.CONTROLLER_GET_REPLICA_INFO, { brokerName: BROKER }), 3_000);
     expect(again.code).toBe(ResponseCode.SUCCESS);
     const epochAfterRestart = Number(again.extFields?.['masterEpoch']);
