@@ -15,8 +15,9 @@ describe('README', () => {
 
   it('gives the start and test commands that .ci/run uses', () => {
     expect(readme).toContain('npm install && npm start');
-    expect(readme).toContain('npm install && npm test');
+    expect(readme).toContain('bash scripts/install-test-deps.sh && npm install && npm test');
     const ci = fs.readFileSync(path.resolve(import.meta.dirname, '../../.ci/run'), 'utf8');
+    expect(ci).toContain('scripts/install-test-deps.sh');
     expect(ci).toContain('npm install');
     expect(ci).toContain('npm test');
   });
