@@ -265,8 +265,21 @@ export class MessagingActivity {
     return addr;
   }
 
-  private invokeBroker(addr: string, request: RemotingCommand, session: ClientSession, extraTimeoutMs = 0): Promise<RemotingCommand> {
-    return this.options.transport.invokeBroker(addr, request, this.requestTimeoutMs + extraTimeoutMs, session);
+  /**
+   * One call to a broker. A broker that cannot be reached, or answers SERVICE_NOT_AVAILABLE (a slave, a
+   * fenced old master, a full disk), drops the cached routes naming it as master, so the next call asks
+   * the NameServer and follows a failover within one call instead of one route TTL.
+   */
+  private async invokeBroker(addr: string, request: RemotingCommand, session: ClientSession, extraTimeoutMs = 0): Promise<RemotingCommand> {
+    let answer: RemotingCommand;
+    try {
+      answer = await this.options.transport.invokeBroker(addr, request, this.requestTimeoutMs + extraTimeoutMs, session);
+    } catch (error) {
+      this.routes.forgetBroker(addr);
+      throw error;
+    }
+    if (answer.code === ResponseCode.SERVICE_NOT_AVAILABLE) this.routes.forgetBroker(addr);
+    return answer;
   }
 
   // ------------------------------------------------------------------------------------- unary helpers

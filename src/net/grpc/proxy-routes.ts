@@ -124,6 +124,21 @@ export class RouteCache {
     this.entries.delete(topic);
   }
 
+  /**
+   * Forgets every route whose master is `addr` (it stopped answering, or answered as a non-master), so
+   * the next call asks the NameServer again and follows a failover instead of waiting out the TTL.
+   */
+  forgetBroker(addr: string): void {
+    for (const [topic, entry] of this.entries) {
+      for (const broker of entry.route.brokers.values()) {
+        if (broker.masterAddr === addr) {
+          this.entries.delete(topic);
+          break;
+        }
+      }
+    }
+  }
+
   /** Finds a broker set's master address in any cached route. */
   brokerAddr(brokerName: string, nowMs: number): string | undefined {
     for (const [topic, entry] of this.entries) {
