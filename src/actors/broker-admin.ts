@@ -16,6 +16,15 @@
  *
  * A write that fails is logged and retried at the next offset flush; the change stays in memory.
  *
+ * On a slave, slave-synchronize.ts reads the master's tables every 10 s and asks `syncFromMaster`, which
+ * applies them as RocketMQ's SlaveSynchronize does: topic configs and subscription groups are replaced
+ * (file written, then reloaded) when the master's dataVersion differs from ours; each of the master's
+ * `topic@group` offset maps replaces ours (offsets only we hold stay); the master's delay offsets are
+ * written to config/delayOffset.json for the schedule service. A broker the controller made master
+ * refuses the ask. On a master, GET_ALL_CONSUMER_OFFSET answers consumerOffset.json as just written from
+ * memory and GET_ALL_DELAY_OFFSET the schedule service's delayOffset.json (ScheduleMessageService.encode
+ * reads memory; ours lags by at most flushDelayOffsetInterval, and only durable re-puts are in it).
+ *
  * Requests that need the store (offsets of queues, store times, messages) ask the commit-log-writer; the
  * answer comes back through pipeToSelf as a `continue` message and only then is the client answered, so
  * every change to state happens in `receive`. At most pendingAsksMax such requests wait at once; past
@@ -37,7 +46,23 @@
  * - deleting a topic removes its config and offsets; its messages stay in the store until retention
  *   removes them (RocketMQ also deletes the topic's ConsumeQueue files at once).
  */
+import path from 'node:path';
+import type { z } from 'zod';
 import type { ReplicasRoleChangedMessage } from './replicas-manager.ts';
+import {
+  type ConsumerOffsetSnapshot,
+  type DelayOffsetSnapshot,
+  formatConsumerOffsetSerializeWrapper,
+  formatDelayOffsetSerializeWrapper,
+  parseDelayOffsetSerializeWrapper,
+  SlaveSyncError,
+  type SubscriptionGroupSnapshot,
+  type SyncFromMasterAnswer,
+  type SyncFromMasterMessage,
+  type SyncTable,
+  type TableSyncOutcome,
+  type TopicConfigSnapshot,
+} from './slave-synchronize.ts';
 import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
 import { AssertionError, assert, assertNever } from '../runtime/assert.ts';
 import { parseProperties } from '../config/properties.ts';
@@ -118,6 +143,7 @@ import {
 import { decodeRecord } from '../storage/message-record.ts';
 import type { StoredMessage } from '../storage/message-store.ts';
 import {
+  type ConsumerOffsetDocument,
   ConsumerOffsetTable,
   consumerOffsetDocumentSchema,
   type DataVersion,
@@ -126,16 +152,21 @@ import {
   newDataVersion,
   nextDataVersion,
   storePaths,
+  type StorePaths,
   type SubscriptionGroupConfig,
   subscriptionGroupConfigSchema,
+  type SubscriptionGroupDocument,
+  subscriptionGroupDocumentSchema,
   SubscriptionGroupTable,
   TOPIC_GROUP_SEPARATOR,
   type TopicConfig,
   type TopicConfigRequest,
   TopicConfigTable,
+  type TopicsDocument,
+  topicsDocumentSchema,
 } from '../storage/metadata-store.ts';
 import type { DiskCheck } from '../storage/retention.ts';
-import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
+import { fsyncDirectory, nodeStorageFs, type StorageFs, writeFully } from '../storage/storage-fs.ts';
 import {
   AUTO_CREATE_TOPIC_KEY_TOPIC,
   type BrokerAdminMessage,
@@ -150,7 +181,7 @@ import {
   type TopicForSendAnswer,
 } from './broker-context.ts';
 import { type ClientChannelInfo, ClientRegistry, QueueLockTable, REBALANCE_LOCK_MAX_LIVE_MS, type RemovedClient } from './client-registry.ts';
-import type { CommitLogWriterMessage, CommitLogWriterStats } from './commit-log-writer.ts';
+import type { BrokerRole, CommitLogWriterMessage, CommitLogWriterStats } from './commit-log-writer.ts';
 import { NamesrvRegistrar, type RegistrationOutcome } from './namesrv-registration.ts';
 import { channelKey, type ChannelClosedMessage, type RemotingChannel, type RemotingRequestMessage } from './remoting-routes.ts';
 
@@ -293,8 +324,8 @@ export type SubscriptionOfAnswer = {
   readonly consumerOnline: boolean;
 };
 
-/** Everything broker-admin's mailbox takes. */
-export type BrokerAdminInbox = BrokerAdminMessage | BrokerAdminOwnMessage | BrokerAdminExtraAsk;
+/** Everything broker-admin's mailbox takes (`syncFromMaster` is slave-synchronize's ask). */
+export type BrokerAdminInbox = BrokerAdminMessage | BrokerAdminOwnMessage | BrokerAdminExtraAsk | SyncFromMasterMessage;
 
 /** The answer to `adminStats`. */
 export type BrokerAdminStats = {
@@ -345,6 +376,8 @@ export const BROKER_ADMIN_REQUEST_CODES: readonly number[] = [
   RequestCode.UPDATE_BROKER_CONFIG,
   RequestCode.INVOKE_BROKER_TO_RESET_OFFSET,
   RequestCode.GET_TOPIC_CONFIG,
+  RequestCode.GET_ALL_CONSUMER_OFFSET,
+  RequestCode.GET_ALL_DELAY_OFFSET,
 ];
 
 // =========================================================================================================
@@ -495,6 +528,12 @@ type PutSample = { readonly atMs: number; readonly putOk: number };
 type State = {
   /** Replaced when a controller changes this broker's role (brokerId 0 as master, its own id as slave). */
   identity: BrokerIdentity;
+  /** The role a controller gave this broker (controller mode); undefined until then, and in static mode. */
+  role: BrokerRole | undefined;
+  readonly fs: StorageFs;
+  readonly paths: StorePaths;
+  /** The delayOffset.json text last written from a master's (a sync writes it only when it changes). */
+  delayOffsetSynced: string;
   readonly settings: BrokerSettings;
   readonly live: LiveSettings;
   readonly options: BrokerAdminOptions;
@@ -603,6 +642,7 @@ function handle(state: State, message: BrokerAdminInbox, ctx: Ctx): void {
       requestRegistration(state, ctx);
       return;
     case 'roleChanged':
+      state.role = message.role;
       // RocketMQ's registerBrokerWhenRoleChange: the NameServer learns the new id at once.
       if (state.identity.brokerId !== message.brokerId) {
         ctx.log.info({ brokerId: message.brokerId, role: message.role, masterEpoch: message.masterEpoch }, 'role changed; registering again');
@@ -628,6 +668,9 @@ function handle(state: State, message: BrokerAdminInbox, ctx: Ctx): void {
       ctx.reply(answer);
       return;
     }
+    case 'syncFromMaster':
+      ctx.reply(syncFromMaster(state, message, ctx) satisfies SyncFromMasterAnswer);
+      return;
     case 'subscriptionOf': {
       const answer: SubscriptionOfAnswer = {
         group: state.groups.get(message.group),
@@ -683,6 +726,10 @@ function initialState(args: BrokerAdminArgs, fs: StorageFs, ctx: Ctx): State {
       });
   const state: State = {
     identity,
+    role: undefined,
+    fs,
+    paths,
+    delayOffsetSynced: '',
     settings,
     live,
     options,
@@ -721,12 +768,17 @@ function initialState(args: BrokerAdminArgs, fs: StorageFs, ctx: Ctx): State {
 function loadOffsetIndex(fs: StorageFs, filePath: string): Map<string, Set<string>> {
   const index = new Map<string, Set<string>>();
   const loaded = new JsonConfigFile({ fs, path: filePath, schema: consumerOffsetDocumentSchema }).load();
-  for (const key of Object.keys(loaded.value?.offsetTable ?? {})) {
+  indexOffsetKeys(index, Object.keys(loaded.value?.offsetTable ?? {}));
+  return index;
+}
+
+/** Adds `topic@group` keys to the group -> topics index. */
+function indexOffsetKeys(index: Map<string, Set<string>>, keys: Iterable<string>): void {
+  for (const key of keys) {
     const at = key.indexOf(TOPIC_GROUP_SEPARATOR);
     if (at <= 0 || at === key.length - 1) continue;
     addOffsetIndex(index, key.slice(at + 1), key.slice(0, at));
   }
-  return index;
 }
 
 function addOffsetIndex(index: Map<string, Set<string>>, group: string, topic: string): void {
@@ -1842,6 +1894,206 @@ const getBrokerRuntimeInfo: Handler = (state, req, ctx) => {
 };
 
 // =========================================================================================================
+// Metadata replication: the master's answers (AdminBrokerProcessor.getAllConsumerOffset, getAllDelayOffset)
+// and the slave's apply (SlaveSynchronize)
+
+/** Temp name of a delayOffset.json written from a master's: `.tmp` is the schedule service's own. */
+const DELAY_OFFSET_SYNC_TEMP_SUFFIX = '.sync.tmp';
+/** Largest delayOffset.json GET_ALL_DELAY_OFFSET reads (18 levels take a few hundred bytes). */
+const DELAY_OFFSET_FILE_BYTES_MAX = 1024 * 1024;
+
+/** consumerOffset.json as it is in memory: written first when anything changed since the last flush. */
+function currentOffsetDocument(state: State): { file: JsonConfigFile<ConsumerOffsetDocument>; document: ConsumerOffsetDocument } {
+  if (state.dirtyOffsets) {
+    state.offsets.persist();
+    state.dirtyOffsets = false;
+  }
+  const file = new JsonConfigFile({ fs: state.fs, path: state.paths.consumerOffsetFile, schema: consumerOffsetDocumentSchema });
+  return { file, document: file.load().value ?? { offsetTable: {} } };
+}
+
+/**
+ * GET_ALL_CONSUMER_OFFSET: ConsumerOffsetManager.encode. ConsumerOffsetTable has no iteration, so the
+ * table is read back from consumerOffset.json right after memory is written there.
+ */
+const getAllConsumerOffset: Handler = (state, req) => {
+  let document: ConsumerOffsetDocument;
+  try {
+    document = currentOffsetDocument(state).document;
+  } catch (error) {
+    if (!isRetryableWriteError(error)) throw error;
+    return createResponse(req.request, ResponseCode.SYSTEM_ERROR, `consumer offsets not readable: ${errorText(error)}`);
+  }
+  const snapshot: ConsumerOffsetSnapshot = {
+    offsetTable: Object.entries(document.offsetTable).map(([key, queues]) => [key, Object.entries(queues).map(([queueId, offset]) => [Number(queueId), offset] as const)] as const),
+    dataVersion: state.offsets.dataVersion,
+  };
+  return createResponse(req.request, ResponseCode.SUCCESS, undefined, { body: formatConsumerOffsetSerializeWrapper(snapshot) });
+};
+
+/**
+ * GET_ALL_DELAY_OFFSET: ScheduleMessageService.encode, from the schedule service's delayOffset.json
+ * (read directly: its owner may be writing it on another thread). No file yet: no level has moved.
+ */
+const getAllDelayOffset: Handler = (state, req) => {
+  const file = state.paths.delayOffsetFile;
+  let snapshot: DelayOffsetSnapshot = { offsetTable: [], dataVersion: null };
+  try {
+    const sizeBytes = state.fs.existsSync(file) ? state.fs.statSync(file).size : 0;
+    if (sizeBytes > DELAY_OFFSET_FILE_BYTES_MAX) {
+      return createResponse(req.request, ResponseCode.SYSTEM_ERROR, `${file} is ${sizeBytes} bytes, over ${DELAY_OFFSET_FILE_BYTES_MAX}`);
+    }
+    if (sizeBytes > 0) snapshot = parseDelayOffsetSerializeWrapper(state.fs.readFileSync(file).toString('utf8'));
+  } catch (error) {
+    if (!(error instanceof SlaveSyncError) && !isRetryableWriteError(error)) throw error;
+    return createResponse(req.request, ResponseCode.SYSTEM_ERROR, `delay offsets not readable: ${errorText(error)}`);
+  }
+  return createResponse(req.request, ResponseCode.SUCCESS, undefined, { body: formatDelayOffsetSerializeWrapper(snapshot) });
+};
+
+function sameDataVersion(a: DataVersion, b: DataVersion): boolean {
+  return a.timestamp === b.timestamp && a.counter === b.counter && a.stateVersion === b.stateVersion;
+}
+
+function refused(table: SyncTable, reason: string): TableSyncOutcome {
+  return { table, outcome: 'refused', reason };
+}
+
+/** Applies one round of a master's tables, in SlaveSynchronize.syncAll's order; refused on a master. */
+function syncFromMaster(state: State, message: SyncFromMasterMessage, ctx: Ctx): SyncFromMasterAnswer {
+  if (state.role !== undefined && state.role !== 'SLAVE') {
+    return { refusal: `this broker is ${state.role}: it does not sync from ${message.masterAddr}`, tables: [] };
+  }
+  const tables: TableSyncOutcome[] = [];
+  if (message.topicConfig !== null) tables.push(applyMasterTopics(state, message.topicConfig, ctx));
+  if (message.consumerOffset !== null) tables.push(applyMasterOffsets(state, message.consumerOffset));
+  if (message.delayOffset !== null) tables.push(applyMasterDelayOffsets(state, message.delayOffset));
+  if (message.subscriptionGroup !== null) tables.push(applyMasterGroups(state, message.subscriptionGroup));
+  return { refusal: null, tables };
+}
+
+/** Writes a table's document (the old one kept as `.bak`), then reloads the table from it. */
+function replaceTableFile<T>(state: State, table: SyncTable, schema: z.ZodType<T>, filePath: string, document: T, reload: () => void): TableSyncOutcome {
+  try {
+    const file = new JsonConfigFile({ fs: state.fs, path: filePath, schema });
+    file.load();
+    file.persist(document);
+    reload();
+    return { table, outcome: 'replaced' };
+  } catch (error) {
+    if (!isRetryableWriteError(error)) throw error;
+    return refused(table, errorText(error));
+  }
+}
+
+/** syncTopicConfig: the master's table and dataVersion replace ours when the versions differ. */
+function applyMasterTopics(state: State, snapshot: TopicConfigSnapshot, ctx: Ctx): TableSyncOutcome {
+  const table = 'topicConfig';
+  if (sameDataVersion(state.topics.dataVersion, snapshot.dataVersion)) return { table, outcome: 'unchanged' };
+  if (snapshot.topicConfigs.length > state.options.topicsMax) return refused(table, `${snapshot.topicConfigs.length} topics, over topicsMax ${state.options.topicsMax}`);
+  const document: TopicsDocument = {
+    topicConfigTable: Object.fromEntries(snapshot.topicConfigs.map((config) => [config.topicName, config])),
+    dataVersion: snapshot.dataVersion,
+  };
+  const outcome = replaceTableFile(state, table, topicsDocumentSchema, state.paths.topicsFile, document, () => state.topics.load());
+  if (outcome.outcome === 'replaced') {
+    state.dirtyTopics = false;
+    // The NameServers learn the slave's new topics now, not at the next 30 s registration.
+    requestRegistration(state, ctx);
+  }
+  return outcome;
+}
+
+/** syncSubscriptionGroupConfig: the master's groups, forbidden bits and dataVersion replace ours. */
+function applyMasterGroups(state: State, snapshot: SubscriptionGroupSnapshot): TableSyncOutcome {
+  const table = 'subscriptionGroup';
+  if (sameDataVersion(state.groups.dataVersion, snapshot.dataVersion)) return { table, outcome: 'unchanged' };
+  if (snapshot.groupConfigs.length > state.options.subscriptionGroupsMax) {
+    return refused(table, `${snapshot.groupConfigs.length} groups, over subscriptionGroupsMax ${state.options.subscriptionGroupsMax}`);
+  }
+  const document: SubscriptionGroupDocument = {
+    subscriptionGroupTable: Object.fromEntries(snapshot.groupConfigs.map((config) => [config.groupName, config])),
+    forbiddenTable: Object.fromEntries(snapshot.forbiddenTable.map(([group, topics]) => [group, Object.fromEntries(topics)])),
+    dataVersion: snapshot.dataVersion,
+  };
+  const outcome = replaceTableFile(state, table, subscriptionGroupDocumentSchema, state.paths.subscriptionGroupFile, document, () => state.groups.load());
+  if (outcome.outcome === 'replaced') state.dirtyGroups = false;
+  return outcome;
+}
+
+function sameQueueOffsets(current: Readonly<Record<string, number>> | undefined, next: Readonly<Record<string, number>>): boolean {
+  if (current === undefined) return false;
+  const keys = Object.keys(next);
+  return keys.length === Object.keys(current).length && keys.every((queueId) => current[queueId] === next[queueId]);
+}
+
+/**
+ * syncConsumerOffset: each of the master's `topic@group` entries replaces ours (offsetTable.putAll);
+ * entries only we hold stay. Written, with the master's dataVersion, only when something changed.
+ */
+function applyMasterOffsets(state: State, snapshot: ConsumerOffsetSnapshot): TableSyncOutcome {
+  const table = 'consumerOffset';
+  try {
+    const { file, document } = currentOffsetDocument(state);
+    const merged: Record<string, Record<string, number>> = { ...document.offsetTable };
+    let changed = false;
+    for (const [key, queues] of snapshot.offsetTable) {
+      const next = Object.fromEntries(queues.map(([queueId, offset]) => [String(queueId), offset]));
+      if (sameQueueOffsets(merged[key], next)) continue;
+      merged[key] = next;
+      changed = true;
+    }
+    if (!changed) return { table, outcome: 'unchanged' };
+    let entries = 0;
+    for (const queues of Object.values(merged)) entries += Object.keys(queues).length;
+    if (entries > state.options.consumerOffsetsMax) return refused(table, `${entries} offsets, over consumerOffsetsMax ${state.options.consumerOffsetsMax}`);
+    file.persist({ offsetTable: merged, dataVersion: snapshot.dataVersion ?? document.dataVersion });
+    state.offsets.load();
+    state.offsetTopicsByGroup.clear();
+    indexOffsetKeys(state.offsetTopicsByGroup, Object.keys(merged));
+    return { table, outcome: 'merged' };
+  } catch (error) {
+    if (!isRetryableWriteError(error)) throw error;
+    return refused(table, errorText(error));
+  }
+}
+
+/**
+ * syncDelayOffset: the master's text goes to config/delayOffset.json (atomically, under a temp name of its
+ * own). The schedule service reads it when it starts (RocketMQ reloads it at once:
+ * loadWhenSyncDelayOffset, which our schedule service does not offer yet).
+ */
+function applyMasterDelayOffsets(state: State, snapshot: DelayOffsetSnapshot): TableSyncOutcome {
+  const table = 'delayOffset';
+  const bytes = formatDelayOffsetSerializeWrapper(snapshot);
+  const text = Buffer.from(bytes).toString('utf8');
+  if (text === state.delayOffsetSynced) return { table, outcome: 'unchanged' };
+  try {
+    writeFileAs(state.fs, state.paths.delayOffsetFile, `${state.paths.delayOffsetFile}${DELAY_OFFSET_SYNC_TEMP_SUFFIX}`, bytes);
+  } catch (error) {
+    if (!isRetryableWriteError(error)) throw error;
+    return refused(table, errorText(error));
+  }
+  state.delayOffsetSynced = text;
+  return { table, outcome: 'written' };
+}
+
+/** Writes `bytes` to `file` atomically and durably through `temp`: write, fsync, rename, fsync the directory. */
+function writeFileAs(fs: StorageFs, file: string, temp: string, bytes: Uint8Array): void {
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true });
+  const fd = fs.openSync(temp, 'w', 0o644);
+  try {
+    writeFully(fs, fd, bytes, 0, bytes.length, 0);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(temp, file);
+  fsyncDirectory(fs, dir);
+}
+
+// =========================================================================================================
 // Remoting dispatch
 
 type Handler = (state: State, req: Req, ctx: Ctx) => RemotingCommand | undefined;
@@ -1878,6 +2130,8 @@ const HANDLERS: ReadonlyMap<number, Handler> = new Map<number, Handler>([
   [RequestCode.UPDATE_BROKER_CONFIG, updateBrokerConfig],
   [RequestCode.INVOKE_BROKER_TO_RESET_OFFSET, invokeBrokerToResetOffset],
   [RequestCode.GET_TOPIC_CONFIG, getTopicConfig],
+  [RequestCode.GET_ALL_CONSUMER_OFFSET, getAllConsumerOffset],
+  [RequestCode.GET_ALL_DELAY_OFFSET, getAllDelayOffset],
 ]);
 
 assert(

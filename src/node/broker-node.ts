@@ -19,6 +19,8 @@
  * | (replication: a SLAVE copying its master)          | ha-client                       | store      |
  * | GET_BROKER_EPOCH_CACHE, NOTIFY_BROKER_ROLE_CHANGED,| replicas-manager (controller    | admin      |
  * | EXCHANGE_BROKER_HA_INFO                            | mode: ids, roles, fencing)      |            |
+ * | (metadata: a slave copying its master's topics,    | slave-synchronize (SLAVE, and   | admin      |
+ * | groups, consumer and delay offsets every 10 s)     | controller mode as told roles)  |            |
  *
  * The NameServer is one actor on the admin pool serving every code of its port.
  */
@@ -39,6 +41,7 @@ import type { BoundAnswer } from '../actors/remoting-acceptor.ts';
 import { portOf } from './node-start-error.ts';
 import { spawnHaClient } from '../actors/ha-client.ts';
 import { REPLICAS_MANAGER_REQUEST_CODES, spawnReplicasManager, type ReplicasRoleChangedMessage } from '../actors/replicas-manager.ts';
+import { spawnSlaveSynchronize, type SyncFromMasterMessage } from '../actors/slave-synchronize.ts';
 
 /** What starting a broker needs from the actor system: spawning, and asking the HA service its port. */
 export type BrokerSpawner = ActorSpawner & { ask<M, R>(target: ActorRef<M>, message: M, timeoutMs?: number): Promise<R> };
@@ -141,6 +144,20 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
     pool: 'admin',
   });
   const args = brokerArgsOf(config, { writer, admin }, listenPort);
+  // A slave copies its master's metadata (RocketMQ's SlaveSynchronize): a SLAVE by config from start, a
+  // controller-mode broker whenever the replicas manager makes it one.
+  const slaveSynchronize =
+    config.brokerRole === 'SLAVE' || controllerMode
+      ? await spawnSlaveSynchronize(system, {
+          // broker-admin takes syncFromMaster among its own messages (BrokerAdminInbox).
+          admin: { slot: admin.slot, name: admin.name } satisfies ActorRef<SyncFromMasterMessage>,
+          brokerAddr: args.identity.brokerAddr,
+          brokerClusterName: config.brokerClusterName,
+          brokerName: config.brokerName,
+          mode: controllerMode ? 'controller' : 'static',
+          namesrvAddrs: args.settings.namesrvAddrs,
+        })
+      : undefined;
   const spawnMany = async (kind: 'send' | 'pull', count: number): Promise<ActorRef<RemotingRequestMessage>[]> =>
     Promise.all(
       Array.from({ length: count }, (_, index) =>
@@ -190,8 +207,12 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
       asyncLearner: config.asyncLearner,
       writer,
       haClient,
-      // broker-admin takes roleChanged among its own messages (BrokerAdminOwnMessage).
-      onRoleChanged: [{ slot: admin.slot, name: admin.name } satisfies ActorRef<ReplicasRoleChangedMessage>],
+      // broker-admin takes roleChanged among its own messages (BrokerAdminOwnMessage); slave-synchronize
+      // starts and stops syncing with it.
+      onRoleChanged: [
+        { slot: admin.slot, name: admin.name } satisfies ActorRef<ReplicasRoleChangedMessage>,
+        ...(slaveSynchronize === undefined ? [] : [{ slot: slaveSynchronize.slot, name: slaveSynchronize.name } satisfies ActorRef<ReplicasRoleChangedMessage>]),
+      ],
       brokerHeartbeatIntervalMs: config.brokerHeartbeatInterval,
       controllerHeartBeatTimeoutMs: config.controllerHeartBeatTimeoutMills,
       sendHeartbeatTimeoutMs: config.sendHeartbeatTimeoutMillis,

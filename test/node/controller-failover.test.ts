@@ -3,17 +3,29 @@
  * broker set that get their ids and roles from it. The first to register becomes master and replicates
  * to the other; when the master stops, the other is elected, serves what the old master had
  * acknowledged, and takes sends. The election is a clean one (`enableElectUncleanMaster` off): the slave is
- * promoted only because the master had added it to the SyncStateSet.
+ * promoted only because the master had added it to the SyncStateSet. Nothing is created on the slave: it
+ * copies the master's topics, groups and consumer offsets (slave-synchronize), so the promoted broker
+ * answers QUERY_CONSUMER_OFFSET with the offset committed on the old master.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemotingClient } from '../../src/net/remoting/remoting-client.ts';
 import { createRequest, RequestCode, ResponseCode, type RemotingCommand } from '../../src/net/remoting/remoting-command.ts';
-import { CreateTopicRequestHeader, formatSendMessageRequest, PullMessageRequestHeader, PullSysFlag } from '../../src/net/remoting/broker-headers.ts';
+import {
+  CreateTopicRequestHeader,
+  formatSendMessageRequest,
+  PullMessageRequestHeader,
+  PullSysFlag,
+  QueryConsumerOffsetRequestHeader,
+  QueryConsumerOffsetResponseHeader,
+  UpdateConsumerOffsetRequestHeader,
+} from '../../src/net/remoting/broker-headers.ts';
 import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
 import { pollUntil } from '../runtime/helpers.ts';
 import { startTestCluster, type ClusterBroker, type TestCluster } from './fixtures/cluster.ts';
 
 const TOPIC = 'FailoverTopic';
+const GROUP = 'failover-consumers';
+const COMMITTED_OFFSET = 7;
 const REQUEST_MS = 5_000;
 
 let cluster: TestCluster;
@@ -53,6 +65,21 @@ async function createTopic(client: RemotingClient): Promise<void> {
   expect(created.code).toBe(ResponseCode.SUCCESS);
 }
 
+/** Creates the consumer group and commits its offset on queue 0 (UPDATE_CONSUMER_OFFSET). */
+async function commitOffset(client: RemotingClient, offset: number): Promise<void> {
+  const group = await client.invoke(createRequest({ code: RequestCode.UPDATE_AND_CREATE_SUBSCRIPTIONGROUP, opaque: 0, body: Buffer.from(JSON.stringify({ groupName: GROUP })) }), REQUEST_MS);
+  expect(group.code).toBe(ResponseCode.SUCCESS);
+  const extFields = UpdateConsumerOffsetRequestHeader.format({ consumerGroup: GROUP, topic: TOPIC, queueId: 0, commitOffset: offset });
+  const committed = await client.invoke(createRequest({ code: RequestCode.UPDATE_CONSUMER_OFFSET, opaque: 0, extFields }), REQUEST_MS);
+  expect(committed.code, committed.remark).toBe(ResponseCode.SUCCESS);
+}
+
+async function queryOffset(client: RemotingClient): Promise<number | undefined> {
+  const extFields = QueryConsumerOffsetRequestHeader.format({ consumerGroup: GROUP, topic: TOPIC, queueId: 0, setZeroIfNotFound: false });
+  const answer = await client.invoke(createRequest({ code: RequestCode.QUERY_CONSUMER_OFFSET, opaque: 0, extFields }), REQUEST_MS);
+  return answer.code === ResponseCode.SUCCESS ? QueryConsumerOffsetResponseHeader.parse(answer.extFields).offset : undefined;
+}
+
 async function readAll(client: RemotingClient): Promise<string[]> {
   const bodies: string[] = [];
   for (let offset = 0; ; ) {
@@ -81,9 +108,10 @@ describe('controller mode', () => {
     await createTopic(firstClient);
     // The first broker becomes master once the controller has answered.
     await pollUntil('the first broker to take sends', async () => ((await send(firstClient, 'warm-up')).code === ResponseCode.SUCCESS ? true : undefined), 15_000, 100);
+    await commitOffset(firstClient, COMMITTED_OFFSET);
+    // No topic is created on the second broker: as a slave it copies the master's metadata.
     const second = await cluster.startBroker('broker-a', overrides, 'a-2');
     const secondClient = await connect(second);
-    await createTopic(secondClient);
     // A slave refuses sends.
     const refused = await send(secondClient, 'to-the-slave');
     expect(refused.code).not.toBe(ResponseCode.SUCCESS);
@@ -99,6 +127,7 @@ describe('controller mode', () => {
       const onSlave = await readAll(secondClient);
       return acknowledged.every((body) => onSlave.includes(body)) ? true : undefined;
     }, 15_000, 100);
+    await pollUntil("the master's consumer offset on the slave", async () => ((await queryOffset(secondClient)) === COMMITTED_OFFSET ? true : undefined), 15_000, 100);
     const controller = await RemotingClient.connect(controllerAddr);
     clients.push(controller);
     await pollUntil('a SyncStateSet of two', async () => {
@@ -116,5 +145,7 @@ describe('controller mode', () => {
     const onNewMaster = await readAll(secondClient);
     for (const body of acknowledged) expect(onNewMaster).toContain(body);
     expect(onNewMaster).toContain('after-failover');
+    // Consumption continues where it was committed on the old master.
+    expect(await queryOffset(secondClient)).toBe(COMMITTED_OFFSET);
   }, 90_000);
 });

@@ -1,7 +1,8 @@
 /**
  * Master/slave replication between two broker processes' worth of actors over real sockets: a SYNC_MASTER
  * answers SLAVE_NOT_AVAILABLE without a slave and SUCCESS once its slave copies; the slave's CommitLog
- * is byte-identical to the master's and serves pulls of what the master stored.
+ * is byte-identical to the master's and serves pulls of what the master stored (the topic it learns from
+ * the master's metadata, slave-synchronize).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -124,8 +125,7 @@ describe('SYNC_MASTER with a slave', () => {
     }
     // Every acknowledged message is on the slave: its ConsumeQueue serves them to a pull.
     const reader = await connect(slave);
-    // Topic configs are not copied to slaves yet (RocketMQ's SlaveSynchronize): create it there too.
-    await createTopic(reader);
+    // The topic is not created on the slave: it copies the master's topic configs (SlaveSynchronize).
     const onSlave = await pollUntil('the slave to serve every message', async () => {
       const bodies: string[] = [];
       for (let offset = 0; ; ) {
