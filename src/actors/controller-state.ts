@@ -302,6 +302,41 @@ export class ControllerState {
     return this.isAlive(set.clusterName, set.brokerName, brokerId, nowMs) && !this.isLearner(set, brokerId);
   }
 
+  /**
+   * Forgets every heartbeat and counts every replica alive until nowMs + timeoutMs, as if each had just
+   * heartbeated with no epoch or offset to report. A controller taking over from another has no heartbeat
+   * history; without this it would count a live master dead and elect another while that master still
+   * holds its lease. Replicas are taken masters first, up to liveBrokersMax. Returns how many were taken.
+   * An async learner counts as an ordinary replica until its own heartbeat says otherwise; it is never in
+   * a SyncStateSet, so only an unclean election in that window could pick it.
+   */
+  assumeAlive(nowMs: number, timeoutMs: number): number {
+    assert(Number.isSafeInteger(timeoutMs) && timeoutMs > 0, 'an assumed-alive window is positive');
+    this.live.clear();
+    const sets = [...this.sets.values()];
+    const order = (set: BrokerSet): number[] => sorted(set.replicas.keys()).sort((a, b) => Number(b === set.masterBrokerId) - Number(a === set.masterBrokerId));
+    const picks = sets.flatMap((set) => order(set).map((id, rank) => ({ set, id, rank })));
+    picks.sort((a, b) => a.rank - b.rank);
+    for (const { set, id } of picks.slice(0, this.options.liveBrokersMax)) {
+      this.live.set(liveKey(set.clusterName, set.brokerName, id), {
+        clusterName: set.clusterName,
+        brokerName: set.brokerName,
+        brokerId: id,
+        brokerAddr: set.replicas.get(id)!.brokerAddress,
+        lastUpdateMs: nowMs,
+        heartbeatTimeoutMs: timeoutMs,
+        epoch: -1,
+        maxOffset: -1,
+        confirmOffset: -1,
+        electionPriority: ControllerNames.DEFAULT_ELECTION_PRIORITY,
+        asyncLearner: false,
+        channelId: undefined,
+      });
+    }
+    this.checkInvariants();
+    return this.live.size;
+  }
+
   /** Records a heartbeat (onBrokerHeartbeat): newer epoch / offset replace older ones, never the reverse. */
   heartbeat(beat: Heartbeat, nowMs: number): Outcome {
     if (beat.brokerId === undefined) return { code: ResponseCode.CONTROLLER_INVALID_REQUEST, remark: 'Heart beat with empty brokerId' };

@@ -1,19 +1,33 @@
 /**
  * The RocketMQ 5 Controller (ControllerManager + ControllerRequestProcessor + DefaultBrokerHeartbeatManager)
- * as one actor, for a single controller without DLedger: it assigns broker ids, tracks broker heartbeats,
- * keeps each broker set's master, SyncStateSet and epochs, and elects a new master when the master goes
- * silent. Acceptors send it the controller request codes (controllerRoutes) and closed connections.
+ * as one actor: it assigns broker ids, tracks broker heartbeats, keeps each broker set's master,
+ * SyncStateSet and epochs, and elects a new master when the master goes silent. Acceptors send it the
+ * controller request codes (controllerRoutes) and closed connections.
  *
  * The state machine is controller-state.ts; this file decodes requests, calls it, persists the durable
- * state (controller-metadata.ts, through ctx.fs) and answers. Every change is persisted BEFORE its answer
- * and before any role-change push: while a write is in flight, new messages wait in a bounded stash
- * (pendingRequestsMax; beyond it requests are answered SYSTEM_BUSY), so nobody ever sees state that is not
- * on disk. A failed write is answered SYSTEM_ERROR and the durable state is put back as it was on disk.
+ * state and answers. Every change is persisted BEFORE its answer and before any role-change push: while a
+ * write is in flight, new messages wait in a bounded stash (pendingRequestsMax; beyond it requests are
+ * answered SYSTEM_BUSY), so nobody ever sees state that is not stored.
  *
- * Every scanNotActiveBrokerInterval (5 s) a scan forgets brokers silent past their heartbeat timeout and
- * re-elects where the master is gone; each new master is pushed to the set's live brokers as
- * NOTIFY_BROKER_ROLE_CHANGED over the connection they heartbeat on (RocketMQ dials each broker instead), and
- * every master change is told to the `onMasterChanged` subscribers.
+ * Two ways to store, chosen by controllerEtcdEndpoints:
+ * - alone (no endpoints): controller-metadata.ts through ctx.fs. A failed write is answered SYSTEM_ERROR
+ *   and the durable state is put back as it was on disk.
+ * - a group agreeing through etcd (controller-etcd-store.ts has the contract, controller-etcd.ts the
+ *   etcd side): every controller campaigns for one leader key with a lease, every leaseTick (a third of
+ *   the TTL). Only the leader serves. A follower answers every request CONTROLLER_NOT_LEADER except
+ *   CONTROLLER_GET_METADATA_INFO (which names the leader, so brokers find it) and GET_CONTROLLER_CONFIG
+ *   (its own settings). On winning, the leader starts from the document read in the same transaction
+ *   as its claim, and counts every replica alive for controllerHeartBeatTimeoutMills (it has no heartbeat
+ *   history; without this it would replace a master that still holds its lease). It writes with a
+ *   transaction fenced by its term. It stops leading, at once, when its lease may have ended (no renewal
+ *   sent within TTL minus a margin has succeeded), when etcd says the lease ended, or when a write fails
+ *   or is refused: in-flight and stashed requests are answered CONTROLLER_NOT_LEADER, the lease is
+ *   revoked, and it campaigns again like any follower.
+ *
+ * Every scanNotActiveBrokerInterval (5 s) a scan (the leader's, in a group) forgets brokers silent past
+ * their heartbeat timeout and re-elects where the master is gone; each new master is pushed to the set's
+ * live brokers as NOTIFY_BROKER_ROLE_CHANGED over the connection they heartbeat on (RocketMQ dials each
+ * broker instead), and every master change is told to the `onMasterChanged` subscribers.
  *
  * Not served: UPDATE_CONTROLLER_CONFIG (answered REQUEST_CODE_NOT_SUPPORTED by the acceptor). Expired
  * brokers' connections are not closed (RocketMQ closes them), since a connection may be shared with the
@@ -21,6 +35,7 @@
  */
 import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, DeferredReply, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
+import { describeError } from '../runtime/errors.ts';
 import { createRequest, createResponse, isOneway, RequestCode, ResponseCode, type RemotingCommand } from '../net/remoting/remoting-command.ts';
 import { HeaderError, headerErrorResponse } from '../net/remoting/broker-headers.ts';
 import {
@@ -36,6 +51,7 @@ import {
   formatBrokerReplicasInfo,
   formatControllerConfig,
   formatElectMasterResponseBody,
+  formatMetadataPeers,
   formatSyncStateSet,
   GetMetaDataResponseHeader,
   GetNextBrokerIdRequestHeader,
@@ -44,17 +60,28 @@ import {
   GetReplicaInfoResponseHeader,
   NotifyBrokerRoleChangedRequestHeader,
   parseBrokerNameList,
+  parseControllerPeers,
   parseSyncStateSet,
   RegisterBrokerToControllerRequestHeader,
   RegisterBrokerToControllerResponseHeader,
+  type ControllerPeer,
 } from '../net/remoting/controller-protocol.ts';
 import {
   emptyControllerMetadata,
   loadControllerMetadata,
   persistControllerMetadata,
+  validateControllerMetadata,
   type ControllerMetadataDocument,
   type ControllerMetadataLoad,
 } from '../storage/controller-metadata.ts';
+import {
+  ControllerStoreError,
+  ControllerStoreErrorCode,
+  parseEtcdEndpoints,
+  type CampaignOutcome,
+  type ControllerLeaderStore,
+  type LeaseView,
+} from '../storage/controller-etcd-store.ts';
 import { CONTROLLER_STATE_DEFAULTS, ControllerState, type ControllerSnapshot, type ElectResult, type MasterChange, type ScanResult } from './controller-state.ts';
 import { channelKey, type ChannelClosedMessage, type RemotingChannel, type RemotingRequestMessage, type RemotingRoutes } from './remoting-routes.ts';
 
@@ -70,7 +97,7 @@ export type ControllerMasterChangedMessage = {
 
 /** Start arguments: ControllerConfig's keys under their RocketMQ names (Ms suffix for durations), plus bounds. */
 export type ControllerArgs = {
-  /** Directory of controllerMetadata.json (controllerStorePath); empty keeps the state in memory only. */
+  /** Directory of controllerMetadata.json (controllerStorePath); empty keeps the state in memory only. Unused with etcd. */
   readonly controllerStorePath: string;
   /** enableElectUncleanMaster: elect from any live replica when no SyncStateSet member is alive. */
   readonly enableElectUncleanMaster: boolean;
@@ -88,13 +115,23 @@ export type ControllerArgs = {
   readonly pendingRequestsMax: number;
   /** controllerDLegerGroup, reported by CONTROLLER_GET_METADATA_INFO. */
   readonly controllerDLegerGroup: string;
-  /** controllerDLegerSelfId, reported by CONTROLLER_GET_METADATA_INFO. */
+  /** controllerDLegerSelfId, reported by CONTROLLER_GET_METADATA_INFO; in a group, this controller's entry of the peers. */
   readonly controllerDLegerSelfId: string;
+  /** controllerDLegerPeers, `id-host:port;...`: every controller of the group and where brokers reach it. */
+  readonly controllerDLegerPeers: string;
+  /** controllerEtcdEndpoints: etcd client URLs (comma-separated); empty runs this controller alone. */
+  readonly controllerEtcdEndpoints: string;
+  /** controllerEtcdKeyPrefix: where the group's keys live in etcd. */
+  readonly controllerEtcdKeyPrefix: string;
+  /** controllerEtcdLeaseTtlSeconds: TTL of the leadership lease. */
+  readonly controllerEtcdLeaseTtlSeconds: number;
+  /** controllerHeartBeatTimeoutMills: how long a controller taking over counts every replica alive. */
+  readonly controllerHeartBeatTimeoutMs: number;
   /** Actors told every master change (the NameServer, later). */
   readonly onMasterChanged: readonly ActorRef<ControllerMasterChangedMessage>[];
 };
 
-/** Defaults: RocketMQ's ControllerConfig values and our bounds; no persistence. */
+/** Defaults: RocketMQ's ControllerConfig values and our bounds; no persistence, no group. */
 export const CONTROLLER_DEFAULTS: ControllerArgs = {
   controllerStorePath: '',
   enableElectUncleanMaster: false,
@@ -106,23 +143,50 @@ export const CONTROLLER_DEFAULTS: ControllerArgs = {
   pendingRequestsMax: 10_000,
   controllerDLegerGroup: 'group1',
   controllerDLegerSelfId: 'n0',
+  controllerDLegerPeers: '',
+  controllerEtcdEndpoints: '',
+  controllerEtcdKeyPrefix: '/rocketmq-ts/controller',
+  controllerEtcdLeaseTtlSeconds: 3,
+  controllerHeartBeatTimeoutMs: 10_000,
   onMasterChanged: [],
 };
 
 /** The scan timer's message. */
 export type ScanNotActiveBrokerMessage = { readonly type: 'scanNotActiveBroker' };
 
-/** Messages: requests and closed connections from acceptors, the timer, file outcomes, and a `state` ask. */
+/** A failed write: the store's stable code when it gave one, and what happened. */
+export type PersistFailure = { readonly code: string | undefined; readonly message: string };
+
+/** Messages: requests and closed connections from acceptors, timers, store outcomes, and a `state` ask. */
 export type ControllerMessage =
   | RemotingRequestMessage
   | ChannelClosedMessage
   | ScanNotActiveBrokerMessage
   | { readonly type: 'metadataLoaded'; readonly result: PipeResult<ControllerMetadataLoad> }
-  | { readonly type: 'metadataPersisted'; readonly error: string | undefined }
+  | { readonly type: 'metadataPersisted'; readonly writeId: number; readonly error: PersistFailure | undefined }
+  | { readonly type: 'storeOpened'; readonly result: PipeResult<ControllerLeaderStore> }
+  | { readonly type: 'leaseTick' }
+  | { readonly type: 'campaigned'; readonly sentAtMs: number; readonly result: PipeResult<CampaignOutcome> }
+  | { readonly type: 'keptAlive'; readonly sentAtMs: number; readonly result: PipeResult<LeaseView | undefined> }
+  | { readonly type: 'resigned'; readonly result: PipeResult<void> }
   | { readonly type: 'state' };
 
+/** Whether this controller runs alone, or leads or follows its group. */
+export type ControllerRole = 'single' | 'leader' | 'follower';
+
 /** What a `state` ask answers. */
-export type ControllerStateReply = ControllerSnapshot & { readonly phase: Phase; readonly pending: number };
+export type ControllerStateReply = ControllerSnapshot & {
+  readonly phase: Phase;
+  readonly pending: number;
+  readonly role: ControllerRole;
+  /** The group's leader as this controller knows it (itself when leading); absent alone or when unknown. */
+  readonly leaderId?: string;
+  /** The leadership term while leading. */
+  readonly term?: string;
+};
+
+/** Opens the group's store; the default opens etcd, tests inject a fake. */
+export type ControllerStoreFactory = (args: ControllerArgs, self: ControllerPeer, ctx: ActorContext<ControllerMessage>) => Promise<ControllerLeaderStore>;
 
 type Phase = 'loading' | 'ready' | 'writing';
 
@@ -132,79 +196,206 @@ type Answer = { readonly channel: RemotingChannel; readonly request: RemotingCom
 
 type Inflight = { readonly answers: readonly Answer[]; readonly masterChanges: readonly MasterChange[]; readonly document: ControllerMetadataDocument };
 
+/** This controller's place in its etcd group. */
+type Group = {
+  readonly self: ControllerPeer;
+  readonly peers: readonly ControllerPeer[];
+  readonly leaseTtlMs: number;
+  store: ControllerLeaderStore | undefined;
+  role: 'leader' | 'follower';
+  /** The leadership term while leading. */
+  term: string | undefined;
+  /** Who leads, as the last campaign saw it (self while leading). */
+  leader: ControllerPeer | undefined;
+  /** The lease the validity below refers to. */
+  leaseId: string | undefined;
+  /** Monotonic ms until which the lease surely lives (send time of the newest renewal + TTL - margin). */
+  leaseValidUntilMs: number;
+  campaignInFlight: boolean;
+  keepAliveInFlight: boolean;
+};
+
 type State = {
   readonly args: ControllerArgs;
   readonly machine: ControllerState;
   phase: Phase;
-  /** The document last known to be on disk; restored after a failed write. */
+  /** The document last known to be stored; restored after a failed write. */
   durable: ControllerMetadataDocument;
   readonly stash: Stashed[];
   inflight: Inflight | undefined;
+  /** Numbers writes, so that the outcome of a write dropped by a lost leadership is ignored. */
+  writeId: number;
   /** Connections brokers heartbeat on, by channelKey, to push role changes. */
   readonly channels: Map<string, RemotingChannel>;
   nextPushOpaque: number;
+  /** Set when the controller is one of an etcd group. */
+  readonly group: Group | undefined;
 };
 
 type Ctx = ActorContext<ControllerMessage>;
 
 const SCAN_TIMER = 'scanNotActiveBroker';
+const LEASE_TIMER = 'leaseTick';
+/** RocketMQ's remark for CONTROLLER_NOT_LEADER. */
+const NOT_LEADER_REMARK = 'The controller is not in leader state';
+/** Shortest lease tick, so a tiny TTL does not spin. */
+const LEASE_TICK_MS_MIN = 100;
+/** The margin kept off a lease's end, for clock-rate drift between us and etcd: TTL / this, at least LEASE_MARGIN_MS_MIN. */
+const LEASE_MARGIN_DIVISOR = 5;
+const LEASE_MARGIN_MS_MIN = 100;
 
-/** The controller behavior; file faults come from the context's fs (ActorSystemOptions.fs in tests). */
-export const controller: Behavior<State, ControllerMessage, ControllerArgs> = {
-  init(args, ctx) {
-    assert(Number.isSafeInteger(args.scanNotActiveBrokerIntervalMs) && args.scanNotActiveBrokerIntervalMs >= 1, 'scan interval is positive');
-    assert(Number.isSafeInteger(args.pendingRequestsMax) && args.pendingRequestsMax >= 1, 'pendingRequestsMax is positive');
-    const machine = new ControllerState({
-      enableElectUncleanMaster: args.enableElectUncleanMaster,
-      brokerSetsMax: args.brokerSetsMax,
-      replicasPerSetMax: args.replicasPerSetMax,
-      liveBrokersMax: args.liveBrokersMax,
-    });
-    const persistent = args.controllerStorePath !== '';
-    if (persistent) {
-      ctx.pipeToSelf(loadControllerMetadata(ctx.fs, args.controllerStorePath, args), (result) => ({ type: 'metadataLoaded', result }));
-    }
-    ctx.timers.startPeriodic(SCAN_TIMER, { type: 'scanNotActiveBroker' }, args.scanNotActiveBrokerIntervalMs);
-    return {
-      args,
-      machine,
-      phase: persistent ? 'loading' : 'ready',
-      durable: emptyControllerMetadata(),
-      stash: [],
-      inflight: undefined,
-      channels: new Map(),
-      nextPushOpaque: 1,
-    };
-  },
+/** How often a group member renews its lease and campaigns: a third of the TTL (etcd's own keep-alive cadence). */
+export function leaseTickMs(args: Pick<ControllerArgs, 'controllerEtcdLeaseTtlSeconds'>): number {
+  return Math.max(LEASE_TICK_MS_MIN, Math.floor((args.controllerEtcdLeaseTtlSeconds * 1000) / 3));
+}
 
-  receive(state, message, ctx) {
-    switch (message.type) {
-      case 'remotingRequest':
-      case 'channelClosed':
-      case 'scanNotActiveBroker':
-        if (state.phase === 'ready') process(state, message, ctx);
-        else stash(state, { kind: 'message', message }, ctx);
-        return state;
-      case 'state':
-        if (state.phase === 'ready') ctx.reply(stateReply(state));
-        else stash(state, { kind: 'stateAsk', reply: ctx.deferReply()! }, ctx);
-        return state;
-      case 'metadataLoaded':
-        loaded(state, message.result, ctx);
-        drain(state, ctx);
-        return state;
-      case 'metadataPersisted':
-        persisted(state, message.error, ctx);
-        drain(state, ctx);
-        return state;
-      default:
-        return assertNever(message, 'controller message');
-    }
-  },
+/** Builds the controller behavior over a store factory (used only when controllerEtcdEndpoints is set). */
+export function controllerBehavior(openStore: ControllerStoreFactory): Behavior<State, ControllerMessage, ControllerArgs> {
+  return {
+    init(args, ctx) {
+      assert(Number.isSafeInteger(args.scanNotActiveBrokerIntervalMs) && args.scanNotActiveBrokerIntervalMs >= 1, 'scan interval is positive');
+      assert(Number.isSafeInteger(args.pendingRequestsMax) && args.pendingRequestsMax >= 1, 'pendingRequestsMax is positive');
+      const machine = new ControllerState({
+        enableElectUncleanMaster: args.enableElectUncleanMaster,
+        brokerSetsMax: args.brokerSetsMax,
+        replicasPerSetMax: args.replicasPerSetMax,
+        liveBrokersMax: args.liveBrokersMax,
+      });
+      const group = groupOf(args);
+      const persistent = group === undefined && args.controllerStorePath !== '';
+      if (persistent) {
+        ctx.pipeToSelf(loadControllerMetadata(ctx.fs, args.controllerStorePath, args), (result) => ({ type: 'metadataLoaded', result }));
+      }
+      if (group !== undefined) ctx.pipeToSelf(openStore(args, group.self, ctx), (result) => ({ type: 'storeOpened', result }));
+      ctx.timers.startPeriodic(SCAN_TIMER, { type: 'scanNotActiveBroker' }, args.scanNotActiveBrokerIntervalMs);
+      return {
+        args,
+        machine,
+        phase: persistent ? 'loading' : 'ready',
+        durable: emptyControllerMetadata(),
+        stash: [],
+        inflight: undefined,
+        writeId: 0,
+        channels: new Map(),
+        nextPushOpaque: 1,
+        group,
+      };
+    },
+
+    receive(state, message, ctx) {
+      if (state.group !== undefined) checkLease(state, state.group, ctx);
+      switch (message.type) {
+        case 'remotingRequest':
+        case 'channelClosed':
+        case 'scanNotActiveBroker':
+          if (following(state)) follow(state, message, ctx);
+          else if (state.phase === 'ready') process(state, message, ctx);
+          else stash(state, { kind: 'message', message }, ctx);
+          return state;
+        case 'state':
+          if (state.phase === 'ready') ctx.reply(stateReply(state));
+          else stash(state, { kind: 'stateAsk', reply: ctx.deferReply()! }, ctx);
+          return state;
+        case 'metadataLoaded':
+          loaded(state, message.result, ctx);
+          break;
+        case 'metadataPersisted':
+          persisted(state, message.writeId, message.error, ctx);
+          break;
+        case 'storeOpened':
+          storeOpened(state, groupIn(state), message.result, ctx);
+          return state;
+        case 'leaseTick':
+          leaseTick(groupIn(state), ctx);
+          return state;
+        case 'campaigned':
+          campaigned(state, groupIn(state), message.sentAtMs, message.result, ctx);
+          return state;
+        case 'keptAlive':
+          keptAlive(state, groupIn(state), message.sentAtMs, message.result, ctx);
+          return state;
+        case 'resigned':
+          if (!message.result.ok) ctx.log.warn({ err: describeError(message.result.error) }, 'could not revoke the etcd lease; it ends with its TTL');
+          return state;
+        default:
+          return assertNever(message, 'controller message');
+      }
+      drain(state, ctx);
+      return state;
+    },
+
+    onStop(state, ctx) {
+      const store = state.group?.store;
+      // Revoking the lease lets another controller take over now rather than after the TTL.
+      if (store !== undefined) store.close().catch((error: unknown) => ctx.log.warn({ err: describeError(error) }, 'closing the etcd store failed'));
+    },
+  };
+}
+
+/** Opens the etcd store; etcd3 is loaded only by controllers that use it. */
+const openEtcdStore: ControllerStoreFactory = async (args, self, ctx) => {
+  const { EtcdControllerStore } = await import('../storage/controller-etcd.ts');
+  const endpoints = parseEtcdEndpoints(args.controllerEtcdEndpoints);
+  assert(endpoints !== undefined && endpoints.length > 0, 'controllerEtcdEndpoints lists etcd endpoints');
+  return new EtcdControllerStore({
+    endpoints,
+    keyPrefix: args.controllerEtcdKeyPrefix,
+    leaseTtlSeconds: args.controllerEtcdLeaseTtlSeconds,
+    self,
+    bounds: args,
+    requestTimeoutMs: leaseTickMs(args),
+    clock: ctx.clock,
+  });
 };
 
+/** The controller behavior; file faults come from the context's fs (ActorSystemOptions.fs in tests). */
+export const controller = controllerBehavior(openEtcdStore);
+
+function groupOf(args: ControllerArgs): Group | undefined {
+  if (args.controllerEtcdEndpoints.trim() === '') return undefined;
+  assert(Number.isSafeInteger(args.controllerEtcdLeaseTtlSeconds) && args.controllerEtcdLeaseTtlSeconds >= 1, 'the lease TTL is a positive number of seconds');
+  assert(Number.isSafeInteger(args.controllerHeartBeatTimeoutMs) && args.controllerHeartBeatTimeoutMs >= 1, 'the heartbeat timeout is positive');
+  const peers = parseControllerPeers(args.controllerDLegerPeers);
+  const self = peers?.find((peer) => peer.id === args.controllerDLegerSelfId);
+  assert(peers !== undefined && self !== undefined, 'controllerDLegerPeers names controllerDLegerSelfId');
+  return {
+    self,
+    peers,
+    leaseTtlMs: args.controllerEtcdLeaseTtlSeconds * 1000,
+    store: undefined,
+    role: 'follower',
+    term: undefined,
+    leader: undefined,
+    leaseId: undefined,
+    leaseValidUntilMs: Number.NEGATIVE_INFINITY,
+    campaignInFlight: false,
+    keepAliveInFlight: false,
+  };
+}
+
+function groupIn(state: State): Group {
+  assert(state.group !== undefined, 'store messages come only to a controller of a group');
+  return state.group;
+}
+
+function following(state: State): boolean {
+  return state.group !== undefined && state.group.role === 'follower';
+}
+
+function monotonicMs(ctx: Ctx): number {
+  return Number(ctx.clock.monotonicNs() / 1_000_000n);
+}
+
 function stateReply(state: State): ControllerStateReply {
-  return { ...state.machine.snapshot(), phase: state.phase, pending: state.stash.length };
+  const group = state.group;
+  const base = { ...state.machine.snapshot(), phase: state.phase, pending: state.stash.length };
+  if (group === undefined) return { ...base, role: 'single' };
+  return {
+    ...base,
+    role: group.role,
+    ...(group.leader === undefined ? {} : { leaderId: group.leader.id }),
+    ...(group.term === undefined ? {} : { term: group.term }),
+  };
 }
 
 function stash(state: State, item: Stashed, ctx: Ctx): void {
@@ -223,11 +414,12 @@ function stash(state: State, item: Stashed, ctx: Ctx): void {
   }
 }
 
-/** Handles stashed messages until one starts a write (or none are left). */
+/** Handles stashed messages until one starts a write (or none are left); a follower answers them all. */
 function drain(state: State, ctx: Ctx): void {
   while (state.phase === 'ready' && state.stash.length > 0) {
     const item = state.stash.shift()!;
     if (item.kind === 'stateAsk') item.reply.resolve(stateReply(state));
+    else if (following(state)) follow(state, item.message, ctx);
     else process(state, item.message, ctx);
   }
 }
@@ -240,27 +432,44 @@ function loaded(state: State, result: PipeResult<ControllerMetadataLoad>, ctx: C
     ctx.log.error({ dir, err: String(result.error) }, 'controller metadata could not be loaded; starting empty');
     return;
   }
-  const outcome = result.value;
+  adopt(state, result.value, { dir }, ctx);
+}
+
+/** Takes a loaded document as the durable state (empty when there is none or it is corrupt). */
+function adopt(state: State, outcome: ControllerMetadataLoad, where: Record<string, string>, ctx: Ctx): void {
   switch (outcome.source) {
     case 'file':
+    case 'etcd':
       state.machine.restore(outcome.value);
       state.durable = outcome.value;
-      ctx.log.info({ dir, brokerSets: outcome.value.brokerSets.length }, 'controller metadata loaded');
+      ctx.log.info({ ...where, brokerSets: outcome.value.brokerSets.length }, 'controller metadata loaded');
       return;
     case 'none':
-      ctx.log.info({ dir }, 'no controller metadata yet; starting empty');
+      state.machine.restore(emptyControllerMetadata());
+      state.durable = emptyControllerMetadata();
+      ctx.log.info(where, 'no controller metadata yet; starting empty');
       return;
     case 'corrupt':
-      ctx.log.error({ dir, problem: outcome.problem }, 'controller metadata is corrupt; starting empty');
+      state.machine.restore(emptyControllerMetadata());
+      state.durable = emptyControllerMetadata();
+      ctx.log.error({ ...where, problem: outcome.problem }, 'controller metadata is corrupt; starting empty');
       return;
     default:
       assertNever(outcome, 'metadata load outcome');
   }
 }
 
-function persisted(state: State, error: string | undefined, ctx: Ctx): void {
+function persisted(state: State, writeId: number, error: PersistFailure | undefined, ctx: Ctx): void {
   const inflight = state.inflight;
-  assert(state.phase === 'writing' && inflight !== undefined, 'a write was in flight');
+  // A write whose requests were already answered when leadership was lost: its outcome changes nothing.
+  if (inflight === undefined || writeId !== state.writeId) return;
+  assert(state.phase === 'writing', 'a write was in flight');
+  if (error !== undefined && state.group !== undefined && error.code !== ControllerStoreErrorCode.TOO_LARGE) {
+    // Refused (another term leads) or unknown (etcd unreachable): only a leader that reads etcd afresh
+    // knows what is stored now, so this one stops leading.
+    depose(state, state.group, `metadata write failed: ${error.message}`, ctx);
+    return;
+  }
   state.inflight = undefined;
   state.phase = 'ready';
   if (error === undefined) {
@@ -268,13 +477,160 @@ function persisted(state: State, error: string | undefined, ctx: Ctx): void {
     finish(state, inflight.answers, inflight.masterChanges, ctx);
     return;
   }
-  // Nothing of this change reached the disk for sure: undo it in memory and tell the requesters.
-  ctx.log.error({ dir: state.args.controllerStorePath, err: error }, 'controller metadata persist failed; change undone');
+  // Nothing of this change was stored for sure: undo it in memory and tell the requesters.
+  ctx.log.error({ dir: state.args.controllerStorePath, err: error.message }, 'controller metadata persist failed; change undone');
   state.machine.restore(state.durable);
   for (const answer of inflight.answers) {
-    respond(ctx, answer.channel, answer.request, createResponse(answer.request, ResponseCode.SYSTEM_ERROR, `controller metadata persist failed: ${error}`));
+    respond(ctx, answer.channel, answer.request, createResponse(answer.request, ResponseCode.SYSTEM_ERROR, `controller metadata persist failed: ${error.message}`));
   }
 }
+
+// ------------------------------------------------------------------------------------------------ group
+
+function storeOpened(state: State, group: Group, result: PipeResult<ControllerLeaderStore>, ctx: Ctx): void {
+  // No store means a broken installation or a bad argument: crash, and let supervision report it.
+  assert(result.ok, `the controller store could not be opened: ${result.ok ? '' : describeError(result.error)}`);
+  group.store = result.value;
+  ctx.log.info({ self: group.self, leaseTtlMs: group.leaseTtlMs }, 'controller campaigning through etcd');
+  ctx.timers.startPeriodic(LEASE_TIMER, { type: 'leaseTick' }, leaseTickMs(state.args));
+  leaseTick(group, ctx);
+}
+
+/** Renews the lease (leader and followers alike), and campaigns while following. */
+function leaseTick(group: Group, ctx: Ctx): void {
+  const store = group.store;
+  if (store === undefined) return;
+  if (!group.keepAliveInFlight && group.leaseId !== undefined) {
+    group.keepAliveInFlight = true;
+    const sentAtMs = monotonicMs(ctx);
+    ctx.pipeToSelf(store.keepAlive(), (result) => ({ type: 'keptAlive', sentAtMs, result }));
+  }
+  if (group.role === 'follower' && !group.campaignInFlight) {
+    group.campaignInFlight = true;
+    const sentAtMs = monotonicMs(ctx);
+    ctx.pipeToSelf(store.campaign(), (result) => ({ type: 'campaigned', sentAtMs, result }));
+  }
+}
+
+function leaseMarginMs(group: Group): number {
+  return Math.max(LEASE_MARGIN_MS_MIN, Math.floor(group.leaseTtlMs / LEASE_MARGIN_DIVISOR));
+}
+
+/** Moves the lease's validity on from a grant or renewal sent at sentAtMs; a TTL of 0 means it ended. */
+function noteLease(group: Group, lease: LeaseView, sentAtMs: number): void {
+  if (lease.leaseId !== group.leaseId) {
+    group.leaseId = lease.leaseId;
+    group.leaseValidUntilMs = Number.NEGATIVE_INFINITY;
+  }
+  if (lease.renewedTtlMs === undefined) return;
+  if (lease.renewedTtlMs <= 0) {
+    group.leaseId = undefined;
+    group.leaseValidUntilMs = Number.NEGATIVE_INFINITY;
+    return;
+  }
+  group.leaseValidUntilMs = Math.max(group.leaseValidUntilMs, sentAtMs + lease.renewedTtlMs - leaseMarginMs(group));
+}
+
+function campaigned(state: State, group: Group, sentAtMs: number, result: PipeResult<CampaignOutcome>, ctx: Ctx): void {
+  group.campaignInFlight = false;
+  if (!result.ok) {
+    ctx.log.warn({ err: describeError(result.error) }, 'etcd campaign failed; trying again next tick');
+    return;
+  }
+  const outcome = result.value;
+  assert(group.role === 'follower', 'only a follower campaigns');
+  noteLease(group, outcome.lease, sentAtMs);
+  if (outcome.kind === 'follower') {
+    if (outcome.leader?.id !== group.leader?.id) ctx.log.info({ leader: outcome.leader ?? null }, 'controller group leader seen');
+    group.leader = outcome.leader;
+    return;
+  }
+  if (monotonicMs(ctx) >= group.leaseValidUntilMs) {
+    ctx.log.warn({ term: outcome.term }, 'won the campaign with a lease too old to trust; giving it up');
+    resign(group, ctx);
+    return;
+  }
+  lead(state, group, outcome.term, outcome.load, ctx);
+}
+
+/** Starts leading: the stored document, every replica alive for one heartbeat timeout, no channels yet. */
+function lead(state: State, group: Group, term: string, load: ControllerMetadataLoad, ctx: Ctx): void {
+  adopt(state, load, { term }, ctx);
+  const assumedAlive = state.machine.assumeAlive(ctx.clock.nowMs(), state.args.controllerHeartBeatTimeoutMs);
+  state.channels.clear();
+  group.role = 'leader';
+  group.term = term;
+  group.leader = group.self;
+  ctx.log.info({ term, self: group.self, assumedAlive, forMs: state.args.controllerHeartBeatTimeoutMs }, 'controller leads its group');
+}
+
+function keptAlive(state: State, group: Group, sentAtMs: number, result: PipeResult<LeaseView | undefined>, ctx: Ctx): void {
+  group.keepAliveInFlight = false;
+  if (!result.ok) {
+    // The deadline in checkLease deposes a leader whose renewals keep failing.
+    ctx.log.warn({ err: describeError(result.error), role: group.role }, 'etcd lease renewal failed');
+    return;
+  }
+  const lease = result.value;
+  if (lease === undefined || lease.leaseId !== group.leaseId) return;
+  noteLease(group, lease, sentAtMs);
+  if (group.role === 'leader' && group.leaseId === undefined) depose(state, group, 'etcd says the lease has ended', ctx);
+}
+
+/** Deposes a leader whose lease may have ended by now. */
+function checkLease(state: State, group: Group, ctx: Ctx): void {
+  if (group.role === 'leader' && monotonicMs(ctx) >= group.leaseValidUntilMs) depose(state, group, 'the etcd lease was not renewed in time', ctx);
+}
+
+/** Stops leading at once: in-flight and stashed requests are answered CONTROLLER_NOT_LEADER; the lease is given up. */
+function depose(state: State, group: Group, why: string, ctx: Ctx): void {
+  if (group.role !== 'leader') return;
+  ctx.log.warn({ why, term: group.term }, 'controller no longer leads its group');
+  group.role = 'follower';
+  group.term = undefined;
+  group.leader = undefined;
+  state.writeId++;
+  const inflight = state.inflight;
+  state.inflight = undefined;
+  state.phase = 'ready';
+  for (const answer of inflight?.answers ?? []) respond(ctx, answer.channel, answer.request, notLeader(answer.request));
+  state.channels.clear();
+  resign(group, ctx);
+  drain(state, ctx);
+}
+
+function resign(group: Group, ctx: Ctx): void {
+  group.leaseId = undefined;
+  group.leaseValidUntilMs = Number.NEGATIVE_INFINITY;
+  const store = group.store;
+  if (store !== undefined) ctx.pipeToSelf(store.resign(), (result) => ({ type: 'resigned', result }));
+}
+
+function notLeader(request: RemotingCommand): RemotingCommand {
+  return createResponse(request, ResponseCode.CONTROLLER_NOT_LEADER, NOT_LEADER_REMARK);
+}
+
+/** A follower's turn: it names the leader and shows its config; everything else goes to the leader. */
+function follow(state: State, message: RemotingRequestMessage | ChannelClosedMessage | ScanNotActiveBrokerMessage, ctx: Ctx): void {
+  switch (message.type) {
+    case 'remotingRequest': {
+      const { request, channel } = message;
+      const servedHere = request.code === RequestCode.CONTROLLER_GET_METADATA_INFO || request.code === RequestCode.GET_CONTROLLER_CONFIG;
+      const response = servedHere ? handleRequest(state, request, channel, ctx.clock.nowMs(), ctx) : notLeader(request);
+      respond(ctx, channel, request, response);
+      return;
+    }
+    case 'channelClosed':
+      state.channels.delete(channelKey(message.channel));
+      return;
+    case 'scanNotActiveBroker':
+      return;
+    default:
+      assertNever(message, 'follower work');
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ serving
 
 /** Runs one message with the state ready; persists its changes, then answers and announces them. */
 function process(state: State, message: RemotingRequestMessage | ChannelClosedMessage | ScanNotActiveBrokerMessage, ctx: Ctx): void {
@@ -320,17 +676,29 @@ function commit(state: State, answers: readonly Answer[], ctx: Ctx): void {
     return;
   }
   const document = state.machine.toDocument();
-  if (state.args.controllerStorePath === '') {
+  const group = state.group;
+  if (group === undefined && state.args.controllerStorePath === '') {
     state.durable = document;
     finish(state, answers, effects.masterChanges, ctx);
     return;
   }
   state.phase = 'writing';
   state.inflight = { answers, masterChanges: effects.masterChanges, document };
-  ctx.pipeToSelf(persistControllerMetadata(ctx.fs, state.args.controllerStorePath, document, state.args), (result) => ({
+  const writeId = ++state.writeId;
+  ctx.pipeToSelf(write(state, group, document, ctx), (result) => ({
     type: 'metadataPersisted',
-    error: result.ok ? undefined : String(result.error instanceof Error ? result.error.message : result.error),
+    writeId,
+    error: result.ok ? undefined : { code: result.error instanceof ControllerStoreError ? result.error.code : undefined, message: describeError(result.error) },
   }));
+}
+
+/** Stores the document: to the group's store under this leader's term, or to the file. */
+function write(state: State, group: Group | undefined, document: ControllerMetadataDocument, ctx: Ctx): Promise<void> {
+  if (group === undefined) return persistControllerMetadata(ctx.fs, state.args.controllerStorePath, document, state.args);
+  assert(group.role === 'leader' && group.term !== undefined && group.store !== undefined, 'only the leader writes');
+  const checked = validateControllerMetadata(document, state.args);
+  assert(checked.ok, `refusing to store invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
+  return group.store.save(group.term, checked.value);
 }
 
 function finish(state: State, answers: readonly Answer[], masterChanges: readonly MasterChange[], ctx: Ctx): void {
@@ -517,13 +885,25 @@ const getSyncStateData: Handler = (state, request, _channel, nowMs) => {
 };
 
 const getMetadataInfo: Handler = (state, request, channel) => {
-  const selfId = state.args.controllerDLegerSelfId;
+  const group = state.group;
+  if (group === undefined) {
+    // Alone, this controller leads itself and is reached where the broker reached it.
+    const selfId = state.args.controllerDLegerSelfId;
+    const extFields = GetMetaDataResponseHeader.format({
+      group: state.args.controllerDLegerGroup,
+      controllerLeaderId: selfId,
+      controllerLeaderAddress: channel.localAddress,
+      isLeader: true,
+      peers: `${selfId}:${channel.localAddress};`,
+    });
+    return reply(request, ResponseCode.SUCCESS, undefined, extFields);
+  }
+  const leader = group.role === 'leader' ? group.self : group.leader;
   const extFields = GetMetaDataResponseHeader.format({
     group: state.args.controllerDLegerGroup,
-    controllerLeaderId: selfId,
-    controllerLeaderAddress: channel.localAddress,
-    isLeader: true,
-    peers: `${selfId}:${channel.localAddress};`,
+    ...(leader === undefined ? {} : { controllerLeaderId: leader.id, controllerLeaderAddress: leader.address }),
+    isLeader: group.role === 'leader',
+    peers: formatMetadataPeers(group.peers),
   });
   return reply(request, ResponseCode.SUCCESS, undefined, extFields);
 };

@@ -4,17 +4,22 @@
  * controller pushes NOTIFY_BROKER_ROLE_CHANGED, and short-lived connections to a new master's broker
  * port for GET_BROKER_EPOCH_CACHE and EXCHANGE_BROKER_HA_INFO.
  *
- * controllerAddr may list several controllers separated by ';' (as BrokerConfig.controllerAddr does);
- * a failed connection moves on to the next one. We do not ask CONTROLLER_GET_METADATA_INFO for the
- * leader: a single controller is its own leader, and a follower would answer CONTROLLER_NOT_LEADER, which
- * the caller treats as any failure (the next call tries the next address).
+ * controllerAddr may list several controllers separated by ';' (as BrokerConfig.controllerAddr does), of
+ * which one leads (a group agreeing through etcd). Finding the leader, as ReplicasManager's
+ * updateControllerMetadata does:
+ * - a connection that cannot be made moves on to the next address at once, within the call's time;
+ * - an answer CONTROLLER_NOT_LEADER comes from a follower, which did nothing; we ask it
+ *   CONTROLLER_GET_METADATA_INFO, switch to the controllerLeaderAddress it names (or, when it names none
+ *   yet, to the next address) and send the request once more, so the caller sees the leader's answer;
+ * - a connection that fails or times out is dropped, and the next call starts from the next address.
  *
  * Failures are rejections (RemotingClientError with its stable code); the actor pipes them to itself.
  */
 import type { Clock } from '../runtime/clock.ts';
 import type { ConnectionLog } from '../net/remoting/connection.ts';
-import { RemotingClient } from '../net/remoting/remoting-client.ts';
-import type { RemotingCommand } from '../net/remoting/remoting-command.ts';
+import { GetMetaDataResponseHeader } from '../net/remoting/controller-protocol.ts';
+import { RemotingClient, requestOf } from '../net/remoting/remoting-client.ts';
+import { RequestCode, ResponseCode, type RemotingCommand } from '../net/remoting/remoting-command.ts';
 
 /** How the link connects. */
 export type ReplicasRemotingOptions = {
@@ -33,6 +38,8 @@ export class ReplicasRemoting {
   private client: RemotingClient | undefined;
   private connecting: Promise<RemotingClient> | undefined;
   private next = 0;
+  /** The leader's address as a follower last named it; tried before the list. */
+  private leaderAddr: string | undefined;
   private closed = false;
   private readonly peers = new Set<RemotingClient>();
 
@@ -43,19 +50,19 @@ export class ReplicasRemoting {
 
   /** The controller address in use (or to be tried next). */
   get controllerAddr(): string {
-    return this.options.controllerAddrs[this.next % this.options.controllerAddrs.length]!;
+    return this.leaderAddr ?? this.options.controllerAddrs[this.next % this.options.controllerAddrs.length]!;
   }
 
-  /** Sends one request to the controller and resolves with its answer, whatever its code. */
+  /** Sends one request to the leading controller and resolves with its answer, whatever its code. */
   async invokeController(request: RemotingCommand, timeoutMs: number): Promise<RemotingCommand> {
-    const client = await this.controllerClient();
-    try {
-      return await client.invoke(request, timeoutMs);
-    } catch (error) {
-      // A timed-out or closed connection is dropped, so the next call starts afresh (maybe elsewhere).
-      this.dropController(client);
-      throw error;
-    }
+    const deadlineMs = this.nowMs() + timeoutMs;
+    const first = await this.invokeOnce(request, deadlineMs);
+    if (first.answer.code !== ResponseCode.CONTROLLER_NOT_LEADER) return first.answer;
+    // A follower did nothing with it: find the leader through it, then ask the leader once.
+    const leader = await this.leaderNamedBy(first.client, deadlineMs);
+    this.switchFrom(first.client, leader);
+    if (leader === undefined || this.nowMs() >= deadlineMs) return first.answer;
+    return (await this.invokeOnce(request, deadlineMs)).answer;
   }
 
   /** Sends requests, in order, to another broker over a connection of their own, then closes it. */
@@ -83,26 +90,88 @@ export class ReplicasRemoting {
     this.peers.clear();
   }
 
+  private nowMs(): number {
+    return Number(this.options.clock.monotonicNs() / 1_000_000n);
+  }
+
+  private remainingMs(deadlineMs: number): number {
+    return Math.max(1, deadlineMs - this.nowMs());
+  }
+
+  private async invokeOnce(request: RemotingCommand, deadlineMs: number): Promise<{ client: RemotingClient; answer: RemotingCommand }> {
+    const client = await this.controllerClient(deadlineMs);
+    try {
+      return { client, answer: await client.invoke(request, this.remainingMs(deadlineMs)) };
+    } catch (error) {
+      // A timed-out or closed connection is dropped, so the next call starts afresh (maybe elsewhere).
+      this.dropController(client);
+      throw error;
+    }
+  }
+
+  /** The leader address a controller names in CONTROLLER_GET_METADATA_INFO; undefined when it names none. */
+  private async leaderNamedBy(client: RemotingClient, deadlineMs: number): Promise<string | undefined> {
+    try {
+      const answer = await client.invoke(requestOf(RequestCode.CONTROLLER_GET_METADATA_INFO), this.remainingMs(deadlineMs));
+      if (answer.code !== ResponseCode.SUCCESS) return undefined;
+      const address = GetMetaDataResponseHeader.parse(answer.extFields).controllerLeaderAddress?.trim();
+      return address === undefined || address === '' ? undefined : address;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Leaves a follower's connection for the leader it named, or for the next address. */
+  private switchFrom(client: RemotingClient, leader: string | undefined): void {
+    if (this.client === client) {
+      this.client = undefined;
+      void client.close();
+    }
+    const current = this.controllerAddr;
+    if (leader !== undefined && leader !== current) {
+      this.leaderAddr = leader;
+      return;
+    }
+    this.moveOn();
+  }
+
+  private moveOn(): void {
+    if (this.leaderAddr !== undefined) this.leaderAddr = undefined;
+    else this.next++;
+  }
+
   private dropController(client: RemotingClient): void {
     if (this.client !== client) return;
     this.client = undefined;
-    this.next++;
+    this.moveOn();
     void client.close();
   }
 
-  private controllerClient(): Promise<RemotingClient> {
+  private controllerClient(deadlineMs: number): Promise<RemotingClient> {
     if (this.closed) return Promise.reject(new Error('replicas remoting closed'));
     if (this.client !== undefined && !this.client.closed) return Promise.resolve(this.client);
     if (this.client !== undefined) {
       this.client = undefined;
-      this.next++;
+      this.moveOn();
     }
     if (this.connecting !== undefined) return this.connecting;
-    const address = this.controllerAddr;
-    const { clock, connectTimeoutMs, log } = this.options;
-    const connecting = RemotingClient.connect(address, { clock, connectTimeoutMs, log }).then(
-      (connected) => {
-        this.connecting = undefined;
+    const connecting = this.connectAny(deadlineMs).finally(() => {
+      this.connecting = undefined;
+    });
+    this.connecting = connecting;
+    return connecting;
+  }
+
+  /** Connects to the leader named last or the current address, moving on through the list on failure. */
+  private async connectAny(deadlineMs: number): Promise<RemotingClient> {
+    const { clock, connectTimeoutMs, log, controllerAddrs } = this.options;
+    // Bounded: the named leader (if any) and then each listed address once.
+    const tries = controllerAddrs.length + (this.leaderAddr === undefined ? 0 : 1);
+    let lastError: unknown = new Error('no controller could be reached in time');
+    for (let attempt = 0; attempt < tries && this.nowMs() < deadlineMs; attempt++) {
+      const address = this.controllerAddr;
+      try {
+        const connected = await RemotingClient.connect(address, { clock, connectTimeoutMs: Math.min(connectTimeoutMs, this.remainingMs(deadlineMs)), log });
         if (this.closed) {
           void connected.close();
           throw new Error('replicas remoting closed');
@@ -113,14 +182,12 @@ export class ReplicasRemoting {
         });
         this.client = connected;
         return connected;
-      },
-      (error: unknown) => {
-        this.connecting = undefined;
-        this.next++;
-        throw error;
-      },
-    );
-    this.connecting = connecting;
-    return connecting;
+      } catch (error) {
+        if (this.closed) throw error;
+        lastError = error;
+        this.moveOn();
+      }
+    }
+    throw lastError;
   }
 }

@@ -17,6 +17,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAddressList } from './address.ts';
+import { parseControllerPeers } from '../net/remoting/controller-protocol.ts';
+import { parseEtcdEndpoints } from '../storage/controller-etcd-store.ts';
 import type { DefaultContext, Role } from './environment.ts';
 import { booleanType, enumType, integerType, stringType, type ValueType } from './value-types.ts';
 
@@ -132,6 +134,8 @@ const NAME_TEXT = /^[A-Za-z0-9._-]{1,127}$/;
 const HOST_TEXT = /^[A-Za-z0-9._:[\]-]{1,255}$/;
 const DELAY_LEVEL_TEXT = /^\d+[smhd]$/;
 const DELAY_LEVELS_MAX = 128;
+const CONTROLLER_ID_TEXT = /^[A-Za-z0-9_.]{1,64}$/;
+const ETCD_PREFIX_TEXT = /^(\/[A-Za-z0-9._-]{1,64}){1,8}$/;
 
 const nameType = stringType({
   docLabel: 'name',
@@ -264,7 +268,8 @@ export const CONFIG_KEYS = {
     default: constant(10_000),
     rocketmqDefault: '10000',
     source: 'BrokerConfig',
-    description: 'How long the controller keeps a silent broker alive; a master that cannot renew it stops acknowledging.',
+    description:
+      'How long the controller keeps a silent broker alive, and how long a controller taking over through etcd counts every replica alive; a master that cannot renew it stops acknowledging.',
     active: true,
   }),
   sendHeartbeatTimeoutMillis: key({
@@ -721,6 +726,62 @@ export const CONFIG_KEYS = {
     description: 'Let the controller elect a master from replicas outside the in-sync set, risking message loss.',
     active: true,
   }),
+  controllerDLegerGroup: key({
+    type: nameType,
+    default: constant('group1'),
+    rocketmqDefault: 'null',
+    source: 'ControllerConfig',
+    description: 'Name of the controller group, reported by CONTROLLER_GET_METADATA_INFO.',
+    active: true,
+  }),
+  controllerDLegerSelfId: key({
+    type: stringType({ docLabel: 'id', expected: 'an id of 1..64 letters, digits, "." or "_"', accepts: (s) => CONTROLLER_ID_TEXT.test(s) }),
+    default: constant('n0'),
+    rocketmqDefault: 'null',
+    source: 'ControllerConfig',
+    description: 'This controller\'s id; with controllerEtcdEndpoints it must be one of the ids in controllerDLegerPeers.',
+    active: true,
+  }),
+  controllerDLegerPeers: key({
+    type: stringType({
+      docLabel: 'id-host:port list or empty',
+      expected: 'id-host:port[;id-host:port...] with distinct ids, or nothing',
+      accepts: (s) => s === '' || parseControllerPeers(s) !== undefined,
+    }),
+    default: constant(''),
+    rocketmqDefault: 'null',
+    source: 'ControllerConfig',
+    description: 'Every controller of the group as id-host:port, the address brokers reach it on; the leader announces its own entry to brokers.',
+    active: true,
+  }),
+  controllerEtcdEndpoints: key({
+    type: stringType({
+      docLabel: 'http://host:port list or empty',
+      expected: 'http://host:port[,http://host:port...] or nothing',
+      accepts: (s) => parseEtcdEndpoints(s) !== undefined,
+    }),
+    default: constant(''),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description: 'Client URLs of the etcd cluster through which several controllers elect a leader and share their metadata; empty runs one controller on its own store.',
+    active: true,
+  }),
+  controllerEtcdKeyPrefix: key({
+    type: stringType({ docLabel: 'etcd key path', expected: 'a path such as /rocketmq-ts/controller', accepts: (s) => ETCD_PREFIX_TEXT.test(s) }),
+    default: constant('/rocketmq-ts/controller'),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description: 'Prefix of the etcd keys of this controller group (its leader key and its metadata document).',
+    active: true,
+  }),
+  controllerEtcdLeaseTtlSeconds: key({
+    type: integerType(2, 60),
+    default: constant(3),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description: 'Seconds the leading controller\'s etcd lease outlives its last renewal, so how soon another controller takes over.',
+    active: true,
+  }),
 
   // Proxy.
   proxyMode: key({
@@ -1044,6 +1105,7 @@ export function crossKeyViolations(config: NodeConfig, role: Role): CrossKeyViol
   if (runsBroker && config.enableControllerMode && config.controllerAddr === '') {
     violations.push({ key: 'controllerAddr', detail: 'enableControllerMode true needs controllerAddr, got ""' });
   }
+  violations.push(...controllerGroupViolations(config, role));
   if (runsBroker && config.mappedFileSizeCommitLog < config.maxMessageSize + 65_536) {
     violations.push({
       key: 'mappedFileSizeCommitLog',
@@ -1064,6 +1126,26 @@ export function crossKeyViolations(config: NodeConfig, role: Role): CrossKeyViol
   }
   violations.push(...portClashes(config, role));
   return violations;
+}
+
+// A controller that shares etcd with others must announce where brokers reach it: its own entry of
+// controllerDLegerPeers.
+function controllerGroupViolations(config: NodeConfig, role: Role): CrossKeyViolation[] {
+  const runsController = role === 'controller' || ((role === 'namesrv' || role === 'start') && config.enableControllerInNamesrv);
+  if (!runsController || config.controllerEtcdEndpoints === '') return [];
+  const peers = parseControllerPeers(config.controllerDLegerPeers);
+  if (peers === undefined) {
+    return [{ key: 'controllerDLegerPeers', detail: `controllerEtcdEndpoints needs every controller listed as id-host:port, got ${quoteValue(config.controllerDLegerPeers)}` }];
+  }
+  if (!peers.some((peer) => peer.id === config.controllerDLegerSelfId)) {
+    return [
+      {
+        key: 'controllerDLegerPeers',
+        detail: `must name this controller's id ${quoteValue(config.controllerDLegerSelfId)} (controllerDLegerSelfId), got ${quoteValue(config.controllerDLegerPeers)}`,
+      },
+    ];
+  }
+  return [];
 }
 
 // Two servers of one process cannot listen on the same port; 0 (a free port) never clashes.

@@ -6,7 +6,8 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { NodeConfig, Role } from '../config/schema.ts';
-import { parseAddressList } from '../config/address.ts';
+import { parseAddressList, parseHostPort } from '../config/address.ts';
+import { parseControllerPeers } from '../net/remoting/controller-protocol.ts';
 import type { ActorRef } from '../runtime/actor.ts';
 import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-system.ts';
 import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
@@ -97,11 +98,20 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       const port = role === 'controller' ? config.listenPort : config.controllerListenPort;
       const acceptors = await startRemoting(system, 'controller', { ...remotingArgs, server: 'controller', port }, config, listeners);
       controller = acceptors.port;
+      warnIfAnnouncedElsewhere(config, controller, log);
       const ref = await spawnController(system, {
         controllerStorePath: config.controllerStorePath,
         enableElectUncleanMaster: config.enableElectUncleanMaster,
         notifyBrokerRoleChanged: config.notifyBrokerRoleChanged,
         scanNotActiveBrokerIntervalMs: config.scanNotActiveBrokerInterval,
+        controllerDLegerGroup: config.controllerDLegerGroup,
+        controllerDLegerSelfId: config.controllerDLegerSelfId,
+        controllerDLegerPeers: config.controllerDLegerPeers,
+        // Several controllers agree through etcd when endpoints are set; alone, the file store is used.
+        controllerEtcdEndpoints: config.controllerEtcdEndpoints,
+        controllerEtcdKeyPrefix: config.controllerEtcdKeyPrefix,
+        controllerEtcdLeaseTtlSeconds: config.controllerEtcdLeaseTtlSeconds,
+        controllerHeartBeatTimeoutMs: config.controllerHeartBeatTimeoutMills,
       });
       await useRoutes(system, acceptors.refs, controllerRoutes(ref));
     }
@@ -135,6 +145,16 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
   } catch (error) {
     await system.shutdown();
     throw error;
+  }
+}
+
+/** A controller of an etcd group announces its controllerDLegerPeers entry to brokers: say so when that is not where it listens. */
+function warnIfAnnouncedElsewhere(config: NodeConfig, boundPort: number, log: Logger): void {
+  if (config.controllerEtcdEndpoints === '') return;
+  const self = parseControllerPeers(config.controllerDLegerPeers)?.find((peer) => peer.id === config.controllerDLegerSelfId);
+  const announcedPort = self === undefined ? undefined : parseHostPort(self.address)?.port;
+  if (announcedPort !== boundPort) {
+    log.warn({ announced: self?.address, boundPort }, 'this controller listens on another port than its controllerDLegerPeers entry, which brokers are sent to');
   }
 }
 

@@ -30,6 +30,9 @@
  * an invariant is reported as `corrupt` with the reason (a file that is not JSON or is invalid is renamed to
  * `.corrupt` first); the caller logs it and starts empty (it does not crash). Liveness (heartbeats) is
  * never persisted, as in RocketMQ: brokers heartbeat again within seconds.
+ *
+ * A group of controllers agreeing through etcd (controller-etcd.ts) keeps the same document, as the same
+ * JSON, in one etcd key instead of this file; parseControllerMetadataText reads it there.
  */
 import path from 'node:path';
 import { z } from 'zod';
@@ -133,7 +136,7 @@ export function emptyControllerMetadata(): ControllerMetadataDocument {
 
 /** What load found. */
 export type ControllerMetadataLoad =
-  | { readonly source: 'file'; readonly value: ControllerMetadataDocument }
+  | { readonly source: 'file' | 'etcd'; readonly value: ControllerMetadataDocument }
   | { readonly source: 'none' }
   | { readonly source: 'corrupt'; readonly problem: string };
 
@@ -143,6 +146,17 @@ function isNotFound(error: unknown): boolean {
 
 function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** Parses and validates a document's JSON text, wherever it was stored. */
+export function parseControllerMetadataText(text: string, bounds: ControllerMetadataBounds): ControllerMetadataCheck {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    return { ok: false, problem: `not JSON: ${describe(error)}` };
+  }
+  return validateControllerMetadata(json, bounds);
 }
 
 /** Reads `<dir>/controllerMetadata.json` (see the recovery rule above); deletes a leftover temp file. */

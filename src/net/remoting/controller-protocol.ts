@@ -35,6 +35,7 @@
  * SyncStateSet member even in an unclean election.
  */
 import { z } from 'zod';
+import { parseHostPort } from '../../config/address.ts';
 import { defineHeader, type HeaderValue } from './broker-headers.ts';
 import { formatFastjson, parseFastjson, toPlainJson, type FastjsonInput } from './fastjson.ts';
 
@@ -54,6 +55,9 @@ export const ControllerNames = {
   /** ElectMasterRequestHeader.brokerId when the controller itself triggers the election. */
   CONTROLLER_TRIGGER_BROKER_ID: -1,
 } as const;
+
+/** Most controllers one controllerDLegerPeers list may name. */
+export const CONTROLLER_PEERS_MAX = 64;
 
 /** Most broker names one CONTROLLER_GET_SYNC_STATE_DATA body may list. */
 export const SYNC_STATE_DATA_NAMES_MAX = 4096;
@@ -475,4 +479,37 @@ export function parseEpochEntryCache(body: Uint8Array | undefined): EpochEntryCa
 /** Writes the GET_CONTROLLER_CONFIG body: `key=value` lines, as Configuration.getAllConfigsFormatString does. */
 export function formatControllerConfig(config: Readonly<Record<string, string | number | boolean>>): Uint8Array {
   return utf8.encode(Object.entries(config).map(([key, value]) => `${key}=${String(value)}\n`).join(''));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Controller peers
+
+/** One controller of a group: its controllerDLegerSelfId and the `host:port` brokers reach it on. */
+export type ControllerPeer = { readonly id: string; readonly address: string };
+
+const PEER_ID = /^[A-Za-z0-9_.]{1,64}$/;
+
+/**
+ * Reads controllerDLegerPeers, `id-host:port;id-host:port...` (split at the first '-', as
+ * ControllerConfig.getDLedgerAddress does); undefined when an entry is malformed, an id repeats or the
+ * list is empty or longer than CONTROLLER_PEERS_MAX.
+ */
+export function parseControllerPeers(text: string): readonly ControllerPeer[] | undefined {
+  const entries = text.split(';').map((entry) => entry.trim()).filter((entry) => entry !== '');
+  if (entries.length === 0 || entries.length > CONTROLLER_PEERS_MAX) return undefined;
+  const peers: ControllerPeer[] = [];
+  for (const entry of entries) {
+    const dash = entry.indexOf('-');
+    if (dash <= 0) return undefined;
+    const id = entry.slice(0, dash);
+    const address = entry.slice(dash + 1);
+    if (!PEER_ID.test(id) || parseHostPort(address) === undefined || peers.some((peer) => peer.id === id)) return undefined;
+    peers.push({ id, address });
+  }
+  return peers;
+}
+
+/** GetMetaDataResponseHeader.peers as DLedgerController writes it: `id:address;` for every peer. */
+export function formatMetadataPeers(peers: readonly ControllerPeer[]): string {
+  return peers.map((peer) => `${peer.id}:${peer.address};`).join('');
 }
