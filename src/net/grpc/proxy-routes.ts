@@ -17,6 +17,11 @@ const PERM_WRITE = PermName.PERM_WRITE;
 const MASTER_KEY = String(MASTER_ID);
 /** How long a route is served from the cache. */
 export const ROUTE_CACHE_TTL_MS = 20_000;
+/**
+ * How long a route in which some broker set has no master is served from the cache: during a failover
+ * the NameServer briefly knows no master, and the new one must be seen within a second, not a TTL.
+ */
+export const ROUTE_CACHE_MASTERLESS_TTL_MS = 1_000;
 /** Most topics cached (topicRouteServiceCacheMaxNum). */
 export const ROUTE_CACHE_TOPICS_MAX = 20_000;
 
@@ -117,7 +122,9 @@ export class RouteCache {
       const oldest = this.entries.keys().next();
       if (oldest.done !== true) this.entries.delete(oldest.value);
     }
-    this.entries.set(route.topic, { route, expiresAtMs: nowMs + this.ttlMs });
+    const masterless = [...route.brokers.values()].some((broker) => broker.masterAddr === undefined);
+    const ttlMs = masterless ? Math.min(this.ttlMs, ROUTE_CACHE_MASTERLESS_TTL_MS) : this.ttlMs;
+    this.entries.set(route.topic, { route, expiresAtMs: nowMs + ttlMs });
   }
 
   forget(topic: string): void {

@@ -19,6 +19,15 @@ describe('RouteCache', () => {
     expect(cache.get('T', 1_000)).toBeUndefined();
   });
 
+  it('serves a route with a masterless broker set for at most a second', () => {
+    const cache = new RouteCache(60_000, 10);
+    const data = routeData({ a: '127.0.0.1:1' });
+    const masterless = { ...data, brokerDatas: data.brokerDatas.map((broker) => ({ ...broker, brokerAddrs: { '1': '127.0.0.1:9' } })) };
+    cache.put(proxyRouteOf('T', masterless, 'NORMAL'), 0);
+    expect(cache.get('T', 999)).toBeDefined();
+    expect(cache.get('T', 1_000)).toBeUndefined();
+  });
+
   it('keeps at most topicsMax routes, evicting the oldest', () => {
     const cache = new RouteCache(60_000, 2);
     for (const topic of ['A', 'B', 'C']) cache.put(proxyRouteOf(topic, routeData({ a: '127.0.0.1:1' }), 'NORMAL'), 0);
