@@ -78,6 +78,8 @@ export type BrokerProcessorArgs = {
   readonly identity: BrokerIdentity;
   readonly settings: BrokerSettings;
   readonly refs: BrokerRefs;
+  /** Controller mode: the master lease the send processors check before answering (master-lease.ts). */
+  readonly masterLease?: SharedArrayBuffer;
 };
 
 /**

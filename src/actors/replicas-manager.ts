@@ -81,6 +81,7 @@ import { EpochCache, findConsistentPoint, readEpochFile, writeEpochFile } from '
 import { loadBrokerIdentity, removeTempBrokerIdentity, writeAppliedBrokerIdentity, writeTempBrokerIdentity } from '../storage/broker-identity.ts';
 import type { BrokerRole, CommitLogWriterMessage, HaStateAnswer, RoleAnswer, TruncateAnswer } from './commit-log-writer.ts';
 import type { HaClientMessage } from './ha-client.ts';
+import { publishMasterLease } from './master-lease.ts';
 import type { RemotingRequestMessage } from './remoting-routes.ts';
 import { ReplicasRemoting } from './replicas-remoting.ts';
 
@@ -138,6 +139,8 @@ export type ReplicasManagerArgs = {
   readonly requestTimeoutMs: number;
   readonly transitionRetryIntervalMs: number;
   readonly leaseSafetyMarginMs: number;
+  /** The lease cell the send processors check before they answer (master-lease.ts); absent in unit tests. */
+  readonly masterLease?: SharedArrayBuffer;
 };
 
 /** Told to each `onRoleChanged` subscriber after a role change is complete. */
@@ -595,8 +598,12 @@ function onHeartbeat(state: State, sentAtMs: number, result: PipeResult<Remoting
     return;
   }
   state.leaseHeartbeatSentAtMs = Math.max(state.leaseHeartbeatSentAtMs, sentAtMs);
-  // The writer checks the lease itself before every acknowledgement: renew it there too.
-  if (state.writerOpen) ctx.tell(state.args.writer, { type: 'lease', leaseUntilMs: leaseDeadline(state) });
+  // The writer checks the lease itself before every acknowledgement, the send processors again before
+  // they answer: renew it in both places.
+  if (state.writerOpen) {
+    ctx.tell(state.args.writer, { type: 'lease', leaseUntilMs: leaseDeadline(state) });
+    publishLease(state, leaseDeadline(state));
+  }
   // A suspect master needs the controller's word after this heartbeat before it opens again.
   if (state.suspect) poll(state, ctx);
 }
@@ -777,16 +784,24 @@ function reconcileWriter(state: State, ctx: Ctx): void {
   state.writerOpen = open;
   const writer = state.args.writer;
   if (!open) {
+    publishLease(state, 'closed');
     // A tell, so it is queued in the writer before anything this actor sends later.
     if (!ctx.tell(writer, { type: 'fence', epoch: state.knownEpoch })) ctx.log.error({ epoch: state.knownEpoch }, 'writer did not take the fence');
     return;
   }
+  publishLease(state, leaseDeadline(state));
   const asked = ctx.ask<CommitLogWriterMessage, RoleAnswer>(writer, { type: 'setRole', role: masterRole(state.args), epoch: state.knownEpoch, leaseUntilMs: leaseDeadline(state) }, state.args.requestTimeoutMs);
   ctx.pipeToSelf(asked, (result) => ({ type: 'roleSet', result }));
 }
 
+/** Writes the lease to the shared cell, if there is one. */
+function publishLease(state: State, untilMs: number | 'closed'): void {
+  if (state.args.masterLease !== undefined) publishMasterLease(state.args.masterLease, untilMs);
+}
+
 function onRoleSet(state: State, result: PipeResult<RoleAnswer>, ctx: Ctx): void {
   if (result.ok && result.value.ok) return;
+  publishLease(state, 'closed');
   const why = result.ok ? `writer is at epoch ${result.value.epoch}` : describeError(result.error);
   ctx.log.warn({ epoch: state.knownEpoch, why }, 'the writer refused the master role');
   state.writerOpen = false;
@@ -813,6 +828,7 @@ function askWriter<R>(state: State, message: CommitLogWriterMessage, ctx: Ctx): 
 }
 
 async function fenceFor(state: State, epoch: number, ctx: Ctx): Promise<number> {
+  publishLease(state, 'closed');
   const fenced = await askWriter<RoleAnswer>(state, { type: 'fence', epoch }, ctx);
   if (!fenced.ok) throw new Error(`writer refused fencing at epoch ${epoch}: it is at ${fenced.epoch}`);
   return fenced.maxOffset;

@@ -76,6 +76,7 @@ import {
   type TopicForSendAnswer,
 } from './broker-context.ts';
 import type { CommitLogWriterMessage } from './commit-log-writer.ts';
+import { masterLeaseAllows } from './master-lease.ts';
 import type { RemotingChannel, RemotingRequestMessage } from './remoting-routes.ts';
 import { applyDelayLevel, parseJavaInt, propertiesString } from './schedule-service.ts';
 import { applyTimer, checkRecall, recallHandleFor, recallMarker, recallResponseFor } from './timer-hook.ts';
@@ -317,6 +318,11 @@ function onPutDone(state: State, job: Job, reply: PutReply, result: PipeResult<P
   }
   const results = result.value;
   assert(results.length > 0, 'a put answers at least one result');
+  if (!masterLeaseAllows(state.args.masterLease, Number(ctx.clock.monotonicNs() / 1_000_000n))) {
+    // The writer answered under a valid lease, but the answer reached this thread after it ran out (the
+    // process was frozen, say): another broker may be master now, so nothing is acknowledged.
+    return finish(state, job, sendError(job, ResponseCode.SERVICE_NOT_AVAILABLE, 'the master lease ran out before the answer; the message is not acknowledged, send it again'), ctx);
+  }
   if (reply.kind === 'recall') {
     const answer = recallResponseFor(results[0]!.status, reply.msgId);
     const extFields = answer.msgId === undefined ? regionFields() : { msgId: answer.msgId, ...regionFields() };

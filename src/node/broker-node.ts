@@ -41,6 +41,7 @@ import type { BoundAnswer } from '../actors/remoting-acceptor.ts';
 import { portOf } from './node-start-error.ts';
 import { spawnHaClient } from '../actors/ha-client.ts';
 import { REPLICAS_MANAGER_REQUEST_CODES, spawnReplicasManager, type ReplicasRoleChangedMessage } from '../actors/replicas-manager.ts';
+import { createMasterLease } from '../actors/master-lease.ts';
 import { spawnSlaveSynchronize, type SyncFromMasterMessage } from '../actors/slave-synchronize.ts';
 
 /** What starting a broker needs from the actor system: spawning, and asking the HA service its port. */
@@ -143,7 +144,9 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
     args: { ...brokerArgsOf(config, { writer, admin: unborn }, listenPort), options: { ...registrationOptionsOf(config), timerWheelEnable: config.timerWheelEnable, enableMixedMessageType: config.enableMixedMessageType, haServerAddr } },
     pool: 'admin',
   });
-  const args = brokerArgsOf(config, { writer, admin }, listenPort);
+  // Controller mode: the lease the replicas manager publishes and the send processors check.
+  const masterLease = controllerMode ? createMasterLease() : undefined;
+  const args: BrokerProcessorArgs = { ...brokerArgsOf(config, { writer, admin }, listenPort), ...(masterLease === undefined ? {} : { masterLease }) };
   // A slave copies its master's metadata (RocketMQ's SlaveSynchronize): a SLAVE by config from start, a
   // controller-mode broker whenever the replicas manager makes it one.
   const slaveSynchronize =
@@ -219,6 +222,7 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
       syncBrokerMetadataPeriodMs: config.syncBrokerMetadataPeriod,
       checkSyncStateSetPeriodMs: config.checkSyncStateSetPeriod,
       brokerElectionPriority: config.brokerElectionPriority,
+      ...(masterLease === undefined ? {} : { masterLease }),
     });
     for (const code of REPLICAS_MANAGER_REQUEST_CODES) byCode[code] = [replicas as ActorRef<RemotingRequestMessage>];
   }
