@@ -131,6 +131,7 @@ export type CommitLogWriterArgs = {
 
 /** Replication requests: the ha-service's and ha-client's asks, and role changes. */
 export type HaWriterMessage =
+  /** Raw log bytes from fromOffset, within one file, up to maxBytes (capped at 16 MiB); waits up to waitMs for them. */
   | { readonly type: 'haReadRaw'; readonly fromOffset: number; readonly maxBytes: number; readonly waitMs?: number }
   | { readonly type: 'haAppendRaw'; readonly fromOffset: number; readonly bytes: Uint8Array }
   | { readonly type: 'haSlaveAck'; readonly slaveId: string; readonly offset: number; readonly brokerId?: number; readonly asyncLearner?: boolean }
@@ -188,6 +189,13 @@ export type GetRequest = {
   readonly maxMsgNums: number;
   readonly tags?: readonly string[];
 };
+
+/**
+ * The answer to `get`: the read, with the writer's role and the CommitLog's end when it was served, so a
+ * pull processor knows the broker's current role (static or set by the controller) and how far behind the
+ * log end the read is (PullMessageProcessor's slave read and suggestWhichBrokerId).
+ */
+export type GetAnswer = GetMessageResult & { readonly role: BrokerRole; readonly maxPhysicalOffset: number };
 
 /** Messages: requests (asks) from the broker, the flusher's answers, and the writer's own timers. */
 export type CommitLogWriterMessage =
@@ -303,6 +311,8 @@ const WATCHERS_MAX = 256;
 const HA_SLAVES_MAX = 64;
 /** ha-service reads waiting for new bytes at most (one per slave connection). */
 const HA_READERS_MAX = HA_SLAVES_MAX;
+/** Bytes one haReadRaw copies at most, whatever it asks (the ha-service splits them into frames). */
+const HA_READ_BYTES_MAX = 16 * 1024 * 1024;
 
 /** Dispatches what was appended (it becomes visible) and tells the watchers which queues grew. */
 function dispatch(state: State, ctx: Ctx): void {
@@ -502,11 +512,12 @@ function readRaw(state: State, fromOffset: number, maxBytes: number): HaReadResu
 }
 
 function haReadRaw(state: State, message: Extract<HaWriterMessage, { type: 'haReadRaw' }>, ctx: Ctx): void {
-  const answer = readRaw(state, message.fromOffset, message.maxBytes);
+  const maxBytes = Math.min(message.maxBytes, HA_READ_BYTES_MAX);
+  const answer = readRaw(state, message.fromOffset, maxBytes);
   const waitMs = message.waitMs ?? 0;
   const empty = answer.ok && answer.bytes.length === 0;
   if (!empty || waitMs <= 0 || state.ha.readers.length >= HA_READERS_MAX) return ctx.reply(answer);
-  state.ha.readers.push({ fromOffset: answer.physicalOffset, maxBytes: message.maxBytes, deadlineMs: ctx.clock.nowMs() + waitMs, reply: ctx.deferReply() });
+  state.ha.readers.push({ fromOffset: answer.physicalOffset, maxBytes, deadlineMs: ctx.clock.nowMs() + waitMs, reply: ctx.deferReply() });
 }
 
 function haAppendRaw(state: State, message: Extract<HaWriterMessage, { type: 'haAppendRaw' }>, ctx: Ctx): void {
@@ -771,10 +782,11 @@ function flush(state: State, ctx: Ctx): void {
   releaseDurable(state);
 }
 
-function get(state: State, request: GetRequest, ctx: Ctx): GetMessageResult {
+function get(state: State, request: GetRequest, ctx: Ctx): GetAnswer {
   dispatch(state, ctx);
   const filter = request.tags === undefined ? undefined : { tags: request.tags };
-  return state.store.getMessage(request.topic, request.queueId, request.queueOffset, request.maxMsgNums, filter);
+  const result = state.store.getMessage(request.topic, request.queueId, request.queueOffset, request.maxMsgNums, filter);
+  return { ...result, role: state.ha.role, maxPhysicalOffset: state.store.maxPhysicalOffset };
 }
 
 function stats(state: State): CommitLogWriterStats {

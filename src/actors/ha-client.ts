@@ -6,10 +6,13 @@
  *
  * Flow. On connect the client asks the writer for its max offset (whole records only: a partial record
  * kept from an earlier connection is dropped by the resync) and reports it; the master streams from
- * there. Frames are decoded (ha-protocol.ts) as they arrive and appended one at a time, in order; after
- * each append the new offset is reported (RocketMQ's reportSlaveMaxOffset), and every
- * haSendHeartbeatInterval ms anyway. At most `pendingBytesMax` of decoded frames wait for the writer;
- * past it the socket is paused, so TCP flow control slows the master. A master silent for
+ * there. Frames are decoded (ha-protocol.ts) as they arrive and appended in order, one `haAppendRaw` in
+ * flight at a time: while it runs, the frames that arrive meanwhile wait, and the next append merges all
+ * of them (they are contiguous: the decoder checks it) into one ask of at most `appendBytesMax` bytes (one
+ * frame at least), so a master sending many frames costs the writer few turns. After each append the new
+ * offset is reported (RocketMQ's reportSlaveMaxOffset), and every haSendHeartbeatInterval ms anyway. At
+ * most `pendingBytesMax` of decoded frames wait for the writer; past it the socket is paused, so TCP flow
+ * control slows the master. A master silent for
  * haHousekeepingInterval ms, a protocol error or a refused append closes the connection; the client then
  * reconnects after a backoff (doubling from reconnectBackoffMinMs to reconnectBackoffMaxMs) and resyncs
  * from its own max offset.
@@ -34,7 +37,9 @@ export const HA_CLIENT_DEFAULTS = {
   reconnectBackoffMinMs: 100,
   reconnectBackoffMaxMs: 5_000,
   /** Decoded frame bytes waiting for the writer before the socket is paused. */
-  pendingBytesMax: 8 * HA_DEFAULTS.haTransferBatchSize,
+  pendingBytesMax: 4 * 1024 * 1024,
+  /** Bytes of consecutive frames merged into one `haAppendRaw` at most (a larger frame goes alone). */
+  appendBytesMax: 1024 * 1024,
   /** How long an ask to the writer may take. */
   writerAskTimeoutMs: 10_000,
 } as const;
@@ -50,6 +55,7 @@ export type HaClientArgs = {
   readonly reconnectBackoffMinMs?: number;
   readonly reconnectBackoffMaxMs?: number;
   readonly pendingBytesMax?: number;
+  readonly appendBytesMax?: number;
   /** The slave's controller-assigned brokerId; set, every connection opens with a handshake carrying it. */
   readonly brokerId?: number;
   /** MessageStoreConfig.asyncLearner, told in the handshake; default false. */
@@ -66,7 +72,11 @@ export type HaClientState = {
   /** The slave's CommitLog end (whole records) as last reported to the master; -1 before the first. */
   readonly reportedOffset: number;
   readonly connects: number;
+  /** Frames the writer stored, and the `haAppendRaw` asks that carried them (merged: fewer). */
   readonly framesAppended: number;
+  readonly appends: number;
+  /** Decoded frame bytes waiting for the writer on the live connection. */
+  readonly pendingBytes: number;
   readonly identity: HaClientIdentity | null;
 };
 
@@ -92,7 +102,8 @@ type Link = {
   readonly decoder: TransferDecoder;
   readonly frames: HaTransferFrame[];
   pendingBytes: number;
-  appending: boolean;
+  /** Frames carried by the append in flight; 0 when none is. */
+  appendingFrames: number;
   connected: boolean;
   lastReadMs: number;
   lastReportMs: number;
@@ -108,6 +119,7 @@ type State = {
   reportedOffset: number;
   connects: number;
   framesAppended: number;
+  appends: number;
   identity: HaClientIdentity | null;
 };
 
@@ -136,6 +148,7 @@ function settingsOf(args: HaClientArgs): Settings {
     reconnectBackoffMinMs: args.reconnectBackoffMinMs ?? HA_CLIENT_DEFAULTS.reconnectBackoffMinMs,
     reconnectBackoffMaxMs: args.reconnectBackoffMaxMs ?? HA_CLIENT_DEFAULTS.reconnectBackoffMaxMs,
     pendingBytesMax: args.pendingBytesMax ?? HA_CLIENT_DEFAULTS.pendingBytesMax,
+    appendBytesMax: args.appendBytesMax ?? HA_CLIENT_DEFAULTS.appendBytesMax,
   };
   for (const [key, value] of Object.entries(settings)) assert(Number.isSafeInteger(value) && value > 0, `${key} is a positive integer`);
   assert(settings.reconnectBackoffMinMs <= settings.reconnectBackoffMaxMs, 'reconnect backoff bounds are ordered');
@@ -164,7 +177,7 @@ function connect(state: State, ctx: Ctx): void {
     decoder: new TransferDecoder(state.settings.frameBodyMaxBytes),
     frames: [],
     pendingBytes: 0,
-    appending: false,
+    appendingFrames: 0,
     connected: false,
     lastReadMs: nowMs,
     lastReportMs: nowMs,
@@ -230,16 +243,44 @@ function report(state: State, link: Link, offset: number, ctx: Ctx): void {
   state.reportedOffset = offset;
 }
 
-/** Appends the next decoded frame through the writer, one at a time, in order. */
+/** A run of consecutive frames merged for one append. */
+export type MergedFrames = { readonly physicalOffset: number; readonly bytes: Uint8Array; readonly frames: number };
+
+/**
+ * Removes the first frames of `frames` (decoded, so contiguous) whose bodies fit `bytesMax` together (the
+ * first one always) and returns them as one run; null when there are none. One frame is not copied.
+ */
+export function takeMergedFrames(frames: HaTransferFrame[], bytesMax: number): MergedFrames | null {
+  assert(Number.isSafeInteger(bytesMax) && bytesMax > 0, `bad merge bound ${bytesMax}`);
+  if (frames.length === 0) return null;
+  let count = 0;
+  let total = 0;
+  // Bounded by the frames waiting.
+  while (count < frames.length && (count === 0 || total + frames[count]!.body.length <= bytesMax)) total += frames[count++]!.body.length;
+  const taken = frames.splice(0, count);
+  const physicalOffset = taken[0]!.physicalOffset;
+  if (count === 1) return { physicalOffset, bytes: taken[0]!.body, frames: 1 };
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const frame of taken) {
+    assert(frame.physicalOffset === physicalOffset + at, `frame at ${frame.physicalOffset} does not continue at ${physicalOffset + at}`);
+    bytes.set(frame.body, at);
+    at += frame.body.length;
+  }
+  return { physicalOffset, bytes, frames: count };
+}
+
+/** Appends the decoded frames through the writer, merged, one append in flight, in order. */
 function appendNext(state: State, link: Link, ctx: Ctx): void {
-  if (link.appending) return;
-  const frame = link.frames.shift();
-  if (frame === undefined) return;
-  link.pendingBytes -= frame.body.length;
+  if (link.appendingFrames > 0) return;
+  const merged = takeMergedFrames(link.frames, state.settings.appendBytesMax);
+  if (merged === null) return;
+  link.pendingBytes -= merged.bytes.length;
+  assert(link.pendingBytes >= 0, 'pending bytes never go below zero');
   if (link.socket?.isPaused() === true && link.pendingBytes < state.settings.pendingBytesMax) link.socket.resume();
-  link.appending = true;
+  link.appendingFrames = merged.frames;
   const generation = link.generation;
-  const message: CommitLogWriterMessage = { type: 'haAppendRaw', fromOffset: frame.physicalOffset, bytes: frame.body };
+  const message: CommitLogWriterMessage = { type: 'haAppendRaw', fromOffset: merged.physicalOffset, bytes: merged.bytes };
   ctx.pipeToSelf(ctx.ask<CommitLogWriterMessage, HaAppendResult>(state.args.writer, message, HA_CLIENT_DEFAULTS.writerAskTimeoutMs), (result) => ({
     type: 'appended',
     generation,
@@ -248,7 +289,9 @@ function appendNext(state: State, link: Link, ctx: Ctx): void {
 }
 
 function onAppended(state: State, link: Link, result: PipeResult<HaAppendResult>, ctx: Ctx): void {
-  link.appending = false;
+  const frames = link.appendingFrames;
+  assert(frames > 0, 'an append was in flight');
+  link.appendingFrames = 0;
   if (!result.ok) {
     ctx.log.warn({ err: describeError(result.error) }, 'append through the writer failed; resyncing');
     return disconnect(state, ctx, true);
@@ -258,7 +301,8 @@ function onAppended(state: State, link: Link, result: PipeResult<HaAppendResult>
     ctx.log.warn({ code: answer.code, remark: answer.remark }, 'master bytes refused; resyncing from the slave\'s end');
     return disconnect(state, ctx, true);
   }
-  state.framesAppended++;
+  state.framesAppended += frames;
+  state.appends++;
   state.backoffMs = state.settings.reconnectBackoffMinMs;
   report(state, link, answer.maxOffset, ctx);
   appendNext(state, link, ctx);
@@ -300,6 +344,8 @@ function receive(state: State, message: HaClientMessage, ctx: Ctx): void {
         reportedOffset: state.reportedOffset,
         connects: state.connects,
         framesAppended: state.framesAppended,
+        appends: state.appends,
+        pendingBytes: state.link?.pendingBytes ?? 0,
         identity: state.identity,
       } satisfies HaClientState);
     case 'connect':
@@ -360,6 +406,7 @@ export const haClient: Behavior<State, HaClientMessage, HaClientArgs> = {
       reportedOffset: -1,
       connects: 0,
       framesAppended: 0,
+      appends: 0,
       identity: args.brokerId === undefined ? null : { brokerId: args.brokerId, asyncLearner: args.asyncLearner === true },
     };
     const tickMs = Math.max(10, Math.floor(Math.min(settings.haSendHeartbeatIntervalMs, settings.haHousekeepingIntervalMs) / 4));

@@ -6,10 +6,15 @@
  * Per connection: the slave's first offset report says where to start (an empty slave, offset 0,
  * starts at the master's oldest file); later reports are acknowledgements, told to the commit-log-writer
  * as `haSlaveAck` (it decides who is in sync and answers SYNC_MASTER puts). The service asks the writer
- * `haReadRaw` from where the stream stands, at most haTransferBatchSize bytes, never across a file end;
- * when nothing is new the ask waits in the writer (a long poll) up to one heartbeat interval. One read is
- * in flight per connection and the socket may hold at most `outstandingBytesMax` unsent bytes: past it,
- * the next read waits for the socket's 'drain'. A heartbeat frame (body size 0, the next offset) goes out
+ * `haReadRaw` from where the stream stands, at most `readBytesMax` bytes (never across a file end), and
+ * sends what comes back as consecutive frames of at most haTransferBatchSize bytes each, back to back in
+ * one corked write: so one trip through the writer's mailbox, which queues behind the sends, carries many
+ * frames, and a slave keeps up with a busy master (one 32 KiB frame per trip could not). When nothing is
+ * new the ask waits in the writer (a long poll) up to one heartbeat interval. One read is in flight per
+ * connection; it asks for no more than the room left under `outstandingBytesMax` unsent bytes in the
+ * socket (one frame's worth at least, so a connection queues at most outstandingBytesMax +
+ * haTransferBatchSize), and with no room the next read waits for the socket's 'drain'. A heartbeat
+ * frame (body size 0, the next offset) goes out
  * after haSendHeartbeatInterval ms without a frame; a slave silent for haHousekeepingInterval ms is
  * dropped. A dropped connection is told to the writer as `haSlaveGone`; the slave reconnects and resyncs.
  *
@@ -31,8 +36,10 @@ import type { CommitLogWriterMessage } from './commit-log-writer.ts';
 export const HA_SERVICE_DEFAULTS = {
   /** Slave connections at most (RocketMQ has no bound; a master rarely has more than two). */
   connectionsMax: 16,
+  /** Bytes one `haReadRaw` asks the writer for at most (sent as several frames); at least one frame's worth. */
+  readBytesMax: 4 * 1024 * 1024,
   /** Unsent bytes a connection's socket may hold before reads wait for 'drain'. */
-  outstandingBytesMax: 4 * HA_DEFAULTS.haTransferBatchSize,
+  outstandingBytesMax: 4 * 1024 * 1024,
   /** Extra time an ask to the writer gets beyond its long-poll wait. */
   askMarginMs: 5_000,
 } as const;
@@ -48,6 +55,7 @@ export type HaServiceArgs = {
   readonly haSendHeartbeatIntervalMs?: number;
   readonly haHousekeepingIntervalMs?: number;
   readonly connectionsMax?: number;
+  readonly readBytesMax?: number;
   readonly outstandingBytesMax?: number;
 };
 
@@ -122,6 +130,7 @@ function settingsOf(args: HaServiceArgs): Settings {
     haSendHeartbeatIntervalMs: args.haSendHeartbeatIntervalMs ?? HA_DEFAULTS.haSendHeartbeatInterval,
     haHousekeepingIntervalMs: args.haHousekeepingIntervalMs ?? HA_DEFAULTS.haHousekeepingInterval,
     connectionsMax: args.connectionsMax ?? HA_SERVICE_DEFAULTS.connectionsMax,
+    readBytesMax: args.readBytesMax ?? HA_SERVICE_DEFAULTS.readBytesMax,
     outstandingBytesMax: args.outstandingBytesMax ?? HA_SERVICE_DEFAULTS.outstandingBytesMax,
   };
   for (const [key, value] of Object.entries(settings)) assert(Number.isSafeInteger(value) && value > 0, `${key} is a positive integer`);
@@ -203,7 +212,9 @@ function pump(state: State, connection: Connection, ctx: Ctx): void {
   }
   connection.reading = true;
   const waitMs = state.settings.haSendHeartbeatIntervalMs;
-  const read: CommitLogWriterMessage = { type: 'haReadRaw', fromOffset: connection.nextTransferOffset, maxBytes: state.settings.haTransferBatchSize, waitMs };
+  const room = state.settings.outstandingBytesMax - connection.socket.writableLength;
+  const maxBytes = Math.max(Math.min(state.settings.readBytesMax, room), state.settings.haTransferBatchSize);
+  const read: CommitLogWriterMessage = { type: 'haReadRaw', fromOffset: connection.nextTransferOffset, maxBytes, waitMs };
   const id = connection.id;
   ctx.pipeToSelf(ctx.ask<CommitLogWriterMessage, HaReadResult>(state.args.writer, read, waitMs + HA_SERVICE_DEFAULTS.askMarginMs), (result) => ({ type: 'readDone', connectionId: id, result }));
 }
@@ -225,13 +236,34 @@ function onReadDone(state: State, connection: Connection, result: PipeResult<HaR
   if (answer.bytes.length > 0) {
     // The writer may move an empty slave (offset 0) up to its oldest file; otherwise the stream is contiguous.
     assert(answer.physicalOffset === connection.nextTransferOffset || connection.nextTransferOffset === 0, 'the stream continues where it stood');
-    const header = encodeTransferHeader(answer.physicalOffset, answer.bytes.length);
-    connection.socket.write(header);
-    connection.socket.write(answer.bytes);
+    sendFrames(connection.socket, answer.physicalOffset, answer.bytes, state.settings.haTransferBatchSize);
     connection.nextTransferOffset = answer.physicalOffset + answer.bytes.length;
     connection.lastWriteMs = ctx.clock.nowMs();
   }
   pump(state, connection, ctx);
+}
+
+/** What sendFrames needs of a socket. */
+export type FrameSink = Pick<net.Socket, 'cork' | 'uncork' | 'write'>;
+
+/**
+ * Writes `bytes` (log bytes from `physicalOffset`) as consecutive frames of at most `frameMaxBytes`,
+ * in one corked write; returns how many frames went out. Bodies are views of `bytes`, not copies.
+ */
+export function sendFrames(socket: FrameSink, physicalOffset: number, bytes: Uint8Array, frameMaxBytes: number): number {
+  assert(Number.isSafeInteger(frameMaxBytes) && frameMaxBytes > 0, `bad frame bound ${frameMaxBytes}`);
+  assert(bytes.length > 0, 'frames carry bytes');
+  let frames = 0;
+  socket.cork();
+  // Bounded by bytes.length / frameMaxBytes + 1 passes.
+  for (let at = 0; at < bytes.length; at += frameMaxBytes) {
+    const body = bytes.subarray(at, Math.min(bytes.length, at + frameMaxBytes));
+    socket.write(encodeTransferHeader(physicalOffset + at, body.length));
+    socket.write(body);
+    frames++;
+  }
+  socket.uncork();
+  return frames;
 }
 
 /** Heartbeats idle connections and drops slaves silent for haHousekeepingInterval. */
@@ -242,6 +274,12 @@ function housekeeping(state: State, ctx: Ctx): void {
       ctx.log.warn({ slaveId: connection.slaveId }, 'slave silent past haHousekeepingInterval; dropping it');
       connection.socket.destroy();
       continue;
+    }
+    if (connection.waitingDrain && connection.socket.writableLength < state.settings.outstandingBytesMax) {
+      // A socket that drained below the bound without a 'drain' event (its buffer never passed the
+      // stream's highWaterMark) would otherwise wait forever.
+      connection.waitingDrain = false;
+      pump(state, connection, ctx);
     }
     if (connection.nextTransferOffset >= 0 && nowMs - connection.lastWriteMs >= state.settings.haSendHeartbeatIntervalMs) {
       connection.socket.write(encodeTransferHeader(connection.nextTransferOffset, 0));

@@ -36,7 +36,9 @@
  *
  * Invariants: offsets are non-negative safe integers; a body never exceeds the decoder's bound (the
  * master sends at most haTransferBatchSize per frame and never across a CommitLog file end, so the
- * bound only guards against a peer that is not a RocketMQ master). Both decoders accept the stream in
+ * bound only guards against a peer that is not a RocketMQ master). A master may send many frames back
+ * to back (ours sends each read of its log as consecutive frames); nothing in the stream marks where
+ * one read ended, and a slave may store consecutive frames in one append. Both decoders accept the stream in
  * any chunking TCP delivers and keep at most one partial header or body between chunks. A violation is
  * an HaProtocolError with a stable code; the connection is then dropped and resynced from the slave's
  * own offset, as RocketMQ does.

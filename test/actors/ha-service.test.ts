@@ -9,6 +9,11 @@
  * thread): puts accepted before the deadline, refused after it (even those queued before it), accepted
  * again after a renewal; a SYNC_MASTER put waiting for a slave when the lease runs out stays stored but is
  * answered FLUSH_SLAVE_TIMEOUT.
+ *
+ * Batching: one read of the writer is sent as several frames of at most haTransferBatchSize, back to back
+ * (sendFrames, and the service against a writer double that records each read), a read at the log end
+ * waits for new bytes; a slave that connects behind a master holding several files catches up through
+ * reads that stop at file ends and merged appends, byte for byte.
  */
 import type { BoundAnswer } from '../../src/actors/remoting-acceptor.ts';
 import fs from 'node:fs';
@@ -18,15 +23,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { CommitLogFlusherArgs, CommitLogFlusherMessage } from '../../src/actors/commit-log-flusher.ts';
 import type { BrokerRole, CommitLogWriterArgs, CommitLogWriterMessage, FlushAnswer, HaStateAnswer, LeaseAnswer, RoleAnswer, TruncateAnswer } from '../../src/actors/commit-log-writer.ts';
 import { spawnHaClient, type HaClientArgs, type HaClientMessage, type HaClientState } from '../../src/actors/ha-client.ts';
-import { spawnHaService, type HaConnectionInfo, type HaServiceMessage } from '../../src/actors/ha-service.ts';
+import net from 'node:net';
+import { type FrameSink, sendFrames, spawnHaService, type HaConnectionInfo, type HaServiceMessage } from '../../src/actors/ha-service.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import type { ActorRef } from '../../src/runtime/actor.ts';
 import type { ActorSystem } from '../../src/runtime/actor-system.ts';
 import { ManualClock } from '../../src/runtime/clock.ts';
+import { type HaTransferFrame, TransferDecoder, encodeReportOffset } from '../../src/storage/ha-protocol.ts';
 import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
 import type { GetMessageResult, PutMessageInput, PutMessageResult } from '../../src/storage/message-store.ts';
 import { pollUntil, startTestSystem } from '../runtime/helpers.ts';
 import { smallStoreSettings } from '../storage/fixtures/small-store.ts';
+import { type MasterLogDoubleMessage, type MasterLogDump, masterLogDoubleSource } from './fixtures/ha-doubles.ts';
 
 const MASTER_HOST = { address: '10.0.0.1', port: 10911 };
 const SLAVE_HOST = { address: '10.0.0.2', port: 10911 };
@@ -333,5 +341,111 @@ describe('writer lease', () => {
     expect(result.status).toBe('FLUSH_SLAVE_TIMEOUT');
     const stored = await askMain<GetMessageResult>(target, { type: 'get', topic: 'TopicHA', queueId: 0, queueOffset: 0, maxMsgNums: 4 });
     expect(stored.messages.map((m) => m.physicalOffset)).toEqual([result.physicalOffset]);
+  });
+});
+
+/** A socket stand-in that records what sendFrames does with it. */
+function recordingSink(): { sink: FrameSink; calls: string[]; written: Uint8Array[] } {
+  const calls: string[] = [];
+  const written: Uint8Array[] = [];
+  const sink = {
+    cork: () => void calls.push('cork'),
+    uncork: () => void calls.push('uncork'),
+    write: (chunk: Uint8Array) => {
+      calls.push('write');
+      written.push(Uint8Array.from(chunk));
+      return true;
+    },
+  } as unknown as FrameSink;
+  return { sink, calls, written };
+}
+
+function pattern(length: number, seed = 0): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => (i * 7 + seed) % 253);
+}
+
+describe('several frames per read', () => {
+  it('sendFrames writes consecutive frames of at most the batch size in one corked write', () => {
+    const bytes = pattern(10_000);
+    const { sink, calls, written } = recordingSink();
+    expect(sendFrames(sink, 1_000_000, bytes, 4_096)).toBe(3);
+    expect(calls[0]).toBe('cork');
+    expect(calls.at(-1)).toBe('uncork');
+    expect(calls.filter((call) => call === 'write')).toHaveLength(6);
+    const frames = new TransferDecoder(4_096).push(Buffer.concat(written));
+    expect(frames.map((f) => [f.physicalOffset, f.body.length])).toEqual([[1_000_000, 4_096], [1_004_096, 4_096], [1_008_192, 1_808]]);
+    expect(Buffer.concat(frames.map((f) => f.body)).equals(bytes)).toBe(true);
+    // An exact multiple of the batch size ends without an empty frame (which a slave would take for a heartbeat).
+    const exact = recordingSink();
+    expect(sendFrames(exact.sink, 0, pattern(8_192), 4_096)).toBe(2);
+    expect(() => sendFrames(exact.sink, 0, new Uint8Array(0), 4_096)).toThrow();
+  });
+
+  it('asks the writer for many frames at once and sends them all; a read at the end waits for new bytes', async () => {
+    const FRAME = 4_096;
+    const READ = 64 * 1024;
+    const log = pattern(300_000);
+    const writerDouble = await system!.spawn<MasterLogDoubleMessage, { log: Uint8Array }>({ name: 'master-log', behavior: masterLogDoubleSource, args: { log }, pool: 'main' });
+    const service = await spawnHaService(system!, {
+      writer: writerDouble as unknown as ActorRef<CommitLogWriterMessage>,
+      host: '127.0.0.1',
+      haListenPort: 0,
+      haTransferBatchSize: FRAME,
+      readBytesMax: READ,
+      haSendHeartbeatIntervalMs: 2_000,
+      haHousekeepingIntervalMs: 10_000,
+    });
+    const bound = await ask<HaServiceMessage, BoundAnswer>(service, { type: 'port' });
+    if (!('port' in bound)) throw new Error(bound.error);
+    const frames: HaTransferFrame[] = [];
+    const decoder = new TransferDecoder(FRAME);
+    decoder.expectOffset(0);
+    const slave = net.connect({ host: '127.0.0.1', port: bound.port });
+    try {
+      slave.on('data', (chunk: Buffer) => frames.push(...decoder.push(chunk).filter((f) => f.body.length > 0)));
+      slave.write(encodeReportOffset(0));
+      const received = (): number => frames.reduce((sum, f) => sum + f.body.length, 0);
+      await pollUntil('the whole log', () => (received() === log.length ? true : undefined), 10_000, 5);
+      expect(frames.every((f) => f.body.length <= FRAME)).toBe(true);
+      expect(frames).toHaveLength(Math.ceil(READ / FRAME) * 4 + Math.ceil((log.length - 4 * READ) / FRAME));
+      expect(Buffer.concat(frames.map((f) => f.body)).equals(log)).toBe(true);
+      const reads = (await ask<MasterLogDoubleMessage, MasterLogDump>(writerDouble, { type: 'dump' })).reads;
+      // Five reads carried the 74 frames; each asked for a read's worth, not one frame's.
+      expect(reads.filter((read) => read.answeredBytes > 0).map((read) => read.answeredBytes)).toEqual([READ, READ, READ, READ, log.length - 4 * READ]);
+      expect(reads.every((read) => read.maxBytes === READ)).toBe(true);
+
+      // The read at the end waits in the writer; new bytes answer it and go out as frames too.
+      const more = pattern(10_000, 5);
+      await ask<MasterLogDoubleMessage, boolean>(writerDouble, { type: 'grow', bytes: more });
+      await pollUntil('the new bytes', () => (received() === log.length + more.length ? true : undefined), 10_000, 5);
+      expect(frames.slice(-3).map((f) => [f.physicalOffset, f.body.length])).toEqual([[300_000, 4_096], [304_096, 4_096], [308_192, 1_808]]);
+      slave.write(encodeReportOffset(log.length + more.length));
+      await pollUntil('the ack', async () => ((await ask<MasterLogDoubleMessage, MasterLogDump>(writerDouble, { type: 'dump' })).acks.includes(310_000) ? true : undefined));
+    } finally {
+      slave.destroy();
+    }
+  });
+
+  it('catches up a slave that connects behind several files, in merged appends, byte for byte', async () => {
+    const master = await writer('master', MASTER_HOST, 'ASYNC_MASTER');
+    const slave = await writer('slave', SLAVE_HOST, 'SLAVE');
+    for (let seq = 0; seq < 60; seq++) expect((await put(master.writer, message(seq % 2, 20_000 + seq * 97, seq))).status).toBe('PUT_OK');
+    const service = await spawnHaService(system!, { writer: master.writer, host: '127.0.0.1', haListenPort: 0, haTransferBatchSize: 8_192, ...HA_TIMING });
+    const bound = await ask<HaServiceMessage, BoundAnswer>(service, { type: 'port' });
+    if (!('port' in bound)) throw new Error(bound.error);
+    const client = await haClient(slave.writer, bound.port);
+    const end = await caughtUp(master.writer, slave.writer);
+    expect(end).toBeGreaterThan(4 * 256 * 1024);
+    for (const target of [master.writer, slave.writer]) expect((await ask<CommitLogWriterMessage, FlushAnswer>(target, { type: 'flush' })).flushed).toBe(true);
+    const masterFiles = commitLogFiles(master.dir);
+    const slaveFiles = commitLogFiles(slave.dir);
+    expect([...slaveFiles.keys()]).toEqual([...masterFiles.keys()]);
+    for (const [name, bytes] of masterFiles) expect(slaveFiles.get(name)!.equals(bytes), name).toBe(true);
+    for (const queueId of [0, 1]) expect(await bodies(slave.writer, queueId)).toEqual(await bodies(master.writer, queueId));
+    const state = await ask<HaClientMessage, HaClientState>(client, { type: 'state' });
+    // Every frame is at most 8 KiB, so the log took at least end / 8 KiB frames; appends merged them.
+    expect(state.framesAppended).toBeGreaterThanOrEqual(Math.ceil(end / 8_192));
+    expect(state.appends).toBeLessThan(state.framesAppended);
+    expect(state.reportedOffset).toBe(end);
   });
 });
