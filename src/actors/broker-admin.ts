@@ -1022,7 +1022,14 @@ function pullMetadata(state: State, group: string, topic: string, ctx: Ctx): Pul
     const config = findSubscriptionGroup(state, group, ctx);
     groupAnswer = config === undefined
       ? { ok: false, code: ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST, remark: `subscription group [${group}] does not exist, ${FAQ_SUGGESTION}` }
-      : { ok: true, consumeEnable: config.consumeEnable, consumeBroadcastEnable: config.consumeBroadcastEnable, groupSysFlag: config.groupSysFlag };
+      : {
+          ok: true,
+          consumeEnable: config.consumeEnable,
+          consumeBroadcastEnable: config.consumeBroadcastEnable,
+          groupSysFlag: config.groupSysFlag,
+          brokerId: config.brokerId,
+          whichBrokerWhenConsumeSlowly: config.whichBrokerWhenConsumeSlowly,
+        };
   } catch (error) {
     if (!(error instanceof MetadataError)) throw error;
     groupAnswer = { ok: false, code: ResponseCode.SYSTEM_ERROR, remark: error.message };
@@ -2060,8 +2067,7 @@ function applyMasterOffsets(state: State, snapshot: ConsumerOffsetSnapshot): Tab
 
 /**
  * syncDelayOffset: the master's text goes to config/delayOffset.json (atomically, under a temp name of its
- * own). The schedule service reads it when it starts (RocketMQ reloads it at once:
- * loadWhenSyncDelayOffset, which our schedule service does not offer yet).
+ * own). slave-synchronize then tells the schedule service to reload it (loadWhenSyncDelayOffset).
  */
 function applyMasterDelayOffsets(state: State, snapshot: DelayOffsetSnapshot): TableSyncOutcome {
   const table = 'delayOffset';

@@ -109,7 +109,15 @@ export type PullMetadataAnswer = {
   /** PermName bits of the whole broker (brokerPermission). */
   readonly brokerPermission: number;
   readonly group:
-    | { readonly ok: true; readonly consumeEnable: boolean; readonly consumeBroadcastEnable: boolean; readonly groupSysFlag: number }
+    | {
+        readonly ok: true;
+        readonly consumeEnable: boolean;
+        readonly consumeBroadcastEnable: boolean;
+        readonly groupSysFlag: number;
+        /** SubscriptionGroupConfig.brokerId and whichBrokerWhenConsumeSlowly, for suggestWhichBrokerId. */
+        readonly brokerId: number;
+        readonly whichBrokerWhenConsumeSlowly: number;
+      }
     | { readonly ok: false; readonly code: number; readonly remark: string };
   readonly topic: { readonly perm: number; readonly readQueueNums: number; readonly topicSysFlag: number } | undefined;
   readonly consumer: { readonly messageModel: MessageModel | undefined; readonly subscription: SubscriptionData | undefined } | undefined;

@@ -12,8 +12,22 @@
  * MESSAGE_WAS_REMOVING -> PULL_RETRY_IMMEDIATELY; OFFSET_OVERFLOW_ONE -> PULL_NOT_FOUND;
  * NO_MESSAGE_IN_QUEUE / NO_MATCHED_LOGIC_QUEUE -> PULL_OFFSET_MOVED unless the request asked for offset
  * 0, then PULL_NOT_FOUND; OFFSET_TOO_SMALL and OFFSET_OVERFLOW_BADLY -> PULL_OFFSET_MOVED. The header
- * carries the store's nextBeginOffset, minOffset, maxOffset, suggestWhichBrokerId 0 (MASTER_ID), the
- * topic's topicSysFlag and the group's groupSysFlag; the remark is the store status, as RocketMQ writes it.
+ * carries the store's nextBeginOffset, minOffset, maxOffset, suggestWhichBrokerId (below), the topic's
+ * topicSysFlag and the group's groupSysFlag; the remark is the store status, as RocketMQ writes it.
+ *
+ * Slaves and suggestWhichBrokerId (rejectRequest and composeResponseHeader). The broker's role is the
+ * writer's when it served the read (its `get` answer carries it): SLAVE by config, or whatever the
+ * controller last made it. A SLAVE without slaveReadEnable refuses every pull with SYSTEM_BUSY
+ * "[REJECTREQUEST]..." (RocketMQ refuses before reading; here the role is known once the read answers, so
+ * a check that fails first answers with its own refusal). With slaveReadEnable a read is
+ * suggestPullingFromSlave when the last physical offset it returned lies more than
+ * accessMessageInMemoryMaxRatio % of physical memory behind the CommitLog end (the data is no longer in
+ * the page cache). A master then suggests the group's whichBrokerWhenConsumeSlowly, else the group's
+ * brokerId; without slaveReadEnable always MASTER_ID. A slave suggests whichBrokerWhenConsumeSlowly for
+ * such a read and serves it as is; for any other it suggests MASTER_ID and answers what it did not find
+ * with PULL_RETRY_IMMEDIATELY (never held), as RocketMQ does while the group's smallest brokerId is the
+ * master's (always here: slaveActingMaster is not implemented). The client pulls from the suggested
+ * broker next, or from any broker of the set when that one is not in its route.
  *
  * Checks, in PullMessageProcessor's order, over one broker-admin `pullMetadata` snapshot per group and
  * topic, kept metadataCacheTtlMs and shared by every pull waiting for it: a broker without read
@@ -74,9 +88,13 @@
  *
  * Deliberate differences: the group, topic and registered subscription are up to metadataCacheTtlMs
  * old (RocketMQ reads them on every pull), so a topic deleted or a consumer unregistered is noticed
- * that much later. A posted SQL92 expression that does not compile is refused with
- * SUBSCRIPTION_PARSE_FAILED, the code CHECK_CLIENT_CONFIG gives it: RocketMQ (assertions off) keeps no
- * filter data for it and so lets every message through. Held requests live in memory: after a restart
+ * that much later. A read that returns no message is never suggestPullingFromSlave (RocketMQ measures
+ * from the last ConsumeQueue entry it looked at, which the store does not report). A refused slave read
+ * may still have committed its offset when the processor did not yet know the role (its first read, or
+ * the first after a demotion): the slave's offsets are replaced at the next metadata sync. A posted
+ * SQL92 expression that does not compile is refused with SUBSCRIPTION_PARSE_FAILED, the code
+ * CHECK_CLIENT_CONFIG gives it: RocketMQ (assertions off) keeps no filter data for it and so lets every
+ * message through. Held requests live in memory: after a restart
  * their clients retry at their own timeout (30 s), as after a broker restart.
  */
 import type { ActorContext, ActorRef, ActorSpawner, ActorSpec, Behavior, BehaviorSource, PipeResult } from '../runtime/actor.ts';
@@ -104,7 +122,7 @@ import {
 import { decodeRecord } from '../storage/message-record.ts';
 import type { GetMessageResult, GetMessageStatus, StoredMessage } from '../storage/message-store.ts';
 import type { BrokerAdminMessage, BrokerProcessorArgs, PullMetadataAnswer } from './broker-context.ts';
-import type { ArrivalNotice, CommitLogWriterMessage } from './commit-log-writer.ts';
+import type { ArrivalNotice, BrokerRole, CommitLogWriterMessage, GetAnswer } from './commit-log-writer.ts';
 import { channelKey, type ChannelClosedMessage, type RemotingChannel, type RemotingRequestMessage } from './remoting-routes.ts';
 
 // ---------------------------------------------------------------------------------------------------
@@ -130,14 +148,33 @@ export const PULL_PROCESSOR_DEFAULTS = {
 /** Overrides of PULL_PROCESSOR_DEFAULTS. */
 export type PullProcessorTuning = { readonly [K in keyof typeof PULL_PROCESSOR_DEFAULTS]?: number };
 
-/** Start arguments: every processor's, plus optional tuning. */
-export type PullProcessorArgs = BrokerProcessorArgs & { readonly pull?: PullProcessorTuning };
+/**
+ * What decides whether this broker serves pulls as a slave and where it steers consumers; absent, RocketMQ's
+ * default: slaveReadEnable false (then memory plays no part).
+ */
+export type PullSlaveReadSettings = {
+  /** BrokerConfig.slaveReadEnable. */
+  readonly slaveReadEnable: boolean;
+  /** MessageStoreConfig.accessMessageInMemoryMaxRatio, a percentage of totalPhysicalMemorySizeBytes. */
+  readonly accessMessageInMemoryMaxRatio: number;
+  /** The machine's physical memory (StoreUtil.TOTAL_PHYSICAL_MEMORY_SIZE; os.totalmem() at start). */
+  readonly totalPhysicalMemorySizeBytes: number;
+};
+
+/** Start arguments: every processor's, plus optional tuning and slave-read settings. */
+export type PullProcessorArgs = BrokerProcessorArgs & { readonly pull?: PullProcessorTuning; readonly slaveRead?: PullSlaveReadSettings };
 
 /** The request codes a pull processor serves (route both to it). */
 export const PULL_REQUEST_CODES = [RequestCode.PULL_MESSAGE, RequestCode.LITE_PULL_MESSAGE] as const;
 
 /** Remark of the flow-control answer (NettyRemotingAbstract's thread-pool rejection). */
 export const OVERLOAD_REMARK = '[OVERLOAD]system busy, start flow control for a while';
+
+/** Remark of the SYSTEM_BUSY a slave without slaveReadEnable answers (NettyRemotingAbstract's rejectRequest). */
+export const REJECT_REQUEST_REMARK = '[REJECTREQUEST]system busy, start flow control for a while';
+
+/** SubscriptionGroupConfig.whichBrokerWhenConsumeSlowly's default. */
+const WHICH_BROKER_WHEN_CONSUME_SLOWLY_DEFAULT = 1;
 
 /** RocketMQ's ForbiddenType, sent with NO_PERMISSION to say what forbids the pull. */
 const ForbiddenType = { GROUP_FORBIDDEN: 2, TOPIC_FORBIDDEN: 3, BROADCASTING_DISABLE_FORBIDDEN: 4 } as const;
@@ -167,7 +204,7 @@ type Counters = Omit<PullProcessorStats, 'held' | 'inFlight'>;
 /** Internal steps, told to itself. `epoch` tells this incarnation's results from an earlier one's. */
 export type PullProcessorStep =
   | { readonly type: 'metadataLooked'; readonly epoch: number; readonly key: string; readonly result: PipeResult<PullMetadataAnswer> }
-  | { readonly type: 'readDone'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<GetMessageResult> }
+  | { readonly type: 'readDone'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<GetAnswer> }
   | { readonly type: 'commitDone'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<unknown> }
   | { readonly type: 'deadline' }
   | { readonly type: 'rewatch' };
@@ -219,6 +256,11 @@ type Task = {
   parked: RemotingCommand | undefined;
   groupSysFlag: number;
   topicSysFlag: number;
+  /** The group's brokerId and whichBrokerWhenConsumeSlowly (SubscriptionGroupConfig), for the suggestion. */
+  groupBrokerId: number;
+  whichBrokerWhenConsumeSlowly: number;
+  /** What the answer suggests; set by the last read. */
+  suggestWhichBrokerId: number;
 };
 
 type Limits = { readonly [K in keyof typeof PULL_PROCESSOR_DEFAULTS]: number };
@@ -226,6 +268,9 @@ type Limits = { readonly [K in keyof typeof PULL_PROCESSOR_DEFAULTS]: number };
 type State = {
   readonly args: PullProcessorArgs;
   readonly limits: Limits;
+  readonly slaveRead: PullSlaveReadSettings;
+  /** The role the last read answer carried; undefined before the first. */
+  lastRole: BrokerRole | undefined;
   readonly epoch: number;
   nextTaskId: number;
   readonly tasks: Map<number, Task>;
@@ -312,7 +357,7 @@ export function concatRecords(messages: readonly StoredMessage[]): Uint8Array {
 
 function pullResponse(task: Task, result: GetMessageResult, code: number): RemotingCommand {
   const extFields = PullMessageResponseHeader.format({
-    suggestWhichBrokerId: MASTER_ID,
+    suggestWhichBrokerId: task.suggestWhichBrokerId,
     nextBeginOffset: result.nextBeginOffset,
     minOffset: result.minOffset,
     maxOffset: result.maxOffset,
@@ -523,6 +568,9 @@ function onRequest(state: State, message: RemotingRequestMessage, ctx: Ctx): voi
     parked: undefined,
     groupSysFlag: 0,
     topicSysFlag: 0,
+    groupBrokerId: MASTER_ID,
+    whichBrokerWhenConsumeSlowly: WHICH_BROKER_WHEN_CONSUME_SLOWLY_DEFAULT,
+    suggestWhichBrokerId: MASTER_ID,
   };
   state.tasks.set(task.id, task);
   state.inFlight++;
@@ -609,6 +657,9 @@ function afterMetadata(state: State, task: Task, metadata: PullMetadataAnswer, c
   task.subscription = subscription;
   task.groupSysFlag = metadata.group.groupSysFlag;
   task.topicSysFlag = metadata.topic.topicSysFlag;
+  // broker-admin's answer may not carry these yet (PullMetadataAnswer does not name them): RocketMQ's defaults.
+  task.groupBrokerId = metadata.group.brokerId;
+  task.whichBrokerWhenConsumeSlowly = metadata.group.whichBrokerWhenConsumeSlowly;
   let onQueue = state.byQueue.get(task.queueKey);
   if (onQueue === undefined) {
     onQueue = new Set();
@@ -640,7 +691,7 @@ function startRead(state: State, task: Task, ctx: Ctx): void {
   };
   const epoch = state.epoch;
   const taskId = task.id;
-  ctx.pipeToSelf(ctx.ask<CommitLogWriterMessage, GetMessageResult>(state.args.refs.writer, get), (result) => ({ type: 'readDone', epoch, taskId, result }));
+  ctx.pipeToSelf(ctx.ask<CommitLogWriterMessage, GetAnswer>(state.args.refs.writer, get), (result) => ({ type: 'readDone', epoch, taskId, result }));
 }
 
 function onReadDone(state: State, message: Extract<PullProcessorStep, { type: 'readDone' }>, ctx: Ctx): void {
@@ -650,7 +701,13 @@ function onReadDone(state: State, message: Extract<PullProcessorStep, { type: 'r
   assert(task.phase === 'read', 'a read answers a reading task');
   if (task.closed) return forget(state, task);
   if (!message.result.ok) return answer(state, task, askFailure(task, 'store getMessage', message.result.error), ctx);
-  const result = applySql(usableSubscription(task), message.result.value);
+  const got = message.result.value;
+  state.lastRole = got.role;
+  if (refusesReads(state, got.role)) return answer(state, task, createResponse(task.request, ResponseCode.SYSTEM_BUSY, REJECT_REQUEST_REMARK), ctx);
+  const suggestion = suggestionOf(state, task, got);
+  task.suggestWhichBrokerId = suggestion.brokerId;
+  const result = applySql(usableSubscription(task), got);
+  if (suggestion.toMaster && result.status !== 'FOUND') return answer(state, task, pullResponse(task, result, ResponseCode.PULL_RETRY_IMMEDIATELY), ctx);
   const code = responseCodeOf(result.status, task.header.queueOffset);
   const mayHold = task.suspend && !isOneway(task.request) && ctx.clock.nowMs() < task.deadlineMs;
   if (mayHold && code === ResponseCode.PULL_NOT_FOUND) return holdOrReadAgain(state, task, ctx);
@@ -662,10 +719,42 @@ function onReadDone(state: State, message: Extract<PullProcessorStep, { type: 'r
   answer(state, task, pullResponse(task, result, code), ctx);
 }
 
+/** PullMessageProcessor.rejectRequest: a slave serves pulls only with slaveReadEnable. */
+function refusesReads(state: State, role: BrokerRole | undefined): boolean {
+  return role === 'SLAVE' && !state.slaveRead.slaveReadEnable;
+}
+
+/**
+ * DefaultMessageStore.getMessage's suggestPullingFromSlave: the read's last message lies further behind
+ * the CommitLog end than accessMessageInMemoryMaxRatio % of physical memory.
+ */
+export function suggestPullingFromSlave(got: GetAnswer, settings: PullSlaveReadSettings): boolean {
+  const last = got.messages[got.messages.length - 1];
+  if (last === undefined) return false;
+  const memoryBytes = Math.floor(settings.totalPhysicalMemorySizeBytes * (settings.accessMessageInMemoryMaxRatio / 100));
+  return got.maxPhysicalOffset - last.physicalOffset > memoryBytes;
+}
+
+/**
+ * composeResponseHeader's suggestWhichBrokerId (see the file comment); `toMaster`: a slave sends the
+ * consumer back to the master, answering what it did not find with PULL_RETRY_IMMEDIATELY.
+ */
+function suggestionOf(state: State, task: Task, got: GetAnswer): { readonly brokerId: number; readonly toMaster: boolean } {
+  if (!state.slaveRead.slaveReadEnable) {
+    assert(got.role !== 'SLAVE', 'a slave without slaveReadEnable refuses before suggesting');
+    return { brokerId: MASTER_ID, toMaster: false };
+  }
+  const slow = suggestPullingFromSlave(got, state.slaveRead);
+  if (got.role === 'SLAVE') return slow ? { brokerId: task.whichBrokerWhenConsumeSlowly, toMaster: false } : { brokerId: MASTER_ID, toMaster: true };
+  return { brokerId: slow ? task.whichBrokerWhenConsumeSlowly : task.groupBrokerId, toMaster: false };
+}
+
 /** Asks broker-admin to store the pull's commitOffset, beside the first read (see the file comment). */
 function commitOffset(state: State, task: Task, ctx: Ctx): void {
   const header = task.header;
   if ((header.sysFlag & PullSysFlag.FLAG_COMMIT_OFFSET) === 0 || header.commitOffset < 0) return;
+  // A slave that refuses reads stores nothing for them (RocketMQ refuses before committing).
+  if (refusesReads(state, state.lastRole)) return;
   const message: BrokerAdminMessage = {
     type: 'commitOffset',
     group: header.consumerGroup,
@@ -786,6 +875,14 @@ function statsOf(state: State): PullProcessorStats {
 // ---------------------------------------------------------------------------------------------------
 // Behavior
 
+function slaveReadOf(args: PullProcessorArgs): PullSlaveReadSettings {
+  const settings = args.slaveRead ?? { slaveReadEnable: false, accessMessageInMemoryMaxRatio: 40, totalPhysicalMemorySizeBytes: 0 };
+  const ratio = settings.accessMessageInMemoryMaxRatio;
+  assert(Number.isSafeInteger(ratio) && ratio >= 0 && ratio <= 100, `accessMessageInMemoryMaxRatio is a percentage: ${ratio}`);
+  assert(Number.isSafeInteger(settings.totalPhysicalMemorySizeBytes) && settings.totalPhysicalMemorySizeBytes >= 0, 'physical memory is a byte count');
+  return settings;
+}
+
 function limitsOf(args: PullProcessorArgs): Limits {
   const limits: Limits = { ...PULL_PROCESSOR_DEFAULTS, ...args.pull };
   for (const [key, value] of Object.entries(limits)) {
@@ -801,6 +898,8 @@ export const pullProcessor: Behavior<State, PullProcessorMessage, PullProcessorA
     const state: State = {
       args,
       limits,
+      slaveRead: slaveReadOf(args),
+      lastRole: undefined,
       epoch: Math.floor(ctx.random() * 0x7fff_ffff),
       nextTaskId: 1,
       tasks: new Map(),

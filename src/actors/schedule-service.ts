@@ -31,6 +31,15 @@
  * RocketMQ skips a message whose REAL_QID does not parse; a transient refusal (disk full, busy) retries
  * the same message on the next poll. On start, an offset outside its queue moves to the queue's end the
  * store reports (RocketMQ's correctDelayOffset).
+ *
+ * Roles. RocketMQ runs the service only on a master (changeScheduleServiceStatus). Ours runs on every
+ * broker and learns the role from each read's answer (the writer's, as it was when it served the read):
+ * while it is SLAVE a read delivers nothing and corrects nothing, it only watches for a promotion. On a
+ * slave, slave-synchronize tells `reloadOffsets` after each round that synced the master's delay offsets
+ * into delayOffset.json (RocketMQ's loadWhenSyncDelayOffset): the levels the file names take its offsets
+ * (others keep theirs), reads and re-puts in flight are dropped, and a promoted broker resumes from the
+ * master's last synced offsets rather than those it loaded at start. Once a read has shown this broker
+ * master, `reloadOffsets` is refused: its own offsets are newer than any master's it could sync.
  */
 import { z } from 'zod';
 import type { ActorContext, ActorRef, ActorSpawner, Behavior, PipeResult, SpawnPlacement } from '../runtime/actor.ts';
@@ -50,18 +59,17 @@ import {
   encodePut,
   isPutRefusal,
   type EncodedPut,
-  type GetMessageResult,
   type PutMessageInput,
   type PutMessageResult,
   type PutMessageStatus,
   STORED_PUT_STATUSES,
 } from '../storage/message-store.ts';
-import { JsonConfigFile, dataVersionSchema, newDataVersion, nextDataVersion, storePaths, type DataVersion } from '../storage/metadata-store.ts';
+import { JsonConfigFile, MetadataError, dataVersionSchema, newDataVersion, nextDataVersion, storePaths, type DataVersion } from '../storage/metadata-store.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import { SCHEDULE_TOPIC } from '../storage/tag-hash.ts';
 import { RMQ_SYS_TRANS_HALF_TOPIC } from '../storage/transaction-message.ts';
 import type { BrokerProcessorArgs } from './broker-context.ts';
-import type { CommitLogWriterMessage, CommitLogWriterStats } from './commit-log-writer.ts';
+import type { BrokerRole, CommitLogWriterMessage, CommitLogWriterStats, GetAnswer } from './commit-log-writer.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // The write side: delay levels on the way into the store (HookUtils.handleScheduleMessage)
@@ -232,6 +240,11 @@ export type ScheduleServiceStats = {
   readonly skipped: number;
   readonly failedPuts: number;
   readonly persists: number;
+  /** The role the last read answer carried; null before the first. */
+  readonly role: BrokerRole | null;
+  /** `reloadOffsets` applied, and refused because this broker has been master. */
+  readonly reloads: number;
+  readonly reloadsRefused: number;
   readonly levels: readonly ScheduleLevelStats[];
 };
 
@@ -247,14 +260,21 @@ type Plan = {
   readonly readAgain: boolean;
 };
 
-/** Messages: timers, the writer's answers (piped, tagged with the incarnation), and `stats` (ask). */
+/** Told by slave-synchronize after a round synced the master's delay offsets (see the file comment). */
+export type ScheduleReloadMessage = { readonly type: 'reloadOffsets' };
+
+/**
+ * Messages: timers, the writer's answers (piped, tagged with the epoch: the incarnation, moved on by each
+ * reload), `reloadOffsets` and `stats` (ask).
+ */
 export type ScheduleServiceMessage =
   | { readonly type: 'poll' }
   | { readonly type: 'pollLevel'; readonly epoch: number; readonly level: number }
-  | { readonly type: 'levelRead'; readonly epoch: number; readonly level: number; readonly result: PipeResult<GetMessageResult> }
+  | { readonly type: 'levelRead'; readonly epoch: number; readonly level: number; readonly result: PipeResult<GetAnswer> }
   | { readonly type: 'levelPut'; readonly epoch: number; readonly level: number; readonly plan: Plan; readonly result: PipeResult<PutMessageResult[]> }
   | { readonly type: 'persist' }
   | { readonly type: 'durable'; readonly epoch: number; readonly result: PipeResult<CommitLogWriterStats> }
+  | ScheduleReloadMessage
   | { readonly type: 'stats' };
 
 type Unconfirmed = { readonly offset: number; readonly endOffset: number };
@@ -273,7 +293,12 @@ type Settings = Required<Omit<ScheduleServiceArgs, 'seam'>>;
 
 type State = {
   readonly settings: Settings;
-  readonly epoch: number;
+  /** Tags the answers this incarnation waits for; moved on by every reload, which drops those in flight. */
+  epoch: number;
+  /** The role the last read answer carried; undefined before the first. */
+  role: BrokerRole | undefined;
+  reloads: number;
+  reloadsRefused: number;
   readonly file: JsonConfigFile<DelayOffsetDocument>;
   readonly levels: LevelState[];
   dataVersion: DataVersion;
@@ -289,6 +314,8 @@ type State = {
 type Ctx = ActorContext<ScheduleServiceMessage>;
 
 const UNCONFIRMED_MAX = 64;
+/** Epochs wrap below this. */
+const EPOCH_MAX = 0x7fff_ffff;
 const TIMER_POLL = 'poll';
 const TIMER_PERSIST = 'persist';
 
@@ -367,7 +394,7 @@ function readLevel(state: State, level: LevelState, ctx: Ctx): void {
     maxMsgNums: state.settings.batchMax,
   };
   const { epoch } = state;
-  const answer = ctx.ask<CommitLogWriterMessage, GetMessageResult>(state.settings.writer, request, state.settings.askTimeoutMs);
+  const answer = ctx.ask<CommitLogWriterMessage, GetAnswer>(state.settings.writer, request, state.settings.askTimeoutMs);
   ctx.pipeToSelf(answer, (result) => ({ type: 'levelRead', epoch, level: level.level, result }));
 }
 
@@ -384,7 +411,7 @@ function advance(level: LevelState, offset: number, endOffset: number): void {
 }
 
 /** A read that found no message: follow the store's correction of an offset outside the queue. */
-function onEmptyRead(level: LevelState, got: GetMessageResult, ctx: Ctx): void {
+function onEmptyRead(level: LevelState, got: GetAnswer, ctx: Ctx): void {
   const corrects =
     got.status === 'OFFSET_TOO_SMALL' ||
     got.status === 'OFFSET_OVERFLOW_BADLY' ||
@@ -396,7 +423,7 @@ function onEmptyRead(level: LevelState, got: GetMessageResult, ctx: Ctx): void {
 }
 
 /** Decides, in queue order, which read messages are due, and builds their re-puts. */
-function planDeliveries(state: State, level: LevelState, got: GetMessageResult, ctx: Ctx): Plan {
+function planDeliveries(state: State, level: LevelState, got: GetAnswer, ctx: Ctx): Plan {
   const nowMs = ctx.clock.nowMs();
   const deliveries: Delivery[] = [];
   for (const message of got.messages) {
@@ -425,13 +452,23 @@ function rePut(state: State, view: RecordView, physicalOffset: number, nowMs: nu
   return encoded;
 }
 
-function onLevelRead(state: State, level: LevelState, result: PipeResult<GetMessageResult>, ctx: Ctx): void {
+function onLevelRead(state: State, level: LevelState, result: PipeResult<GetAnswer>, ctx: Ctx): void {
   if (!result.ok) {
     level.busy = false;
     ctx.log.warn({ level: level.level, err: describeError(result.error) }, 'schedule queue read failed; retrying at the next poll');
     return;
   }
   const got = result.value;
+  if (got.role !== state.role) {
+    const what = got.role === 'SLAVE' ? 'schedule service idle: this broker is a slave' : 'schedule service delivering: this broker is master';
+    ctx.log.info({ from: state.role ?? null, to: got.role }, what);
+  }
+  state.role = got.role;
+  if (got.role === 'SLAVE') {
+    // A slave delivers nothing (RocketMQ stops the service): its offsets come from the master's.
+    level.busy = false;
+    return;
+  }
   if (got.messages.length === 0) {
     level.busy = false;
     onEmptyRead(level, got, ctx);
@@ -512,6 +549,39 @@ function onDurable(state: State, result: PipeResult<CommitLogWriterStats>, ctx: 
   persist(state, ctx);
 }
 
+// ------------------------------------------------------------------------------------------ reloading
+
+/** loadWhenSyncDelayOffset: takes the offsets slave-synchronize wrote, unless this broker has been master. */
+function reloadOffsets(state: State, ctx: Ctx): void {
+  if (state.role !== undefined && state.role !== 'SLAVE') {
+    state.reloadsRefused++;
+    ctx.log.warn({ role: state.role }, 'synced delay offsets not reloaded: this broker delivers as master');
+    return;
+  }
+  let loaded: ReturnType<typeof loadOffsets>;
+  try {
+    loaded = loadOffsets(state.file, state.levels.length, ctx);
+  } catch (error) {
+    if (!(error instanceof MetadataError)) throw error;
+    ctx.log.error({ err: describeError(error) }, 'synced delay offsets not readable; keeping the current ones');
+    return;
+  }
+  // Answers to reads and re-puts asked before the reload concern the old offsets: they are dropped.
+  state.epoch = (state.epoch + 1) % EPOCH_MAX;
+  for (const level of state.levels) {
+    level.busy = false;
+    const offset = loaded.offsets.get(level.level);
+    if (offset === undefined) continue;
+    level.offset = offset;
+    level.confirmedOffset = offset;
+    level.unconfirmed.length = 0;
+  }
+  if (loaded.dataVersion !== undefined) state.dataVersion = loaded.dataVersion;
+  // The file holds these offsets now: the next persist writes only what moves after this.
+  state.writtenOffsets = JSON.stringify(offsetTableOf(state));
+  state.reloads++;
+}
+
 function statsOf(state: State): ScheduleServiceStats {
   return {
     polls: state.polls,
@@ -519,6 +589,9 @@ function statsOf(state: State): ScheduleServiceStats {
     skipped: state.skipped,
     failedPuts: state.failedPuts,
     persists: state.persists,
+    role: state.role ?? null,
+    reloads: state.reloads,
+    reloadsRefused: state.reloadsRefused,
     levels: state.levels.map((level) => ({
       level: level.level,
       delayMs: level.delayMs,
@@ -555,6 +628,8 @@ function handle(state: State, message: ScheduleServiceMessage, ctx: Ctx): void {
     case 'durable':
       if (message.epoch === state.epoch) onDurable(state, message.result, ctx);
       return;
+    case 'reloadOffsets':
+      return reloadOffsets(state, ctx);
     case 'stats':
       return ctx.reply(statsOf(state));
     default:
@@ -576,10 +651,11 @@ export function scheduleServiceBehavior(storageFsOf: (args: ScheduleServiceArgs)
       });
       ctx.timers.startPeriodic(TIMER_POLL, { type: 'poll' }, settings.pollIntervalMs);
       ctx.timers.startPeriodic(TIMER_PERSIST, { type: 'persist' }, settings.flushDelayOffsetIntervalMs);
-      const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
+      const epoch = Math.floor(ctx.random() * EPOCH_MAX);
       const dataVersion = loaded.dataVersion ?? newDataVersion(ctx.clock.nowMs());
       const state: State = {
-        settings, epoch, file, levels, dataVersion, writtenOffsets: '', polls: 0, delivered: 0, skipped: 0, failedPuts: 0, persists: 0,
+        settings, epoch, role: undefined, reloads: 0, reloadsRefused: 0, file, levels, dataVersion, writtenOffsets: '',
+        polls: 0, delivered: 0, skipped: 0, failedPuts: 0, persists: 0,
       };
       state.writtenOffsets = JSON.stringify(offsetTableOf(state));
       return state;

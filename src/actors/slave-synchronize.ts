@@ -8,8 +8,12 @@
  * |-------|---------------------------------------|---------------------------------|---------------------------------------------------|
  * | 1     | GET_ALL_TOPIC_CONFIG (21)             | TopicConfigSerializeWrapper     | replaces topics.json when the dataVersion differs |
  * | 2     | GET_ALL_CONSUMER_OFFSET (43)          | ConsumerOffsetSerializeWrapper  | merges: each master `topic@group` replaces ours   |
- * | 3     | GET_ALL_DELAY_OFFSET (45)             | DelayOffsetSerializeWrapper     | writes config/delayOffset.json                    |
+ * | 3     | GET_ALL_DELAY_OFFSET (45)             | DelayOffsetSerializeWrapper     | writes config/delayOffset.json (see below)        |
  * | 4     | GET_ALL_SUBSCRIPTIONGROUP_CONFIG (201)| SubscriptionGroupWrapper        | replaces subscriptionGroup.json when it differs   |
+ *
+ * Once broker-admin has written the master's delay offsets (or found the file already holding them), the
+ * schedule service is told `reloadOffsets`, so it takes them at once (RocketMQ's
+ * loadWhenSyncDelayOffset after syncDelayOffset) rather than only when it next starts.
  *
  * The master's address. A broker that is SLAVE by config (static mode) asks a NameServer for its broker
  * group (GET_BROKER_MEMBER_GROUP, RocketMQ's syncBrokerMemberGroup) before each round and follows
@@ -58,6 +62,7 @@ import {
   type TopicConfig,
 } from '../storage/metadata-store.ts';
 import type { ReplicasRoleChangedMessage } from './replicas-manager.ts';
+import type { ScheduleReloadMessage } from './schedule-service.ts';
 
 // =========================================================================================================
 // Bounds and defaults
@@ -481,6 +486,8 @@ export type SlaveSynchronizeArgs = {
   readonly mode: 'static' | 'controller';
   /** NameServers (`host:port`) asked for the master in static mode. */
   readonly namesrvAddrs: readonly string[];
+  /** The schedule service, told to reload the delay offsets a round synced; none, none told. */
+  readonly schedule?: ActorRef<ScheduleReloadMessage>;
   readonly syncPeriodMs?: number;
   readonly requestTimeoutMs?: number;
   readonly tableRequestTimeoutMs?: number;
@@ -502,6 +509,8 @@ export type SlaveSynchronizeStats = {
   /** Rounds with at least one table not read or not applied, or no master found. */
   readonly roundsIncomplete: number;
   readonly ticksSkipped: number;
+  /** Times the schedule service was told to reload the synced delay offsets. */
+  readonly delayOffsetReloads: number;
   /** The last round's per-table outcomes and failures. */
   readonly lastOutcomes: readonly TableSyncOutcome[];
   readonly lastFailures: readonly TableFailure[];
@@ -515,7 +524,7 @@ export type SlaveSynchronizeMessage =
   | { readonly type: 'applied'; readonly generation: number; readonly failures: readonly TableFailure[]; readonly result: PipeResult<SyncFromMasterAnswer> }
   | { readonly type: 'stats' };
 
-type Settings = Required<Omit<SlaveSynchronizeArgs, 'admin' | 'brokerAddr' | 'brokerClusterName' | 'brokerName' | 'mode' | 'namesrvAddrs'>>;
+type Settings = Required<Omit<SlaveSynchronizeArgs, 'admin' | 'brokerAddr' | 'brokerClusterName' | 'brokerName' | 'mode' | 'namesrvAddrs' | 'schedule'>>;
 
 type State = {
   readonly args: SlaveSynchronizeArgs;
@@ -533,6 +542,7 @@ type State = {
   roundsComplete: number;
   roundsIncomplete: number;
   ticksSkipped: number;
+  delayOffsetReloads: number;
   lastOutcomes: readonly TableSyncOutcome[];
   lastFailures: readonly TableFailure[];
 };
@@ -646,8 +656,19 @@ function onApplied(state: State, message: Extract<SlaveSynchronizeMessage, { typ
     if (table.outcome === 'refused') ctx.log.error({ table: table.table, reason: table.reason }, 'table from master not applied; retried at the next period');
     else if (table.outcome !== 'unchanged') ctx.log.info({ table: table.table, outcome: table.outcome, masterAddr: state.masterAddr }, 'Update slave table from master');
   }
+  if (answer.refusal === null && message.generation === state.generation) reloadDelayOffsets(state, answer.tables, ctx);
   const complete = answer.refusal === null && message.failures.length === 0 && answer.tables.every((table) => table.outcome !== 'refused');
   endRound(state, ctx, complete && message.generation === state.generation);
+}
+
+/** Tells the schedule service to take the delay offsets broker-admin wrote (or already held) this round. */
+function reloadDelayOffsets(state: State, tables: readonly TableSyncOutcome[], ctx: Ctx): void {
+  const schedule = state.args.schedule;
+  const delay = tables.find((table) => table.table === 'delayOffset');
+  if (schedule === undefined || delay === undefined || (delay.outcome !== 'written' && delay.outcome !== 'unchanged')) return;
+  // A tell the schedule service's full mailbox refuses is tried again after the next round.
+  if (ctx.tell(schedule, { type: 'reloadOffsets' })) state.delayOffsetReloads++;
+  else ctx.log.warn('schedule service did not take reloadOffsets; retried after the next round');
 }
 
 function onRoleChanged(state: State, message: ReplicasRoleChangedMessage, ctx: Ctx): void {
@@ -675,6 +696,7 @@ function statsOf(state: State): SlaveSynchronizeStats {
     roundsComplete: state.roundsComplete,
     roundsIncomplete: state.roundsIncomplete,
     ticksSkipped: state.ticksSkipped,
+    delayOffsetReloads: state.delayOffsetReloads,
     lastOutcomes: state.lastOutcomes,
     lastFailures: state.lastFailures,
   };
@@ -726,6 +748,7 @@ export const slaveSynchronize: Behavior<State, SlaveSynchronizeMessage, SlaveSyn
       roundsComplete: 0,
       roundsIncomplete: 0,
       ticksSkipped: 0,
+      delayOffsetReloads: 0,
       lastOutcomes: [],
       lastFailures: [],
     };

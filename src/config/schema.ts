@@ -683,6 +683,22 @@ export const CONFIG_KEYS = {
     description: 'Milliseconds a slave may lag before a SYNC_MASTER stops counting it as in sync.',
     active: true,
   }),
+  slaveReadEnable: key({
+    type: booleanType(),
+    default: constant(false),
+    rocketmqDefault: 'false',
+    source: 'BrokerConfig',
+    description: 'Let a slave serve pulls, and let a master send consumers that fall far behind to a slave.',
+    active: true,
+  }),
+  accessMessageInMemoryMaxRatio: key({
+    type: integerType(0, 100),
+    default: constant(40),
+    rocketmqDefault: '40',
+    source: 'MessageStoreConfig',
+    description: 'Percentage of physical memory a pull may lag behind the CommitLog end before it is steered to a slave.',
+    active: true,
+  }),
   enableControllerInNamesrv: key({
     type: booleanType(),
     default: constant(false),

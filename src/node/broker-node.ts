@@ -24,6 +24,7 @@
  *
  * The NameServer is one actor on the admin pool serving every code of its port.
  */
+import os from 'node:os';
 import type { NodeConfig } from '../config/schema.ts';
 import { parseAddressList } from '../config/address.ts';
 import type { ActorRef, ActorSpawner } from '../runtime/actor.ts';
@@ -33,7 +34,7 @@ import { parseDelayLevels, type BrokerAdminMessage, type BrokerProcessorArgs } f
 import type { ChannelClosedMessage, RemotingRequestMessage, RemotingRoutes } from '../actors/remoting-routes.ts';
 import { spawnNameServer, type NameServerArgs } from '../actors/name-server.ts';
 import type { BrokerAdminArgs, BrokerAdminOptions } from '../actors/broker-admin.ts';
-import { scheduleServiceArgsOf, spawnScheduleService } from '../actors/schedule-service.ts';
+import { scheduleServiceArgsOf, spawnScheduleService, type ScheduleReloadMessage } from '../actors/schedule-service.ts';
 import { spawnTimerService } from '../actors/timer-service.ts';
 import { spawnTransactionService } from '../actors/transaction-service.ts';
 import { spawnHaService, type HaServiceMessage } from '../actors/ha-service.ts';
@@ -43,6 +44,7 @@ import { spawnHaClient } from '../actors/ha-client.ts';
 import { REPLICAS_MANAGER_REQUEST_CODES, spawnReplicasManager, type ReplicasRoleChangedMessage } from '../actors/replicas-manager.ts';
 import { createMasterLease } from '../actors/master-lease.ts';
 import { spawnSlaveSynchronize, type SyncFromMasterMessage } from '../actors/slave-synchronize.ts';
+import type { PullProcessorArgs, PullSlaveReadSettings } from '../actors/pull-processor.ts';
 
 /** What starting a broker needs from the actor system: spawning, and asking the HA service its port. */
 export type BrokerSpawner = ActorSpawner & { ask<M, R>(target: ActorRef<M>, message: M, timeoutMs?: number): Promise<R> };
@@ -106,6 +108,15 @@ export function brokerArgsOf(config: NodeConfig, refs: BrokerProcessorArgs['refs
   };
 }
 
+/** Whether a slave serves pulls and where consumers are steered (slaveReadEnable), from config. */
+export function pullSlaveReadOf(config: Pick<NodeConfig, 'slaveReadEnable' | 'accessMessageInMemoryMaxRatio'>): PullSlaveReadSettings {
+  return {
+    slaveReadEnable: config.slaveReadEnable,
+    accessMessageInMemoryMaxRatio: config.accessMessageInMemoryMaxRatio,
+    totalPhysicalMemorySizeBytes: os.totalmem(),
+  };
+}
+
 /**
  * Spawns store, broker-admin, the send and pull processors and the schedule service; returns the routes
  * for the broker's acceptors. `listenPort` is the port the broker announces (bound before this runs, so
@@ -147,6 +158,8 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
   // Controller mode: the lease the replicas manager publishes and the send processors check.
   const masterLease = controllerMode ? createMasterLease() : undefined;
   const args: BrokerProcessorArgs = { ...brokerArgsOf(config, { writer, admin }, listenPort), ...(masterLease === undefined ? {} : { masterLease }) };
+  // The delay levels, one per broker; slave-synchronize tells it to reload the delay offsets it synced.
+  const schedule = await spawnScheduleService(system, scheduleServiceArgsOf(args));
   // A slave copies its master's metadata (RocketMQ's SlaveSynchronize): a SLAVE by config from start, a
   // controller-mode broker whenever the replicas manager makes it one.
   const slaveSynchronize =
@@ -159,21 +172,24 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
           brokerName: config.brokerName,
           mode: controllerMode ? 'controller' : 'static',
           namesrvAddrs: args.settings.namesrvAddrs,
+          // The schedule service takes reloadOffsets among its own messages (ScheduleServiceMessage).
+          schedule: { slot: schedule.slot, name: schedule.name } satisfies ActorRef<ScheduleReloadMessage>,
         })
       : undefined;
-  const spawnMany = async (kind: 'send' | 'pull', count: number): Promise<ActorRef<RemotingRequestMessage>[]> =>
+  const spawnMany = async (kind: 'send' | 'pull', count: number, kindArgs: BrokerProcessorArgs): Promise<ActorRef<RemotingRequestMessage>[]> =>
     Promise.all(
       Array.from({ length: count }, (_, index) =>
         system.spawn<RemotingRequestMessage, BrokerProcessorArgs>({
           name: `${kind}-processor-${index}`,
           behavior: { module: actorModule(`${kind}-processor.ts`), export: `${kind}Processor` },
-          args,
+          args: kindArgs,
           pool: kind,
         }),
       ),
     );
-  const senders = await spawnMany('send', config.sendMessageThreadPoolNums);
-  const pullers = await spawnMany('pull', config.pullMessageThreadPoolNums);
+  const senders = await spawnMany('send', config.sendMessageThreadPoolNums, args);
+  const pullArgs: PullProcessorArgs = { ...args, slaveRead: pullSlaveReadOf(config) };
+  const pullers = await spawnMany('pull', config.pullMessageThreadPoolNums, pullArgs);
   // One pop processor: the POP engine (leases, journal under storePathRootDir/pop) is per broker.
   const popper = await system.spawn<RemotingRequestMessage, BrokerProcessorArgs>({
     name: 'pop-processor',
@@ -181,8 +197,7 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
     args,
     pool: 'pull',
   });
-  // The delay levels, the timer wheel (timerWheelEnable) and the transaction service, each one per broker.
-  await spawnScheduleService(system, scheduleServiceArgsOf(args));
+  // The timer wheel (timerWheelEnable) and the transaction service, each one per broker.
   if (config.timerWheelEnable) await spawnTimerService(system, args);
   const transactions = await spawnTransactionService(system, args);
   const byCode: Record<number, readonly ActorRef<RemotingRequestMessage>[]> = {

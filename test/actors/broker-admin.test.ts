@@ -383,7 +383,7 @@ describe('broker-admin', () => {
     const unknown = await h.ask<PullMetadataAnswer>({ type: 'pullMetadata', group: 'G', topic: 'NoSuchTopic' });
     expect(unknown).toEqual({
       brokerPermission: RW,
-      group: { ok: true, consumeEnable: true, consumeBroadcastEnable: true, groupSysFlag: 0 },
+      group: { ok: true, consumeEnable: true, consumeBroadcastEnable: true, groupSysFlag: 0, brokerId: 0, whichBrokerWhenConsumeSlowly: 1 },
       topic: undefined,
       consumer: undefined,
     });

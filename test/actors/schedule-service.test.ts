@@ -8,6 +8,9 @@ import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-comma
 import { ManualClock } from '../../src/runtime/clock.ts';
 import { decodeRecord, encodeMessageProperties, encodeRecord, parseOffsetMessageId, recordSize, type RecordView } from '../../src/storage/message-record.ts';
 import { storePaths } from '../../src/storage/metadata-store.ts';
+import type { BrokerRole, CommitLogWriterMessage, RoleAnswer } from '../../src/actors/commit-log-writer.ts';
+import type { ScheduleServiceMessage } from '../../src/actors/schedule-service.ts';
+import { formatDelayOffsetSerializeWrapper } from '../../src/actors/slave-synchronize.ts';
 import { SCHEDULE_TOPIC } from '../../src/storage/tag-hash.ts';
 import { BrokerHarness, STORE_HOST, type BrokerHarnessOptions } from './fixtures/broker-harness.ts';
 import { stuckFlusherSource } from './fixtures/broker-stuck-flusher.ts';
@@ -176,6 +179,63 @@ describe('schedule service', () => {
     await advance(again, clock, POLL_MS);
     const views = await again.readAtLeast('TopicA', 2, 2);
     expect(views.map((view) => text(view.body))).toEqual(['twice', 'twice']);
+  });
+
+  /** Changes the writer's role, as the replicas manager does. */
+  async function setRole(h: BrokerHarness, role: BrokerRole, epoch: number): Promise<void> {
+    const answer = await h.system.ask<CommitLogWriterMessage, RoleAnswer>(h.writer, { type: 'setRole', role, epoch });
+    expect(answer).toMatchObject({ ok: true, role });
+  }
+
+  /** Writes delayOffset.json as broker-admin does for a sync, and tells the service to reload it. */
+  async function syncDelayOffsets(h: BrokerHarness, offsetTable: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    const file = storePaths(h.dir).delayOffsetFile;
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, formatDelayOffsetSerializeWrapper({ offsetTable, dataVersion: { timestamp: T0, counter: 9, stateVersion: 0 } }));
+    expect(h.system.tell<ScheduleServiceMessage>(h.schedule!, { type: 'reloadOffsets' })).toBe(true);
+  }
+
+  it('delivers nothing on a slave, takes the synced offsets, and resumes from them once promoted', async () => {
+    const clock = new ManualClock(T0);
+    const h = await start(clock);
+    for (const name of ['m0', 'm1', 'm2']) expect((await h.call(RequestCode.SEND_MESSAGE_V2, sendHeader({ DELAY: '1' }), body(name))).code).toBe(ResponseCode.SUCCESS);
+    await setRole(h, 'SLAVE', 1);
+    // Due, but this broker is a slave: nothing is re-put (no refused puts either), the offset stays.
+    await advance(h, clock, 1_500);
+    expect(await h.scheduleStats()).toMatchObject({ role: 'SLAVE', delivered: 0, failedPuts: 0, reloads: 0 });
+    expect((await h.scheduleStats()).levels[0]).toMatchObject({ offset: 0, confirmedOffset: 0 });
+    // The master had delivered two of them: a sync writes its offsets and the service takes them.
+    await syncDelayOffsets(h, [[1, 2], [3, 1]]);
+    const reloaded = await h.scheduleStats();
+    expect(reloaded).toMatchObject({ reloads: 1, reloadsRefused: 0 });
+    expect(reloaded.levels.map((level) => [level.offset, level.confirmedOffset])).toEqual([[2, 2], [0, 0], [1, 1]]);
+    // Promoted: only the message the old master had not delivered goes out.
+    await setRole(h, 'SYNC_MASTER', 2);
+    await advance(h, clock, POLL_MS * 2);
+    const delivered = await h.readAtLeast('TopicA', 2, 1);
+    await advance(h, clock, POLL_MS * 2);
+    expect((await h.read('TopicA', 2)).views.map((view) => text(view.body))).toEqual(['m2']);
+    expect(delivered.map((view) => text(view.body))).toEqual(['m2']);
+    expect(await h.scheduleStats()).toMatchObject({ role: 'SYNC_MASTER', delivered: 1 });
+    expect((await h.scheduleStats()).levels[0]).toMatchObject({ offset: 3 });
+    // A master's offsets are its own: a late sync is refused and changes nothing.
+    await syncDelayOffsets(h, [[1, 0]]);
+    expect(await h.scheduleStats()).toMatchObject({ reloads: 1, reloadsRefused: 1 });
+    expect((await h.scheduleStats()).levels[0]).toMatchObject({ offset: 3 });
+  });
+
+  it('reloads before its first read, and keeps its offsets when the synced file is unreadable', async () => {
+    const clock = new ManualClock(T0);
+    const h = await start(clock);
+    await syncDelayOffsets(h, [[2, 5]]);
+    expect((await h.scheduleStats()).levels.map((level) => level.offset)).toEqual([0, 5, 0]);
+    const file = storePaths(h.dir).delayOffsetFile;
+    fs.writeFileSync(file, '{"offsetTable":');
+    fs.rmSync(`${file}.bak`, { force: true });
+    expect(h.system.tell<ScheduleServiceMessage>(h.schedule!, { type: 'reloadOffsets' })).toBe(true);
+    const stats = await h.scheduleStats();
+    expect(stats.reloads).toBe(1);
+    expect(stats.levels.map((level) => level.offset)).toEqual([0, 5, 0]);
   });
 
   it('brings a sent-back message to %RETRY%group after its retry delay', async () => {

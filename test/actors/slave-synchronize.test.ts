@@ -32,6 +32,8 @@ import { storePaths } from '../../src/storage/metadata-store.ts';
 import type { ActorRef } from '../../src/runtime/actor.ts';
 import { pollUntil } from '../runtime/helpers.ts';
 import { AdminHarness } from './fixtures/admin-harness.ts';
+import { reloadRecorderSource, type ReloadRecorderMessage } from './fixtures/reload-recorder.ts';
+import type { ScheduleReloadMessage } from '../../src/actors/schedule-service.ts';
 
 const PERIOD_MS = 100;
 const CLUSTER = 'TestCluster';
@@ -423,5 +425,49 @@ describe('bounds and failures', () => {
     expect(s.lastFailures.map((failure) => failure.code)).toEqual(['SYNC_UNREACHABLE', 'SYNC_UNREACHABLE', 'SYNC_UNREACHABLE', 'SYNC_UNREACHABLE']);
     expect(s.lastFailures[1]!.reason).toContain('not asked');
     await slave.system.stop(sync);
+  });
+});
+
+describe('the schedule service', () => {
+  it('is told to reload after each round that synced the delay offsets, and not after one that did not', async () => {
+    let delayOffsets = false;
+    const fake = await FakeServer.start(
+      new Map<number, Answer>([
+        [RequestCode.GET_ALL_DELAY_OFFSET, (request) => delayOffsets
+          ? createResponse(request, ResponseCode.SUCCESS, undefined, { body: Buffer.from('{"offsetTable":{1:3,2:8}}') })
+          : createResponse(request, ResponseCode.SYSTEM_ERROR, 'not now')],
+      ]),
+    );
+    fakes.push(fake);
+    const schedule = await slave.system.spawn<ReloadRecorderMessage, null>({ name: 'schedule-recorder', behavior: reloadRecorderSource, args: null, pool: 'main' });
+    const reloads = (): Promise<number> => slave.system.ask<ReloadRecorderMessage, number>(schedule, { type: 'count' });
+    const sync = await startSync({ mode: 'controller', schedule: { slot: schedule.slot, name: schedule.name } satisfies ActorRef<ScheduleReloadMessage> });
+    expect(slave.system.tell(sync, roleChanged('SLAVE', fake.address))).toBe(true);
+    // Rounds whose delay table failed: the file was not written, nothing to reload.
+    const failing = await pollUntil('two rounds without delay offsets', async () => {
+      const s = await stats(sync);
+      return s.roundsIncomplete >= 2 ? s : undefined;
+    }, 10_000, 20);
+    expect(failing.delayOffsetReloads).toBe(0);
+    expect(await reloads()).toBe(0);
+    // Written, then unchanged in later rounds: the schedule service is told each time (loadWhenSyncDelayOffset).
+    delayOffsets = true;
+    await pollUntil('two reloads', async () => ((await reloads()) >= 2 ? true : undefined), 10_000, 20);
+    const told = await stats(sync);
+    expect(told.lastOutcomes.find((table) => table.table === 'delayOffset')?.outcome).toMatch(/^(written|unchanged)$/);
+    expect(parseDelayOffsetSerializeWrapper(fs.readFileSync(storePaths(slave.dir).delayOffsetFile, 'utf8')).offsetTable).toEqual([[1, 3], [2, 8]]);
+    expect(await reloads()).toBeGreaterThanOrEqual(2);
+    expect(told.delayOffsetReloads).toBeGreaterThanOrEqual(2);
+    // Once master, no more rounds and no more reloads.
+    expect(slave.system.tell(sync, roleChanged('SYNC_MASTER', ''))).toBe(true);
+    await pollUntil('the last round to end', async () => {
+      const s = await stats(sync);
+      return !s.syncing && !s.inFlight ? s : undefined;
+    }, 5_000, 20);
+    const after = await reloads();
+    await new Promise((resolve) => setTimeout(resolve, PERIOD_MS * 3));
+    expect(await reloads()).toBe(after);
+    await slave.system.stop(sync);
+    await slave.system.stop(schedule);
   });
 });

@@ -102,7 +102,11 @@ async function readAll(client: RemotingClient): Promise<string[]> {
 describe('controller mode', () => {
   it('makes the first broker master, replicates to the second, and promotes it when the master stops', async () => {
     const controllerAddr = `127.0.0.1:${cluster.namesrv.ports.controller}`;
-    const overrides = { enableControllerMode: 'true', controllerAddr, brokerRole: 'ASYNC_MASTER', brokerHeartbeatInterval: '300', syncBrokerMetadataPeriod: '500', checkSyncStateSetPeriod: '300' };
+    // slaveReadEnable: the test reads from the second broker while it is a slave.
+    const overrides = {
+      enableControllerMode: 'true', controllerAddr, brokerRole: 'ASYNC_MASTER', brokerHeartbeatInterval: '300', syncBrokerMetadataPeriod: '500', checkSyncStateSetPeriod: '300',
+      slaveReadEnable: 'true',
+    };
     const first = await cluster.startBroker('broker-a', overrides, 'a-1');
     const firstClient = await connect(first);
     await createTopic(firstClient);

@@ -111,7 +111,8 @@ describe('SYNC_MASTER with a slave', () => {
 
     const slave = await cluster.startBroker(
       'broker-a',
-      { brokerRole: 'SLAVE', brokerId: '1', haMasterAddress: `127.0.0.1:${master.node.ports.ha}` },
+      // slaveReadEnable: the test reads from the slave (a SLAVE without it refuses pulls, as RocketMQ's does).
+      { brokerRole: 'SLAVE', brokerId: '1', haMasterAddress: `127.0.0.1:${master.node.ports.ha}`, slaveReadEnable: 'true' },
       'a-slave',
     );
     // The slave catches up with what is there, then counts as in sync: sends are acknowledged again.
