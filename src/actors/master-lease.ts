@@ -2,14 +2,16 @@
  * The master lease as every thread sees it: one SharedArrayBuffer holding the deadline (monotonic ms,
  * process.hrtime's time base, shared by all threads of the process) until which this broker may
  * acknowledge puts as master in controller mode. The replicas manager writes it whenever it opens,
- * renews or fences the writer; the send processors read it just before they answer a stored put.
+ * renews or fences the writer; the send processors and the broker's acceptors read it before a stored
+ * put's answer leaves.
  *
  * Why a second check after the writer's own: a put the writer appended and answered under a valid lease
  * can still sit between threads (writer -> send processor -> socket) when the whole process is frozen
  * (SIGSTOP, a long GC or VM pause). After the freeze another broker may be master and this one must not
- * acknowledge anything, so the answering thread checks the lease again; a put past it is answered
- * SERVICE_NOT_AVAILABLE (stored perhaps, not acknowledged: the client sends again). What is left is the
- * time between that check and the socket write on the same thread, within one event-loop turn.
+ * acknowledge anything, so the send processor checks the lease again when the writer's answer arrives,
+ * and the acceptor a last time as it writes the answer to the socket (`leaseGuarded` answers); a put past
+ * it is answered SERVICE_NOT_AVAILABLE (stored perhaps, not acknowledged: the client sends again). What
+ * is left is the time between the acceptor's check and the socket write, within one event-loop turn.
  *
  * Cell values (BigInt64, read and written with Atomics): LEASE_NONE, no lease at all (not controller
  * mode: every answer passes); LEASE_CLOSED, fenced (no answer passes); else the deadline in ms.

@@ -21,6 +21,7 @@ import {
   ResponseCode,
   type RemotingCommand,
 } from '../net/remoting/remoting-command.ts';
+import { masterLeaseAllows } from './master-lease.ts';
 import { type AcceptorChannelMessage, ProcessorPicker, type RemotingChannel, type RemotingRequestMessage, type RemotingRoutes } from './remoting-routes.ts';
 
 /** Start arguments: which server this acceptor belongs to and where it listens. */
@@ -32,6 +33,8 @@ export type RemotingAcceptorArgs = {
   readonly connectionsMax: number;
   /** Which processors serve which codes; none means every code is answered NOT_SUPPORTED. */
   readonly routes?: RemotingRoutes;
+  /** A controller-mode broker's master lease, checked when a lease-guarded answer is written. */
+  readonly masterLease?: SharedArrayBuffer;
 };
 
 /** Messages: asks for the bound port, the request to stop accepting, and the listen outcome. */
@@ -51,6 +54,7 @@ type State = {
   bound: BoundAnswer | undefined;
   readonly waiting: DeferredReply[];
   readonly routing: { current: RemotingRoutes | undefined };
+  readonly masterLease: SharedArrayBuffer | undefined;
 };
 
 /** The acceptor behavior. */
@@ -111,7 +115,7 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         ? { type: 'bound', port: result.value, error: undefined }
         : { type: 'bound', port: undefined, error: `${args.server} cannot listen on ${args.host}:${args.port}: ${String(result.error)}` },
     );
-    return { server, connections, bound: undefined, waiting: [], routing };
+    return { server, connections, bound: undefined, waiting: [], routing, masterLease: args.masterLease };
   },
 
   receive(state, message, ctx) {
@@ -136,7 +140,7 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         ctx.reply(true);
         return state;
       case 'respond':
-        sendTo(state, message.connectionId, message.response, ctx);
+        sendTo(state, message.connectionId, message.leaseGuarded === true ? guarded(state, message.response, ctx) : message.response, ctx);
         return state;
       case 'push':
         sendTo(state, message.connectionId, { ...message.request, flag: markOneway(message.request.flag) }, ctx);
@@ -154,6 +158,25 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
     for (const connection of state.connections.values()) connection.close();
   },
 };
+
+/**
+ * A lease-guarded answer (a stored put) as it may leave: itself while the master lease holds, else
+ * SERVICE_NOT_AVAILABLE. Checked here, at the write, because a process frozen between the processor's
+ * answer and this write must not acknowledge anything once resumed (see master-lease.ts).
+ */
+function guarded(state: State, response: RemotingCommand, ctx: ActorContext<RemotingAcceptorMessage>): RemotingCommand {
+  if (masterLeaseAllows(state.masterLease, Number(ctx.clock.monotonicNs() / 1_000_000n))) return response;
+  return {
+    code: ResponseCode.SERVICE_NOT_AVAILABLE,
+    language: response.language,
+    version: response.version,
+    opaque: response.opaque,
+    flag: response.flag,
+    remark: 'the master lease ran out before the answer was written; the message is not acknowledged, send it again',
+    extFields: {},
+    serializeType: response.serializeType,
+  };
+}
 
 /** Writes to a connection if it is still open; an answer to a closed one is dropped, as Netty drops it. */
 function sendTo(state: State, connectionId: number, command: RemotingCommand, ctx: ActorContext<RemotingAcceptorMessage>): void {

@@ -17,7 +17,16 @@ import type { RemotingCommand } from '../net/remoting/remoting-command.ts';
 
 /** Messages an acceptor takes from processors. */
 export type AcceptorChannelMessage =
-  | { readonly type: 'respond'; readonly connectionId: number; readonly response: RemotingCommand }
+  | {
+      readonly type: 'respond';
+      readonly connectionId: number;
+      readonly response: RemotingCommand;
+      /**
+       * The answer acknowledges a stored put: the acceptor checks the master lease (master-lease.ts) as it
+       * writes it, and answers SERVICE_NOT_AVAILABLE instead once the lease has run out.
+       */
+      readonly leaseGuarded?: boolean;
+    }
   | { readonly type: 'push'; readonly connectionId: number; readonly request: RemotingCommand }
   | { readonly type: 'closeConnection'; readonly connectionId: number };
 

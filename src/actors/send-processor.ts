@@ -232,10 +232,15 @@ function finish(state: State, job: Job, response: RemotingCommand, ctx: Ctx): vo
   state.inFlight--;
   if (isOneway(job.request)) return;
   const { acceptor, connectionId } = job.channel;
-  if (!ctx.tell(acceptor, { type: 'respond', connectionId, response })) {
+  // An answer that says "stored" is checked against the master lease once more as it is written.
+  const leaseGuarded = state.args.masterLease !== undefined && STORED_CODES.has(response.code);
+  if (!ctx.tell(acceptor, { type: 'respond', connectionId, response, ...(leaseGuarded ? { leaseGuarded } : {}) })) {
     ctx.log.warn({ code: job.request.code, acceptor: acceptor.name }, 'acceptor did not take the answer');
   }
 }
+
+/** Response codes that tell the client its message is stored. */
+const STORED_CODES: ReadonlySet<number> = new Set([ResponseCode.SUCCESS, ResponseCode.FLUSH_DISK_TIMEOUT, ResponseCode.FLUSH_SLAVE_TIMEOUT, ResponseCode.SLAVE_NOT_AVAILABLE]);
 
 /** The extFields every send response carries (SendMessageProcessor.preSend). */
 function regionFields(): Record<string, string> {

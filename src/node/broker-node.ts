@@ -120,9 +120,15 @@ export function pullSlaveReadOf(config: Pick<NodeConfig, 'slaveReadEnable' | 'ac
 /**
  * Spawns store, broker-admin, the send and pull processors and the schedule service; returns the routes
  * for the broker's acceptors. `listenPort` is the port the broker announces (bound before this runs, so
- * an ephemeral port 0 is already resolved).
+ * an ephemeral port 0 is already resolved). `masterLease` (controller mode) is the cell the broker's acceptors
+ * check too; a caller without acceptors of its own may leave it to be created here.
  */
-export async function startBroker(system: BrokerSpawner, config: NodeConfig, listenPort: number): Promise<{ routes: RemotingRoutes; haPort: number }> {
+export async function startBroker(
+  system: BrokerSpawner,
+  config: NodeConfig,
+  listenPort: number,
+  masterLease: SharedArrayBuffer | undefined = config.enableControllerMode ? createMasterLease() : undefined,
+): Promise<{ routes: RemotingRoutes; haPort: number }> {
   const controllerMode = config.enableControllerMode;
   const configured = storeSettingsFromConfig(config, { address: config.brokerIP1, port: listenPort });
   // In controller mode the writer starts fenced (as a slave) until the controller names the master.
@@ -156,7 +162,6 @@ export async function startBroker(system: BrokerSpawner, config: NodeConfig, lis
     pool: 'admin',
   });
   // Controller mode: the lease the replicas manager publishes and the send processors check.
-  const masterLease = controllerMode ? createMasterLease() : undefined;
   const args: BrokerProcessorArgs = { ...brokerArgsOf(config, { writer, admin }, listenPort), ...(masterLease === undefined ? {} : { masterLease }) };
   // The delay levels, one per broker; slave-synchronize tells it to reload the delay offsets it synced.
   const schedule = await spawnScheduleService(system, scheduleServiceArgsOf(args));

@@ -16,6 +16,7 @@ import { poolsForRole, sharedPoolsForRole } from './pools.ts';
 import { NodeStartError, portOf } from './node-start-error.ts';
 
 export { NodeStartError } from './node-start-error.ts';
+import { createMasterLease } from '../actors/master-lease.ts';
 import { controllerRoutes, spawnController } from '../actors/controller.ts';
 import { startBroker, startNameServer } from './broker-node.ts';
 import type { RemotingRoutes } from '../actors/remoting-routes.ts';
@@ -83,11 +84,20 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       await useRoutes(system, acceptors.refs, namesrvRoutes);
     }
     if (role === 'start' || role === 'broker') {
-      const acceptors = await startRemoting(system, 'broker', { ...remotingArgs, server: 'broker', port: config.listenPort }, config, listeners);
+      // Controller mode: the master lease the replicas manager publishes, checked by the send processors
+      // and by these acceptors as they write a stored put's answer (master-lease.ts).
+      const masterLease = config.enableControllerMode ? createMasterLease() : undefined;
+      const acceptors = await startRemoting(
+        system,
+        'broker',
+        { ...remotingArgs, server: 'broker', port: config.listenPort, ...(masterLease === undefined ? {} : { masterLease }) },
+        config,
+        listeners,
+      );
       broker = acceptors.port;
       // In `start` the broker registers with the NameServer of this same node.
       const brokerConfig = role === 'start' ? { ...config, namesrvAddr: `127.0.0.1:${namesrv}` } : config;
-      const { routes, haPort } = await startBroker(system, brokerConfig, broker);
+      const { routes, haPort } = await startBroker(system, brokerConfig, broker, masterLease);
       ha = haPort;
       brokerRoutes.push({ brokerAddr: `${config.brokerIP1}:${broker}`, routes });
       await useRoutes(system, acceptors.refs, routes);
