@@ -1,6 +1,6 @@
 /**
  * A `start` node for the Remoting benchmark, run as a child process (`node bin/rocketmq-ts.ts start`)
- * so that the load generator's CPU is not the broker's. Ports are ephemeral and read from the node's
+ * so that the load generator's CPU is not the broker's; `spawnBenchNode` starts any role the same way. Ports are ephemeral and read from the node's
  * 'node started' log line; the store lives in a directory the caller owns. The child is stopped by its
  * PID: SIGTERM (graceful: drain, flush), then SIGKILL when it takes too long. `killNodeNow` is the
  * synchronous last resort for `process.on('exit')`.
@@ -23,10 +23,15 @@ const PROC_TICKS_PER_S = 100;
 /** A running child node. */
 export type BenchNode = {
   readonly pid: number;
+  /** Each port the node bound; 0 for a role it does not run. */
   readonly brokerPort: number;
   readonly namesrvPort: number;
   /** The Proxy's gRPC port (LOCAL mode). */
   readonly grpcPort: number;
+  /** The broker's HA listener (haListenPort after binding). */
+  readonly haPort: number;
+  /** The controller's port (standalone, or embedded with enableControllerInNamesrv). */
+  readonly controllerPort: number;
   /** Remoting worker threads the node reported (serverWorkerThreads after defaults). */
   readonly remotingThreads: number;
   readonly child: ChildProcess;
@@ -34,25 +39,37 @@ export type BenchNode = {
   readonly logTail: string[];
 };
 
-type LogLine = { msg?: string; ports?: { broker?: number; namesrv?: number; grpc?: number }; pools?: { pool: string; size: number }[] };
+type LogLine = {
+  msg?: string;
+  ports?: { broker?: number; namesrv?: number; grpc?: number; ha?: number; controller?: number };
+  pools?: { pool: string; size: number }[];
+};
 
 /** Starts `node bin/rocketmq-ts.ts start` with ephemeral ports and resolves once it has bound them. */
 export function startBenchNode(storeDir: string, overrides: Readonly<Record<string, string>>): Promise<BenchNode> {
-  const args = [
-    bin,
+  return spawnBenchNode(
     'start',
-    '--namesrvAddr=127.0.0.1:0',
-    '--listenPort=0',
-    '--grpcServerPort=0',
-    '--brokerIP1=127.0.0.1',
-    `--storePathRootDir=${storeDir}`,
-    '--flushDiskType=ASYNC_FLUSH',
-    '--logLevel=info',
-    ...Object.entries(overrides).map(([key, value]) => `--${key}=${value}`),
-  ];
+    storeDir,
+    { namesrvAddr: '127.0.0.1:0', listenPort: '0', grpcServerPort: '0', brokerIP1: '127.0.0.1', flushDiskType: 'ASYNC_FLUSH', ...overrides },
+  );
+}
+
+/**
+ * Starts `node bin/rocketmq-ts.ts <role> --storePathRootDir=<storeDir> --key=value ...` (BENCH_NODE_ARGS
+ * go to node itself) and resolves once its 'node started' line has named the bound ports. `onSpawn` sees
+ * the child before it has started, so a caller can track it for an exit handler.
+ */
+export function spawnBenchNode(
+  role: string,
+  storeDir: string,
+  overrides: Readonly<Record<string, string>>,
+  onSpawn: (child: ChildProcess) => void = () => {},
+): Promise<BenchNode> {
+  const args = [bin, role, `--storePathRootDir=${storeDir}`, '--logLevel=info', ...Object.entries(overrides).map(([key, value]) => `--${key}=${value}`)];
   fs.mkdirSync(storeDir, { recursive: true });
   const nodeArgs = (process.env['BENCH_NODE_ARGS'] ?? '').split(' ').filter((arg) => arg !== '');
   const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  onSpawn(child);
   const logTail: string[] = [];
   const keep = (line: string): void => {
     logTail.push(line);
@@ -67,9 +84,9 @@ export function startBenchNode(storeDir: string, overrides: Readonly<Record<stri
       settled = true;
       clearTimeout(timer);
       killNodeNow(child);
-      reject(new Error(`${why}\n--- node log tail ---\n${logTail.join('\n')}`));
+      reject(new Error(`${role} node: ${why}\n--- node log tail ---\n${logTail.join('\n')}`));
     };
-    const timer = setTimeout(() => fail(`node did not start within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    const timer = setTimeout(() => fail(`did not start within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
     child.stderr!.on('data', (chunk: Buffer) => keep(chunk.toString().trimEnd()));
     // stdout is read to the end of the child's life, so a chatty node never blocks on a full pipe.
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -86,17 +103,28 @@ export function startBenchNode(storeDir: string, overrides: Readonly<Record<stri
           continue;
         }
         if (line.msg === 'thread pools started') remotingThreads = line.pools?.find((pool) => pool.pool === 'remoting')?.size ?? 0;
-        if (line.msg === 'node started' && line.ports?.broker !== undefined && line.ports.namesrv !== undefined) {
+        if (line.msg === 'node started' && line.ports !== undefined) {
           settled = true;
           clearTimeout(timer);
-          resolve({ pid: child.pid!, brokerPort: line.ports.broker, namesrvPort: line.ports.namesrv, grpcPort: line.ports.grpc ?? 0, remotingThreads, child, logTail });
+          const ports = line.ports;
+          resolve({
+            pid: child.pid!,
+            brokerPort: ports.broker ?? 0,
+            namesrvPort: ports.namesrv ?? 0,
+            grpcPort: ports.grpc ?? 0,
+            haPort: ports.ha ?? 0,
+            controllerPort: ports.controller ?? 0,
+            remotingThreads,
+            child,
+            logTail,
+          });
         }
       }
       // A line longer than the kept tail is of no use to anyone; drop it rather than grow.
       if (pending.length > 1024 * 1024) pending = '';
     });
-    child.once('error', (error) => fail(`node could not be spawned: ${error.message}`));
-    child.once('exit', (code, signal) => fail(`node exited before it started (code ${code}, signal ${signal})`));
+    child.once('error', (error) => fail(`could not be spawned: ${error.message}`));
+    child.once('exit', (code, signal) => fail(`exited before it started (code ${code}, signal ${signal})`));
   });
 }
 
