@@ -22,6 +22,7 @@ import { Code } from '../net/grpc/code.ts';
 import type { TelemetryCommand } from '../net/grpc/messages.ts';
 import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
 import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
+import { leaseGuardedAnswer } from './master-lease.ts';
 
 /** Start arguments: where to listen, the inbound bound, the mode and what the activities need. */
 export type GrpcFrontArgs = {
@@ -36,6 +37,8 @@ export type GrpcFrontArgs = {
   readonly maxMessageSize?: number;
   /** ProxyConfig enableTopicMessageTypeCheck (default true). */
   readonly enableTopicMessageTypeCheck?: boolean;
+  /** LOCAL mode, broker in controller mode: the master lease checked on stored puts' answers (master-lease.ts). */
+  readonly masterLease?: SharedArrayBuffer;
 };
 
 /** Messages: asks for the bound port, stop, the local servers, the channel contract, and timers. */
@@ -57,6 +60,7 @@ type State = {
   readonly waiting: DeferredReply[];
   readonly backend: { activity: MessagingActivity | undefined; local: LocalTransport | undefined; transport: ProxyTransport | undefined };
   readonly makeActivity: (transport: ProxyTransport) => MessagingActivity;
+  readonly masterLease: SharedArrayBuffer | undefined;
 };
 
 const TIMER_EXPIRE = 'expireClients';
@@ -95,7 +99,7 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
       answer: result.ok ? { port: result.value } : { error: `proxy cannot listen on ${args.host}:${args.port}: ${String(result.error)}` },
     }));
     ctx.timers.startPeriodic(TIMER_EXPIRE, { type: 'expireClients' }, EXPIRE_INTERVAL_MS);
-    return { server, bound: undefined, waiting: [], backend, makeActivity: activityFor };
+    return { server, bound: undefined, waiting: [], backend, makeActivity: activityFor, masterLease: args.masterLease };
   },
 
   receive(state, message, ctx) {
@@ -130,7 +134,9 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
         return state;
       }
       case 'respond':
-        state.backend.local?.respond(message.response);
+        state.backend.local?.respond(
+          message.leaseGuarded === true ? leaseGuardedAnswer(state.masterLease, message.response, Number(ctx.clock.monotonicNs() / 1_000_000n)) : message.response,
+        );
         return state;
       case 'push':
         // CHECK_TRANSACTION_STATE reaches the client's Telemetry stream; the rest means nothing to 5.x clients.

@@ -2,20 +2,21 @@
  * The master lease as every thread sees it: one SharedArrayBuffer holding the deadline (monotonic ms,
  * process.hrtime's time base, shared by all threads of the process) until which this broker may
  * acknowledge puts as master in controller mode. The replicas manager writes it whenever it opens,
- * renews or fences the writer; the send processors and the broker's acceptors read it before a stored
- * put's answer leaves.
+ * renews or fences the writer; the writers of a stored put's answer read it as the answer leaves.
  *
  * Why a second check after the writer's own: a put the writer appended and answered under a valid lease
  * can still sit between threads (writer -> send processor -> socket) when the whole process is frozen
  * (SIGSTOP, a long GC or VM pause). After the freeze another broker may be master and this one must not
- * acknowledge anything, so the send processor checks the lease again when the writer's answer arrives,
- * and the acceptor a last time as it writes the answer to the socket (`leaseGuarded` answers); a put past
- * it is answered SERVICE_NOT_AVAILABLE (stored perhaps, not acknowledged: the client sends again). What
- * is left is the time between the acceptor's check and the socket write, within one event-loop turn.
+ * acknowledge anything, so whoever writes the answer (the broker's acceptor, or the LOCAL Proxy's
+ * grpc-front) checks the lease again as it writes it (`leaseGuarded` answers, leaseGuardedAnswer); a put
+ * past it is answered SERVICE_NOT_AVAILABLE (stored perhaps, not acknowledged: the client sends again).
+ * What is left is the time between that check and the socket write, within one event-loop turn.
  *
  * Cell values (BigInt64, read and written with Atomics): LEASE_NONE, no lease at all (not controller
  * mode: every answer passes); LEASE_CLOSED, fenced (no answer passes); else the deadline in ms.
  */
+
+import { ResponseCode, type RemotingCommand } from '../net/remoting/remoting-command.ts';
 
 /** No lease: the broker is not in controller mode. */
 export const LEASE_NONE = -1n;
@@ -41,4 +42,19 @@ export function masterLeaseAllows(buffer: SharedArrayBuffer | undefined, nowMs: 
   const value = Atomics.load(new BigInt64Array(buffer), 0);
   if (value === LEASE_NONE) return true;
   return value !== LEASE_CLOSED && nowMs < Number(value);
+}
+
+/** A lease-guarded answer as it may leave at `nowMs` (monotonic): itself while the lease holds, else SERVICE_NOT_AVAILABLE. */
+export function leaseGuardedAnswer(buffer: SharedArrayBuffer | undefined, response: RemotingCommand, nowMs: number): RemotingCommand {
+  if (masterLeaseAllows(buffer, nowMs)) return response;
+  return {
+    code: ResponseCode.SERVICE_NOT_AVAILABLE,
+    language: response.language,
+    version: response.version,
+    opaque: response.opaque,
+    flag: response.flag,
+    remark: 'the master lease ran out before the answer was written; the message is not acknowledged, send it again',
+    extFields: {},
+    serializeType: response.serializeType,
+  };
 }

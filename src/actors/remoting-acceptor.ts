@@ -21,7 +21,7 @@ import {
   ResponseCode,
   type RemotingCommand,
 } from '../net/remoting/remoting-command.ts';
-import { masterLeaseAllows } from './master-lease.ts';
+import { leaseGuardedAnswer } from './master-lease.ts';
 import { type AcceptorChannelMessage, ProcessorPicker, type RemotingChannel, type RemotingRequestMessage, type RemotingRoutes } from './remoting-routes.ts';
 
 /** Start arguments: which server this acceptor belongs to and where it listens. */
@@ -140,7 +140,7 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         ctx.reply(true);
         return state;
       case 'respond':
-        sendTo(state, message.connectionId, message.leaseGuarded === true ? guarded(state, message.response, ctx) : message.response, ctx);
+        sendTo(state, message.connectionId, message.leaseGuarded === true ? leaseGuardedAnswer(state.masterLease, message.response, monotonicMs(ctx)) : message.response, ctx);
         return state;
       case 'push':
         sendTo(state, message.connectionId, { ...message.request, flag: markOneway(message.request.flag) }, ctx);
@@ -159,26 +159,6 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
   },
 };
 
-/**
- * A lease-guarded answer (a stored put) as it may leave: itself while the master lease holds, else
- * SERVICE_NOT_AVAILABLE. Checked here, at the write, because a process frozen between the processor's
- * answer and this write must not acknowledge anything once resumed (see master-lease.ts).
- */
-function guarded(state: State, response: RemotingCommand, ctx: ActorContext<RemotingAcceptorMessage>): RemotingCommand {
-  if (masterLeaseAllows(state.masterLease, Number(ctx.clock.monotonicNs() / 1_000_000n))) return response;
-  return {
-    code: ResponseCode.SERVICE_NOT_AVAILABLE,
-    language: response.language,
-    version: response.version,
-    opaque: response.opaque,
-    flag: response.flag,
-    remark: 'the master lease ran out before the answer was written; the message is not acknowledged, send it again',
-    extFields: {},
-    serializeType: response.serializeType,
-  };
-}
-
-/** Writes to a connection if it is still open; an answer to a closed one is dropped, as Netty drops it. */
 function sendTo(state: State, connectionId: number, command: RemotingCommand, ctx: ActorContext<RemotingAcceptorMessage>): void {
   const connection = state.connections.get(connectionId);
   if (connection === undefined) return;
@@ -189,4 +169,8 @@ function sendTo(state: State, connectionId: number, command: RemotingCommand, ct
     ctx.log.error({ err: describeError(error), code: command.code }, 'remoting answer could not be encoded');
     connection.send(createResponse(command, ResponseCode.SYSTEM_ERROR, `answer could not be encoded: ${describeError(error)}`));
   }
+}
+
+function monotonicMs(ctx: ActorContext<RemotingAcceptorMessage>): number {
+  return Number(ctx.clock.monotonicNs() / 1_000_000n);
 }

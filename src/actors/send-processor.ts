@@ -76,7 +76,6 @@ import {
   type TopicForSendAnswer,
 } from './broker-context.ts';
 import type { CommitLogWriterMessage } from './commit-log-writer.ts';
-import { masterLeaseAllows } from './master-lease.ts';
 import type { RemotingChannel, RemotingRequestMessage } from './remoting-routes.ts';
 import { applyDelayLevel, parseJavaInt, propertiesString } from './schedule-service.ts';
 import { applyTimer, checkRecall, recallHandleFor, recallMarker, recallResponseFor } from './timer-hook.ts';
@@ -232,7 +231,7 @@ function finish(state: State, job: Job, response: RemotingCommand, ctx: Ctx): vo
   state.inFlight--;
   if (isOneway(job.request)) return;
   const { acceptor, connectionId } = job.channel;
-  // An answer that says "stored" is checked against the master lease once more as it is written.
+  // An answer that says "stored" is checked against the master lease as it is written (master-lease.ts).
   const leaseGuarded = state.args.masterLease !== undefined && STORED_CODES.has(response.code);
   if (!ctx.tell(acceptor, { type: 'respond', connectionId, response, ...(leaseGuarded ? { leaseGuarded } : {}) })) {
     ctx.log.warn({ code: job.request.code, acceptor: acceptor.name }, 'acceptor did not take the answer');
@@ -323,11 +322,6 @@ function onPutDone(state: State, job: Job, reply: PutReply, result: PipeResult<P
   }
   const results = result.value;
   assert(results.length > 0, 'a put answers at least one result');
-  if (!masterLeaseAllows(state.args.masterLease, Number(ctx.clock.monotonicNs() / 1_000_000n))) {
-    // The writer answered under a valid lease, but the answer reached this thread after it ran out (the
-    // process was frozen, say): another broker may be master now, so nothing is acknowledged.
-    return finish(state, job, sendError(job, ResponseCode.SERVICE_NOT_AVAILABLE, 'the master lease ran out before the answer; the message is not acknowledged, send it again'), ctx);
-  }
   if (reply.kind === 'recall') {
     const answer = recallResponseFor(results[0]!.status, reply.msgId);
     const extFields = answer.msgId === undefined ? regionFields() : { msgId: answer.msgId, ...regionFields() };

@@ -83,10 +83,10 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       namesrvRoutes = await startNameServer(system, config);
       await useRoutes(system, acceptors.refs, namesrvRoutes);
     }
+    // Controller mode: the master lease the replicas manager publishes, checked by whoever writes a stored
+    // put's answer: the broker's acceptors, and in `start` the LOCAL Proxy's grpc-front (master-lease.ts).
+    const masterLease = (role === 'start' || role === 'broker') && config.enableControllerMode ? createMasterLease() : undefined;
     if (role === 'start' || role === 'broker') {
-      // Controller mode: the master lease the replicas manager publishes, checked by the send processors
-      // and by these acceptors as they write a stored put's answer (master-lease.ts).
-      const masterLease = config.enableControllerMode ? createMasterLease() : undefined;
       const acceptors = await startRemoting(
         system,
         'broker',
@@ -138,6 +138,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
           autoCreateTopicEnable: config.autoCreateTopicEnable,
           defaultTopicQueueNums: config.defaultTopicQueueNums,
           maxMessageSize: config.maxMessageSize,
+          ...(masterLease === undefined ? {} : { masterLease }),
           enableTopicMessageTypeCheck: config.enableTopicMessageTypeCheck,
         },
         pool: 'grpc',
