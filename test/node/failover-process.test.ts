@@ -172,7 +172,6 @@ describe('controller-mode failover across processes', () => {
 
     const acked: Acked[] = [];
     const received = new Map<string, number>();
-    let sendFailures = 0;
     const receiveErrors = new Map<string, number>();
     const failuresAfterKill: string[] = [];
     let producing = true;
@@ -189,7 +188,6 @@ describe('controller-mode failover across processes', () => {
           acked.push({ body, messageId: receipt.messageId, offset: Number(receipt.offset), sentAtMs });
           if (sentAtMs > killedAtMs && firstAckAfterKillMs === undefined) firstAckAfterKillMs = Date.now();
         } catch (error) {
-          sendFailures++;
           if (sentAtMs > killedAtMs) failuresAfterKill.push(`${sentAtMs - killedAtMs}ms ${String(error).slice(0, 160)}`);
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
