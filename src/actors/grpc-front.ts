@@ -18,7 +18,6 @@ import type { BoundAnswer } from './remoting-acceptor.ts';
 import type { AcceptorChannelMessage, RemotingRoutes } from './remoting-routes.ts';
 import { addMessagingService, type MessagingServiceHandlers } from '../net/grpc/messaging-service.ts';
 import { MessagingActivity, type CallContext } from '../net/grpc/messaging-activity.ts';
-import { Code } from '../net/grpc/code.ts';
 import type { TelemetryCommand } from '../net/grpc/messages.ts';
 import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
 import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
@@ -213,8 +212,18 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
       );
     },
     PullMessage: (call) => {
-      call.write({ status: { code: Code.NOT_IMPLEMENTED, message: 'PullMessage is not implemented by this proxy yet' } });
-      call.end();
+      const current = activity();
+      if (current === undefined) {
+        call.emit('error', unavailable);
+        return;
+      }
+      current.pullMessage(contextOf(call), call.request).then(
+        (frames) => {
+          for (const frame of frames) call.write(frame);
+          call.end();
+        },
+        (error: unknown) => call.emit('error', { code: GrpcStatus.INTERNAL, details: String(error) }),
+      );
     },
     Telemetry: (call) => {
       const ctx = contextOf(call);

@@ -12,6 +12,10 @@
  * there), long polling clamped to [5 s, 20 s] and to the call's deadline (RocketMQ's
  * grpcClientConsumerMin/MaxLongPollingTimeoutMillis); the stream carries an OK status then the messages, or
  * MESSAGE_NOT_FOUND when the poll ends empty.
+ *
+ * Pull: PULL_MESSAGE to the master of the queue the client names, at the offset it names, held there for
+ * the same clamped long-polling time; the stream carries a status, the messages, then next_offset
+ * (pull-message.ts).
  */
 import type { Logger } from 'pino';
 import { decodeJsonBody, MASTER_ID, type TopicRouteData } from '../remoting/namesrv-protocol.ts';
@@ -27,6 +31,8 @@ import {
   formatSendMessageRequest,
   PopMessageRequestHeader,
   PopMessageResponseHeader,
+  PullMessageRequestHeader,
+  PullMessageResponseHeader,
   RECEIPT_HANDLE_SEPARATOR,
   GetMaxOffsetRequestHeader,
   GetMinOffsetRequestHeader,
@@ -54,6 +60,17 @@ import { commitLogOffsetOfMessageId, formatTransactionId, parseTransactionId } f
 import { messageTypeConflict, messageTypeOfProperties, topicMessageTypeOf, type TopicMessageType } from './topic-message-type.ts';
 import { decodeRecallHandle, isRecallHandle } from '../../actors/timer-hook.ts';
 import { MessageConst } from '../remoting/message-batch.ts';
+import {
+  PULL_SYS_FLAG,
+  pullBatchSizeOf,
+  pulledMessagesOf,
+  pullFramesOf,
+  pullRefusalCodeOf,
+  PullStatus,
+  pullStatusOf,
+  pullSubscriptionOf,
+  pullTimingOf,
+} from './pull-message.ts';
 
 /** ProxyConfig defaults the activities use. */
 export const PROXY_DEFAULTS = {
@@ -706,6 +723,66 @@ export class MessagingActivity {
     return invisibleMs;
   }
 
+  /**
+   * PullMessage: one PULL_MESSAGE to the master of the queue's broker set, held there up to the long-polling
+   * time when nothing is at the offset yet (pull-message.ts has the mapping); the frames of the response
+   * stream, in order. A refusal or failure is a single status frame, without next_offset.
+   */
+  async pullMessage(ctx: CallContext, request: M.PullMessageRequest): Promise<M.PullMessageResponse[]> {
+    const answer = await this.guard(
+      'PullMessage',
+      async () => ({ status: ok(), frames: await this.pull(ctx, request) }),
+      (status): { status: M.Status; frames: M.PullMessageResponse[] } => ({ status, frames: [{ status }] }),
+    );
+    return answer.frames;
+  }
+
+  private async pull(ctx: CallContext, request: M.PullMessageRequest): Promise<M.PullMessageResponse[]> {
+    const client = this.client(ctx);
+    const nowMs = this.options.nowMs();
+    const { group, topic } = this.groupAndTopic(request.group, request.messageQueue?.topic ?? null);
+    if (!Number.isSafeInteger(request.offset)) throw new ActivityRefusal(Code.ILLEGAL_OFFSET, `offset ${request.offset} is illegal`);
+    // Absent, as Durations.toMillis of the default Duration: 0, which the clamp raises to the minimum.
+    const poll = request.longPollingTimeout ?? null;
+    const requestedPollMs = poll !== null && isValidDuration(poll) ? durationToMs(poll) : 0;
+    const remainingMs = ctx.deadlineMs === undefined ? Number.MAX_SAFE_INTEGER : ctx.deadlineMs - nowMs;
+    const timing = pullTimingOf(requestedPollMs, remainingMs, {
+      longPollingMinMs: PROXY_DEFAULTS.longPollingMinMs,
+      longPollingMaxMs: PROXY_DEFAULTS.longPollingMaxMs,
+      requestTimeoutMs: this.requestTimeoutMs,
+    });
+    if (!timing.ok) throw new ActivityRefusal(timing.code, timing.message);
+    const subscription = pullSubscriptionOf(request.filterExpression);
+    if (!subscription.ok) throw new ActivityRefusal(subscription.code, subscription.message);
+    const maxMsgNums = pullBatchSizeOf(request.batchSize);
+    const addr = await this.brokerAddr(request.messageQueue?.broker?.name ?? '', topic);
+    const extFields = PullMessageRequestHeader.format({
+      consumerGroup: group,
+      topic,
+      queueId: request.messageQueue?.id ?? -1,
+      queueOffset: request.offset,
+      maxMsgNums,
+      sysFlag: PULL_SYS_FLAG,
+      commitOffset: 0,
+      suspendTimeoutMillis: timing.suspendMs,
+      subscription: subscription.subscription,
+      subVersion: nowMs,
+      expressionType: subscription.expressionType,
+    });
+    const command = createRequest({ code: RequestCode.PULL_MESSAGE, opaque: 0, extFields });
+    // invokeBroker waits requestTimeoutMs plus the extra: askTimeoutMs in all, past the hold, within the deadline.
+    const answer = await this.invokeBroker(addr, command, client.session, timing.askTimeoutMs - this.requestTimeoutMs);
+    const status = pullStatusOf(answer.code);
+    if (status === undefined) {
+      if (answer.code === ResponseCode.TOPIC_NOT_EXIST) this.routes.forget(topic);
+      throw new ActivityRefusal(pullRefusalCodeOf(answer.code), answer.remark ?? `pull failed with Remoting code ${answer.code}`);
+    }
+    const header = PullMessageResponseHeader.parse(answer.extFields);
+    const messages = status === PullStatus.FOUND ? pulledMessagesOf(answer.body, maxMsgNums) : [];
+    if (!Array.isArray(messages)) throw new ActivityRefusal(messages.code, messages.message);
+    return pullFramesOf(status, messages, header.nextBeginOffset);
+  }
+
   ackMessage(ctx: CallContext, request: M.AckMessageRequest): Promise<M.AckMessageResponse> {
     return this.guard(
       'AckMessage',
@@ -980,7 +1057,7 @@ export class MessagingActivity {
     return false;
   }
 
-  /** PullMessage and SyncLiteSubscription (lite topics) are not served by this Proxy. */
+  /** SyncLiteSubscription (lite topics) is not served by this Proxy. */
   notImplemented(what: string): { status: M.Status } {
     return { status: statusOf(Code.NOT_IMPLEMENTED, `${what} is not implemented by this proxy yet`) };
   }
