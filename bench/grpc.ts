@@ -6,13 +6,18 @@
  * - receive + ack throughput: 8 lanes, each ReceiveMessage (batch 32, invisible 30 s) then one AckMessage
  *   for the batch, until what the send phase stored is consumed; p99 of receives and of acks;
  * - the same messages read by Remoting PULL (32 per pull, one lane per queue), for comparison.
- * The client is grpc-js with our MessagingService definition (the official client adds its own per-call
- * work; this measures the server). GRPC_BENCH_SECONDS sets the send phase's length (default 5).
+ * The load generator is `grpc-wire.ts`: gRPC's wire format written on node:http2 streams with the Proxy's
+ * own protobufjs codecs, because a grpc-js client costs more CPU per call than the server it measures
+ * (same 2 cores). For comparison the send phase is repeated through a grpc-js client, and a no-op grpc-js
+ * server is measured with the same load generator: the floor of any grpc-js server on this machine.
+ * GRPC_BENCH_SECONDS sets the length of each send phase (default 5).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { credentials, makeGenericClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { messagingServiceDefinition } from '../src/net/grpc/messaging-service.ts';
 import type * as M from '../src/net/grpc/messages.ts';
@@ -20,6 +25,7 @@ import { requestOf } from '../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { connectClients, Histogram, pullAll } from './remoting-load.ts';
+import { GrpcWireChannel } from './grpc-wire.ts';
 import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
@@ -29,8 +35,8 @@ const TOPIC = 'GrpcBenchTopic';
 const GROUP = 'grpc-bench-group';
 const QUEUES = 8;
 const CHANNELS = 4;
-const SENDERS = 64;
-const RECEIVE_LANES = 8;
+const SENDERS = Number(process.env["SENDERS"] ?? 64);
+const RECEIVE_LANES = Number(process.env["LANES"] ?? 8);
 const RECEIVE_BATCH = 32;
 const BODY = Buffer.alloc(1024, 'g');
 const TARGET_PER_S = 20_000;
@@ -41,11 +47,13 @@ const rows: Row[] = [];
 const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 let node: BenchNode | undefined;
+let floorChild: ChildProcess | undefined;
 let cleaned = false;
 function cleanUpNow(): void {
   if (cleaned) return;
   cleaned = true;
   if (node !== undefined) killNodeNow(node.child);
+  if (floorChild !== undefined && floorChild.exitCode === null) floorChild.kill('SIGKILL');
   fs.rmSync(baseDir, { recursive: true, force: true });
 }
 process.once('exit', cleanUpNow);
@@ -62,23 +70,6 @@ function unary<Res>(client: Client, method: string, request: unknown, clientId: 
   return new Promise((resolve, reject) =>
     call.call(client, request, metadata, { deadline: Date.now() + CALL_TIMEOUT_MS }, (error, response) => (error ? reject(error) : resolve(response as Res))),
   );
-}
-
-function receive(client: Client, request: M.ReceiveMessageRequest, clientId: string): Promise<M.ReceiveMessageResponse[]> {
-  const metadata = new Metadata();
-  metadata.set('x-mq-client-id', clientId);
-  const call = (client as unknown as Record<string, (r: unknown, m: Metadata, o: { deadline: number }) => NodeJS.ReadableStream>)['ReceiveMessage']!.call(
-    client,
-    request,
-    metadata,
-    { deadline: Date.now() + CALL_TIMEOUT_MS },
-  );
-  const frames: M.ReceiveMessageResponse[] = [];
-  return new Promise((resolve, reject) => {
-    call.on('data', (frame: M.ReceiveMessageResponse) => frames.push(frame));
-    call.on('end', () => resolve(frames));
-    call.on('error', reject);
-  });
 }
 
 const resource = (name: string): M.Resource => ({ name, resourceNamespace: '' });
@@ -113,21 +104,24 @@ const clientCpuSince = (before: NodeJS.CpuUsage): number => {
   return (used.user + used.system) / 1e6;
 };
 
-async function sendPhase(clients: Client[]): Promise<{ count: number; ms: number; histogram: Histogram; failures: number; nodeCpu: number | undefined; clientCpu: number }> {
+/** Sends one request for `lane` and resolves with the Proxy's answer. */
+type SendOne = (lane: number, request: M.SendMessageRequest) => Promise<M.SendMessageResponse>;
+
+/** 64 closed-loop senders for one phase against the process `pid`. */
+async function sendPhase(send: SendOne, pid: number): Promise<{ count: number; ms: number; histogram: Histogram; failures: number; nodeCpu: number | undefined; clientCpu: number }> {
   const histogram = new Histogram();
   let count = 0;
   let failures = 0;
   let sequence = 0;
-  const cpuBefore = processCpuSeconds(node!.pid);
+  const cpuBefore = processCpuSeconds(pid);
   const clientBefore = process.cpuUsage();
   const start = performance.now();
   const deadline = start + phaseMs;
   await Promise.all(
     Array.from({ length: SENDERS }, async (_, lane) => {
-      const client = clients[lane % clients.length]!;
       while (performance.now() < deadline) {
         const began = performance.now();
-        const response = await unary<M.SendMessageResponse>(client, 'SendMessage', sendRequest(sequence++), `bench-producer-${lane % CHANNELS}`);
+        const response = await send(lane, sendRequest(sequence++));
         histogram.record(performance.now() - began);
         if (response.status.code === 20000) count++;
         else failures++;
@@ -135,11 +129,11 @@ async function sendPhase(clients: Client[]): Promise<{ count: number; ms: number
     }),
   );
   const ms = performance.now() - start;
-  const cpuAfter = processCpuSeconds(node!.pid);
+  const cpuAfter = processCpuSeconds(pid);
   return { count, ms, histogram, failures, nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, clientCpu: clientCpuSince(clientBefore) };
 }
 
-async function receivePhase(clients: Client[], total: number, brokerName: string) {
+async function receivePhase(channels: GrpcWireChannel[], total: number, brokerName: string) {
   const receiveHistogram = new Histogram();
   const ackHistogram = new Histogram();
   let acked = 0;
@@ -151,12 +145,11 @@ async function receivePhase(clients: Client[], total: number, brokerName: string
   const giveUpAt = start + Math.max(60_000, phaseMs * 6);
   await Promise.all(
     Array.from({ length: RECEIVE_LANES }, async (_, lane) => {
-      const client = clients[lane % clients.length]!;
-      const clientId = `bench-consumer-${lane}`;
+      const channel = channels[lane % channels.length]!;
       while (acked < total && performance.now() < giveUpAt) {
         const began = performance.now();
-        const frames = await receive(
-          client,
+        const frames = await channel.stream(
+          'ReceiveMessage',
           {
             group: resource(GROUP),
             messageQueue: { topic: resource(TOPIC), id: -1, permission: 4, broker: { name: brokerName, id: 0, endpoints: null }, acceptMessageTypes: [] },
@@ -166,21 +159,20 @@ async function receivePhase(clients: Client[], total: number, brokerName: string
             autoRenew: false,
             longPollingTimeout: { seconds: 5, nanos: 0 },
           },
-          clientId,
+          CALL_TIMEOUT_MS,
         );
         receiveHistogram.record(performance.now() - began);
-        const messages = frames.flatMap((frame) => ('message' in frame ? [frame.message] : []));
+        const messages = frames.flatMap((frame) => ('message' in frame && frame.message !== undefined ? [frame.message] : []));
         if (messages.length === 0) continue;
         const ackBegan = performance.now();
-        const response = await unary<M.AckMessageResponse>(
-          client,
+        const response = await channel.unary(
           'AckMessage',
           {
             group: resource(GROUP),
             topic: resource(TOPIC),
             entries: messages.map((message) => ({ messageId: message.systemProperties!.messageId, receiptHandle: message.systemProperties!.receiptHandle! })),
           },
-          clientId,
+          CALL_TIMEOUT_MS,
         );
         ackHistogram.record(performance.now() - ackBegan);
         for (const entry of response.entries) {
@@ -205,6 +197,17 @@ async function receivePhase(clients: Client[], total: number, brokerName: string
   };
 }
 
+/** A no-op grpc-js server in a child process (`grpc-floor-server.ts`). */
+async function startFloorServer(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./grpc-floor-server.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
+  floorChild = child;
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`floor server exited with ${code}`)));
+    child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+  });
+  return { child, port };
+}
+
 const cpuShare = (cpuS: number | undefined, ms: number): string => (cpuS === undefined ? '?' : `${fmt((cpuS / (ms / 1000)) * 100)}%`);
 
 try {
@@ -227,27 +230,38 @@ try {
   }
   namesrv!.close();
   if (brokerName === '') throw new Error('the topic never got a route');
-  const clients = Array.from({ length: CHANNELS }, () => new MessagingClient(`127.0.0.1:${node!.grpcPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const channels = Array.from({ length: CHANNELS }, (_, i) => new GrpcWireChannel(`127.0.0.1:${node!.grpcPort}`, `bench-client-${i}`));
+  const wireSend: SendOne = (lane, request) => channels[lane % CHANNELS]!.unary('SendMessage', request, CALL_TIMEOUT_MS);
+  const sendRow = (label: string, sent: Awaited<ReturnType<typeof sendPhase>>, withTarget: boolean): Row => {
+    const rate = sent.count / (sent.ms / 1000);
+    return {
+      benchmark: label,
+      result: `${fmt(rate)} msgs/s; avg ${fmt(sent.histogram.meanMs, 2)} ms, p99 ${fmt(sent.histogram.quantileMs(0.99), 2)} ms; ${sent.failures} failed; cpu server ${cpuShare(sent.nodeCpu, sent.ms)}, bench ${cpuShare(sent.clientCpu, sent.ms)}`,
+      target: withTarget ? `>= ${fmt(TARGET_PER_S)} msgs/s` : '-',
+      verdict: withTarget ? (rate >= TARGET_PER_S && sent.failures === 0 ? 'met' : 'MISSED') : '',
+    };
+  };
 
-  const sent = await sendPhase(clients);
-  const sendRate = sent.count / (sent.ms / 1000);
-  rows.push({
-    benchmark: `SendMessage, 1 KiB, ${SENDERS} senders / ${CHANNELS} channels`,
-    result: `${fmt(sendRate)} msgs/s; avg ${fmt(sent.histogram.meanMs, 2)} ms, p99 ${fmt(sent.histogram.quantileMs(0.99), 2)} ms; ${sent.failures} failed; cpu node ${cpuShare(sent.nodeCpu, sent.ms)}, bench ${cpuShare(sent.clientCpu, sent.ms)}`,
-    target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
-    verdict: sendRate >= TARGET_PER_S && sent.failures === 0 ? 'met' : 'MISSED',
-  });
+  const sent = await sendPhase(wireSend, node.pid);
+  rows.push(sendRow(`SendMessage, 1 KiB, ${SENDERS} senders / ${CHANNELS} HTTP/2 connections`, sent, true));
 
-  const consumed = await receivePhase(clients, sent.count, brokerName);
+  const grpcJsClients = Array.from({ length: CHANNELS }, () => new MessagingClient(`127.0.0.1:${node!.grpcPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  const grpcJsSend: SendOne = (lane, request) => unary<M.SendMessageResponse>(grpcJsClients[lane % CHANNELS]!, 'SendMessage', request, `bench-producer-${lane % CHANNELS}`);
+  const sentByGrpcJs = await sendPhase(grpcJsSend, node.pid);
+  rows.push(sendRow('SendMessage, the same, load from a grpc-js client', sentByGrpcJs, false));
+  for (const client of grpcJsClients) client.close();
+  const stored = sent.count + sentByGrpcJs.count;
+
+  const consumed = await receivePhase(channels, stored, brokerName);
   const consumeRate = consumed.acked / (consumed.ms / 1000);
   rows.push({
-    benchmark: `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, the ${fmt(sent.count)} sent msgs`,
+    benchmark: `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, the ${fmt(stored)} sent msgs`,
     result:
       `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
       `receive p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms, ack p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
       `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}, bench ${cpuShare(consumed.clientCpu, consumed.ms)}`,
     target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
-    verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= sent.count ? 'met' : 'MISSED',
+    verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= stored ? 'met' : 'MISSED',
   });
 
   const remoting = await connectClients(`127.0.0.1:${node.brokerPort}`, RECEIVE_LANES);
@@ -259,7 +273,15 @@ try {
     verdict: '',
   });
   for (const client of [...remoting, admin!]) client.close();
-  for (const client of clients) client.close();
+  for (const channel of channels) channel.close();
+  await stopBenchNode(node);
+  node = undefined;
+
+  const floor = await startFloorServer();
+  const floorChannels = Array.from({ length: CHANNELS }, (_, i) => new GrpcWireChannel(`127.0.0.1:${floor.port}`, `floor-client-${i}`));
+  const floorSent = await sendPhase((lane, request) => floorChannels[lane % CHANNELS]!.unary('SendMessage', request, CALL_TIMEOUT_MS), floor.child.pid!);
+  rows.push(sendRow('floor: a no-op grpc-js server (our codecs, SendMessage answers OK at once), same load', floorSent, false));
+  for (const channel of floorChannels) channel.close();
 } finally {
   if (node !== undefined) await stopBenchNode(node).catch(() => killNodeNow(node!.child));
   cleanUpNow();

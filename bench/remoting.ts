@@ -7,16 +7,22 @@
  * - PULL_MESSAGE throughput, 32 messages per pull, one lane per queue (8 queues), reading what the two
  *   send phases stored (the rate while every lane still had messages to read);
  * - round trips at half of the peak single-send rate (64 rate-limited senders);
- * - single-send throughput of a node started with serverWorkerThreads=1, and of one with =2.
+ * - single-send throughput of a node started with serverWorkerThreads=1, and of one with =2;
+ * - the floor: the single-send and batch loads against `remoting-floor-server.ts`, a no-op Remoting server
+ *   in a child process that frames and encodes with our codec and answers SUCCESS without storing, so the
+ *   table shows how much of the gap to the targets is Node, loopback and the load generator on this machine
+ *   (its rows' "cpu server" is that server's CPU).
  * The node runs as a child process (`node bin/rocketmq-ts.ts start`, ASYNC_FLUSH, ephemeral ports), so the
  * load generator's CPU is its own; both CPU figures are printed with each phase, since on a small
  * machine the two compete for the same cores. REMOTING_BENCH_SECONDS sets each timed phase's length
- * (default 5); REMOTING_BENCH_DIR the directory of the store (default: the OS temp dir). The child is
+ * (default 5); REMOTING_BENCH_DIR the directory of the store (default: the OS temp dir). The children are
  * stopped by PID and the store removed at the end, on failure and on Ctrl-C alike.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { RemotingClient } from '../src/net/remoting/remoting-client.ts';
 import { requestOf } from '../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
@@ -27,8 +33,8 @@ import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBen
 const phaseMs = Number(process.env['REMOTING_BENCH_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`REMOTING_BENCH_SECONDS must be a positive number, got ${process.env['REMOTING_BENCH_SECONDS']}`);
 const warmUpMs = Math.min(1_000, phaseMs);
-// REMOTING_BENCH_PHASES picks phases (single,batch,pull,half,workers), e.g. to profile one of them.
-const PHASES = ['single', 'batch', 'pull', 'half', 'workers'] as const;
+// REMOTING_BENCH_PHASES picks phases (single,batch,pull,half,workers,floor), e.g. to profile one of them.
+const PHASES = ['single', 'batch', 'pull', 'half', 'workers', 'floor'] as const;
 const phases = new Set((process.env['REMOTING_BENCH_PHASES'] ?? PHASES.join(',')).split(','));
 for (const phase of phases) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`unknown phase in REMOTING_BENCH_PHASES: ${phase}`);
 const baseDir = fs.mkdtempSync(path.join(process.env['REMOTING_BENCH_DIR'] ?? os.tmpdir(), 'remoting-bench-'));
@@ -43,6 +49,8 @@ const BODY = Buffer.alloc(1024, 'r');
 const TARGET_SINGLE_PER_S = 80_000;
 const TARGET_BATCH_PER_S = 250_000;
 const TARGET_HALF_LOAD_P99_MS = 5;
+/** How long the floor server may take to print its port. */
+const FLOOR_START_TIMEOUT_MS = 30_000;
 
 type Row = { benchmark: string; result: string; target: string; verdict: string };
 const rows: Row[] = [];
@@ -52,12 +60,14 @@ const perS = (result: PhaseResult, count: number = result.messages): number => c
 // ------------------------------------------------------------------------------------------ cleanup
 
 const nodes = new Set<BenchNode>();
+let floorChild: ChildProcess | undefined;
 let cleanedUp = false;
 /** Kills every node still running and removes the store; synchronous so 'exit' and signals can run it. */
 function cleanUpNow(): void {
   if (cleanedUp) return;
   cleanedUp = true;
   for (const node of nodes) killNodeNow(node.child);
+  if (floorChild !== undefined) killNodeNow(floorChild);
   fs.rmSync(baseDir, { recursive: true, force: true });
 }
 process.once('exit', cleanUpNow);
@@ -70,8 +80,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 // ------------------------------------------------------------------------------------------ phases
 
+/** A server under load (its CPU is read by PID) with the clients that drive it. */
+type Load = { node: { readonly pid: number }; clients: RemotingClient[]; factory: RequestFactory; serverName?: string };
 /** A started node with its clients, and the node's CPU counter. */
-type Session = { node: BenchNode; clients: RemotingClient[]; factory: RequestFactory };
+type Session = Load & { node: BenchNode };
 
 async function openSession(name: string, overrides: Record<string, string>): Promise<Session> {
   const node = await startBenchNode(path.join(baseDir, name), overrides);
@@ -98,12 +110,13 @@ async function closeSession(session: Session): Promise<void> {
 }
 
 /** Runs a phase and returns it with the node's CPU use over the same time, as a share of one core. */
-async function measured<R extends PhaseResult>(session: Session, run: () => Promise<R>): Promise<R & { nodeCpu: string; clientCpu: string }> {
+async function measured<R extends PhaseResult>(session: Load, run: () => Promise<R>): Promise<R & { nodeCpu: string; clientCpu: string }> {
   const before = processCpuSeconds(session.node.pid);
   const result = await run();
   const after = processCpuSeconds(session.node.pid);
   const share = (cpuS: number): string => `${fmt((cpuS / (result.ms / 1000)) * 100)}%`;
-  return { ...result, nodeCpu: before === undefined || after === undefined ? '?' : share(after - before), clientCpu: share(result.clientCpuS) };
+  const serverCpu = before === undefined || after === undefined ? '?' : share(after - before);
+  return { ...result, nodeCpu: `${session.serverName ?? 'node'} ${serverCpu}`, clientCpu: share(result.clientCpuS) };
 }
 
 /** Latency, failures and CPU of a phase, as the result column shows them. */
@@ -113,13 +126,13 @@ function details(result: PhaseResult & { nodeCpu: string; clientCpu: string }, l
   const failed = [...result.failures].map(([code, count]) => `${fmt(count)} x code ${code}`);
   if (failed.length > 0) parts.push(`FAILED ${failed.join(', ')} (${result.failureRemarks.join(' | ')})`);
   if (result.errors > 0) parts.push(`${fmt(result.errors)} unanswered (${result.firstError ?? ''})`);
-  parts.push(`cpu node ${result.nodeCpu}, bench ${result.clientCpu}`);
+  parts.push(`cpu ${result.nodeCpu}, bench ${result.clientCpu}`);
   return parts.join('; ');
 }
 
 const clean = (result: PhaseResult): boolean => result.failures.size === 0 && result.errors === 0;
 
-async function singleSends(session: Session, label: string, target: string, targetPerS: number | undefined): Promise<number> {
+async function singleSends(session: Load, label: string, target: string, targetPerS: number | undefined): Promise<number> {
   await closedLoop(session.clients, SENDERS, warmUpMs, () => session.factory.single(), 1);
   const result = await measured(session, () => closedLoop(session.clients, SENDERS, phaseMs, () => session.factory.single(), 1));
   const rate = perS(result);
@@ -128,15 +141,15 @@ async function singleSends(session: Session, label: string, target: string, targ
   return rate;
 }
 
-async function batchSends(session: Session): Promise<void> {
+async function batchSends(session: Load, label: string, targetPerS: number | undefined): Promise<void> {
   await closedLoop(session.clients, SENDERS, warmUpMs / 2, () => session.factory.batch(BATCH_SIZE), BATCH_SIZE);
   const result = await measured(session, () => closedLoop(session.clients, SENDERS, phaseMs, () => session.factory.batch(BATCH_SIZE), BATCH_SIZE));
   const rate = perS(result);
   rows.push({
-    benchmark: `SEND_BATCH_MESSAGE, ${BATCH_SIZE} x 1 KiB per batch, ${SENDERS} senders / ${CONNECTIONS} connections`,
+    benchmark: label,
     result: `${fmt(rate)} msgs/s (${fmt(perS(result, result.requests))} batches/s); ${details(result, true)}`,
-    target: `>= ${fmt(TARGET_BATCH_PER_S)} msgs/s`,
-    verdict: rate >= TARGET_BATCH_PER_S && clean(result) ? 'met' : 'MISSED',
+    target: targetPerS === undefined ? '-' : `>= ${fmt(targetPerS)} msgs/s`,
+    verdict: targetPerS === undefined ? '' : rate >= targetPerS && clean(result) ? 'met' : 'MISSED',
   });
 }
 
@@ -169,27 +182,79 @@ async function halfLoad(session: Session, peakPerS: number): Promise<void> {
   });
 }
 
+/** Starts `remoting-floor-server.ts` as a child process and resolves with its port once it has printed it. */
+async function startFloorServer(): Promise<{ child: ChildProcess; port: number }> {
+  const script = fileURLToPath(new URL('./remoting-floor-server.ts', import.meta.url));
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  floorChild = child;
+  const port = await new Promise<number>((resolve, reject) => {
+    let printed = '';
+    let settled = false;
+    const settle = (outcome: number | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (typeof outcome === 'number') resolve(outcome);
+      else reject(outcome);
+    };
+    const timer = setTimeout(() => settle(new Error(`floor server did not print its port within ${FLOOR_START_TIMEOUT_MS} ms`)), FLOOR_START_TIMEOUT_MS);
+    child.once('error', (error) => settle(new Error(`floor server could not be spawned: ${error.message}`)));
+    child.once('exit', (code, signal) => settle(new Error(`floor server exited before it listened (code ${code}, signal ${signal})`)));
+    // stdout is read to the end of the child's life (it prints only its port), so it never blocks on a full pipe.
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      printed += chunk.toString();
+      if (!printed.includes('\n')) return;
+      const value = Number(printed.trim());
+      settle(Number.isInteger(value) && value > 0 ? value : new Error(`floor server printed ${JSON.stringify(printed.slice(0, 100))}, not a port`));
+    });
+  });
+  return { child, port };
+}
+
+/** The single-send and batch loads against the floor server; it is killed by PID when they are done. */
+async function floorPhase(): Promise<void> {
+  const floor = await startFloorServer();
+  const clients = await connectClients(`127.0.0.1:${floor.port}`, CONNECTIONS);
+  const load: Load = { node: { pid: floor.child.pid! }, clients, factory: new RequestFactory(TOPIC, QUEUES, BODY), serverName: 'server' };
+  await singleSends(load, 'floor: a no-op Remoting server (our codec, answers SUCCESS without storing), SEND_MESSAGE_V2, same load', '-', undefined);
+  await batchSends(load, `floor: the same no-op server, SEND_BATCH_MESSAGE, ${BATCH_SIZE} x 1 KiB per batch, same load`, undefined);
+  await Promise.all(clients.map((client) => client.close()));
+  if (floor.child.exitCode === null && floor.child.signalCode === null) {
+    const exited = new Promise((resolve) => floor.child.once('exit', resolve));
+    killNodeNow(floor.child);
+    await exited;
+  }
+  floorChild = undefined;
+}
+
 // ------------------------------------------------------------------------------------------ run
 
 let defaultWorkers = 0;
 try {
-  const main = await openSession('default', {});
-  defaultWorkers = main.node.remotingThreads;
-  const peak = await singleSends(
-    main,
-    `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections (serverWorkerThreads=${defaultWorkers}, default)`,
-    `>= ${fmt(TARGET_SINGLE_PER_S)} msgs/s`,
-    TARGET_SINGLE_PER_S,
-  );
-  if (phases.has('batch')) await batchSends(main);
-  if (phases.has('pull')) await pulls(main);
-  if (phases.has('half')) await halfLoad(main, peak);
-  await closeSession(main);
-  for (const workers of phases.has('workers') ? [1, 2] : []) {
-    const session = await openSession(`workers-${workers}`, { serverWorkerThreads: String(workers) });
-    await singleSends(session, `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections, serverWorkerThreads=${workers}`, '-', undefined);
-    await closeSession(session);
+  // The product's phases start from the default node's single-send run; the floor alone needs no node.
+  if ([...phases].some((phase) => phase !== 'floor')) {
+    const main = await openSession('default', {});
+    defaultWorkers = main.node.remotingThreads;
+    const peak = await singleSends(
+      main,
+      `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections (serverWorkerThreads=${defaultWorkers}, default)`,
+      `>= ${fmt(TARGET_SINGLE_PER_S)} msgs/s`,
+      TARGET_SINGLE_PER_S,
+    );
+    if (phases.has('batch')) {
+      await batchSends(main, `SEND_BATCH_MESSAGE, ${BATCH_SIZE} x 1 KiB per batch, ${SENDERS} senders / ${CONNECTIONS} connections`, TARGET_BATCH_PER_S);
+    }
+    if (phases.has('pull')) await pulls(main);
+    if (phases.has('half')) await halfLoad(main, peak);
+    await closeSession(main);
+    for (const workers of phases.has('workers') ? [1, 2] : []) {
+      const session = await openSession(`workers-${workers}`, { serverWorkerThreads: String(workers) });
+      await singleSends(session, `SEND_MESSAGE_V2, 1 KiB, ${SENDERS} senders / ${CONNECTIONS} connections, serverWorkerThreads=${workers}`, '-', undefined);
+      await closeSession(session);
+    }
   }
+  if (phases.has('floor')) await floorPhase();
 } finally {
   for (const node of nodes) await stopBenchNode(node).catch(() => killNodeNow(node.child));
   cleanUpNow();
