@@ -142,8 +142,13 @@ export type PopProcessorTuning = { readonly [K in keyof typeof POP_PROCESSOR_DEF
   readonly engine?: Pick<PopEngineOptions, 'popInflightMessageThreshold' | 'inflightMessagesMax' | 'queueStatesMax' | 'maxInvisibleTimeMills'>;
 };
 
-/** Start arguments: every processor's, plus optional tuning. */
-export type PopProcessorArgs = BrokerProcessorArgs & { readonly pop?: PopProcessorTuning };
+/**
+ * Start arguments: every processor's, plus optional tuning. `flushDiskType` is the store's: with
+ * SYNC_FLUSH (the default here) an ack is answered after an fdatasync of the POP journal; with
+ * ASYNC_FLUSH after the journal write reaches the OS (it survives kill -9, not an OS crash, like
+ * RocketMQ's ack records in an ASYNC_FLUSH CommitLog), and the periodic offset commit syncs it.
+ */
+export type PopProcessorArgs = BrokerProcessorArgs & { readonly pop?: PopProcessorTuning; readonly flushDiskType?: 'ASYNC_FLUSH' | 'SYNC_FLUSH' };
 
 /** The request codes the pop processor serves (route all three to the one pop processor). */
 export const POP_REQUEST_CODES = [RequestCode.POP_MESSAGE, RequestCode.ACK_MESSAGE, RequestCode.CHANGE_MESSAGE_INVISIBLETIME] as const;
@@ -189,6 +194,8 @@ export type PopProcessorStats = {
   changes: number;
   changesRefused: number;
   ackSyncs: number;
+  /** Ack batches answered after a journal write without an fdatasync (ASYNC_FLUSH). */
+  ackWrites: number;
   offsetCommits: number;
   expiryDropped: number;
 };
@@ -1148,12 +1155,17 @@ function scheduleAckSync(state: State, ctx: Ctx): void {
   if (!ctx.tell(ctx.self, { type: 'syncAcks' })) ctx.timers.startSingle(TIMER_SYNC_ACKS, { type: 'syncAcks' }, 0);
 }
 
-/** Makes the acks durable, then answers them. */
+/** Makes the acks durable (fdatasync, or a write to the OS under ASYNC_FLUSH), then answers them. */
 function onSyncAcks(state: State, ctx: Ctx): void {
   state.ackSyncQueued = false;
   if (state.pendingAcks.length === 0) return;
-  state.engine.sync();
-  state.counters.ackSyncs++;
+  if (state.args.flushDiskType === 'ASYNC_FLUSH') {
+    state.engine.write();
+    state.counters.ackWrites++;
+  } else {
+    state.engine.sync();
+    state.counters.ackSyncs++;
+  }
   for (const pending of state.pendingAcks.splice(0)) reply(state, pending, createResponse(pending.request, ResponseCode.SUCCESS), ctx);
 }
 
@@ -1267,7 +1279,7 @@ export function popProcessorBehavior(storageFsOf: (args: PopProcessorArgs) => St
         counters: {
           pops: 0, found: 0, empty: 0, refused: 0, holds: 0, wakeups: 0, timeouts: 0, overloaded: 0, pollingFull: 0, rounds: 0, filtered: 0,
           missing: 0, deadLetters: 0, deadLettersFailed: 0, deadLettersDeferred: 0, acks: 0, acksRefused: 0, changes: 0, changesRefused: 0,
-          ackSyncs: 0, offsetCommits: 0, expiryDropped: 0,
+          ackSyncs: 0, ackWrites: 0, offsetCommits: 0, expiryDropped: 0,
         },
       };
       // Leases recovered from the journal wake held pops when they expire, like new ones.

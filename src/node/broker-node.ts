@@ -45,6 +45,7 @@ import { REPLICAS_MANAGER_REQUEST_CODES, spawnReplicasManager, type ReplicasRole
 import { createMasterLease } from '../actors/master-lease.ts';
 import { spawnSlaveSynchronize, type SyncFromMasterMessage } from '../actors/slave-synchronize.ts';
 import type { PullProcessorArgs, PullSlaveReadSettings } from '../actors/pull-processor.ts';
+import type { PopProcessorArgs } from '../actors/pop-processor.ts';
 
 /** What starting a broker needs from the actor system: spawning, and asking the HA service its port. */
 export type BrokerSpawner = ActorSpawner & { ask<M, R>(target: ActorRef<M>, message: M, timeoutMs?: number): Promise<R> };
@@ -196,10 +197,10 @@ export async function startBroker(
   const pullArgs: PullProcessorArgs = { ...args, slaveRead: pullSlaveReadOf(config) };
   const pullers = await spawnMany('pull', config.pullMessageThreadPoolNums, pullArgs);
   // One pop processor: the POP engine (leases, journal under storePathRootDir/pop) is per broker.
-  const popper = await system.spawn<RemotingRequestMessage, BrokerProcessorArgs>({
+  const popper = await system.spawn<RemotingRequestMessage, PopProcessorArgs>({
     name: 'pop-processor',
     behavior: { module: actorModule('pop-processor.ts'), export: 'popProcessor' },
-    args,
+    args: { ...args, flushDiskType: config.flushDiskType },
     pool: 'pull',
   });
   // The timer wheel (timerWheelEnable) and the transaction service, each one per broker.

@@ -355,6 +355,14 @@ export class PopEngine {
     else this.journal.sync();
   }
 
+  /** Writes every change so far to the OS without an fdatasync (compacting when due); survives kill -9. */
+  write(): void {
+    this.checkOpen();
+    if (this.journal === null) return;
+    if (this.journal.shouldCompact()) this.journal.rewrite(this.liveRecords());
+    else this.journal.flush();
+  }
+
   /** Syncs and closes. */
   close(): void {
     if (this.closed) return;

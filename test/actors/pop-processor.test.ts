@@ -12,8 +12,8 @@ import { bodiesOf, GROUP, PopHarness, popped, T0 } from './fixtures/pop-harness.
 
 let harness: PopHarness | undefined;
 
-async function start(tuning?: Parameters<typeof PopHarness.start>[0]): Promise<PopHarness> {
-  harness = await PopHarness.start(tuning);
+async function start(tuning?: Parameters<typeof PopHarness.start>[0], flushDiskType?: Parameters<typeof PopHarness.start>[1]): Promise<PopHarness> {
+  harness = await PopHarness.start(tuning, flushDiskType);
   return harness;
 }
 
@@ -367,6 +367,25 @@ describe('pop processor: durability and offsets', () => {
     expect((await h.ack(back[0]!.handle)).code).toBe(ResponseCode.SUCCESS);
     await h.advance(60_000);
     expectEmpty(await h.pop({ queueId: 0 }));
+  });
+
+  it('answers acks after an fdatasync by default, after a write to the OS under ASYNC_FLUSH; both survive a restart', async () => {
+    for (const flushDiskType of [undefined, 'ASYNC_FLUSH'] as const) {
+      const h = await start(undefined, flushDiskType);
+      await fill(h, [0], 2);
+      const messages = popped(await h.pop({ queueId: 0, invisibleTime: 10_000 }));
+      expect((await h.ack(messages[0]!.handle)).code).toBe(ResponseCode.SUCCESS);
+      // Answered: the ack record is in the file already (what kill -9 would leave).
+      expect(journalOnDisk(h.dir).some((record) => record.type === 'ACK')).toBe(true);
+      const stats = await h.stats();
+      if (flushDiskType === 'ASYNC_FLUSH') expect([stats.ackSyncs, stats.ackWrites]).toEqual([0, 1]);
+      else expect([stats.ackSyncs, stats.ackWrites]).toEqual([1, 0]);
+      await h.restartProcessor();
+      await h.advance(10_000);
+      expect(popped(await h.pop({ queueId: 0 })).map((message) => message.body)).toEqual(['m0-1']);
+      await h.shutdown();
+      harness = undefined;
+    }
   });
 
   it('tells broker-admin the committed offset of each queue as it moves', async () => {
