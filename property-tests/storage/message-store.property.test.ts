@@ -7,7 +7,11 @@
  *   tagged messages, key queries find exactly the surviving messages with that key;
  * - the next put of a queue takes the offset right after its last survivor.
  * Puts come one by one or as RocketMQ batches encoded elsewhere; crashes come with the same boot id as
- * the checkpoint (recovery reads a window past the end) or another one (it reads everything past it).
+ * the checkpoint (recovery reads a window past the end) or another one (it reads everything past it),
+ * and some tear the index: every page of the newest index file written after the checkpoint comes back
+ * as garbage (header counts, slots, later entries), as an OS crash may leave it. Keyed messages carry a
+ * UNIQ_KEY and KEYS "key-<n> shared", as clients send them; after every restart each of the three keys
+ * finds exactly the surviving messages that carry it, newest first.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +22,7 @@ import { decodeRecord, encodeMessageProperties } from '../../src/storage/message
 import { MessageStore, type EncodedBatch, type MessageStoreOptions, encodeBatch } from '../../src/storage/message-store.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { writeStoreCheckpoint } from '../../src/storage/store-checkpoint.ts';
+import { tearIndexAfterCheckpoint } from '../../test/storage/fixtures/torn-index.ts';
 import { replayableParameters } from '../runtime/fc-parameters.ts';
 
 const TOPICS = ['TopicA', 'TopicB'];
@@ -31,7 +36,7 @@ type Command =
   | { readonly type: 'writeAll' }
   | { readonly type: 'flush' }
   | { readonly type: 'restart' }
-  | { readonly type: 'crash'; readonly newBoot: boolean }
+  | { readonly type: 'crash'; readonly newBoot: boolean; readonly tornIndexSeed: number | null }
   | { readonly type: 'sleep' };
 
 const command: fc.Arbitrary<Command> = fc.oneof(
@@ -61,11 +66,25 @@ const command: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ type: 'writeAll' as const }) },
   { weight: 1, arbitrary: fc.constant({ type: 'flush' as const }) },
   { weight: 1, arbitrary: fc.constant({ type: 'restart' as const }) },
-  { weight: 2, arbitrary: fc.record({ type: fc.constant('crash' as const), newBoot: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ type: fc.constant('crash' as const), newBoot: fc.boolean(), tornIndexSeed: fc.option(fc.integer({ min: 1, max: 0x7fff_ffff }), { nil: null }) }),
+  },
   { weight: 1, arbitrary: fc.constant({ type: 'sleep' as const }) },
 );
 
-type Sent = { readonly key: string; readonly body: Buffer; readonly tag: string | undefined; readonly end: number; readonly messageKey: string | undefined };
+type Sent = {
+  readonly key: string;
+  readonly body: Buffer;
+  readonly tag: string | undefined;
+  readonly physicalOffset: number;
+  readonly end: number;
+  readonly messageKey: string | undefined;
+  readonly uniqueKey: string | undefined;
+};
+
+/** Most offsets one key query returns (the store's default maxMsgsNumBatch). */
+const QUERY_MAX = 64;
 
 class Model {
   readonly queues = new Map<string, Sent[]>();
@@ -103,7 +122,14 @@ function verify(store: MessageStore, model: Model): void {
     for (const s of sent.filter((x) => x.messageKey !== undefined)) {
       const found = store.queryByKey(topic, s.messageKey!, 4);
       expect(found.map((m) => Buffer.from(decodeRecord(m.record, 0).body))).toEqual([s.body]);
+      expect(store.queryByKey(topic, s.uniqueKey!, 4).map((m) => m.physicalOffset)).toEqual([s.physicalOffset]);
     }
+  }
+  // The key every keyed message of a topic shares: all survivors, across queues and index files.
+  for (const topic of TOPICS) {
+    const all = [...model.queues.values()].flat().filter((s) => s.key.startsWith(`${topic}/`) && s.messageKey !== undefined);
+    const expected = all.map((s) => s.physicalOffset).sort((a, b) => b - a).slice(0, QUERY_MAX);
+    expect(store.queryByKey(topic, 'shared', QUERY_MAX).map((m) => m.physicalOffset)).toEqual(expected);
   }
 }
 
@@ -135,15 +161,17 @@ function run(commands: readonly Command[]): void {
           const topic = TOPICS[step.topic]!;
           const tag = step.tag >= 0 ? TAGS[step.tag] : undefined;
           const messageKey = step.keyed ? `key-${counter}` : undefined;
+          const uniqueKey = step.keyed ? counter.toString(16).toUpperCase().padStart(32, '0') : undefined;
           const properties: Record<string, string> = {};
           if (tag !== undefined) properties['TAGS'] = tag;
           if (messageKey !== undefined) properties['KEYS'] = `${messageKey} shared`;
+          if (uniqueKey !== undefined) properties['UNIQ_KEY'] = uniqueKey;
           const body = bodyOf(counter++, step.bodyBytes);
           const result = store.appendMessage({ topic, queueId: step.queueId, body, properties: encodeMessageProperties(properties) });
           const queueKey = `${topic}/${step.queueId}`;
           const list = model.queues.get(queueKey) ?? [];
           expect(result).toMatchObject({ status: 'PUT_OK', queueOffset: list.length });
-          list.push({ key: queueKey, body, tag, end: result.physicalOffset + result.wroteBytes, messageKey });
+          list.push({ key: queueKey, body, tag, physicalOffset: result.physicalOffset, end: result.physicalOffset + result.wroteBytes, messageKey, uniqueKey });
           model.queues.set(queueKey, list);
           break;
         }
@@ -159,8 +187,9 @@ function run(commands: readonly Command[]): void {
           // Each message survives a crash once its own bytes are written (the model's rule for any put).
           let at = result.physicalOffset;
           for (const body of bodies) {
+            const physicalOffset = at;
             at += recordSizeAt(batch.records, at - result.physicalOffset);
-            list.push({ key: queueKey, body, tag: undefined, end: at, messageKey: undefined });
+            list.push({ key: queueKey, body, tag: undefined, physicalOffset, end: at, messageKey: undefined, uniqueKey: undefined });
           }
           model.queues.set(queueKey, list);
           break;
@@ -189,6 +218,7 @@ function run(commands: readonly Command[]): void {
         case 'crash':
           model.crash(store.writtenOffset);
           store.close();
+          if (step.tornIndexSeed !== null) tearIndexAfterCheckpoint(dir, step.tornIndexSeed);
           if (step.newBoot) boot++;
           store = MessageStore.open(options());
           expect(store.recovery.cleanShutdown).toBe(false);

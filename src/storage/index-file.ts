@@ -32,7 +32,12 @@
  * yyyyMMddHHmmssSSS (see index-service.ts).
  *
  * Invariants:
- * - 1 <= indexCount <= indexNum; entries at or after indexCount are zero.
+ * - 1 <= indexCount <= indexNum; entries at or after indexCount are zero, except on disk in the newest
+ *   file after restore() (below): there they may still hold entries a crash lost, which nothing reads
+ *   (every walk and every load stops below indexCount) and which the next puts overwrite page by page.
+ * - an entry never changes once written (only truncate() zeroes a suffix); as keys are added only the
+ *   slot heads and the header change. So entries 1..n alone determine the whole file after n puts:
+ *   entry i's prevIndex is the head its slot had after entries 1..i-1.
  * - every slot value and every prevIndex is 0 or a smaller entry number than the entry (or count) that
  *   refers to it, so every chain strictly decreases and ends.
  * - phyOffset never decreases with the entry number (keys are put in CommitLog order), which is why a
@@ -41,9 +46,13 @@
  *   check the real key in the message, as RocketMQ's clients do.
  *
  * Recovery rule: a file is trusted as its header says once it has been flushed whole (the service
- * flushes each file before it starts the next); the newest file may be torn after a crash, and the
- * service deletes it and rebuilds it from the CommitLog. truncate() undoes the entries whose message lies
- * past the recovered CommitLog end, restoring each slot to the entry's prevIndex, newest first.
+ * flushes each file before it starts the next); the newest file may be torn after a crash. When the
+ * store's checkpoint recorded that file's header as of its last durable entry n, restore() keeps entries
+ * 1..n, checks that they replay to exactly that header (each entry's prevIndex is its slot's head so
+ * far, offsets never decrease, the first and n-th offsets are the header's), rebuilds every slot head
+ * and the header from them and writes both through; otherwise the service deletes the file and rebuilds
+ * it from the CommitLog. truncate() undoes the entries whose message lies past the recovered CommitLog
+ * end, restoring each slot to the entry's prevIndex, newest first.
  *
  * The page cache of a file being written is a SharedArrayBuffer; dirty 4 KiB pages are tracked in a
  * bitmap and flush() writes each run of dirty pages and fdatasyncs. A sealed file drops its cache and is
@@ -378,6 +387,62 @@ export class IndexFile {
     this.writeHeader();
     if (this.onDisk) this.flush();
     return dropped;
+  }
+
+  /**
+   * Crash recovery of the newest file from `header`, the header it had after its last durable entry
+   * (index-service.ts has it from the checkpoint). Reads entries 1..header.indexCount-1, which are
+   * immutable and were durable, checks that they replay to `header` and rebuilds the slot heads from them
+   * in entry order; then writes slots and header through and fdatasyncs. Whatever the file held past
+   * those entries is cut off. Returns false, and leaves the file as it was, when the entries on disk do
+   * not replay to `header` (the caller then deletes the file and rebuilds it from the CommitLog).
+   */
+  restore(header: Readonly<IndexHeader>): boolean {
+    assert(this.onDisk && this.cache === null, 'restore() starts from the file on disk');
+    const count = header.indexCount;
+    if (!Number.isSafeInteger(count) || count < 1 || count > this.indexNum || header.hashSlotCount < 0 || header.beginPhyOffset > header.endPhyOffset) {
+      return false;
+    }
+    const cache = new Uint8Array(new SharedArrayBuffer(this.fileSizeBytes));
+    const fd = this.storageFs.openSync(this.path, 'r');
+    try {
+      readFully(this.storageFs, fd, cache.subarray(this.entryPosition(1), this.entryPosition(count)), this.entryPosition(1));
+    } finally {
+      this.storageFs.closeSync(fd);
+    }
+    if (!this.replaySlots(cache, header)) return false;
+    this.cache = cache;
+    this.dirtyPages = new Uint8Array(Math.ceil(this.fileSizeBytes / PAGE_SIZE_BYTES));
+    Object.assign(this.header, header);
+    this.writeHeader();
+    this.markDirty(INDEX_HEADER_SIZE_BYTES, this.hashSlotNum * INDEX_SLOT_SIZE_BYTES);
+    this.flush();
+    return true;
+  }
+
+  /**
+   * Sets the slot heads in `cache` (all zero) by replaying its entries 1..indexCount-1 in order, checking
+   * each against what putKey wrote; false at the first entry that does not fit `header`.
+   */
+  private replaySlots(cache: Uint8Array, header: Readonly<IndexHeader>): boolean {
+    const view = new DataView(cache.buffer, cache.byteOffset, cache.byteLength);
+    const entriesAt = this.entryPosition(0);
+    const last = header.indexCount - 1;
+    let previousOffset = header.beginPhyOffset;
+    // One pass over the entries; each step reads one entry and writes one slot.
+    for (let index = 1; index <= last; index++) {
+      const at = entriesAt + index * INDEX_ENTRY_SIZE_BYTES;
+      const keyHash = view.getInt32(at);
+      const physicalOffset = view.getInt32(at + 4) * TWO_POW_32 + view.getUint32(at + 8);
+      if (keyHash < 0 || physicalOffset < previousOffset || view.getInt32(at + 12) < 0) return false;
+      if (index === 1 && physicalOffset !== header.beginPhyOffset) return false;
+      const slotAt = INDEX_HEADER_SIZE_BYTES + (keyHash % this.hashSlotNum) * INDEX_SLOT_SIZE_BYTES;
+      if (view.getInt32(at + 16) !== view.getInt32(slotAt)) return false;
+      view.setInt32(slotAt, index);
+      previousOffset = physicalOffset;
+    }
+    // With no entries the header still has its inherited begin and end; with some, the last is its end.
+    return last === 0 ? header.endPhyOffset === header.beginPhyOffset : previousOffset === header.endPhyOffset;
   }
 
   /** Writes every dirty page run to the file (creating it on first flush) and fdatasyncs; returns bytes written. */

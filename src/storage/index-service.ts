@@ -16,16 +16,30 @@
  *   newest is durable and complete.
  * - a message at or before the last indexed CommitLog offset is skipped, so replaying the CommitLog
  *   after a restart indexes nothing twice.
+ * - an entry, once written, never changes; adding keys changes only slot heads and the header. So the
+ *   newest file's first n entries, once fdatasync'd, stay valid whatever happens to the file later.
  *
  * Recovery rule: after an unclean shutdown the newest file may be torn (its pages reach disk in any
- * order), so recover() deletes it; then every file is trimmed to the recovered CommitLog end. The
- * caller replays the CommitLog from `indexedUpToPhyOffset` (exclusive) through buildIndex.
+ * order). Every time the store writes its checkpoint it records `tail()`: the newest file's name and its
+ * header as of its last durable entry (written and fdatasync'd before the checkpoint is). After a crash
+ * recoverFromTail() takes that record:
+ * - the newest file is the recorded one: it keeps the recorded entries, rebuilds slot heads and header
+ *   from them (IndexFile.restore) and drops whatever came after;
+ * - the newest file is newer than the recorded one: it was started after the checkpoint and may be torn,
+ *   so it is deleted; every file before it was flushed whole before its successor took a key;
+ * - anything else (no record, a record for files that are not there, entries that do not replay to the
+ *   recorded header): the caller falls back to recover(), which deletes the newest file as RocketMQ's
+ *   IndexService.load does, and replays the CommitLog from that file's first message.
+ * Then every file is trimmed to the recovered CommitLog end. Either way the caller replays the CommitLog
+ * through buildIndex, which skips everything up to `indexedUpToPhyOffset`: records between it and the
+ * checkpoint's trusted offset carry no keys (they were indexed before the checkpoint was taken).
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
 import { fsyncDirectory } from './storage-fs.ts';
 import { INDEX_HASH_SLOT_NUM_DEFAULT, INDEX_NUM_DEFAULT, IndexFile, type IndexFileOptions } from './index-file.ts';
 import type { StorageFs } from './storage-fs.ts';
+import type { StoreCheckpointIndexTail } from './store-checkpoint.ts';
 
 /** Name of the directory under the store root that holds the index files. */
 export const INDEX_DIR_NAME = 'index';
@@ -160,6 +174,38 @@ export class IndexService {
     }
     this.truncate(options.maxPhysicalOffset);
     return this.lastIndexedPhyOffset;
+  }
+
+  /**
+   * The newest file's name, geometry and header, for the checkpoint the store writes right after
+   * flush(); null when there is no file. Every entry the header counts has been written to the file.
+   */
+  tail(): StoreCheckpointIndexTail | null {
+    const newest = this.files.at(-1);
+    if (newest === undefined) return null;
+    return { fileName: path.basename(newest.path), hashSlotNum: this.hashSlotNum, indexNum: this.indexNum, header: newest.headerFields };
+  }
+
+  /**
+   * Crash recovery from the tail a checkpoint recorded (see the recovery rule above): 'restored' when the
+   * newest file was cut back to the recorded entries, 'newerDropped' when the newest file was started
+   * after the checkpoint and deleted, 'kept' when there is nothing to do. null when the record does not
+   * describe these files: nothing was changed, and the caller falls back to recover().
+   */
+  recoverFromTail(tail: StoreCheckpointIndexTail | null): 'restored' | 'newerDropped' | 'kept' | null {
+    const newest = this.files.at(-1);
+    if (newest === undefined) return tail === null ? 'kept' : null;
+    const newestName = path.basename(newest.path);
+    if (tail === null || newestName > tail.fileName) {
+      this.files.pop()!.delete();
+      fsyncDirectory(this.storageFs, this.dir);
+      this.refreshLastIndexed();
+      return 'newerDropped';
+    }
+    if (newestName !== tail.fileName || tail.hashSlotNum !== this.hashSlotNum || tail.indexNum !== this.indexNum) return null;
+    if (!newest.restore(tail.header)) return null;
+    this.refreshLastIndexed();
+    return 'restored';
   }
 
   /**

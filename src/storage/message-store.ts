@@ -34,8 +34,14 @@
  *    RocketMQ (StoreCheckpoint.getMinTimestamp) the scan starts at the newest CommitLog file whose first
  *    record is older than min(the checkpoint's times) - 3 s, or at the first file when there is no
  *    checkpoint. The same rule serves a clean stop, where replay finds everything already dispatched.
- * 2. The index's newest file is deleted if it was written after the checkpoint (RocketMQ's
- *    IndexService.load rule); the scan then starts early enough to rebuild it, at a file start.
+ * 2. The index's newest file after a crash (index-service.ts). The checkpoint also records the newest
+ *    index file and its header as of its last durable entry: when that file is still the newest, its
+ *    recorded entries are kept and its slot heads and header rebuilt from them (IndexFile.restore); a
+ *    newer file, started after the checkpoint, is deleted (the ones before it are complete). Either
+ *    way the scan still starts at the trusted offset: records before it are all indexed. Without that
+ *    record (an older checkpoint, RocketMQ's), or when the file does not replay to it, the newest file is
+ *    deleted if it was written after the checkpoint (RocketMQ's IndexService.load rule), and the scan
+ *    starts early enough to rebuild it, at a file start.
  * 3. CommitLog.open scans from there (checksums, torn tail, corruption cut). When the checkpoint was
  *    written in this boot of the OS (or the last stop was clean), no OS crash can have scattered stale
  *    bytes past the end, so only one record's window past it is read (commit-log-recovery.ts). Every
@@ -350,7 +356,10 @@ export type StoreRecoveryReport = {
   readonly queuesRewritten: number;
   readonly tornTail: RecoveryResult['tornTail'];
   readonly corruptions: RecoveryResult['corruptions'];
+  /** The newest index file was deleted (started after the checkpoint, or rebuilt by a rescan). */
   readonly indexFileDropped: boolean;
+  /** The newest index file was cut back to the entries the checkpoint recorded as durable. */
+  readonly indexFileRestored: boolean;
 };
 
 type DispatchRequest = {
@@ -706,6 +715,7 @@ export class MessageStore {
       tornTail: recovery.tornTail,
       corruptions: recovery.corruptions,
       indexFileDropped: start.indexFileDropped,
+      indexFileRestored: start.indexFileRestored,
     };
     if (recovery.corruptions.length > 0) config.log?.error({ corruptions: recovery.corruptions }, 'commit log corruption: log cut at the first bad record');
     config.log?.info(report, 'message store recovered');
@@ -1030,6 +1040,8 @@ export class MessageStore {
 
   /** Dispatches and writes CommitLog, ConsumeQueues and index to the files; the sync comes with a checkpoint. */
   writeConsumeQueues(): void {
+    // Dispatch stays outside `deferring`: an index roll inside it flushes the full file with its own
+    // fdatasync, and crash recovery counts on every index file but the newest being durable.
     this.dispatch();
     this.writeCommitLog();
     const paths = this.syncFs.deferring(() => {
@@ -1090,6 +1102,9 @@ export class MessageStore {
       masterFlushedOffset: this.checkpoint.masterFlushedOffset,
       confirmPhyOffset: this.checkpoint.confirmPhyOffset,
       trustedPhysicalOffset: trusted,
+      // Taken right after index.flush() wrote every entry it counts; the checkpoint is written only after
+      // the same sync made them durable (recovery rule, step 2).
+      indexTail: this.index.tail(),
     };
     return this.config.bootId === undefined ? checkpoint : { ...checkpoint, bootId: this.config.bootId };
   }
@@ -1395,8 +1410,8 @@ function openLogics(
 }
 
 /**
- * Where the CommitLog scan (and replay) starts, per steps 1 and 2 of the recovery rule; drops the
- * index's newest file when it was written after the checkpoint. undefined: from the first file.
+ * Where the CommitLog scan (and replay) starts, per steps 1 and 2 of the recovery rule; restores or drops
+ * the index's newest file after a crash. scanFrom undefined: from the first file.
  */
 function recoveryStart(
   fs: StorageFs,
@@ -1405,20 +1420,40 @@ function recoveryStart(
   index: IndexService,
   cleanShutdown: boolean,
   withIndex: boolean,
-): { scanFrom: number | undefined; indexFileDropped: boolean; trustedBeforeMs: number | undefined; trustedOffset: number | undefined } {
+): {
+  scanFrom: number | undefined;
+  indexFileDropped: boolean;
+  indexFileRestored: boolean;
+  trustedBeforeMs: number | undefined;
+  trustedOffset: number | undefined;
+} {
   let scanFrom = scanStartOffset(fs, commitLogDir, checkpoint === null ? null : checkpointMinTimestampMs(checkpoint, withIndex));
+  const trustedBeforeMs = checkpoint === null ? undefined : checkpointMinTimestampMs(checkpoint, withIndex);
+  const trustedOffset = checkpoint?.trustedPhysicalOffset;
+  // The tail record comes only with a trusted offset (store-checkpoint.ts); it makes the index exact up
+  // to that offset, so the scan can start there.
+  const tail = checkpoint?.indexTail;
+  const fromTail = cleanShutdown || tail === undefined ? null : index.recoverFromTail(tail);
+  if (fromTail !== null) {
+    return { scanFrom, indexFileDropped: fromTail === 'newerDropped', indexFileRestored: fromTail === 'restored', trustedBeforeMs, trustedOffset };
+  }
   const newestIndex = index.indexFiles().at(-1);
-  const indexFileDropped =
-    !cleanShutdown && newestIndex !== undefined && (checkpoint === null || newestIndex.endTimestampMs > checkpoint.indexMsgTimestampMs);
+  // A tail record the files do not match says the newest file is not as the checkpoint left it: drop it.
+  const indexFileDropped = !cleanShutdown && newestIndex !== undefined &&
+    (checkpoint === null || tail !== undefined || newestIndex.endTimestampMs > checkpoint.indexMsgTimestampMs);
   if (indexFileDropped) scanFrom = Math.min(scanFrom ?? 0, newestIndex.beginPhyOffset);
   // Dropping it is the index's own crash rule; scanning from its first message rebuilds it.
   index.recover({ cleanShutdown: !indexFileDropped, maxPhysicalOffset: Number.MAX_SAFE_INTEGER });
   // Records stored before the checkpoint's time (less the margin) were flushed with their ConsumeQueue
   // and index entries: the scan walks over them without replaying them, unless the index must be rebuilt.
-  const trustedBeforeMs = checkpoint === null || indexFileDropped ? undefined : checkpointMinTimestampMs(checkpoint, withIndex);
   // The exact offset serves only when nothing before it has to be replayed (the index was kept).
-  const trustedOffset = indexFileDropped ? undefined : checkpoint?.trustedPhysicalOffset;
-  return { scanFrom, indexFileDropped, trustedBeforeMs, trustedOffset };
+  return {
+    scanFrom,
+    indexFileDropped,
+    indexFileRestored: false,
+    trustedBeforeMs: indexFileDropped ? undefined : trustedBeforeMs,
+    trustedOffset: indexFileDropped ? undefined : trustedOffset,
+  };
 }
 
 /** Opens and recovers the CommitLog, replaying every record from the scan start. */

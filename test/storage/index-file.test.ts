@@ -4,14 +4,18 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AssertionError } from '../../src/runtime/assert.ts';
 import {
+  INDEX_ENTRY_SIZE_BYTES,
   INDEX_HEADER_SIZE_BYTES,
+  INDEX_SLOT_SIZE_BYTES,
   IndexFile,
+  type IndexHeader,
   indexFileSizeBytes,
   indexKeyHash,
   type IndexFileOptions,
 } from '../../src/storage/index-file.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { javaStringHashCode } from '../../src/storage/tag-hash.ts';
+import { garbageBytes } from './fixtures/torn-index.ts';
 
 const T0 = 1_700_000_000_000;
 const EVERYTHING: [number, number] = [0, Number.MAX_SAFE_INTEGER];
@@ -26,8 +30,27 @@ afterEach(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function options(hashSlotNum: number, indexNum: number): IndexFileOptions {
-  return { storageFs: nodeStorageFs, path: path.join(dir, '20240101000000000'), hashSlotNum, indexNum };
+function options(hashSlotNum: number, indexNum: number, name = '20240101000000000'): IndexFileOptions {
+  return { storageFs: nodeStorageFs, path: path.join(dir, name), hashSlotNum, indexNum };
+}
+
+/** Key i of the restore tests: seven keys, two of which ("T#Aa", "T#BB") share a Java hash. */
+const restoreKey = (i: number): string => ['T#k0', 'T#k1', 'T#Aa', 'T#BB', 'T#k2', 'T#k3', 'T#k4'][(i * 5) % 7]!;
+const restoreKeys = ['T#k0', 'T#k1', 'T#Aa', 'T#BB', 'T#k2', 'T#k3', 'T#k4', 'T#late'];
+
+/** Puts keys from..to-1 of the restore tests: offsets 100*i, two puts per second; key i >= 40 is "T#late". */
+function putRestoreKeys(file: IndexFile, from: number, to: number): void {
+  for (let i = from; i < to; i++) expect(file.putKey(i >= 40 ? 'T#late' : restoreKey(i), 100 * i, T0 + 500 * i)).toBe(true);
+}
+
+/** Every query answer of a file for the restore tests' keys, over all time and over a window. */
+function answers(file: IndexFile): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const key of restoreKeys) {
+    out[key] = file.selectPhyOffsets(key, 64, ...EVERYTHING);
+    out[`${key}@window`] = file.selectPhyOffsets(key, 64, T0 + 3_000, T0 + 9_000);
+  }
+  return out;
 }
 
 describe('IndexFile', () => {
@@ -153,5 +176,97 @@ describe('IndexFile', () => {
     expect(reopened.truncate(0)).toBe(9);
     expect(reopened.keyCount).toBe(0);
     expect(reopened.selectPhyOffsets('T#k2', 10, ...EVERYTHING)).toEqual([]);
+  });
+
+  describe('restore after a crash', () => {
+    const SLOTS = 11; // more slots than keys: some slots have no durable entry and must read as empty
+    const ENTRIES = 64;
+    const DURABLE = 17; // entries the checkpoint vouched for
+    const WRITTEN = 45; // entries written before the crash (the last five under a key only they use)
+    const entryAt = (n: number): number => INDEX_HEADER_SIZE_BYTES + SLOTS * INDEX_SLOT_SIZE_BYTES + n * INDEX_ENTRY_SIZE_BYTES;
+
+    /** A file that took WRITTEN keys and crashed with everything after DURABLE torn; returns the durable header. */
+    function crashedFile(seed: number): IndexHeader {
+      const file = IndexFile.create(options(SLOTS, ENTRIES));
+      putRestoreKeys(file, 0, DURABLE);
+      file.flush();
+      const durable = file.headerFields;
+      putRestoreKeys(file, DURABLE, WRITTEN);
+      file.flush();
+      // Pages written after the checkpoint come back as anything: slots, header counts, later entries.
+      const bytes = fs.readFileSync(file.path);
+      const garbage = garbageBytes(seed);
+      garbage(SLOTS * INDEX_SLOT_SIZE_BYTES).copy(bytes, INDEX_HEADER_SIZE_BYTES);
+      garbage(bytes.length - entryAt(DURABLE + 1)).copy(bytes, entryAt(DURABLE + 1));
+      bytes.writeInt32BE(ENTRIES - 3, 36);
+      bytes.writeInt32BE(12_345, 32);
+      fs.writeFileSync(file.path, bytes);
+      return durable;
+    }
+
+    /** The file a store would have had with only the durable entries, built fresh under another name. */
+    function referenceFile(): IndexFile {
+      const file = IndexFile.create(options(SLOTS, ENTRIES, '20240101000000001'));
+      putRestoreKeys(file, 0, DURABLE);
+      file.flush();
+      return file;
+    }
+
+    it('keeps the durable entries and rebuilds slot heads and header byte for byte as a file built with only them', () => {
+      for (const seed of [1, 2, 3]) {
+        const durable = crashedFile(seed);
+        const torn = IndexFile.open(options(SLOTS, ENTRIES));
+        expect(torn.restore(durable)).toBe(true);
+        expect(torn.headerFields).toEqual(durable);
+        const reference = referenceFile();
+        const restoredBytes = fs.readFileSync(torn.path);
+        const referenceBytes = fs.readFileSync(reference.path);
+        // Header, every slot and entries 0..DURABLE are what building only those entries writes.
+        expect(restoredBytes.subarray(0, entryAt(DURABLE + 1)).equals(referenceBytes.subarray(0, entryAt(DURABLE + 1)))).toBe(true);
+        expect(answers(torn)).toEqual(answers(reference));
+        // Nothing written after the checkpoint answers: not the later keys, not later offsets of older keys.
+        expect(torn.selectPhyOffsets('T#late', 64, ...EVERYTHING)).toEqual([]);
+        expect(Object.values(answers(torn)).flat().every((offset) => offset <= durable.endPhyOffset)).toBe(true);
+        // Reopened from disk (no cache), it still answers as the reference.
+        expect(answers(IndexFile.open(options(SLOTS, ENTRIES)))).toEqual(answers(reference));
+        fs.rmSync(torn.path);
+        fs.rmSync(reference.path);
+      }
+    });
+
+    it('takes the lost keys again and then answers as a file that never crashed', () => {
+      const durable = crashedFile(7);
+      const restored = IndexFile.open(options(SLOTS, ENTRIES));
+      expect(restored.restore(durable)).toBe(true);
+      putRestoreKeys(restored, DURABLE, WRITTEN); // the CommitLog replay
+      restored.flush();
+      const neverCrashed = IndexFile.create(options(SLOTS, ENTRIES, '20240101000000002'));
+      putRestoreKeys(neverCrashed, 0, WRITTEN);
+      neverCrashed.flush();
+      expect(answers(restored)).toEqual(answers(neverCrashed));
+      expect(answers(IndexFile.open(options(SLOTS, ENTRIES)))).toEqual(answers(neverCrashed));
+      expect(restored.headerFields).toEqual(neverCrashed.headerFields);
+      expect(restored.selectPhyOffsets('T#late', 64, ...EVERYTHING)).toEqual([4400, 4300, 4200, 4100, 4000]);
+    });
+
+    it('refuses, leaving the file untouched, when the entries on disk do not replay to the header', () => {
+      const durable = crashedFile(9);
+      const file = path.join(dir, '20240101000000000');
+      const before = fs.readFileSync(file);
+      // A damaged durable entry: its prevIndex no longer names its slot's previous head.
+      const damaged = Buffer.from(before);
+      damaged.writeInt32BE(damaged.readInt32BE(entryAt(DURABLE - 2) + 16) + 1, entryAt(DURABLE - 2) + 16);
+      fs.writeFileSync(file, damaged);
+      expect(IndexFile.open(options(SLOTS, ENTRIES)).restore(durable)).toBe(false);
+      expect(fs.readFileSync(file).equals(damaged)).toBe(true);
+      fs.writeFileSync(file, before);
+      // A header that claims another last offset, or more entries than were durable (entry 18 is garbage).
+      expect(IndexFile.open(options(SLOTS, ENTRIES)).restore({ ...durable, endPhyOffset: durable.endPhyOffset + 1 })).toBe(false);
+      expect(IndexFile.open(options(SLOTS, ENTRIES)).restore({ ...durable, indexCount: durable.indexCount + 1 })).toBe(false);
+      expect(IndexFile.open(options(SLOTS, ENTRIES)).restore({ ...durable, beginPhyOffset: 1 })).toBe(false);
+      expect(IndexFile.open(options(SLOTS, ENTRIES)).restore({ ...durable, indexCount: ENTRIES + 1 })).toBe(false);
+      expect(fs.readFileSync(file).equals(before)).toBe(true);
+      expect(IndexFile.open(options(SLOTS, ENTRIES)).restore(durable)).toBe(true);
+    });
   });
 });

@@ -4,6 +4,8 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IndexService, indexFileNameOf, timeOfIndexFileName, type IndexServiceOptions } from '../../src/storage/index-service.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import type { StoreCheckpointIndexTail } from '../../src/storage/store-checkpoint.ts';
+import { garbageBytes } from './fixtures/torn-index.ts';
 
 const T0 = 1_700_000_000_000;
 const ALL_TIME: [number, number] = [0, Number.MAX_SAFE_INTEGER];
@@ -125,5 +127,137 @@ describe('IndexService', () => {
     expect(service.queryOffsets('TopicTest', 'k0', 32, ...ALL_TIME).physicalOffsets).toEqual([400, 200]);
     expect(service.deleteFilesBefore(100_000)).toBe(1);
     expect(service.fileCount).toBe(1);
+  });
+
+  describe('crash recovery from the tail a checkpoint recorded', () => {
+    const big = { hashSlotNum: 7, indexNum: 33 }; // 32 keys per file: 16 messages of two keys
+    const keysOf = (n: number): string[] => [`k${n % 3}`, `U${n}`, 'k0', 'k1', 'k2', 'absent'];
+
+    /** Every answer of the service for the keys of messages 0..count-1 (as indexed by `build`). */
+    function answers(service: IndexService, count: number): Record<string, number[]> {
+      const out: Record<string, number[]> = {};
+      for (let n = 0; n < count; n++) {
+        for (const key of keysOf(n)) out[key] = service.queryOffsets('TopicTest', key, 64, ...ALL_TIME).physicalOffsets;
+      }
+      return out;
+    }
+
+    /** Builds messages from..to-1 (message n: offset 100n, uniqueKey U<n>, key k<n%3>). */
+    function buildRange(service: IndexService, from: number, to: number): void {
+      for (let n = from; n < to; n++) build(service, n, [`k${n % 3}`]);
+    }
+
+    /** The answers of a service that indexed messages from..to-1 in a directory of its own, and never crashed. */
+    function answersOfFresh(from: number, to: number, count: number): Record<string, number[]> {
+      const ownDir = fs.mkdtempSync(path.join(os.tmpdir(), 'index-service-reference-'));
+      try {
+        const fresh = IndexService.open({ storageFs: nodeStorageFs, rootDir: ownDir, nowMs: () => T0, ...big });
+        buildRange(fresh, from, to);
+        return answers(fresh, count);
+      } finally {
+        fs.rmSync(ownDir, { recursive: true, force: true });
+      }
+    }
+
+    /** Overwrites slots, header counts and every entry past `keep` of the newest file with garbage. */
+    function tear(keep: number, seed: number): void {
+      const file = path.join(rootDir, 'index', indexFileNames().at(-1)!);
+      const bytes = fs.readFileSync(file);
+      const garbage = garbageBytes(seed);
+      const entriesAt = 40 + big.hashSlotNum * 4;
+      garbage(big.hashSlotNum * 4).copy(bytes, 40);
+      garbage(bytes.length - (entriesAt + (keep + 1) * 20)).copy(bytes, entriesAt + (keep + 1) * 20);
+      bytes.writeInt32BE(big.indexNum - 1, 36);
+      fs.writeFileSync(file, bytes);
+    }
+
+    it('records the newest file, its geometry and its header', () => {
+      const service = openService(big);
+      expect(service.tail()).toBeNull();
+      buildRange(service, 0, 3);
+      const tail = service.tail()!;
+      expect(tail).toEqual({
+        fileName: '20231114221320000', // nowMs is T0; the file is still only in memory
+        hashSlotNum: 7,
+        indexNum: 33,
+        header: { beginTimestampMs: T0, endTimestampMs: T0 + 2_000, beginPhyOffset: 0, endPhyOffset: 200, hashSlotCount: 6, indexCount: 7 },
+      });
+    });
+
+    it('keeps the durable entries of the newest file, answering exactly as if only they had been indexed', () => {
+      const service = openService(big);
+      buildRange(service, 0, 5);
+      service.flush();
+      const tail = service.tail()!; // the checkpoint: messages 0..4, ten keys
+      buildRange(service, 5, 12); // written after the checkpoint, then the crash
+      service.flush();
+      tear(tail.header.indexCount - 1, 11);
+      const recovered = openService(big);
+      expect(recovered.recoverFromTail(tail)).toBe('restored');
+      expect(recovered.indexedUpToPhyOffset).toBe(400);
+      const reference = answersOfFresh(0, 5, 12);
+      expect(answers(recovered, 12)).toEqual(reference);
+      expect(recovered.queryOffsets('TopicTest', 'U7', 64, ...ALL_TIME).physicalOffsets).toEqual([]);
+      // The CommitLog replay re-indexes the lost messages (0..4 are skipped), as if nothing had crashed.
+      buildRange(recovered, 0, 12);
+      const neverCrashed = answersOfFresh(0, 12, 12);
+      expect(answers(recovered, 12)).toEqual(neverCrashed);
+      recovered.close();
+      expect(answers(openService(big), 12)).toEqual(neverCrashed);
+    });
+
+    it('deletes a newest file started after the checkpoint and keeps the complete ones before it', () => {
+      const service = openService(big);
+      buildRange(service, 0, 10);
+      service.flush();
+      const tail = service.tail()!;
+      buildRange(service, 10, 40); // rolls twice: files 2 and 3 start after the checkpoint
+      service.flush();
+      expect(indexFileNames()).toHaveLength(3);
+      tear(0, 5); // the newest file is all garbage but for its header's begin fields
+      const recovered = openService(big);
+      expect(recovered.recoverFromTail(tail)).toBe('newerDropped');
+      expect(indexFileNames()).toHaveLength(2);
+      expect(recovered.indexedUpToPhyOffset).toBe(3100); // the second file, complete, ends at message 31
+      buildRange(recovered, 0, 40);
+      expect(answers(recovered, 40)).toEqual(answersOfFresh(0, 40, 40));
+      expect(recovered.queryOffsets('TopicTest', 'k1', 64, ...ALL_TIME).physicalOffsets).toEqual(
+        Array.from({ length: 40 }, (_, n) => 39 - n).filter((n) => n % 3 === 1).map((n) => n * 100),
+      );
+    });
+
+    it('deletes the newest file when the checkpoint saw none, and has nothing to do without files', () => {
+      const empty = openService(big);
+      expect(empty.recoverFromTail(null)).toBe('kept');
+      buildRange(empty, 0, 20);
+      empty.flush();
+      const recovered = openService(big);
+      expect(recovered.recoverFromTail(null)).toBe('newerDropped');
+      expect(recovered.fileCount).toBe(1);
+      expect(recovered.indexedUpToPhyOffset).toBe(1500);
+    });
+
+    it('answers null and changes nothing when the record does not describe the files', () => {
+      const service = openService(big);
+      buildRange(service, 0, 5);
+      service.flush();
+      const tail = service.tail()!;
+      buildRange(service, 5, 8);
+      service.flush();
+      const file = path.join(rootDir, 'index', indexFileNames()[0]!);
+      const before = fs.readFileSync(file);
+      const mismatches: StoreCheckpointIndexTail[] = [
+        { ...tail, fileName: '29991231235959999' }, // a file that is not there, newer than the newest
+        { ...tail, hashSlotNum: 8 },
+        { ...tail, header: { ...tail.header, endPhyOffset: 500 } }, // entries that do not replay to it
+      ];
+      for (const mismatch of mismatches) {
+        const reopened = openService(big);
+        expect(reopened.recoverFromTail(mismatch)).toBeNull();
+        expect(reopened.fileCount).toBe(1);
+        expect(fs.readFileSync(file).equals(before)).toBe(true);
+      }
+      expect(openService(big).recoverFromTail({ ...tail, fileName: '19991231235959999', header: tail.header })).toBe('newerDropped');
+    });
   });
 });

@@ -31,6 +31,8 @@ import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { type StoreCheckpoint, readStoreCheckpoint, writeStoreCheckpoint } from '../../src/storage/store-checkpoint.ts';
 import { startTestSystem } from '../runtime/helpers.ts';
 import { SEAM, seamBuffer } from './fixtures/store-seams.ts';
+import { buildIndexKey } from '../../src/storage/index-service.ts';
+import { expectedKeyOffsets, scanCommitLog, tearIndexAfterCheckpoint } from './fixtures/torn-index.ts';
 import { smallStoreSettings } from './fixtures/small-store.ts';
 
 const STORE_HOST = { address: '10.0.0.7', port: 10911 };
@@ -121,7 +123,7 @@ describe('MessageStore facade', () => {
     const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: STORE_HOST, mappedFileSizeCommitLog: 4096, clock };
     // What a Java broker (or an older version) leaves: Java's 40 bytes, no extension.
     const javaCheckpoint = (): void => {
-      const { trustedPhysicalOffset: _, bootId: __, ...fields } = readStoreCheckpoint(nodeStorageFs, dir)!;
+      const { trustedPhysicalOffset: _, bootId: __, indexTail: ___, ...fields } = readStoreCheckpoint(nodeStorageFs, dir)!;
       writeStoreCheckpoint(nodeStorageFs, dir, fields);
     };
     const store = MessageStore.open(options);
@@ -166,6 +168,92 @@ describe('MessageStore facade', () => {
     // Recovery made what it rebuilt durable under a new checkpoint before taking writes.
     expect(readStoreCheckpoint(nodeStorageFs, dir)?.trustedPhysicalOffset).toBe(reopened.maxPhysicalOffset);
     reopened.shutdown();
+  });
+
+  describe('crash with keyed messages and torn index pages', () => {
+    const FILE_BYTES = 16 * 1024;
+    const options = (): MessageStoreOptions => ({
+      rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: STORE_HOST, mappedFileSizeCommitLog: FILE_BYTES,
+      maxHashSlotNum: 7, maxIndexNum: 128, bootId: 'cd'.repeat(16),
+    });
+    /** Message i as a client sends it: a UNIQ_KEY of 32 hex digits, its own key and one that many share. */
+    const keyed = (i: number): PutMessageInput =>
+      input('TopicK', i % 3, `keyed-${i}`.padEnd(200, '.'), { UNIQ_KEY: i.toString(16).toUpperCase().padStart(32, '0'), KEYS: `order-${i} shared` });
+
+    /** Every key query answers exactly the messages a scan of the CommitLog finds under that key. */
+    function expectKeysMatchCommitLog(store: MessageStore, sent: number): void {
+      const expected = expectedKeyOffsets(scanCommitLog(dir, FILE_BYTES, store.maxPhysicalOffset));
+      expect(expected.get(buildIndexKey('TopicK', 'shared'))).toHaveLength(sent);
+      const keys = ['shared', 'absent', ...Array.from({ length: sent }, (_, i) => [`order-${i}`, i.toString(16).toUpperCase().padStart(32, '0')]).flat()];
+      for (const key of keys) {
+        const want = (expected.get(buildIndexKey('TopicK', key)) ?? []).slice(0, 64);
+        expect(store.queryByKey('TopicK', key, 64).map((m) => m.physicalOffset), key).toEqual(want);
+      }
+    }
+
+    /** Puts `count` keyed messages from `from`, then the writer's periodic round with its checkpoint. */
+    function putAndCheckpoint(store: MessageStore, from: number, count: number): number {
+      for (let i = from; i < from + count; i++) expect(store.appendMessage(keyed(i)).status).toBe('PUT_OK');
+      store.writeConsumeQueues();
+      syncElsewhere(store);
+      return store.maxPhysicalOffset;
+    }
+
+    /** Puts more, writes everything to the files (kill -9 keeps it) without the sync or checkpoint, and crashes. */
+    function putAndCrash(store: MessageStore, from: number, count: number): void {
+      for (let i = from; i < from + count; i++) expect(store.appendMessage(keyed(i)).status).toBe('PUT_OK');
+      store.writeConsumeQueues();
+      store.takeSyncRequest(); // handed to the flusher, which dies with the process
+      store.close();
+    }
+
+    it('restores the newest index file to what the checkpoint vouched for and replays only past the trusted offset', () => {
+      const store = MessageStore.open(options());
+      const trusted = putAndCheckpoint(store, 0, 20); // 60 of the first index file's 127 keys
+      expect(readStoreCheckpoint(nodeStorageFs, dir)?.indexTail).toMatchObject({ hashSlotNum: 7, indexNum: 128, header: { indexCount: 61 } });
+      putAndCrash(store, 20, 10); // 30 more keys, same file
+      expect(tearIndexAfterCheckpoint(dir, 17)).toBe('tail-file');
+      const reopened = MessageStore.open(options());
+      expect(reopened.recovery).toMatchObject({ indexFileRestored: true, indexFileDropped: false, scanFromOffset: trusted, recordsScanned: 10 });
+      expectKeysMatchCommitLog(reopened, 30);
+      // The next crash finds the checkpoint recovery wrote, and the replayed keys in it.
+      putAndCrash(reopened, 30, 5);
+      expect(tearIndexAfterCheckpoint(dir, 18)).toBe('tail-file');
+      const again = MessageStore.open(options());
+      expect(again.recovery).toMatchObject({ indexFileRestored: true, recordsScanned: 5 });
+      expectKeysMatchCommitLog(again, 35);
+      again.shutdown();
+    });
+
+    it('drops a newest index file started after the checkpoint, keeping the complete ones', () => {
+      const store = MessageStore.open(options());
+      const trusted = putAndCheckpoint(store, 0, 20);
+      putAndCrash(store, 20, 70); // 210 more keys: two new index files after the checkpoint (127 keys each)
+      expect(fs.readdirSync(path.join(dir, 'index'))).toHaveLength(3);
+      expect(tearIndexAfterCheckpoint(dir, 19)).toBe('newer-file');
+      const reopened = MessageStore.open(options());
+      expect(reopened.recovery).toMatchObject({ indexFileRestored: false, indexFileDropped: true, scanFromOffset: trusted, recordsScanned: 70 });
+      expectKeysMatchCommitLog(reopened, 90);
+      reopened.shutdown();
+    });
+
+    it('falls back to rebuilding the newest index file from its first message when it does not match the record', () => {
+      const store = MessageStore.open(options());
+      putAndCheckpoint(store, 0, 20);
+      putAndCrash(store, 20, 10);
+      tearIndexAfterCheckpoint(dir, 20);
+      // A durable entry damaged too (beyond what any crash does): the record cannot be trusted for this file.
+      const indexDir = path.join(dir, 'index');
+      const file = path.join(indexDir, fs.readdirSync(indexDir).sort().at(-1)!);
+      const bytes = fs.readFileSync(file);
+      const entry5 = 40 + 7 * 4 + 5 * 20;
+      bytes.writeInt32BE(bytes.readInt32BE(entry5) ^ 0x10, entry5);
+      fs.writeFileSync(file, bytes);
+      const reopened = MessageStore.open(options());
+      expect(reopened.recovery).toMatchObject({ indexFileRestored: false, indexFileDropped: true, scanFromOffset: 0, recordsScanned: 30 });
+      expectKeysMatchCommitLog(reopened, 30);
+      reopened.shutdown();
+    });
   });
 
   it('reads everything past the end of the log when the checkpoint is from another boot', () => {

@@ -2,8 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AssertionError } from '../../src/runtime/assert.ts';
 import {
   type StoreCheckpoint,
+  type StoreCheckpointIndexTail,
   StoreCheckpointError,
   abortFileExists,
   createAbortFile,
@@ -88,6 +90,59 @@ describe('checkpoint file', () => {
     // A checkpoint written before the extension existed (or by Java): the five fields, nothing else.
     expect(decodeStoreCheckpoint(encodeStoreCheckpoint(sample))).toEqual(sample);
     expect(Object.keys(decodeStoreCheckpoint(bytes.subarray(0, 40)))).toHaveLength(5);
+  });
+
+  it('keeps the newest index file\'s name, geometry and header in a record at 1064, bound to both blocks by a CRC', () => {
+    const indexTail: StoreCheckpointIndexTail = {
+      fileName: '20240102030405006',
+      hashSlotNum: 5_000_000,
+      indexNum: 20_000_000,
+      header: { beginTimestampMs: 1_700_000_000_000, endTimestampMs: 1_700_000_009_999, beginPhyOffset: 0x1_0000_0000, endPhyOffset: 0x1_0000_4000, hashSlotCount: 77, indexCount: 78 },
+    };
+    const checkpoint: StoreCheckpoint = { ...sample, trustedPhysicalOffset: 0x1_0000_5000, bootId: 'ab'.repeat(16), indexTail };
+    const bytes = Buffer.from(encodeStoreCheckpoint(checkpoint));
+    expect(bytes.readUInt32BE(1064)).toBe(0x5254_4931);
+    expect(bytes.readInt32BE(1072)).toBe(5_000_000);
+    expect(bytes.readInt32BE(1076)).toBe(20_000_000);
+    expect(bytes.toString('latin1', 1080, 1097)).toBe('20240102030405006');
+    expect(bytes.subarray(1097, 1104).every((b) => b === 0)).toBe(true);
+    // The header in IndexHeader's own layout.
+    expect(Number(bytes.readBigInt64BE(1104))).toBe(1_700_000_000_000);
+    expect(Number(bytes.readBigInt64BE(1112))).toBe(1_700_000_009_999);
+    expect(Number(bytes.readBigInt64BE(1120))).toBe(0x1_0000_0000);
+    expect(Number(bytes.readBigInt64BE(1128))).toBe(0x1_0000_4000);
+    expect(bytes.readInt32BE(1136)).toBe(77);
+    expect(bytes.readInt32BE(1140)).toBe(78);
+    expect(bytes.subarray(1144).every((b) => b === 0)).toBe(true);
+    expect(decodeStoreCheckpoint(bytes)).toEqual(checkpoint);
+    writeStoreCheckpoint(nodeStorageFs, dir, checkpoint);
+    expect(readStoreCheckpoint(nodeStorageFs, dir)).toEqual(checkpoint);
+    // A store without index files records that too: a record with a zero body.
+    const none: StoreCheckpoint = { ...sample, trustedPhysicalOffset: 4096, indexTail: null };
+    const noneBytes = Buffer.from(encodeStoreCheckpoint(none));
+    expect(noneBytes.readUInt32BE(1064)).toBe(0x5254_4931);
+    expect(noneBytes.subarray(1072, 1144).every((b) => b === 0)).toBe(true);
+    expect(decodeStoreCheckpoint(noneBytes)).toEqual(none);
+    // Without the record (older checkpoints), nothing is read there.
+    expect(decodeStoreCheckpoint(encodeStoreCheckpoint({ ...sample, trustedPhysicalOffset: 4096 }))).not.toHaveProperty('indexTail');
+
+    const { indexTail: _, ...withoutTail } = checkpoint;
+    // Damage in the record drops the record only; Java rewriting its fields or damage in the first
+    // extension drops both, since the record only means something with the trusted offset.
+    const damagedTail = Buffer.from(bytes);
+    damagedTail[1139] ^= 0x01;
+    expect(decodeStoreCheckpoint(damagedTail)).toEqual(withoutTail);
+    const rewritten = Buffer.from(bytes);
+    rewritten.writeBigInt64BE(BigInt(sample.indexMsgTimestampMs + 5), 16);
+    expect(decodeStoreCheckpoint(rewritten)).toEqual({ ...sample, indexMsgTimestampMs: sample.indexMsgTimestampMs + 5 });
+    const damagedExtension = Buffer.from(bytes);
+    damagedExtension[1040] ^= 0x80;
+    expect(decodeStoreCheckpoint(damagedExtension)).toEqual(sample);
+    // The record is ours to write only with a trusted offset, and only for a possible file.
+    expect(() => encodeStoreCheckpoint({ ...sample, indexTail })).toThrow(AssertionError);
+    const impossible = { ...indexTail, header: { ...indexTail.header, indexCount: 20_000_001 } };
+    expect(() => encodeStoreCheckpoint({ ...checkpoint, indexTail: impossible })).toThrow(AssertionError);
+    expect(() => encodeStoreCheckpoint({ ...checkpoint, indexTail: { ...indexTail, fileName: '2024' } })).toThrow(AssertionError);
   });
 
   it('refuses a short file or a negative field with a stable code', () => {
