@@ -45,7 +45,8 @@
  * Durability: every state change is a journal record, applied by the same function live and at replay,
  * so the state after `open` equals the state at the last completed `sync`, plus possibly some later
  * changes. Records are buffered until `sync` (group commit): the caller must `sync()` before it answers
- * an ack OK (an acked message must never come back after kill -9). POP and CHANGE records need no sync
+ * an ack OK (an acked message must never come back after kill -9), or `write()` when the store runs
+ * ASYNC_FLUSH (the record reaches the OS and survives kill -9; an OS crash may redeliver the message). POP and CHANGE records need no sync
  * before answering: if one is lost, the message is simply delivered again (at least once) and the lost
  * handle is refused, since each open starts a new epoch (durable before any handle of it goes out).
  *
