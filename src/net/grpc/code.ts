@@ -8,6 +8,7 @@
  * INVALID_CLIENT_PROPERTIES; note that ILLEGAL_DELIVERY_TIME is 40012 and INVALID_RECEIPT_HANDLE 40013.
  */
 import type { Status } from './messages.ts';
+import { ResponseCode } from '../remoting/remoting-command.ts';
 
 /** RocketMQ's result codes, by name. */
 export const Code = {
@@ -83,4 +84,25 @@ export function codeName(code: number): CodeName | undefined {
 /** A Status value: RocketMQ's code plus an explanation for humans. */
 export function status(code: Code, message: string): Status {
   return { code, message };
+}
+
+/**
+ * The code of a broker's refusal outside sends (ResponseBuilder's mapping, plus the codes a recall or an
+ * end of transaction meets, which RocketMQ answers as INTERNAL_SERVER_ERROR with the broker's remark).
+ */
+export function brokerRefusalCode(remotingCode: number): Code {
+  switch (remotingCode) {
+    case ResponseCode.SYSTEM_BUSY:
+      return Code.TOO_MANY_REQUESTS;
+    case ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
+      return Code.NOT_IMPLEMENTED;
+    case ResponseCode.TOPIC_NOT_EXIST:
+      return Code.TOPIC_NOT_FOUND;
+    case ResponseCode.NO_PERMISSION:
+      return Code.FORBIDDEN;
+    case ResponseCode.ILLEGAL_OPERATION:
+      return Code.BAD_REQUEST;
+    default:
+      return Code.INTERNAL_SERVER_ERROR;
+  }
 }

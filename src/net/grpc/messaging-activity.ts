@@ -47,7 +47,7 @@ import {
 import { formatHeartbeatData, type SubscriptionData } from '../remoting/broker-bodies.ts';
 import { javaStringHashCode } from '../../storage/tag-hash.ts';
 import { decodeRecord } from '../../storage/message-record.ts';
-import { Code } from './code.ts';
+import { brokerRefusalCode, Code } from './code.ts';
 import { ClientType, FilterType, QueryOffsetPolicy, TransactionResolution, TransactionSource } from './enums.ts';
 import type * as M from './messages.ts';
 import { durationFromMs, durationToMs, isValidDuration, isValidTimestamp, timestampToMs } from './wire-time.ts';
@@ -989,7 +989,7 @@ export class MessagingActivity {
         });
         const oneway = state === TransactionState.UNKNOWN;
         const answer = await this.invokeBroker(addr, createRequest({ code: RequestCode.END_TRANSACTION, opaque: 0, extFields, oneway }), client.session);
-        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(brokerCodeOf(answer.code), answer.remark ?? `end transaction failed with Remoting code ${answer.code}`);
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(brokerRefusalCode(answer.code), answer.remark ?? `end transaction failed with Remoting code ${answer.code}`);
         return { status: ok() };
       },
       (status) => ({ status }),
@@ -1010,7 +1010,7 @@ export class MessagingActivity {
         const addr = await this.brokerAddr(handle.brokerName, topic);
         const extFields = { topic, recallHandle: request.recallHandle, producerGroup: topic };
         const answer = await this.invokeBroker(addr, createRequest({ code: RequestCode.RECALL_MESSAGE, opaque: 0, extFields }), client.session);
-        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(brokerCodeOf(answer.code), answer.remark ?? `recall failed with Remoting code ${answer.code}`);
+        if (answer.code !== ResponseCode.SUCCESS) throw new ActivityRefusal(brokerRefusalCode(answer.code), answer.remark ?? `recall failed with Remoting code ${answer.code}`);
         return { status: ok(), messageId: answer.extFields['msgId'] ?? handle.messageId };
       },
       (status) => ({ status, messageId: '' }),
@@ -1082,27 +1082,6 @@ function subscriptionDataOf(entry: M.SubscriptionEntry, nowMs: number): Subscrip
     subVersion: nowMs,
     expressionType: 'TAG',
   };
-}
-
-/**
- * The gRPC code of a broker's refusal outside sends (ResponseBuilder's mapping, plus the codes a recall or
- * an end of transaction meets, which RocketMQ answers as INTERNAL_SERVER_ERROR with the broker's remark).
- */
-function brokerCodeOf(remotingCode: number): number {
-  switch (remotingCode) {
-    case ResponseCode.SYSTEM_BUSY:
-      return Code.TOO_MANY_REQUESTS;
-    case ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
-      return Code.NOT_IMPLEMENTED;
-    case ResponseCode.TOPIC_NOT_EXIST:
-      return Code.TOPIC_NOT_FOUND;
-    case ResponseCode.NO_PERMISSION:
-      return Code.FORBIDDEN;
-    case ResponseCode.ILLEGAL_OPERATION:
-      return Code.BAD_REQUEST;
-    default:
-      return Code.INTERNAL_SERVER_ERROR;
-  }
 }
 
 /** The gRPC code of a send's Remoting answer (the Proxy's SendStatus and exception mapping). */

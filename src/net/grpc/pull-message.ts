@@ -45,7 +45,7 @@
 import { decodeRecord } from '../../storage/message-record.ts';
 import { PullSysFlag } from '../remoting/broker-headers.ts';
 import { ResponseCode } from '../remoting/remoting-command.ts';
-import { Code } from './code.ts';
+import { brokerRefusalCode, Code } from './code.ts';
 import { FilterType } from './enums.ts';
 import { messageViewOf } from './message-view.ts';
 import type * as M from './messages.ts';
@@ -106,24 +106,17 @@ export function pullStatusFrame(status: PullStatus, messageCount: number): M.Sta
   }
 }
 
-/** The gRPC code of a PULL_MESSAGE answer that carries no PullStatus (ResponseBuilder's mapping). */
+/** The gRPC code of a PULL_MESSAGE answer that carries no PullStatus: the pull's own codes, else brokerRefusalCode. */
 export function pullRefusalCodeOf(remotingCode: number): number {
   switch (remotingCode) {
-    case ResponseCode.TOPIC_NOT_EXIST:
-      return Code.TOPIC_NOT_FOUND;
     case ResponseCode.SUBSCRIPTION_GROUP_NOT_EXIST:
       return Code.CONSUMER_GROUP_NOT_FOUND;
-    case ResponseCode.SYSTEM_BUSY:
     case ResponseCode.POLLING_FULL:
       return Code.TOO_MANY_REQUESTS;
-    case ResponseCode.REQUEST_CODE_NOT_SUPPORTED:
-      return Code.NOT_IMPLEMENTED;
     case ResponseCode.SUBSCRIPTION_PARSE_FAILED:
       return Code.ILLEGAL_FILTER_EXPRESSION;
-    case ResponseCode.NO_PERMISSION:
-      return Code.FORBIDDEN;
     default:
-      return Code.INTERNAL_SERVER_ERROR;
+      return brokerRefusalCode(remotingCode);
   }
 }
 
