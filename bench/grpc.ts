@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { credentials, makeGenericClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { messagingServiceDefinition } from '../src/net/grpc/messaging-service.ts';
@@ -26,7 +26,7 @@ import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { connectClients, Histogram, pullAll } from './remoting-load.ts';
 import { GrpcWireChannel } from './grpc-wire.ts';
-import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBenchNode } from './remoting-node.ts';
+import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`GRPC_BENCH_SECONDS must be a positive number, got ${process.env['GRPC_BENCH_SECONDS']}`);
@@ -53,7 +53,7 @@ function cleanUpNow(): void {
   if (cleaned) return;
   cleaned = true;
   if (node !== undefined) killNodeNow(node.child);
-  if (floorChild !== undefined && floorChild.exitCode === null) floorChild.kill('SIGKILL');
+  if (floorChild !== undefined) killNodeNow(floorChild);
   fs.rmSync(baseDir, { recursive: true, force: true });
 }
 process.once('exit', cleanUpNow);
@@ -197,17 +197,6 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
   };
 }
 
-/** A no-op grpc-js server in a child process (`grpc-floor-server.ts`). */
-async function startFloorServer(): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./grpc-floor-server.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'inherit'] });
-  floorChild = child;
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`floor server exited with ${code}`)));
-    child.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-  });
-  return { child, port };
-}
-
 const cpuShare = (cpuS: number | undefined, ms: number): string => (cpuS === undefined ? '?' : `${fmt((cpuS / (ms / 1000)) * 100)}%`);
 
 try {
@@ -277,7 +266,9 @@ try {
   await stopBenchNode(node);
   node = undefined;
 
-  const floor = await startFloorServer();
+  const floor = await startPortPrinter(fileURLToPath(new URL('./grpc-floor-server.ts', import.meta.url)), (child) => {
+    floorChild = child;
+  });
   const floorChannels = Array.from({ length: CHANNELS }, (_, i) => new GrpcWireChannel(`127.0.0.1:${floor.port}`, `floor-client-${i}`));
   const floorSent = await sendPhase((lane, request) => floorChannels[lane % CHANNELS]!.unary('SendMessage', request, CALL_TIMEOUT_MS), floor.child.pid!);
   rows.push(sendRow('floor: a no-op grpc-js server (our codecs, SendMessage answers OK at once), same load', floorSent, false));

@@ -169,3 +169,37 @@ export function processCpuSeconds(pid: number): number | undefined {
   if (!Number.isFinite(utime) || !Number.isFinite(stime)) return undefined;
   return (utime + stime) / PROC_TICKS_PER_S;
 }
+
+/** How long a floor server (or any child started by startPortPrinter) may take to print its port. */
+const PORT_PRINT_TIMEOUT_MS = 30_000;
+
+/**
+ * Starts `node <script>` (a bench floor server) and resolves with the child and the port it prints on its
+ * first stdout line; `onSpawn` gets the child at once so a caller's cleanup can kill it by PID.
+ */
+export function startPortPrinter(script: string, onSpawn: (child: ChildProcess) => void): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  onSpawn(child);
+  return new Promise((resolve, reject) => {
+    let printed = '';
+    let settled = false;
+    const settle = (outcome: number | Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (typeof outcome === 'number') resolve({ child, port: outcome });
+      else reject(outcome);
+    };
+    const timer = setTimeout(() => settle(new Error(`${script} did not print its port within ${PORT_PRINT_TIMEOUT_MS} ms`)), PORT_PRINT_TIMEOUT_MS);
+    child.once('error', (error) => settle(new Error(`${script} could not be spawned: ${error.message}`)));
+    child.once('exit', (code, signal) => settle(new Error(`${script} exited before it listened (code ${code}, signal ${signal})`)));
+    // stdout is read to the end of the child's life (it prints only its port), so it never blocks on a full pipe.
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      printed += chunk.toString();
+      if (!printed.includes('\n')) return;
+      const value = Number(printed.trim());
+      settle(Number.isInteger(value) && value > 0 ? value : new Error(`${script} printed ${JSON.stringify(printed.slice(0, 100))}, not a port`));
+    });
+  });
+}

@@ -21,14 +21,14 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { RemotingClient } from '../src/net/remoting/remoting-client.ts';
 import { requestOf } from '../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { closedLoop, connectClients, type PhaseResult, pullAll, rateLimited, REQUEST_TIMEOUT_MS, RequestFactory } from './remoting-load.ts';
-import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, stopBenchNode } from './remoting-node.ts';
+import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['REMOTING_BENCH_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`REMOTING_BENCH_SECONDS must be a positive number, got ${process.env['REMOTING_BENCH_SECONDS']}`);
@@ -49,8 +49,6 @@ const BODY = Buffer.alloc(1024, 'r');
 const TARGET_SINGLE_PER_S = 80_000;
 const TARGET_BATCH_PER_S = 250_000;
 const TARGET_HALF_LOAD_P99_MS = 5;
-/** How long the floor server may take to print its port. */
-const FLOOR_START_TIMEOUT_MS = 30_000;
 
 type Row = { benchmark: string; result: string; target: string; verdict: string };
 const rows: Row[] = [];
@@ -182,39 +180,11 @@ async function halfLoad(session: Session, peakPerS: number): Promise<void> {
   });
 }
 
-/** Starts `remoting-floor-server.ts` as a child process and resolves with its port once it has printed it. */
-async function startFloorServer(): Promise<{ child: ChildProcess; port: number }> {
-  const script = fileURLToPath(new URL('./remoting-floor-server.ts', import.meta.url));
-  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  floorChild = child;
-  const port = await new Promise<number>((resolve, reject) => {
-    let printed = '';
-    let settled = false;
-    const settle = (outcome: number | Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (typeof outcome === 'number') resolve(outcome);
-      else reject(outcome);
-    };
-    const timer = setTimeout(() => settle(new Error(`floor server did not print its port within ${FLOOR_START_TIMEOUT_MS} ms`)), FLOOR_START_TIMEOUT_MS);
-    child.once('error', (error) => settle(new Error(`floor server could not be spawned: ${error.message}`)));
-    child.once('exit', (code, signal) => settle(new Error(`floor server exited before it listened (code ${code}, signal ${signal})`)));
-    // stdout is read to the end of the child's life (it prints only its port), so it never blocks on a full pipe.
-    child.stdout!.on('data', (chunk: Buffer) => {
-      if (settled) return;
-      printed += chunk.toString();
-      if (!printed.includes('\n')) return;
-      const value = Number(printed.trim());
-      settle(Number.isInteger(value) && value > 0 ? value : new Error(`floor server printed ${JSON.stringify(printed.slice(0, 100))}, not a port`));
-    });
-  });
-  return { child, port };
-}
-
 /** The single-send and batch loads against the floor server; it is killed by PID when they are done. */
 async function floorPhase(): Promise<void> {
-  const floor = await startFloorServer();
+  const floor = await startPortPrinter(fileURLToPath(new URL('./remoting-floor-server.ts', import.meta.url)), (child) => {
+    floorChild = child;
+  });
   const clients = await connectClients(`127.0.0.1:${floor.port}`, CONNECTIONS);
   const load: Load = { node: { pid: floor.child.pid! }, clients, factory: new RequestFactory(TOPIC, QUEUES, BODY), serverName: 'server' };
   await singleSends(load, 'floor: a no-op Remoting server (our codec, answers SUCCESS without storing), SEND_MESSAGE_V2, same load', '-', undefined);
