@@ -1,6 +1,10 @@
 /**
  * The gRPC front of the Proxy: apache.rocketmq.v2.MessagingService on grpcServerPort, served by grpc-js on
- * this actor's thread (the `grpc` pool). Each call is decoded here and handed to the MessagingActivity
+ * this actor's thread (the `grpc` pool). A node runs one front per thread of that pool, as it runs one
+ * Remoting acceptor per network thread: each front's own net.Server listens with reusePort on the same
+ * port, so the kernel spreads connections over the threads, and hands every accepted socket to its
+ * grpc-js server (a connection injector). A connection, and so every call and Telemetry stream of a
+ * client, stays on one front. Each call is decoded here and handed to the MessagingActivity
  * (src/net/grpc/messaging-activity.ts), which speaks Remoting to the NameServer and brokers through a
  * transport:
  *
@@ -11,9 +15,11 @@
  *
  * Until a LOCAL node has installed its servers, calls are answered with gRPC UNAVAILABLE.
  */
+import net from 'node:net';
 import { Server, ServerCredentials, status as GrpcStatus, type Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
 import type { ActorRef, Behavior, DeferredReply } from '../runtime/actor.ts';
 import { assertNever } from '../runtime/assert.ts';
+import { describeError } from '../runtime/errors.ts';
 import type { BoundAnswer } from './remoting-acceptor.ts';
 import type { AcceptorChannelMessage, RemotingRoutes } from './remoting-routes.ts';
 import { addMessagingService, type MessagingServiceHandlers } from '../net/grpc/messaging-service.ts';
@@ -51,10 +57,18 @@ export type GrpcFrontMessage =
       readonly brokers: readonly { readonly brokerAddr: string; readonly routes: RemotingRoutes }[];
     }
   | { readonly type: 'expireClients' }
+  /** Answers FrontStats. */
+  | { readonly type: 'stats' }
   | AcceptorChannelMessage;
+
+/** What one front reports: the connections it holds now and has accepted in all. */
+export type FrontStats = { readonly connections: number; readonly accepted: number };
 
 type State = {
   readonly server: Server;
+  /** Accepts on the shared port (reusePort) and injects each connection into `server`. */
+  readonly listener: net.Server;
+  readonly counts: { connections: number; accepted: number };
   bound: BoundAnswer | undefined;
   readonly waiting: DeferredReply[];
   readonly backend: { activity: MessagingActivity | undefined; local: LocalTransport | undefined; transport: ProxyTransport | undefined };
@@ -90,15 +104,28 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
       backend.activity = activityFor(backend.transport);
     }
     addMessagingService(server, handlersOf(() => backend.activity));
+    const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+    const counts = { connections: 0, accepted: 0 };
+    const listener = net.createServer({ noDelay: true }, (socket) => {
+      counts.connections++;
+      counts.accepted++;
+      socket.once('close', () => counts.connections--);
+      injector.injectConnection(socket);
+    });
     const bound = new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${args.host}:${args.port}`, ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+      listener.once('error', reject);
+      listener.listen({ host: args.host, port: args.port, reusePort: true }, () => {
+        listener.off('error', reject);
+        listener.on('error', (error) => ctx.log.error({ err: describeError(error) }, 'gRPC listener error'));
+        resolve((listener.address() as net.AddressInfo).port);
+      });
     });
     ctx.pipeToSelf(bound, (result) => ({
       type: 'bound',
       answer: result.ok ? { port: result.value } : { error: `proxy cannot listen on ${args.host}:${args.port}: ${String(result.error)}` },
     }));
     ctx.timers.startPeriodic(TIMER_EXPIRE, { type: 'expireClients' }, EXPIRE_INTERVAL_MS);
-    return { server, bound: undefined, waiting: [], backend, makeActivity: activityFor, masterLease: args.masterLease };
+    return { server, listener, counts, bound: undefined, waiting: [], backend, makeActivity: activityFor, masterLease: args.masterLease };
   },
 
   receive(state, message, ctx) {
@@ -113,6 +140,7 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
         return state;
       case 'stopAccepting': {
         const reply = ctx.deferReply();
+        state.listener.close();
         state.backend.transport?.close();
         state.server.tryShutdown(() => reply?.resolve(true));
         return state;
@@ -146,12 +174,16 @@ export const grpcFront: Behavior<State, GrpcFrontMessage, GrpcFrontArgs> = {
       case 'expireClients':
         state.backend.activity?.expireClients(ctx.clock.nowMs());
         return state;
+      case 'stats':
+        ctx.reply({ connections: state.counts.connections, accepted: state.counts.accepted } satisfies FrontStats);
+        return state;
       default:
         return assertNever(message, 'grpc front message');
     }
   },
 
   onStop(state) {
+    state.listener.close();
     state.backend.transport?.close();
     state.server.forceShutdown();
   },

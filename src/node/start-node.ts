@@ -33,6 +33,8 @@ export type RunningNode = {
   readonly ports: NodePorts;
   readonly pools: readonly PoolInfo[];
   readonly system: ActorSystem;
+  /** The Proxy's gRPC fronts, one per thread of their pool (none without a Proxy). */
+  readonly grpcFronts: readonly ActorRef<GrpcFrontMessage>[];
   /** Graceful stop: stop accepting, drain, flush, stop threads. */
   stop(): Promise<void>;
 };
@@ -74,6 +76,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
     let controller = 0;
     let ha = 0;
     let grpc = 0;
+    let grpcFronts: ActorRef<GrpcFrontMessage>[] = [];
     let namesrvRoutes: RemotingRoutes | undefined;
     const brokerRoutes: { brokerAddr: string; routes: RemotingRoutes }[] = [];
     if (role === 'start' || role === 'namesrv') {
@@ -126,33 +129,33 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
       await useRoutes(system, acceptors.refs, controllerRoutes(ref));
     }
     if (role === 'start' || role === 'proxy') {
-      const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({
-        name: 'grpc-front',
-        behavior: grpcSource,
-        args: {
-          host,
-          port: config.grpcServerPort,
-          maxReceiveMessageBytes: config.grpcMaxInboundMessageSize,
-          proxyMode: config.proxyMode,
-          namesrvAddrs: (parseAddressList(config.namesrvAddr) ?? []).map((address) => `${address.host}:${address.port}`),
-          autoCreateTopicEnable: config.autoCreateTopicEnable,
-          defaultTopicQueueNums: config.defaultTopicQueueNums,
-          maxMessageSize: config.maxMessageSize,
-          ...(masterLease === undefined ? {} : { masterLease }),
-          enableTopicMessageTypeCheck: config.enableTopicMessageTypeCheck,
-        },
-        pool: 'grpc',
-      });
-      listeners.push(ref);
-      grpc = portOf(await system.ask<GrpcFrontMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
+      const frontArgs: GrpcFrontArgs = {
+        host,
+        port: config.grpcServerPort,
+        maxReceiveMessageBytes: config.grpcMaxInboundMessageSize,
+        proxyMode: config.proxyMode,
+        namesrvAddrs: (parseAddressList(config.namesrvAddr) ?? []).map((address) => `${address.host}:${address.port}`),
+        autoCreateTopicEnable: config.autoCreateTopicEnable,
+        defaultTopicQueueNums: config.defaultTopicQueueNums,
+        maxMessageSize: config.maxMessageSize,
+        ...(masterLease === undefined ? {} : { masterLease }),
+        enableTopicMessageTypeCheck: config.enableTopicMessageTypeCheck,
+      };
+      // One front per thread of the pool the fronts run on (their own `grpc` pool, or the remoting threads).
+      const frontPool = sharedPoolsForRole(role, config)['grpc'] ?? 'grpc';
+      const frontCount = pools.find((pool) => pool.name === frontPool)?.size ?? 1;
+      const fronts = await startFronts(system, frontArgs, frontCount, listeners);
+      grpc = fronts.port;
+      grpcFronts = fronts.refs;
       if (config.proxyMode === 'LOCAL') {
         // The proxy reaches this node's NameServer and broker through their processor actors.
-        await system.ask<GrpcFrontMessage, boolean>(ref, { type: 'useLocalServers', namesrv: namesrvRoutes, brokers: brokerRoutes }, 10_000);
+        const servers: GrpcFrontMessage = { type: 'useLocalServers', namesrv: namesrvRoutes, brokers: brokerRoutes };
+        await Promise.all(fronts.refs.map((ref) => system.ask<GrpcFrontMessage, boolean>(ref, servers, 10_000)));
       }
     }
     const ports: NodePorts = { namesrv, broker, ha, controller, grpc };
     log.info({ ports, host: os.hostname() }, 'node started');
-    return { role, ports, pools, system, stop: () => stopNode(system, listeners, log) };
+    return { role, ports, pools, system, grpcFronts, stop: () => stopNode(system, listeners, log) };
   } catch (error) {
     await system.shutdown();
     throw error;
@@ -202,6 +205,25 @@ async function startRemoting(
   };
   const port = await spawnOne(0, args.port);
   await Promise.all(Array.from({ length: config.serverWorkerThreads - 1 }, (_, i) => spawnOne(i + 1, port)));
+  return { port, refs };
+}
+
+/** `count` gRPC fronts; the first binds (port 0 picks one), the rest share its port. */
+async function startFronts(
+  system: ActorSystem,
+  args: GrpcFrontArgs,
+  count: number,
+  listeners: Listener[],
+): Promise<{ port: number; refs: ActorRef<GrpcFrontMessage>[] }> {
+  const refs: ActorRef<GrpcFrontMessage>[] = [];
+  const spawnOne = async (index: number, port: number): Promise<number> => {
+    const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({ name: `grpc-front-${index}`, behavior: grpcSource, args: { ...args, port }, pool: 'grpc' });
+    listeners.push(ref);
+    refs.push(ref);
+    return portOf(await system.ask<GrpcFrontMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
+  };
+  const port = await spawnOne(0, args.port);
+  await Promise.all(Array.from({ length: count - 1 }, (_, i) => spawnOne(i + 1, port)));
   return { port, refs };
 }
 

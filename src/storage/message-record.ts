@@ -277,17 +277,21 @@ function parseIPv6(address: string, target: Uint8Array, at: number): void {
   for (let i = 0; i < 8; i++) writeInt16(target, at + 2 * i, groups[i]);
 }
 
-// Every record carries two hosts, and parsing an address costs more than the rest of the header: the
-// encoded form of recently seen host objects is kept (by identity, so entries go with their objects).
-const hostBytesMemo = new WeakMap<SocketAddress, Uint8Array>();
+// Every record carries two hosts, and parsing an address costs more than the rest of the header. Each
+// request brings a new host object, so the encoded form is kept by its text (address and port), in a
+// map cleared when it grows past HOST_MEMO_MAX: producers come from a handful of addresses.
+const HOST_MEMO_MAX = 4096;
+const hostBytesMemo = new Map<string, Uint8Array>();
 
-/** The encoded form of `host` (writeHost's bytes: 8 or 20), memoized per host object; do not modify it. */
+/** The encoded form of `host` (writeHost's bytes: 8 or 20), memoized by address and port; do not modify it. */
 export function encodedHost(host: SocketAddress): Uint8Array {
-  let bytes = hostBytesMemo.get(host);
-  if (bytes === undefined || readInt32(bytes, bytes.length - 4) !== host.port) {
+  const key = `${host.address}/${host.port}`;
+  let bytes = hostBytesMemo.get(key);
+  if (bytes === undefined) {
     const scratch = new Uint8Array(IPV6_HOST_BYTES);
     bytes = scratch.slice(0, writeHost(scratch, 0, host));
-    hostBytesMemo.set(host, bytes);
+    if (hostBytesMemo.size >= HOST_MEMO_MAX) hostBytesMemo.clear();
+    hostBytesMemo.set(key, bytes);
   }
   return bytes;
 }

@@ -54,7 +54,7 @@ import { durationFromMs, durationToMs, isValidDuration, isValidTimestamp, timest
 import { checkConsumerGroupName, checkTopicName, prepareSend, PROXY_MESSAGE_LIMITS, queueForMessageGroup, type ProxyMessageLimits } from './send-message.ts';
 import { messageViewOf } from './message-view.ts';
 import { formatReceiptHandle, parseReceiptHandle } from './receipt-handle.ts';
-import { assignmentQueuesOf, messageQueuesOf, proxyRouteOf, RouteCache, writableBrokersOf, type ProxyRoute } from './proxy-routes.ts';
+import { assignmentQueuesOf, messageQueuesOf, proxyRouteOf, RouteCache, sendTargetsOf, type ProxyRoute } from './proxy-routes.ts';
 import type { ClientSession, ProxyTransport } from './proxy-transport.ts';
 import { commitLogOffsetOfMessageId, formatTransactionId, parseTransactionId } from './transaction-id.ts';
 import { messageTypeConflict, messageTypeOfProperties, topicMessageTypeOf, type TopicMessageType } from './topic-message-type.ts';
@@ -555,9 +555,7 @@ export class MessagingActivity {
         : messageTypeConflict(route.messageType, messageTypeOfProperties(prepared.propertyMap));
       if (conflict !== undefined) return failed(Code.MESSAGE_PROPERTY_CONFLICT_WITH_TYPE, conflict);
     }
-    const targets = writableBrokersOf(route).flatMap(({ broker, writeQueueNums }) =>
-      Array.from({ length: writeQueueNums }, (_, queueId) => ({ broker, queueId })),
-    );
+    const targets = sendTargetsOf(route);
     if (targets.length === 0) return failed(Code.FORBIDDEN, `topic ${topic} has no writable queue`);
     const index = prepared.messageGroup !== undefined ? queueForMessageGroup(prepared.messageGroup, targets.length) : this.roundRobin++ % targets.length;
     const target = targets[index]!;

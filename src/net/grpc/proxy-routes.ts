@@ -95,6 +95,22 @@ export function writableBrokersOf(route: ProxyRoute): { readonly broker: RouteBr
   return out;
 }
 
+/** One writable queue of a route: its broker and queue id. */
+export type SendTarget = { readonly broker: RouteBroker; readonly queueId: number };
+
+// A route is immutable once built, so its send targets are computed once per route object.
+const sendTargetsMemo = new WeakMap<ProxyRoute, readonly SendTarget[]>();
+
+/** Every writable (broker, queue id) of a route, in route order: where sends are spread. */
+export function sendTargetsOf(route: ProxyRoute): readonly SendTarget[] {
+  let targets = sendTargetsMemo.get(route);
+  if (targets === undefined) {
+    targets = writableBrokersOf(route).flatMap(({ broker, writeQueueNums }) => Array.from({ length: writeQueueNums }, (_, queueId) => ({ broker, queueId })));
+    sendTargetsMemo.set(route, targets);
+  }
+  return targets;
+}
+
 /** A small TTL cache of routes by topic, bounded in size (oldest entry evicted first). */
 export class RouteCache {
   private readonly entries = new Map<string, { route: ProxyRoute; expiresAtMs: number }>();
