@@ -10,13 +10,17 @@
  * own protobufjs codecs, because a grpc-js client costs more CPU per call than the server it measures
  * (same 2 cores). For comparison the send phase is repeated through a grpc-js client, and a no-op grpc-js
  * server is measured with the same load generator: the floor of any grpc-js server on this machine.
+ * When `h2load` (nghttp2's C load generator, Debian package nghttp2-client) is on the PATH, SendMessage
+ * is also driven by it, against the node and the no-op server: it needs far less CPU per call than any
+ * Node client, so those rows show what the server does when the load generator leaves it the cores.
+ * h2load repeats one request (the same message id; the store keeps every copy).
  * GRPC_BENCH_SECONDS sets the length of each send phase (default 5).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { credentials, makeGenericClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { messagingServiceDefinition } from '../src/net/grpc/messaging-service.ts';
@@ -197,6 +201,40 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
   };
 }
 
+const h2loadAvailable = spawnSync('h2load', ['--version'], { stdio: 'ignore' }).status === 0;
+const H2LOAD_CONNECTIONS = 4;
+const H2LOAD_STREAMS = SENDERS / H2LOAD_CONNECTIONS;
+
+/** SendMessage from h2load for about one phase: 4 connections x 16 streams, the same 1 KiB request each time. */
+function h2loadSend(port: number, pid: number, label: string): Row {
+  const framedPath = path.join(baseDir, 'send-request.bin');
+  if (!fs.existsSync(framedPath)) {
+    const payload = messagingServiceDefinition.SendMessage.requestSerialize(sendRequest(0));
+    const framed = Buffer.alloc(5 + payload.length);
+    framed.writeUInt32BE(payload.length, 1);
+    payload.copy(framed, 5);
+    fs.writeFileSync(framedPath, framed);
+  }
+  const cpuBefore = processCpuSeconds(pid);
+  const output = execFileSync('h2load', [
+    '--duration', String(phaseMs / 1000), '--warm-up-time', '1', '-c', String(H2LOAD_CONNECTIONS), '-m', String(H2LOAD_STREAMS), '-t', '1',
+    '-d', framedPath, '-H', 'content-type: application/grpc', '-H', 'te: trailers', '-H', 'x-mq-client-id: bench-h2load',
+    `http://127.0.0.1:${port}/apache.rocketmq.v2.MessagingService/SendMessage`,
+  ], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  const cpuAfter = processCpuSeconds(pid);
+  const rate = /finished in [\d.]+s, ([\d.]+) req\/s/.exec(output)?.[1];
+  const done = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(output);
+  const mean = /time for request:\s+\S+\s+\S+\s+(\S+)/.exec(output)?.[1];
+  if (rate === undefined || done === null) throw new Error(`unreadable h2load output:\n${output}`);
+  // Every answer is HTTP 200 in gRPC; the status of a refused send would be in the trailers, which h2load does not read.
+  return {
+    benchmark: label,
+    result: `${fmt(Number(rate))} msgs/s; mean ${mean ?? '?'}; ${done[3]} failed; cpu server ${cpuShare(cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore, phaseMs + 1000)}`,
+    target: '-',
+    verdict: '',
+  };
+}
+
 const cpuShare = (cpuS: number | undefined, ms: number): string => (cpuS === undefined ? '?' : `${fmt((cpuS / (ms / 1000)) * 100)}%`);
 
 try {
@@ -240,6 +278,7 @@ try {
   rows.push(sendRow('SendMessage, the same, load from a grpc-js client', sentByGrpcJs, false));
   for (const client of grpcJsClients) client.close();
   const stored = sent.count + sentByGrpcJs.count;
+  // h2load's sends come after the receive phase's count is taken: the consumers read only what was counted.
 
   const consumed = await receivePhase(channels, stored, brokerName);
   const consumeRate = consumed.acked / (consumed.ms / 1000);
@@ -263,6 +302,7 @@ try {
   });
   for (const client of [...remoting, admin!]) client.close();
   for (const channel of channels) channel.close();
+  if (h2loadAvailable) rows.push(h2loadSend(node.grpcPort, node.pid, `SendMessage, the same, load from h2load (${H2LOAD_CONNECTIONS} connections x ${H2LOAD_STREAMS} streams)`));
   await stopBenchNode(node);
   node = undefined;
 
@@ -273,6 +313,8 @@ try {
   const floorSent = await sendPhase((lane, request) => floorChannels[lane % CHANNELS]!.unary('SendMessage', request, CALL_TIMEOUT_MS), floor.child.pid!);
   rows.push(sendRow('floor: a no-op grpc-js server (our codecs, SendMessage answers OK at once), same load', floorSent, false));
   for (const channel of floorChannels) channel.close();
+  if (h2loadAvailable) rows.push(h2loadSend(floor.port, floor.child.pid!, 'floor: the no-op grpc-js server, load from h2load'));
+  else rows.push({ benchmark: 'SendMessage from h2load', result: 'skipped: h2load is not installed (Debian package nghttp2-client)', target: '-', verdict: '' });
 } finally {
   if (node !== undefined) await stopBenchNode(node).catch(() => killNodeNow(node!.child));
   cleanUpNow();
