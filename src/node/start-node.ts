@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { NodeConfig, Role } from '../config/schema.ts';
 import { parseAddressList, parseHostPort } from '../config/address.ts';
 import { parseControllerPeers } from '../net/remoting/controller-protocol.ts';
-import type { ActorRef } from '../runtime/actor.ts';
+import type { ActorRef, BehaviorSource } from '../runtime/actor.ts';
 import { ActorSystem, defaultTuning, type PoolInfo } from '../runtime/actor-system.ts';
 import type { BoundAnswer, RemotingAcceptorArgs, RemotingAcceptorMessage } from '../actors/remoting-acceptor.ts';
 import type { GrpcFrontArgs, GrpcFrontMessage } from '../actors/grpc-front.ts';
@@ -183,44 +183,39 @@ async function useRoutes(system: ActorSystem, acceptors: readonly ActorRef<Remot
   await Promise.all(acceptors.map((ref) => system.ask<RemotingAcceptorMessage, boolean>(ref, { type: 'useRoutes', routes }, 10_000)));
 }
 
-/** One acceptor per network worker thread; the first binds (port 0 picks one), the rest share its port. */
-async function startRemoting(
+/** One acceptor per network worker thread, all on one port. */
+function startRemoting(
   system: ActorSystem,
   server: string,
   args: RemotingAcceptorArgs,
   config: NodeConfig,
   listeners: Listener[],
 ): Promise<{ port: number; refs: ActorRef<RemotingAcceptorMessage>[] }> {
-  const refs: ActorRef<RemotingAcceptorMessage>[] = [];
-  const spawnOne = async (index: number, port: number): Promise<number> => {
-    const ref = await system.spawn<RemotingAcceptorMessage, RemotingAcceptorArgs>({
-      name: `${server}-acceptor-${index}`,
-      behavior: acceptorSource,
-      args: { ...args, port },
-      pool: 'remoting',
-    });
-    listeners.push(ref);
-    refs.push(ref);
-    return portOf(await system.ask<RemotingAcceptorMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
-  };
-  const port = await spawnOne(0, args.port);
-  await Promise.all(Array.from({ length: config.serverWorkerThreads - 1 }, (_, i) => spawnOne(i + 1, port)));
-  return { port, refs };
+  return startOnSharedPort<RemotingAcceptorMessage, RemotingAcceptorArgs>(system, { name: `${server}-acceptor`, behavior: acceptorSource, pool: 'remoting' }, args, config.serverWorkerThreads, listeners);
 }
 
-/** `count` gRPC fronts; the first binds (port 0 picks one), the rest share its port. */
-async function startFronts(
+/** `count` gRPC fronts, all on one port. */
+function startFronts(system: ActorSystem, args: GrpcFrontArgs, count: number, listeners: Listener[]): Promise<{ port: number; refs: ActorRef<GrpcFrontMessage>[] }> {
+  return startOnSharedPort<GrpcFrontMessage, GrpcFrontArgs>(system, { name: 'grpc-front', behavior: grpcSource, pool: 'grpc' }, args, count, listeners);
+}
+
+/**
+ * `count` listening actors named `<name>-<index>` that answer `port` with a BoundAnswer: the first binds
+ * args.port (0 picks one), the rest listen on the port it got (reusePort).
+ */
+async function startOnSharedPort<M, A extends { readonly port: number }>(
   system: ActorSystem,
-  args: GrpcFrontArgs,
+  spec: { readonly name: string; readonly behavior: BehaviorSource; readonly pool: string },
+  args: A,
   count: number,
   listeners: Listener[],
-): Promise<{ port: number; refs: ActorRef<GrpcFrontMessage>[] }> {
-  const refs: ActorRef<GrpcFrontMessage>[] = [];
+): Promise<{ port: number; refs: ActorRef<M>[] }> {
+  const refs: ActorRef<M>[] = [];
   const spawnOne = async (index: number, port: number): Promise<number> => {
-    const ref = await system.spawn<GrpcFrontMessage, GrpcFrontArgs>({ name: `grpc-front-${index}`, behavior: grpcSource, args: { ...args, port }, pool: 'grpc' });
-    listeners.push(ref);
+    const ref = await system.spawn<M, A>({ name: `${spec.name}-${index}`, behavior: spec.behavior, args: { ...args, port }, pool: spec.pool });
+    listeners.push(ref as Listener);
     refs.push(ref);
-    return portOf(await system.ask<GrpcFrontMessage, BoundAnswer>(ref, { type: 'port' }, 10_000));
+    return portOf(await system.ask<{ type: 'port' }, BoundAnswer>(ref as ActorRef<{ type: 'port' }>, { type: 'port' }, 10_000));
   };
   const port = await spawnOne(0, args.port);
   await Promise.all(Array.from({ length: count - 1 }, (_, i) => spawnOne(i + 1, port)));
