@@ -46,11 +46,21 @@ export class GrpcWireChannel {
     return this.#call(method, request, timeoutMs);
   }
 
+  /** A server-streaming call whose response messages come back undecoded (see `deliveredIdsOf`). */
+  streamRaw<N extends MessagingMethodName>(method: N, request: RequestOf<N>, timeoutMs: number): Promise<Buffer[]> {
+    return this.#call(method, request, timeoutMs, (bytes) => bytes);
+  }
+
   close(): void {
     this.#session.close();
   }
 
-  #call<N extends MessagingMethodName>(method: N, request: RequestOf<N>, timeoutMs: number): Promise<ResponseOf<N>[]> {
+  #call<N extends MessagingMethodName, R = ResponseOf<N>>(
+    method: N,
+    request: RequestOf<N>,
+    timeoutMs: number,
+    decode: (bytes: Buffer) => R = (bytes) => messagingServiceDefinition[method].responseDeserialize(bytes) as R,
+  ): Promise<R[]> {
     const definition = messagingServiceDefinition[method];
     const payload = definition.requestSerialize(request);
     const framed = Buffer.allocUnsafe(PREFIX_BYTES + payload.length);
@@ -85,7 +95,7 @@ export class GrpcWireChannel {
         if (status === undefined) return reject(new GrpcCallError(14, `${method}: stream closed without grpc-status (rst code ${stream.rstCode})`));
         if (status !== 0) return reject(new GrpcCallError(status, details));
         try {
-          resolve(messagesOf(Buffer.concat(chunks)).map((bytes) => definition.responseDeserialize(bytes)));
+          resolve(messagesOf(Buffer.concat(chunks)).map(decode));
         } catch (error) {
           reject(error);
         }
@@ -108,4 +118,48 @@ function messagesOf(body: Buffer): Buffer[] {
     at = end;
   }
   return messages;
+}
+
+/**
+ * The message id and receipt handle of a ReceiveMessageResponse frame that carries a message (undefined
+ * for a status or delivery-timestamp frame), read from the protobuf bytes without decoding the rest:
+ * all an acknowledging load generator needs, at a fraction of a full decode's CPU.
+ */
+export function deliveredIdsOf(frame: Buffer): { messageId: string; receiptHandle: string } | undefined {
+  const message = lengthDelimited(frame, 0, frame.length, 2);
+  if (message === undefined) return undefined;
+  const system = lengthDelimited(frame, message[0], message[1], 3);
+  if (system === undefined) throw new GrpcCallError(13, 'a delivered message without system properties');
+  const id = lengthDelimited(frame, system[0], system[1], 3);
+  const handle = lengthDelimited(frame, system[0], system[1], 12);
+  if (id === undefined || handle === undefined) throw new GrpcCallError(13, 'a delivered message without id or receipt handle');
+  return { messageId: frame.toString('utf8', id[0], id[1]), receiptHandle: frame.toString('utf8', handle[0], handle[1]) };
+}
+
+/** [start, end) of the first length-delimited field `field` among the fields in bytes[from, to). */
+function lengthDelimited(bytes: Buffer, from: number, to: number, field: number): [number, number] | undefined {
+  let at = from;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      if (at >= to || shift > 63) throw new GrpcCallError(13, 'malformed protobuf varint');
+      const byte = bytes[at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  while (at < to) {
+    const key = varint();
+    const wireType = key % 8;
+    if (wireType === 0) varint();
+    else if (wireType === 1) at += 8;
+    else if (wireType === 5) at += 4;
+    else if (wireType === 2) {
+      const length = varint();
+      if (at + length > to) throw new GrpcCallError(13, 'truncated protobuf field');
+      if ((key - wireType) / 8 === field) return [at, at + length];
+      at += length;
+    } else throw new GrpcCallError(13, `unsupported protobuf wire type ${wireType}`);
+  }
+  return undefined;
 }

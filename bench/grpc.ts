@@ -3,8 +3,10 @@
  * gRPC as 5.x clients drive it, printed as one table:
  * - SendMessage throughput, 64 closed-loop senders over 4 channels, one 1 KiB message per request, with the
  *   mean and p99 round trip;
- * - receive + ack throughput: 8 lanes, each ReceiveMessage (batch 32, invisible 30 s) then one AckMessage
- *   for the batch, until what the send phase stored is consumed; p99 of receives and of acks;
+ * - receive + ack throughput: 8 lanes (GRPC_BENCH_RECEIVE_LANES), each ReceiveMessage (batch 32, invisible
+ *   30 s) then one AckMessage for the batch, until what the send phase stored is consumed; p50 and p99 of
+ *   receives and of acks. The lanes read only each delivered message's id and receipt handle from the
+ *   response bytes (`deliveredIdsOf`), not the whole message: a full decode would spend the node's cores;
  * - the same messages read by Remoting PULL (32 per pull, one lane per queue), for comparison.
  * The load generator is `grpc-wire.ts`: gRPC's wire format written on node:http2 streams with the Proxy's
  * own protobufjs codecs, because a grpc-js client costs more CPU per call than the server it measures
@@ -29,7 +31,7 @@ import { requestOf } from '../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { connectClients, Histogram, pullAll } from './remoting-load.ts';
-import { GrpcWireChannel } from './grpc-wire.ts';
+import { deliveredIdsOf, GrpcWireChannel } from './grpc-wire.ts';
 import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
@@ -40,7 +42,8 @@ const GROUP = 'grpc-bench-group';
 const QUEUES = 8;
 const CHANNELS = 4;
 const SENDERS = 64;
-const RECEIVE_LANES = 8;
+const RECEIVE_LANES = Number(process.env['GRPC_BENCH_RECEIVE_LANES'] ?? 8);
+if (!(Number.isInteger(RECEIVE_LANES) && RECEIVE_LANES > 0)) throw new Error(`GRPC_BENCH_RECEIVE_LANES must be a positive integer, got ${process.env['GRPC_BENCH_RECEIVE_LANES']}`);
 const RECEIVE_BATCH = 32;
 const BODY = Buffer.alloc(1024, 'g');
 const TARGET_PER_S = 20_000;
@@ -152,7 +155,7 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
       const channel = channels[lane % channels.length]!;
       while (acked < total && performance.now() < giveUpAt) {
         const began = performance.now();
-        const frames = await channel.stream(
+        const frames = await channel.streamRaw(
           'ReceiveMessage',
           {
             group: resource(GROUP),
@@ -166,7 +169,7 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
           CALL_TIMEOUT_MS,
         );
         receiveHistogram.record(performance.now() - began);
-        const messages = frames.flatMap((frame) => ('message' in frame && frame.message !== undefined ? [frame.message] : []));
+        const messages = frames.flatMap((frame) => deliveredIdsOf(frame) ?? []);
         if (messages.length === 0) continue;
         const ackBegan = performance.now();
         const response = await channel.unary(
@@ -174,7 +177,7 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
           {
             group: resource(GROUP),
             topic: resource(TOPIC),
-            entries: messages.map((message) => ({ messageId: message.systemProperties!.messageId, receiptHandle: message.systemProperties!.receiptHandle! })),
+            entries: messages,
           },
           CALL_TIMEOUT_MS,
         );
@@ -286,7 +289,7 @@ try {
     benchmark: `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, the ${fmt(stored)} sent msgs`,
     result:
       `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
-      `receive p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms, ack p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
+      `receive p50 ${fmt(consumed.receiveHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms; ack p50 ${fmt(consumed.ackHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
       `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}, bench ${cpuShare(consumed.clientCpu, consumed.ms)}`,
     target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
     verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= stored ? 'met' : 'MISSED',

@@ -8,7 +8,7 @@
  * The result is a plain object in protobufjs's camelCase shape (bytes as Uint8Array, enums as numbers,
  * Timestamps as {seconds, nanos}), ready for the MessagingService encoder.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { MessageConst } from '../remoting/message-batch.ts';
 import { decodeRecord, MessageSysFlag, offsetMessageId, type SocketAddress } from '../../storage/message-record.ts';
 import { SYSTEM_PROPERTY_NAMES } from './send-message.ts';
@@ -31,18 +31,28 @@ export type DeliveryInfo = {
   readonly invisibleDurationMs?: number;
 };
 
-const hostString = (host: SocketAddress): string => (host.address.includes(':') ? `[${host.address}]:${host.port}` : `${host.address}:${host.port}`);
+/**
+ * The body digest RocketMQ's Proxy sends: MD5 in upper-case hex. (CRC32 would be cheaper, but the official
+ * clients disagree on its text: the Java client expects hex, the Node.js client decimal.)
+ */
+export function md5Checksum(body: Uint8Array): string {
+  return hash('md5', body, 'hex').toUpperCase();
+}
+
+/** `address:port`, with brackets around an IPv6 address. */
+export const hostString = (host: SocketAddress): string => (host.address.includes(':') ? `[${host.address}]:${host.port}` : `${host.address}:${host.port}`);
 
 /** Builds the client's view of the record at `offset` in `bytes` (a copy: it does not keep the page cache). */
 export function messageViewOf(bytes: Uint8Array, offset: number, delivery: DeliveryInfo = {}): MessageObject {
   const record = decodeRecord(bytes, offset);
   const properties = record.propertiesMap();
-  const userProperties: Record<string, string> = {};
+  // No prototype: a user property named __proto__ is kept as a property.
+  const userProperties: Record<string, string> = Object.create(null) as Record<string, string>;
   for (const [name, value] of properties) if (!SYSTEM_PROPERTY_NAMES.has(name)) userProperties[name] = value;
   const body = Uint8Array.from(record.body);
   const system: Record<string, unknown> = {
     messageId: properties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) ?? offsetMessageId(record.storeHost, record.physicalOffset),
-    bodyDigest: { type: DigestType.MD5, checksum: createHash('md5').update(body).digest('hex').toUpperCase() },
+    bodyDigest: { type: DigestType.MD5, checksum: md5Checksum(body) },
     bodyEncoding: (record.sysFlag & MessageSysFlag.COMPRESSED_FLAG) !== 0 ? Encoding.GZIP : Encoding.IDENTITY,
     messageType: messageTypeOf(properties),
     bornTimestamp: timestampFromMs(record.bornTimestampMs),
@@ -72,7 +82,7 @@ export function messageViewOf(bytes: Uint8Array, offset: number, delivery: Deliv
 }
 
 /** The type GrpcConverter infers: transaction, then delay, then FIFO, else normal. */
-function messageTypeOf(properties: ReadonlyMap<string, string>): number {
+export function messageTypeOf(properties: ReadonlyMap<string, string>): number {
   if (properties.get(MessageConst.PROPERTY_TRANSACTION_PREPARED) === 'true') return MessageType.TRANSACTION;
   if (
     properties.has(MessageConst.PROPERTY_DELAY_TIME_LEVEL) ||

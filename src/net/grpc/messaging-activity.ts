@@ -53,6 +53,7 @@ import type * as M from './messages.ts';
 import { durationFromMs, durationToMs, isValidDuration, isValidTimestamp, timestampToMs } from './wire-time.ts';
 import { checkConsumerGroupName, checkTopicName, prepareSend, PROXY_MESSAGE_LIMITS, queueForMessageGroup, type ProxyMessageLimits } from './send-message.ts';
 import { messageViewOf } from './message-view.ts';
+import { encodeReceivedMessage, type EncodedFrame } from './message-encoder.ts';
 import { formatReceiptHandle, parseReceiptHandle } from './receipt-handle.ts';
 import { assignmentQueuesOf, messageQueuesOf, proxyRouteOf, RouteCache, sendTargetsOf, type ProxyRoute } from './proxy-routes.ts';
 import type { ClientSession, ProxyTransport } from './proxy-transport.ts';
@@ -108,6 +109,9 @@ const DEFAULT_TOPIC = 'TBW102';
 const CONSUME_INIT_MODE_MAX = 1;
 
 /** Who is calling: from the call's metadata and peer. */
+/** A ReceiveMessage stream frame: a plain object, or a message already encoded from its stored record. */
+export type ReceiveFrame = M.ReceiveMessageResponse | EncodedFrame;
+
 export type CallContext = {
   readonly clientId: string;
   readonly remoteAddress: string;
@@ -600,7 +604,7 @@ export class MessagingActivity {
   }
 
   /** Receives a batch by POP; the frames of the response stream, in order. */
-  async receiveMessage(ctx: CallContext, request: M.ReceiveMessageRequest): Promise<M.ReceiveMessageResponse[]> {
+  async receiveMessage(ctx: CallContext, request: M.ReceiveMessageRequest): Promise<ReceiveFrame[]> {
     try {
       return await this.receive(ctx, request);
     } catch (error) {
@@ -610,7 +614,7 @@ export class MessagingActivity {
     }
   }
 
-  private async receive(ctx: CallContext, request: M.ReceiveMessageRequest): Promise<M.ReceiveMessageResponse[]> {
+  private async receive(ctx: CallContext, request: M.ReceiveMessageRequest): Promise<ReceiveFrame[]> {
     const client = this.client(ctx);
     const nowMs = this.options.nowMs();
     const topic = request.messageQueue?.topic?.name ?? '';
@@ -669,11 +673,11 @@ export class MessagingActivity {
   }
 
   /** The stream frames of a successful POP: OK, then each record with its wrapped handle. */
-  private popFrames(answer: RemotingCommand, brokerName: string, invisibleMs: number): M.ReceiveMessageResponse[] {
+  private popFrames(answer: RemotingCommand, brokerName: string, invisibleMs: number): ReceiveFrame[] {
     const header = PopMessageResponseHeader.parse(answer.extFields);
     const handles = header.receiptHandles.length > 0 ? header.receiptHandles.split(RECEIPT_HANDLE_SEPARATOR) : [];
     const attempts = header.attempts.length > 0 ? header.attempts.split(RECEIPT_HANDLE_SEPARATOR).map(Number) : [];
-    const frames: M.ReceiveMessageResponse[] = [{ status: ok() }];
+    const frames: ReceiveFrame[] = [{ status: ok() }];
     const body = answer.body ?? new Uint8Array(0);
     let at = 0;
     for (let index = 0; at < body.length; index++) {
@@ -687,8 +691,7 @@ export class MessagingActivity {
         commitLogOffset: record.physicalOffset,
         brokerHandle,
       });
-      const message = messageViewOf(body, at, { receiptHandle, deliveryAttempt: attempts[index] ?? record.reconsumeTimes + 1, invisibleDurationMs: invisibleMs });
-      frames.push({ message: message as unknown as M.Message });
+      frames.push(encodeReceivedMessage(body, at, { receiptHandle, deliveryAttempt: attempts[index] ?? record.reconsumeTimes + 1, invisibleDurationMs: invisibleMs }));
       at += record.totalSize;
     }
     return frames;

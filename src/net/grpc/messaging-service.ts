@@ -31,6 +31,7 @@ import type {
 import type protobuf from 'protobufjs';
 import { assert } from '../../runtime/assert.ts';
 import type * as M from './messages.ts';
+import { EncodedFrame } from './message-encoder.ts';
 import { ROCKETMQ_PACKAGE, rocketmqProtoRoot } from './proto-root.ts';
 
 /** Fully qualified name of the service, as it appears in every method path. */
@@ -129,9 +130,10 @@ export function methodPath(name: MessagingMethodName): string {
   return `/${MESSAGING_SERVICE_NAME}/${name}`;
 }
 
-/** Encodes a plain object of `type` to the Buffer grpc-js sends. */
+/** Encodes a plain object of `type` to the Buffer grpc-js sends; an EncodedFrame is already those bytes. */
 function serializer<T>(type: protobuf.Type): (value: T) => Buffer {
   return (value) => {
+    if (value instanceof EncodedFrame) return value.bytes;
     const bytes = type.encode(value as { [k: string]: unknown }).finish();
     // protobufjs's Node writer already returns a Buffer; wrapping (no copy) covers any other writer.
     return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
