@@ -235,14 +235,17 @@ function parseScalar(field: FieldSpec, raw: string): string | number | boolean |
   }
 }
 
+/** A header's fields as [key, spec] pairs, listed once per codec (every request parses through them). */
+type FieldList = readonly (readonly [string, FieldSpec])[];
+
 function parseHeader<S extends HeaderSpec>(
   name: string,
-  fieldSpecs: S,
+  fieldList: FieldList,
   fields: ExtFields,
   fastCodes: boolean,
 ): HeaderValue<S> {
   const out: Record<string, string | number | boolean> = {};
-  for (const [key, field] of Object.entries(fieldSpecs)) {
+  for (const [key, field] of fieldList) {
     const raw = rawField(fields, field.wire);
     if (raw === undefined) {
       if (field.required) {
@@ -293,12 +296,12 @@ function formatScalar(name: string, key: string, field: FieldSpec, value: unknow
 
 function formatHeader<S extends HeaderSpec>(
   name: string,
-  fieldSpecs: S,
+  fieldList: FieldList,
   value: HeaderInput<S>,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   const values = value as Readonly<Record<string, unknown>>;
-  for (const [key, field] of Object.entries(fieldSpecs)) {
+  for (const [key, field] of fieldList) {
     const item = Object.hasOwn(values, key) ? values[key] : undefined;
     if (item === undefined) {
       assert(!field.required, `${name}.${key} is required`);
@@ -317,16 +320,17 @@ export function defineHeader<const S extends HeaderSpec>(
 ): HeaderCodec<S> {
   const wires = new Set(Object.values(fieldSpecs).map((field) => field.wire));
   assert(wires.size === Object.keys(fieldSpecs).length, `${name}: two fields share a wire name`);
+  const fieldList: FieldList = Object.entries(fieldSpecs);
   return {
     name,
     spec: fieldSpecs,
     parse(fields) {
-      const value = parseHeader(name, fieldSpecs, fields, options.fastCodes === true);
+      const value = parseHeader<S>(name, fieldList, fields, options.fastCodes === true);
       options.check?.(value);
       return value;
     },
     format(value) {
-      return formatHeader(name, fieldSpecs, value);
+      return formatHeader<S>(name, fieldList, value);
     },
   };
 }

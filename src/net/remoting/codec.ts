@@ -345,7 +345,10 @@ function jsonExtFields(raw: unknown): Record<string, string> {
   const extFields: Record<string, string> = {};
   if (raw === undefined || raw === null) return extFields;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw malformed('JSON header extFields is not an object');
-  for (const [key, value] of Object.entries(raw)) {
+  const object = raw as Record<string, unknown>;
+  for (const key in object) {
+    if (!Object.hasOwn(object, key)) continue;
+    const value = object[key];
     // Numbers are already their source text here (quoteNumbers), so only booleans need converting.
     if (typeof value === 'string') setOwn(extFields, key, value);
     else if (typeof value === 'boolean') setOwn(extFields, key, value ? 'true' : 'false');
