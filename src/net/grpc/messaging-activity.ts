@@ -108,10 +108,10 @@ const DEFAULT_TOPIC = 'TBW102';
 /** ConsumeInitMode.MAX. */
 const CONSUME_INIT_MODE_MAX = 1;
 
-/** Who is calling: from the call's metadata and peer. */
 /** A ReceiveMessage stream frame: a plain object, or a message already encoded from its stored record. */
 export type ReceiveFrame = M.ReceiveMessageResponse | EncodedFrame;
 
+/** Who is calling: from the call's metadata and peer. */
 export type CallContext = {
   readonly clientId: string;
   readonly remoteAddress: string;
