@@ -12,8 +12,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
 import { createRequest, RequestCode, ResponseCode, type RemotingCommand } from '../../src/net/remoting/remoting-command.ts';
-import { CreateTopicRequestHeader, formatSendMessageRequest, PullMessageRequestHeader, PullSysFlag } from '../../src/net/remoting/broker-headers.ts';
-import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
+import { CreateTopicRequestHeader, formatSendMessageRequest } from '../../src/net/remoting/broker-headers.ts';
+import { encodeMessageProperties } from '../../src/storage/message-record.ts';
+import { readQueueBodies } from './fixtures/read-queue.ts';
 import { pollUntil } from '../runtime/helpers.ts';
 import { startTestCluster, type ClusterBroker, type TestCluster } from './fixtures/cluster.ts';
 import { freePort, startEtcdCluster, stopAllEtcd, type EtcdCluster } from './fixtures/etcd.ts';
@@ -141,23 +142,8 @@ async function createTopic(client: RemotingClient): Promise<void> {
   expect((await client.invoke(createRequest({ code: RequestCode.UPDATE_AND_CREATE_TOPIC, opaque: 0, extFields }), REQUEST_MS)).code).toBe(ResponseCode.SUCCESS);
 }
 
-async function readAll(client: RemotingClient): Promise<string[]> {
-  const bodies: string[] = [];
-  for (let offset = 0; ; ) {
-    const extFields = PullMessageRequestHeader.format({
-      consumerGroup: 'etcd-group', topic: TOPIC, queueId: 0, queueOffset: offset, maxMsgNums: 32, sysFlag: PullSysFlag.FLAG_SUBSCRIPTION,
-      commitOffset: 0, suspendTimeoutMillis: 0, subVersion: 0, subscription: '*', expressionType: 'TAG',
-    });
-    const response = await client.invoke(createRequest({ code: RequestCode.PULL_MESSAGE, opaque: 0, extFields }), REQUEST_MS);
-    if (response.code !== ResponseCode.SUCCESS || response.body === undefined) return bodies;
-    const before = bodies.length;
-    for (let at = 0; at < response.body.length; ) {
-      const record = decodeRecord(response.body, at);
-      bodies.push(Buffer.from(record.body).toString());
-      at += record.totalSize;
-    }
-    offset += bodies.length - before;
-  }
+function readAll(client: RemotingClient): Promise<string[]> {
+  return readQueueBodies(client, TOPIC, 0, 'etcd-group', REQUEST_MS);
 }
 
 async function inSyncCount(leader: string): Promise<number | undefined> {

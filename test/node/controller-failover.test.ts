@@ -13,13 +13,12 @@ import { createRequest, RequestCode, ResponseCode, type RemotingCommand } from '
 import {
   CreateTopicRequestHeader,
   formatSendMessageRequest,
-  PullMessageRequestHeader,
-  PullSysFlag,
   QueryConsumerOffsetRequestHeader,
   QueryConsumerOffsetResponseHeader,
   UpdateConsumerOffsetRequestHeader,
 } from '../../src/net/remoting/broker-headers.ts';
-import { decodeRecord, encodeMessageProperties } from '../../src/storage/message-record.ts';
+import { encodeMessageProperties } from '../../src/storage/message-record.ts';
+import { readQueueBodies } from './fixtures/read-queue.ts';
 import { pollUntil } from '../runtime/helpers.ts';
 import { startTestCluster, type ClusterBroker, type TestCluster } from './fixtures/cluster.ts';
 
@@ -80,23 +79,8 @@ async function queryOffset(client: RemotingClient): Promise<number | undefined> 
   return answer.code === ResponseCode.SUCCESS ? QueryConsumerOffsetResponseHeader.parse(answer.extFields).offset : undefined;
 }
 
-async function readAll(client: RemotingClient): Promise<string[]> {
-  const bodies: string[] = [];
-  for (let offset = 0; ; ) {
-    const extFields = PullMessageRequestHeader.format({
-      consumerGroup: 'failover-group', topic: TOPIC, queueId: 0, queueOffset: offset, maxMsgNums: 32, sysFlag: PullSysFlag.FLAG_SUBSCRIPTION,
-      commitOffset: 0, suspendTimeoutMillis: 0, subVersion: 0, subscription: '*', expressionType: 'TAG',
-    });
-    const response = await client.invoke(createRequest({ code: RequestCode.PULL_MESSAGE, opaque: 0, extFields }), REQUEST_MS);
-    if (response.code !== ResponseCode.SUCCESS || response.body === undefined) return bodies;
-    const before = bodies.length;
-    for (let at = 0; at < response.body.length; ) {
-      const record = decodeRecord(response.body, at);
-      bodies.push(Buffer.from(record.body).toString());
-      at += record.totalSize;
-    }
-    offset += bodies.length - before;
-  }
+function readAll(client: RemotingClient): Promise<string[]> {
+  return readQueueBodies(client, TOPIC, 0, 'failover-group', REQUEST_MS);
 }
 
 describe('controller mode', () => {
