@@ -16,8 +16,10 @@
  *   4. build the stored properties as RocketMQ does (MSG_REGION, TRACE_ON, UNIQ_KEY when missing,
  *      CLUSTER; POP_CK removed), move a delay-level message to SCHEDULE_TOPIC_XXXX (schedule-service.ts),
  *      and encode the record here with encodePut, so CRC and encoding run on the send pool;
- *   5. -> writer `putEncoded` (a batch is one ask, its messages stored one by one, as RocketMQ 5 stores a
- *      batch that is not an inner batch), and answer with SendMessageResponseHeader.
+ *   5. -> writer `putEncoded`, and answer with SendMessageResponseHeader. A SEND_BATCH_MESSAGE is one
+ *      MessageExtBatch, as in RocketMQ 5: its messages (each with its own properties, no inner batch)
+ *      are encoded back to back here with encodeBatch, copied into the log at once by the writer's
+ *      `putEncodedBatch` at consecutive queue offsets, and answered with one result (msgIds joined).
  * CONSUMER_SEND_MSG_BACK: -> `groupForRetry`, -> writer `readAt` (the original), then the message goes
  * to %RETRY%group through delay level 3 + reconsumeTimes (or the one asked for), or to %DLQ%group once
  * reconsumeTimes reaches the maximum.
@@ -31,8 +33,7 @@
  * (RocketMQ relies on clients skipping such queues); a half (prepared transaction) message is stored as
  * it comes, in its own topic, for the transaction service to take over (no RMQ_SYS_TRANS_HALF_TOPIC);
  * the ordered-consumer shortcut of handleRetryAndDLQ (straight to the DLQ while a rebalance lock is held)
- * is not made; a batch the writer stores only in part is answered with its first failure (the client's
- * retry may then duplicate the stored part); a timer message (TIMER_DELIVER_MS and friends) is refused as
+ * is not made; a timer message (TIMER_DELIVER_MS and friends) is refused as
  * RocketMQ refuses it with timerWheelEnable=false.
  */
 import { isIP, isIPv4 } from 'node:net';
@@ -61,7 +62,7 @@ import {
   type SocketAddress,
   writeHost,
 } from '../storage/message-record.ts';
-import { encodePut, isPutRefusal, type EncodedPut, type PutMessageInput, type PutMessageResult, type PutMessageStatus } from '../storage/message-store.ts';
+import { encodeBatch, encodePut, isPutRefusal, type EncodedPut, type PutMessageInput, type PutMessageResult, type PutMessageStatus } from '../storage/message-store.ts';
 import type { SubscriptionGroupConfig, TopicConfig } from '../storage/metadata-store.ts';
 import {
   AUTO_CREATE_TOPIC_KEY_TOPIC,
@@ -637,26 +638,30 @@ function sendBatch(state: State, job: SendJob, topic: TopicConfig, queueId: numb
   }
   if (messages.length === 0) return finish(state, job, sendError(job, ResponseCode.MESSAGE_ILLEGAL, 'the batch holds no message'), ctx);
   const bornHost = bornHostOf(job.channel.remoteAddress);
-  const puts: EncodedPut[] = [];
-  for (const message of messages) {
+  const inputs: PutMessageInput[] = messages.map((message) => ({
     // RocketMQ 5 stores each message of a batch with its own properties only (MessageExtEncoder).
-    const input: PutMessageInput = {
-      topic: header.topic,
-      queueId,
-      body: message.body,
-      properties: message.properties,
-      flag: message.flag,
-      sysFlag,
-      bornTimestampMs: header.bornTimestamp,
-      bornHost,
-      reconsumeTimes: header.reconsumeTimes,
-    };
-    const encoded = encodeOrRefuse(state, job, input, ctx);
-    if (encoded === undefined) return;
-    puts.push(encoded);
+    topic: header.topic,
+    queueId,
+    body: message.body,
+    properties: message.properties,
+    flag: message.flag,
+    sysFlag,
+    bornTimestampMs: header.bornTimestamp,
+    bornHost,
+    reconsumeTimes: header.reconsumeTimes,
+  }));
+  // One MessageExtBatch: encoded back to back here, copied into the log at once, one answer for all.
+  const { identity, settings } = state.args;
+  const batch = encodeBatch(inputs, identity.storeHost, settings.maxMessageSize, ctx.clock.nowMs());
+  if (isPutRefusal(batch)) {
+    const { code, remark } = putFailure(batch.status, settings.maxMessageSize);
+    return finish(state, job, sendError(job, code, remark), ctx);
   }
   const batchUniqKey = decodeMessageProperties(header.properties).get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
-  put(state, job, puts, { kind: 'send', queueId, transactionId: batchUniqKey }, ctx);
+  const reply: PutReply = { kind: 'send', queueId, transactionId: batchUniqKey };
+  const { epoch } = state;
+  const answer = ctx.ask<CommitLogWriterMessage, PutMessageResult>(state.args.refs.writer, { type: 'putEncodedBatch', batch }, state.tuning.putTimeoutMs);
+  ctx.pipeToSelf(answer, (result) => ({ type: 'putDone', epoch, job, reply, result: result.ok ? { ok: true, value: [result.value] } : result }));
 }
 
 /** The producer's address as a SocketAddress (`ip:port`, IPv6 with or without brackets). */

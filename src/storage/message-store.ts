@@ -536,8 +536,12 @@ export function encodePut(input: PutMessageInput, storeHost: SocketAddress, maxM
   return { topic: input.topic, queueId: input.queueId, sysFlag: record.sysFlag, properties: record.properties, record: bytes };
 }
 
-/** Most messages one EncodedBatch carries (it bounds the per-message work of one writer turn). */
-export const ENCODED_BATCH_MESSAGES_MAX = 4096;
+/**
+ * Most messages one EncodedBatch carries (it bounds the per-message work of one writer turn). A batch's
+ * records must also fit in maxMessageSize + RECORD_OVERHEAD_MAX_BYTES, as in RocketMQ's encoder, and a
+ * record takes at least ~100 bytes, so a SEND_BATCH_MESSAGE within the 4 MiB default stays under this.
+ */
+export const ENCODED_BATCH_MESSAGES_MAX = 65_536;
 
 /** A RocketMQ batch (MessageExtBatch) that `encodeBatch` encoded on any thread: one topic and queue. */
 export type EncodedBatch = {
