@@ -24,8 +24,9 @@ import type { BoundAnswer } from './remoting-acceptor.ts';
 import type { AcceptorChannelMessage, RemotingRoutes } from './remoting-routes.ts';
 import { addMessagingService, type MessagingServiceHandlers } from '../net/grpc/messaging-service.ts';
 import { MessagingActivity, type CallContext } from '../net/grpc/messaging-activity.ts';
-import type { ReceiveMessageResponse, TelemetryCommand } from '../net/grpc/messages.ts';
+import type { TelemetryCommand } from '../net/grpc/messages.ts';
 import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
+import { writeServerStream } from '../net/grpc/stream-writer.ts';
 import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
 import { leaseGuardedAnswer } from './master-lease.ts';
 
@@ -237,8 +238,7 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
       }
       current.receiveMessage(contextOf(call), call.request).then(
         (frames) => {
-          // The MessagingService serializer passes an EncodedFrame's bytes through unchanged.
-          for (const frame of frames) call.write(frame as ReceiveMessageResponse);
+          writeServerStream(call, frames);
           call.end();
         },
         (error: unknown) => call.emit('error', { code: GrpcStatus.INTERNAL, details: String(error) }),
