@@ -792,8 +792,10 @@ async function readRecords(ctx: Ctx, writer: ActorRef<CommitLogWriterMessage>, t
         let moved = next;
         for (const message of result.messages) {
           if (message.queueOffset < next || message.queueOffset > to) continue;
-          // The writer's view may be page cache: keep a copy.
-          records.set(recordKeyOf(queueId, message.queueOffset), new Uint8Array(message.record));
+          // A writer on this thread answers with views of its page cache (shared memory): keep a copy of
+          // those. From another thread the record arrives in a private buffer of the cross-thread batch.
+          const record = message.record.buffer instanceof SharedArrayBuffer ? new Uint8Array(message.record) : message.record;
+          records.set(recordKeyOf(queueId, message.queueOffset), record);
           moved = Math.max(moved, message.queueOffset + 1);
         }
         if (moved === next) moved = result.nextBeginOffset > next ? result.nextBeginOffset : to + 1;

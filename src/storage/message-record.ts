@@ -283,8 +283,27 @@ function parseIPv6(address: string, target: Uint8Array, at: number): void {
 const HOST_MEMO_MAX = 4096;
 const hostBytesMemo = new Map<string, Uint8Array>();
 
+// The last two host objects seen, by identity: a record's born and store hosts, and every message of a
+// batch shares them, so most lookups skip building the text key.
+let lastHostA: SocketAddress | undefined;
+let lastBytesA: Uint8Array = new Uint8Array(0);
+let lastHostB: SocketAddress | undefined;
+let lastBytesB: Uint8Array = new Uint8Array(0);
+
 /** The encoded form of `host` (writeHost's bytes: 8 or 20), memoized by address and port; do not modify it. */
 export function encodedHost(host: SocketAddress): Uint8Array {
+  // SocketAddress fields are readonly: an object seen before still names the same host.
+  if (host === lastHostA) return lastBytesA;
+  if (host === lastHostB) return lastBytesB;
+  const bytes = encodedHostByText(host);
+  lastHostB = lastHostA;
+  lastBytesB = lastBytesA;
+  lastHostA = host;
+  lastBytesA = bytes;
+  return bytes;
+}
+
+function encodedHostByText(host: SocketAddress): Uint8Array {
   const key = `${host.address}/${host.port}`;
   let bytes = hostBytesMemo.get(key);
   if (bytes === undefined) {
