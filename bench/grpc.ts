@@ -4,9 +4,12 @@
  * - SendMessage throughput, 64 closed-loop senders over 4 channels, one 1 KiB message per request, with the
  *   mean and p99 round trip;
  * - receive + ack throughput: 8 lanes (GRPC_BENCH_RECEIVE_LANES), each ReceiveMessage (batch 32, invisible
- *   30 s) then one AckMessage for the batch, until what the send phase stored is consumed; p50 and p99 of
+ *   30 s) then one AckMessage for the batch, until the topic's messages are consumed; p50 and p99 of
  *   receives and of acks. The lanes read only each delivered message's id and receipt handle from the
- *   response bytes (`deliveredIdsOf`), not the whole message: a full decode would spend the node's cores;
+ *   response bytes (`deliveredIdsOf`), not the whole message: a full decode would spend the node's cores.
+ *   The phase reads at least GRPC_BENCH_RECEIVE_MESSAGES (default 150,000): what the send phases stored,
+ *   topped up with Remoting SEND_BATCH_MESSAGEs when they stored fewer, so that it measures several
+ *   seconds of steady state rather than a ramp-up and a tail (the send phases store ~5,000 a second);
  * - the same messages read by Remoting PULL (32 per pull, one lane per queue), for comparison.
  * The load generator is `grpc-wire.ts`: gRPC's wire format written on node:http2 streams with the Proxy's
  * own protobufjs codecs, because a grpc-js client costs more CPU per call than the server it measures
@@ -27,10 +30,10 @@ import { fileURLToPath } from 'node:url';
 import { credentials, makeGenericClientConstructor, Metadata, type Client } from '@grpc/grpc-js';
 import { messagingServiceDefinition } from '../src/net/grpc/messaging-service.ts';
 import type * as M from '../src/net/grpc/messages.ts';
-import { requestOf } from '../src/net/remoting/remoting-client.ts';
+import { requestOf, type RemotingClient } from '../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
-import { connectClients, Histogram, pullAll } from './remoting-load.ts';
+import { connectClients, Histogram, pullAll, RequestFactory } from './remoting-load.ts';
 import { deliveredIdsOf, GrpcWireChannel } from './grpc-wire.ts';
 import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
@@ -45,6 +48,12 @@ const SENDERS = 64;
 const RECEIVE_LANES = Number(process.env['GRPC_BENCH_RECEIVE_LANES'] ?? 8);
 if (!(Number.isInteger(RECEIVE_LANES) && RECEIVE_LANES > 0)) throw new Error(`GRPC_BENCH_RECEIVE_LANES must be a positive integer, got ${process.env['GRPC_BENCH_RECEIVE_LANES']}`);
 const RECEIVE_BATCH = 32;
+const RECEIVE_MESSAGES_MIN = Number(process.env['GRPC_BENCH_RECEIVE_MESSAGES'] ?? 150_000);
+if (!(Number.isInteger(RECEIVE_MESSAGES_MIN) && RECEIVE_MESSAGES_MIN >= 0)) {
+  throw new Error(`GRPC_BENCH_RECEIVE_MESSAGES must be a non-negative integer, got ${process.env['GRPC_BENCH_RECEIVE_MESSAGES']}`);
+}
+/** Remoting SEND_BATCH_MESSAGEs in flight while topping the topic up. */
+const TOP_UP_IN_FLIGHT = 8;
 const BODY = Buffer.alloc(1024, 'g');
 const TARGET_PER_S = 20_000;
 const CALL_TIMEOUT_MS = 30_000;
@@ -143,6 +152,7 @@ async function sendPhase(send: SendOne, pid: number): Promise<{ count: number; m
 async function receivePhase(channels: GrpcWireChannel[], total: number, brokerName: string) {
   const receiveHistogram = new Histogram();
   const ackHistogram = new Histogram();
+  let received = 0;
   let acked = 0;
   let failures = 0;
   let doneAt: number | undefined;
@@ -153,7 +163,7 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
   await Promise.all(
     Array.from({ length: RECEIVE_LANES }, async (_, lane) => {
       const channel = channels[lane % channels.length]!;
-      while (acked < total && performance.now() < giveUpAt) {
+      while (received < total && performance.now() < giveUpAt) {
         const began = performance.now();
         const frames = await channel.streamRaw(
           'ReceiveMessage',
@@ -171,16 +181,9 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
         receiveHistogram.record(performance.now() - began);
         const messages = frames.flatMap((frame) => deliveredIdsOf(frame) ?? []);
         if (messages.length === 0) continue;
+        received += messages.length;
         const ackBegan = performance.now();
-        const response = await channel.unary(
-          'AckMessage',
-          {
-            group: resource(GROUP),
-            topic: resource(TOPIC),
-            entries: messages,
-          },
-          CALL_TIMEOUT_MS,
-        );
+        const response = await channel.unary('AckMessage', { group: resource(GROUP), topic: resource(TOPIC), entries: messages }, CALL_TIMEOUT_MS);
         ackHistogram.record(performance.now() - ackBegan);
         for (const entry of response.entries) {
           if (entry.status.code === 20000) acked++;
@@ -202,6 +205,20 @@ async function receivePhase(channels: GrpcWireChannel[], total: number, brokerNa
     nodeCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore,
     clientCpu: clientCpuSince(clientBefore),
   };
+}
+
+/** Stores at least `count` more messages in the topic with Remoting batch sends of RECEIVE_BATCH; returns how many. */
+async function topUp(client: RemotingClient, count: number): Promise<number> {
+  const factory = new RequestFactory(TOPIC, QUEUES, BODY);
+  let stored = 0;
+  while (stored < count) {
+    const answers = await Promise.all(Array.from({ length: TOP_UP_IN_FLIGHT }, () => client.invoke(factory.batch(RECEIVE_BATCH), CALL_TIMEOUT_MS)));
+    for (const answer of answers) {
+      if (answer.code !== ResponseCode.SUCCESS) throw new Error(`top-up batch refused: ${answer.code} ${answer.remark ?? ''}`);
+      stored += RECEIVE_BATCH;
+    }
+  }
+  return stored;
 }
 
 const h2loadAvailable = spawnSync('h2load', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -280,13 +297,16 @@ try {
   const sentByGrpcJs = await sendPhase(grpcJsSend, node.pid);
   rows.push(sendRow('SendMessage, the same, load from a grpc-js client', sentByGrpcJs, false));
   for (const client of grpcJsClients) client.close();
-  const stored = sent.count + sentByGrpcJs.count;
+  const sentCount = sent.count + sentByGrpcJs.count;
+  const toppedUp = sentCount < RECEIVE_MESSAGES_MIN ? await topUp(admin!, RECEIVE_MESSAGES_MIN - sentCount) : 0;
+  const stored = sentCount + toppedUp;
   // h2load's sends come after the receive phase's count is taken: the consumers read only what was counted.
-
   const consumed = await receivePhase(channels, stored, brokerName);
   const consumeRate = consumed.acked / (consumed.ms / 1000);
   rows.push({
-    benchmark: `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, the ${fmt(stored)} sent msgs`,
+    benchmark:
+      `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, ${fmt(stored)} msgs ` +
+      (toppedUp > 0 ? `(${fmt(sentCount)} sent above, ${fmt(toppedUp)} by Remoting batches)` : '(sent above)'),
     result:
       `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
       `receive p50 ${fmt(consumed.receiveHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms; ack p50 ${fmt(consumed.ackHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +

@@ -206,6 +206,8 @@ export type CommitLogWriterMessage =
   | GetRequest
   | { readonly type: 'queryByKey'; readonly topic: string; readonly key: string; readonly maxNum: number; readonly beginMs?: number; readonly endMs?: number }
   | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
+  /** The ranges of several queues of one topic, in `queueIds` order (one ask per POP round). */
+  | { readonly type: 'queueRanges'; readonly topic: string; readonly queueIds: readonly number[] }
   | { readonly type: 'readAt'; readonly physicalOffset: number }
   | { readonly type: 'storeTime'; readonly topic: string; readonly queueId: number; readonly queueOffset: number }
   | { readonly type: 'searchOffset'; readonly topic: string; readonly queueId: number; readonly timestampMs: number; readonly boundary: 'lower' | 'upper' }
@@ -821,6 +823,9 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'queueRange':
       dispatch(state, ctx);
       return ctx.reply(state.store.queueRange(message.topic, message.queueId));
+    case 'queueRanges':
+      dispatch(state, ctx);
+      return ctx.reply(message.queueIds.map((queueId) => state.store.queueRange(message.topic, queueId)));
     case 'readAt':
       dispatch(state, ctx);
       return ctx.reply(state.store.readMessageAt(message.physicalOffset));

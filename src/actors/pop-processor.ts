@@ -8,9 +8,9 @@
  * POP_MESSAGE, in steps, each step one message:
  *
  *   remotingRequest -> header checks -> broker-admin `pullMetadata` (cached) -> broker, topic, queue and
- *   group checks and the filter -> round: writer `queueRange` per queue (+ broker-admin `queryOffset`
- *   for a queue the engine has never seen) -> engine.pop -> writer `get` per run of leased offsets ->
- *   filter -> answer, another round, or hold (long polling)
+ *   group checks and the filter -> round: writer `queueRanges` (one ask for the queues; + broker-admin
+ *   `queryOffset` for a queue the engine has never seen) -> engine.pop -> writer `get` per run of leased
+ *   offsets -> filter -> answer, another round, or hold (long polling)
  *
  * Checks, in PopMessageProcessor's order: maxMsgNums above POP_MSG_NUMS_MAX -> INVALID_PARAMETER; a broker
  * without read permission -> NO_PERMISSION; an unknown topic -> TOPIC_NOT_EXIST (a pop creates no topic);
@@ -697,14 +697,20 @@ function startRound(state: State, task: Task, ctx: Ctx): void {
   const { consumerGroup: group, topic } = task.header;
   const unknown = new Set(task.queueIds.filter((queueId) => state.engine.committedOffset(group, topic, queueId) < 0));
   const { writer, admin } = state.args.refs;
-  const readRange = async (queueId: number): Promise<QueueRangeInfo> => {
-    const range = await ctx.ask<CommitLogWriterMessage, { minOffset: number; maxOffset: number }>(writer, { type: 'queueRange', topic, queueId });
-    const committed = unknown.has(queueId) ? await ctx.ask<BrokerAdminMessage, number>(admin, { type: 'queryOffset', group, topic, queueId }) : -1;
-    return { queueId, minOffset: range.minOffset, maxOffset: range.maxOffset, committed };
+  const { queueIds } = task;
+  const readRanges = async (): Promise<QueueRangeInfo[]> => {
+    const ranges = await ctx.ask<CommitLogWriterMessage, { minOffset: number; maxOffset: number }[]>(writer, { type: 'queueRanges', topic, queueIds });
+    assert(ranges.length === queueIds.length, 'one range per queue asked');
+    return Promise.all(
+      queueIds.map(async (queueId, index) => {
+        const committed = unknown.has(queueId) ? await ctx.ask<BrokerAdminMessage, number>(admin, { type: 'queryOffset', group, topic, queueId }) : -1;
+        return { queueId, minOffset: ranges[index]!.minOffset, maxOffset: ranges[index]!.maxOffset, committed };
+      }),
+    );
   };
   const { epoch } = state;
   const taskId = task.id;
-  ctx.pipeToSelf(Promise.all(task.queueIds.map(readRange)), (result) => ({ type: 'rangesRead', epoch, taskId, result }));
+  ctx.pipeToSelf(readRanges(), (result) => ({ type: 'rangesRead', epoch, taskId, result }));
 }
 
 /**
