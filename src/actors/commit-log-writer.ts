@@ -208,18 +208,6 @@ export type CommitLogWriterMessage =
   | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
   /** The ranges of several queues of one topic, in `queueIds` order (one ask per POP round). */
   | { readonly type: 'queueRanges'; readonly topic: string; readonly queueIds: readonly number[] }
-  /**
-   * A POP round's read-ahead: the ranges of `queueIds` (in that order, as queueRanges), and the records a
-   * pop of `maxMessages` new messages would lease, taking the queues of `plan` in order, each from its
-   * popOffset up to its max offset (PopEngine.deliverNew's order). Answers PopReadAhead.
-   */
-  | {
-      readonly type: 'popReadAhead';
-      readonly topic: string;
-      readonly queueIds: readonly number[];
-      readonly plan: readonly { readonly queueId: number; readonly popOffset: number }[];
-      readonly maxMessages: number;
-    }
   | { readonly type: 'readAt'; readonly physicalOffset: number }
   | { readonly type: 'storeTime'; readonly topic: string; readonly queueId: number; readonly queueOffset: number }
   | { readonly type: 'searchOffset'; readonly topic: string; readonly queueId: number; readonly timestampMs: number; readonly boundary: 'lower' | 'upper' }
@@ -325,8 +313,6 @@ const WATCHERS_MAX = 256;
 const HA_SLAVES_MAX = 64;
 /** ha-service reads waiting for new bytes at most (one per slave connection). */
 const HA_READERS_MAX = HA_SLAVES_MAX;
-/** Records one popReadAhead reads at most (a POP batch is at most 32). */
-const POP_READ_AHEAD_MAX = 32;
 /** Bytes one haReadRaw copies at most, whatever it asks (the ha-service splits them into frames). */
 const HA_READ_BYTES_MAX = 16 * 1024 * 1024;
 
@@ -782,29 +768,6 @@ function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
   settle(state, result.physicalOffset + result.wroteBytes, result.msgNum, result, ctx);
 }
 
-/** What a POP round's read-ahead found: the ranges, and records by queue id and queue offset. */
-export type PopReadAhead = {
-  readonly ranges: readonly { readonly minOffset: number; readonly maxOffset: number }[];
-  readonly records: readonly { readonly queueId: number; readonly queueOffset: number; readonly record: Uint8Array }[];
-};
-
-function popReadAhead(state: State, request: Extract<CommitLogWriterMessage, { type: 'popReadAhead' }>): PopReadAhead {
-  const { topic } = request;
-  const ranges = request.queueIds.map((queueId) => state.store.queueRange(topic, queueId));
-  const records: { queueId: number; queueOffset: number; record: Uint8Array }[] = [];
-  let remaining = Math.min(Math.max(request.maxMessages, 0), POP_READ_AHEAD_MAX);
-  for (const { queueId, popOffset } of request.plan) {
-    if (remaining <= 0) break;
-    const wanted = Math.min(state.store.queueRange(topic, queueId).maxOffset - popOffset, remaining);
-    if (wanted <= 0) continue;
-    // As the engine leases `wanted` offsets here whatever the store still holds.
-    remaining -= wanted;
-    const found = state.store.getMessage(topic, queueId, popOffset, wanted);
-    for (const message of found.messages) records.push({ queueId, queueOffset: message.queueOffset, record: message.record });
-  }
-  return { ranges, records };
-}
-
 function busy(state: State): PutMessageResult {
   const remark = `${state.args.syncFlushWaitersMax} puts are already waiting for a flush`;
   return { status: 'OS_PAGE_CACHE_BUSY', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark };
@@ -863,9 +826,6 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'queueRanges':
       dispatch(state, ctx);
       return ctx.reply(message.queueIds.map((queueId) => state.store.queueRange(message.topic, queueId)));
-    case 'popReadAhead':
-      dispatch(state, ctx);
-      return ctx.reply(popReadAhead(state, message));
     case 'readAt':
       dispatch(state, ctx);
       return ctx.reply(state.store.readMessageAt(message.physicalOffset));

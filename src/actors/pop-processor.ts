@@ -8,11 +8,9 @@
  * POP_MESSAGE, in steps, each step one message:
  *
  *   remotingRequest -> header checks -> broker-admin `pullMetadata` (cached) -> broker, topic, queue and
- *   group checks and the filter -> round: writer `popReadAhead` (the queues' ranges, and the records the
- *   pop will most likely lease: engine.peekNewOffsets) for a non-FIFO pop on queues the engine knows,
- *   else writer `queueRanges` (+ broker-admin `queryOffset` for a queue the engine has never seen) ->
- *   engine.pop -> writer `get` per run of leased offsets not read ahead -> filter -> answer, another
- *   round, or hold (long polling)
+ *   group checks and the filter -> round: writer `queueRanges` (one ask for the queues; + broker-admin
+ *   `queryOffset` for a queue the engine has never seen) -> engine.pop -> writer `get` per run of leased
+ *   offsets -> filter -> answer, another round, or hold (long polling)
  *
  * Checks, in PopMessageProcessor's order: maxMsgNums above POP_MSG_NUMS_MAX -> INVALID_PARAMETER; a broker
  * without read permission -> NO_PERMISSION; an unknown topic -> TOPIC_NOT_EXIST (a pop creates no topic);
@@ -105,7 +103,7 @@ import { POP_KEY_NAME_BYTES_MAX } from '../storage/pop-journal.ts';
 import { decodeReceiptHandle, type ReceiptHandleRefusal } from '../storage/pop-receipt-handle.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import { dlqTopicOf, RETRY_GROUP_TOPIC_PREFIX, type BrokerAdminMessage, type BrokerProcessorArgs, type GroupForRetryAnswer, type PullMetadataAnswer } from './broker-context.ts';
-import type { ArrivalNotice, CommitLogWriterMessage, PopReadAhead } from './commit-log-writer.ts';
+import type { ArrivalNotice, CommitLogWriterMessage } from './commit-log-writer.ts';
 import { concatRecords, OVERLOAD_REMARK, parseTagExpression } from './pull-processor.ts';
 import { channelKey, type ChannelClosedMessage, type RemotingChannel, type RemotingRequestMessage } from './remoting-routes.ts';
 
@@ -186,11 +184,6 @@ export type PopProcessorStats = {
   overloaded: number;
   pollingFull: number;
   rounds: number;
-  /** Rounds whose range read also read ahead the records the pop was expected to lease. */
-  readAheadRounds: number;
-  /** Leased records found among those read ahead, and leased records that had to be read after the pop. */
-  readAheadHits: number;
-  readAfterPop: number;
   filtered: number;
   missing: number;
   deadLetters: number;
@@ -215,9 +208,6 @@ type Delivery = { readonly lease: Lease; readonly record: Uint8Array };
 /** What a round read: each leased offset's record (`queueId:offset`), absent when the store lost it. */
 type RoundRead = { readonly records: ReadonlyMap<string, Uint8Array> };
 
-/** A round's queue ranges, and the records read ahead with them (`queueId:offset`; may be empty). */
-type RangesRead = { readonly ranges: readonly QueueRangeInfo[]; readonly readAhead: ReadonlyMap<string, Uint8Array> };
-
 /** One queue as a round sees it. */
 type QueueRangeInfo = { readonly queueId: number; readonly minOffset: number; readonly maxOffset: number; readonly committed: number };
 
@@ -229,7 +219,7 @@ type DlqOutcome =
 /** Internal steps, told to itself. `epoch` tells this incarnation's results from an earlier one's. */
 export type PopProcessorStep =
   | { readonly type: 'metadataLooked'; readonly epoch: number; readonly key: string; readonly result: PipeResult<PullMetadataAnswer> }
-  | { readonly type: 'rangesRead'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<RangesRead> }
+  | { readonly type: 'rangesRead'; readonly epoch: number; readonly taskId: number; readonly result: PipeResult<QueueRangeInfo[]> }
   | {
       readonly type: 'recordsRead';
       readonly epoch: number;
@@ -321,8 +311,6 @@ type State = {
   timerDueMs: number;
   /** Queues whose committed offset may have moved since the last commit. */
   readonly dirtyQueues: Map<string, QueueRef>;
-  /** (group, topic) -> rounds between their range read and their pop. */
-  readonly roundsReading: Map<string, number>;
   /** The offset last told to broker-admin per queue (as many as the engine has queue states). */
   readonly committed: Map<string, number>;
   readonly committedMax: number;
@@ -710,45 +698,19 @@ function startRound(state: State, task: Task, ctx: Ctx): void {
   const unknown = new Set(task.queueIds.filter((queueId) => state.engine.committedOffset(group, topic, queueId) < 0));
   const { writer, admin } = state.args.refs;
   const { queueIds } = task;
-  // Non-FIFO, on queues the engine knows: the same ask also reads the records this pop will most likely
-  // lease, one thread hop fewer per round. The rounds of the group and topic already reading pop first
-  // (the writer answers in order), each moving the engine's queue rotation by one; the guess counts
-  // them. Whatever the pop leases beyond what was read ahead is read as before.
-  const reading = keyOf(group, topic);
-  const before = state.roundsReading.get(reading) ?? 0;
-  state.roundsReading.set(reading, before + 1);
-  const plan = task.header.order ? null : state.engine.peekNewOffsets(group, topic, queueIds, before);
-  if (plan !== null) state.counters.readAheadRounds++;
-  const readRanges = async (): Promise<RangesRead> => {
-    let ranges: readonly { minOffset: number; maxOffset: number }[];
-    const readAhead = new Map<string, Uint8Array>();
-    if (plan === null) {
-      ranges = await ctx.ask<CommitLogWriterMessage, { minOffset: number; maxOffset: number }[]>(writer, { type: 'queueRanges', topic, queueIds });
-    } else {
-      const maxMessages = task.header.maxMsgNums - task.collected.length;
-      const read = await ctx.ask<CommitLogWriterMessage, PopReadAhead>(writer, { type: 'popReadAhead', topic, queueIds, plan, maxMessages });
-      ranges = read.ranges;
-      for (const found of read.records) readAhead.set(recordKeyOf(found.queueId, found.queueOffset), ownRecord(found.record));
-    }
+  const readRanges = async (): Promise<QueueRangeInfo[]> => {
+    const ranges = await ctx.ask<CommitLogWriterMessage, { minOffset: number; maxOffset: number }[]>(writer, { type: 'queueRanges', topic, queueIds });
     assert(ranges.length === queueIds.length, 'one range per queue asked');
-    const infos = await Promise.all(
+    return Promise.all(
       queueIds.map(async (queueId, index) => {
         const committed = unknown.has(queueId) ? await ctx.ask<BrokerAdminMessage, number>(admin, { type: 'queryOffset', group, topic, queueId }) : -1;
         return { queueId, minOffset: ranges[index]!.minOffset, maxOffset: ranges[index]!.maxOffset, committed };
       }),
     );
-    return { ranges: infos, readAhead };
   };
   const { epoch } = state;
   const taskId = task.id;
   ctx.pipeToSelf(readRanges(), (result) => ({ type: 'rangesRead', epoch, taskId, result }));
-}
-
-function doneReading(state: State, task: Task): void {
-  const reading = keyOf(task.header.consumerGroup, task.header.topic);
-  const left = (state.roundsReading.get(reading) ?? 0) - 1;
-  if (left > 0) state.roundsReading.set(reading, left);
-  else state.roundsReading.delete(reading);
 }
 
 /**
@@ -768,12 +730,11 @@ function onRangesRead(state: State, message: Extract<PopProcessorStep, { type: '
   if (message.epoch !== state.epoch) return;
   const task = state.tasks.get(message.taskId);
   if (task === undefined) return;
-  doneReading(state, task);
   assert(task.phase === 'round', 'ranges answer a popping task');
   // Nobody would get what this round leased.
   if (task.closed) return forget(state, task);
   if (!message.result.ok) return endRoundEarly(state, task, askFailure(task.request, 'queue range lookup', message.result.error), ctx);
-  const ranges = new Map(message.result.value.ranges.map((range) => [range.queueId, range]));
+  const ranges = new Map(message.result.value.map((range) => [range.queueId, range]));
   const { consumerGroup: group, topic } = task.header;
   const nowMs = ctx.clock.nowMs();
   const wanted = task.header.maxMsgNums - task.collected.length;
@@ -797,35 +758,17 @@ function onRangesRead(state: State, message: Extract<PopProcessorStep, { type: '
   const full = issued.length === wanted;
   const { epoch } = state;
   const taskId = task.id;
-  const { readAhead } = message.result.value;
-  const hits = issued.filter((lease) => readAhead.has(recordKeyOf(lease.queueId, lease.queueOffset))).length;
-  state.counters.readAheadHits += hits;
-  state.counters.readAfterPop += issued.length - hits;
-  const read = readRecords(ctx, state.args.refs.writer, topic, issued, readAhead);
+  const read = readRecords(ctx, state.args.refs.writer, topic, issued);
   ctx.pipeToSelf(read, (result) => ({ type: 'recordsRead', epoch, taskId, popped, full, popTimeMs: nowMs, result }));
 }
 
 /**
- * Reads the records of `leases` from the writer, those `readAhead` holds aside: one `get` per run of
- * contiguous offsets of a queue, again from where a short answer stopped (transfer limits), skipping what
- * the store no longer holds.
+ * Reads the records of `leases` from the writer: one `get` per run of contiguous offsets of a queue,
+ * again from where a short answer stopped (transfer limits), skipping what the store no longer holds.
  */
-async function readRecords(
-  ctx: Ctx,
-  writer: ActorRef<CommitLogWriterMessage>,
-  topic: string,
-  leases: readonly Lease[],
-  readAhead: ReadonlyMap<string, Uint8Array>,
-): Promise<RoundRead> {
-  const records = new Map<string, Uint8Array>();
+async function readRecords(ctx: Ctx, writer: ActorRef<CommitLogWriterMessage>, topic: string, leases: readonly Lease[]): Promise<RoundRead> {
   const byQueue = new Map<number, number[]>();
   for (const lease of leases) {
-    const key = recordKeyOf(lease.queueId, lease.queueOffset);
-    const ahead = readAhead.get(key);
-    if (ahead !== undefined) {
-      records.set(key, ahead);
-      continue;
-    }
     const offsets = byQueue.get(lease.queueId) ?? [];
     offsets.push(lease.queueOffset);
     byQueue.set(lease.queueId, offsets);
@@ -844,6 +787,7 @@ async function readRecords(
     }
     runs.push({ queueId, from, to });
   }
+  const records = new Map<string, Uint8Array>();
   await Promise.all(
     runs.map(async ({ queueId, from, to }) => {
       let next = from;
@@ -854,7 +798,10 @@ async function readRecords(
         let moved = next;
         for (const message of result.messages) {
           if (message.queueOffset < next || message.queueOffset > to) continue;
-          records.set(recordKeyOf(queueId, message.queueOffset), ownRecord(message.record));
+          // A writer on this thread answers with views of its page cache (shared memory): keep a copy of
+          // those. From another thread the record arrives in a private buffer of the cross-thread batch.
+          const record = message.record.buffer instanceof SharedArrayBuffer ? new Uint8Array(message.record) : message.record;
+          records.set(recordKeyOf(queueId, message.queueOffset), record);
           moved = Math.max(moved, message.queueOffset + 1);
         }
         if (moved === next) moved = result.nextBeginOffset > next ? result.nextBeginOffset : to + 1;
@@ -863,15 +810,6 @@ async function readRecords(
     }),
   );
   return { records };
-}
-
-/**
- * A record from the writer, safe to keep: a writer on this thread answers with views of its page cache
- * (shared memory), which are copied; from another thread a record arrives in a private buffer of the
- * cross-thread batch, and is kept as it is.
- */
-function ownRecord(record: Uint8Array): Uint8Array {
-  return record.buffer instanceof SharedArrayBuffer ? new Uint8Array(record) : record;
 }
 
 function matches(filter: Filter, view: RecordView): boolean {
@@ -1342,13 +1280,12 @@ export function popProcessorBehavior(storageFsOf: (args: PopProcessorArgs) => St
         expiry: new ExpiryHeap(limits.expiryEntriesMax),
         timerDueMs: Number.POSITIVE_INFINITY,
         dirtyQueues: new Map(),
-        roundsReading: new Map(),
         committed: new Map(),
         committedMax: engineTuning.queueStatesMax ?? POP_ENGINE_DEFAULTS.queueStatesMax,
         pendingAcks: [],
         ackSyncQueued: false,
         counters: {
-          pops: 0, found: 0, empty: 0, refused: 0, holds: 0, wakeups: 0, timeouts: 0, overloaded: 0, pollingFull: 0, rounds: 0, readAheadRounds: 0, readAheadHits: 0, readAfterPop: 0, filtered: 0,
+          pops: 0, found: 0, empty: 0, refused: 0, holds: 0, wakeups: 0, timeouts: 0, overloaded: 0, pollingFull: 0, rounds: 0, filtered: 0,
           missing: 0, deadLetters: 0, deadLettersFailed: 0, deadLettersDeferred: 0, acks: 0, acksRefused: 0, changes: 0, changesRefused: 0,
           ackSyncs: 0, ackWrites: 0, offsetCommits: 0, expiryDropped: 0,
         },

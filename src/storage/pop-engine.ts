@@ -257,29 +257,6 @@ export class PopEngine {
     return result;
   }
 
-  /**
-   * For reading ahead: the queues in the order a non-FIFO pop() `popsBefore` pops from now would take new
-   * messages from them, each with its current popOffset; null while any of them is not known yet (pop()
-   * creates it from the store's range). Changes nothing. It is a guess: the pops before, redeliveries and
-   * flow control may make that pop() lease other offsets, so the caller must read whatever it leases and
-   * this did not foresee.
-   */
-  peekNewOffsets(group: string, topic: string, queueIds: readonly number[], popsBefore = 0): { queueId: number; popOffset: number }[] | null {
-    this.checkOpen();
-    const key = this.keys.get(keyName(group, topic));
-    if (key === undefined) return null;
-    const found: { queueId: number; popOffset: number }[] = [];
-    for (const queueId of queueIds) {
-      const queue = key.queues.get(queueId);
-      if (queue === undefined) return null;
-      found.push({ queueId, popOffset: queue.popOffset });
-    }
-    if (found.length === 0) return found;
-    // queuesOf's rotation, without moving the cursor (each pop moves it by one).
-    const start = ((key.cursor + popsBefore) % POP_QUEUE_IDS_MAX) % found.length;
-    return [...found.slice(start), ...found.slice(0, start)];
-  }
-
   /** Acks the lease a receipt handle names; refuses unknown, stale, foreign, expired or acked handles. */
   ack(request: AckRequest): AckResult {
     this.checkOpen();

@@ -101,53 +101,6 @@ describe('pop processor: POP_MESSAGE', () => {
     expectEmpty(await h.pop());
   });
 
-  it('reads ahead, with the ranges, the records a pop will lease, and reads what it did not foresee after the pop', async () => {
-    const h = await start();
-    await fill(h, [0, 1, 2, 3], 6);
-    // The first pop creates the queue states: nothing to read ahead from yet.
-    const first = popped(await h.pop({ maxMsgNums: 5 }));
-    expect(await h.stats()).toMatchObject({ readAheadRounds: 0, readAheadHits: 0, readAfterPop: 5 });
-    // Later pops of the group and topic, one at a time: every leased record was read ahead.
-    const second = popped(await h.pop({ maxMsgNums: 7 }));
-    const third = popped(await h.pop({ maxMsgNums: 4 }));
-    expect(await h.stats()).toMatchObject({ readAheadRounds: 2, readAheadHits: 11, readAfterPop: 5 });
-    // Each record is byte for byte what the store holds at its queue offset, whichever way it was read.
-    for (const message of [...second, ...third]) {
-      const stored = await h.get('TopicA', message.view.queueId, message.view.queueOffset);
-      expect(Buffer.from(message.view.raw())).toEqual(Buffer.from(stored.messages[0]!.record));
-    }
-    // Redeliveries come before new messages: the read-ahead foresaw new ones, so these are read after.
-    await h.advance(60_000);
-    const again = popped(await h.pop({ maxMsgNums: 3 }));
-    expect(again.every((message) => message.attempt === 2)).toBe(true);
-    const stats = await h.stats();
-    expect(stats.readAheadRounds).toBe(3);
-    expect(stats.readAfterPop).toBe(8);
-    const seen = [...first, ...second, ...third].map((message) => `${message.view.queueId}:${message.view.queueOffset}`);
-    expect(new Set(seen).size).toBe(16);
-  });
-
-  it('reads ahead for pops that arrive together, counting the rotation of those before it', async () => {
-    const h = await start();
-    await fill(h, [0, 1, 2, 3], 10);
-    popped(await h.pop({ maxMsgNums: 1 }));
-    // Three pops in one burst: each round's guess counts the rounds before it, so each reads its own queue.
-    const sent = [h.sendPop({ maxMsgNums: 4 }), h.sendPop({ maxMsgNums: 4 }), h.sendPop({ maxMsgNums: 4 })];
-    const answers = await Promise.all(sent.map((id) => h.waitAnswer(id)));
-    const messages = answers.flatMap((answer) => popped(answer));
-    expect(messages).toHaveLength(12);
-    expect(new Set(messages.map((message) => `${message.view.queueId}:${message.view.queueOffset}`)).size).toBe(12);
-    expect(await h.stats()).toMatchObject({ readAheadRounds: 3, readAheadHits: 12, readAfterPop: 1 });
-  });
-
-  it('reads nothing ahead for an orderly pop', async () => {
-    const h = await start();
-    await fill(h, [0, 1], 3);
-    popped(await h.pop({ maxMsgNums: 1, order: true }));
-    popped(await h.pop({ maxMsgNums: 1, order: true }));
-    expect(await h.stats()).toMatchObject({ readAheadRounds: 0, readAheadHits: 0 });
-  });
-
   it('delivers a message again after its invisible time, with attempt + 1 and a new handle', async () => {
     const h = await start();
     await h.put('TopicA', 1, 'again');
