@@ -10,13 +10,11 @@
  * run has KEYS `order-<n>` and the UNIQ_KEY `benchUniqueKey(n)`, so the benchmark can look them up after
  * the crash.
  */
-import { pino } from 'pino';
-import { ActorSystem, defaultTuning } from '../src/runtime/actor-system.ts';
-import { STORE_POOL_SIZES, spawnStore } from '../src/actors/store-actors.ts';
+import { spawnStore } from '../src/actors/store-actors.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats } from '../src/actors/commit-log-writer.ts';
 import { encodeMessageProperties } from '../src/storage/message-record.ts';
 import type { PutMessageInput } from '../src/storage/message-store.ts';
-import { benchStoreSettings } from './store-settings.ts';
+import { benchStoreSettings, startBenchStoreSystem } from './store-settings.ts';
 
 /** Topic of the built messages. */
 export const BENCH_RECOVERY_TOPIC = 'BenchRecovery';
@@ -39,16 +37,7 @@ export function benchOrderKey(n: number): string {
 }
 
 async function main(dir: string, targetBytes: number): Promise<void> {
-  const system = await ActorSystem.start({
-    pools: { ...STORE_POOL_SIZES },
-    cpuThreads: 0,
-    cpuQueueMax: 1,
-    slotsMax: 64,
-    workerSupervision: { onFailure: 'restart', maxRestarts: 1, withinMs: 60_000 },
-    tuning: { ...defaultTuning, defaultMailboxCapacity: 65_536 },
-    logLevel: 'warn',
-    log: pino({ level: 'warn' }),
-  });
+  const system = await startBenchStoreSystem();
   const { writer } = await spawnStore(system, { settings: benchStoreSettings(dir, 'ASYNC_FLUSH') });
   const body = Buffer.alloc(1024, 'r');
   let next = 0;

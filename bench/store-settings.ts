@@ -1,7 +1,23 @@
-/** The store geometry the benchmark and its log builder share: RocketMQ's defaults. */
+/** The store geometry and actor system the store benchmarks and the log builder share: RocketMQ's defaults. */
+import { pino } from 'pino';
 import type { StoreWriterSettings } from '../src/actors/store-actors.ts';
-import { STORE_ACTOR_DEFAULTS } from '../src/actors/store-actors.ts';
+import { STORE_ACTOR_DEFAULTS, STORE_POOL_SIZES } from '../src/actors/store-actors.ts';
+import { ActorSystem, defaultTuning } from '../src/runtime/actor-system.ts';
 import { MESSAGE_STORE_DEFAULTS } from '../src/storage/message-store.ts';
+
+/** An actor system with the store's pools (plus `extraPools`), large mailboxes and room for many asks. */
+export function startBenchStoreSystem(extraPools: Record<string, number> = {}): Promise<ActorSystem> {
+  return ActorSystem.start({
+    pools: { ...STORE_POOL_SIZES, ...extraPools },
+    cpuThreads: 0,
+    cpuQueueMax: 1,
+    slotsMax: 64,
+    workerSupervision: { onFailure: 'restart', maxRestarts: 1, withinMs: 60_000 },
+    tuning: { ...defaultTuning, defaultMailboxCapacity: 65_536, askPendingMax: 1_000_000 },
+    logLevel: 'warn',
+    log: pino({ level: 'warn' }),
+  });
+}
 
 /** Writer settings for a benchmark store in `dir` (1 GiB CommitLog files, 500 ms / 1 s flush intervals). */
 export function benchStoreSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH'): StoreWriterSettings {

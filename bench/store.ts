@@ -25,16 +25,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { pino } from 'pino';
 import type { ActorRef } from '../src/runtime/actor.ts';
-import { ActorSystem, defaultTuning } from '../src/runtime/actor-system.ts';
-import { STORE_POOL_SIZES, spawnStore } from '../src/actors/store-actors.ts';
+import type { ActorSystem } from '../src/runtime/actor-system.ts';
+import { spawnStore } from '../src/actors/store-actors.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, FlushAnswer } from '../src/actors/commit-log-writer.ts';
 import { MessageStore, type PutMessageInput, type PutMessageResult } from '../src/storage/message-store.ts';
 import { nodeStorageFs } from '../src/storage/storage-fs.ts';
 import type { EncodingSenderMessage, ReaderMessage } from './store-behaviors.ts';
 import { BENCH_RECOVERY_QUEUES, BENCH_RECOVERY_TOPIC, benchOrderKey, benchUniqueKey } from './store-log-builder.ts';
-import { benchStoreSettings } from './store-settings.ts';
+import { benchStoreSettings, startBenchStoreSystem } from './store-settings.ts';
 
 const GiB = 1024 ** 3;
 const phaseMs = Number(process.env['STORE_BENCH_SECONDS'] ?? 4) * 1000;
@@ -79,18 +78,6 @@ function parseDd(text: string): number | null {
 
 // ------------------------------------------------------------------------------------------ system
 
-async function startSystem(extraPools: Record<string, number> = {}): Promise<ActorSystem> {
-  return ActorSystem.start({
-    pools: { ...STORE_POOL_SIZES, ...extraPools },
-    cpuThreads: 0,
-    cpuQueueMax: 1,
-    slotsMax: 64,
-    workerSupervision: { onFailure: 'restart', maxRestarts: 1, withinMs: 60_000 },
-    tuning: { ...defaultTuning, defaultMailboxCapacity: 65_536, askPendingMax: 1_000_000 },
-    logLevel: 'warn',
-    log: pino({ level: 'warn' }),
-  });
-}
 
 function message(topic: string, i: number): PutMessageInput {
   return { topic, queueId: i % 8, body, bornTimestampMs: 1_700_000_000_000 };
@@ -133,7 +120,7 @@ async function pumpSenders(
 }
 
 async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer: ActorRef<CommitLogWriterMessage>; perQueue: number }> {
-  const system = await startSystem({ readers: 2, senders: sendThreads });
+  const system = await startBenchStoreSystem({ readers: 2, senders: sendThreads });
   const settings = benchStoreSettings(path.join(baseDir, 'async'), 'ASYNC_FLUSH');
   const { writer } = await spawnStore(system, { settings });
   const senders = await Promise.all(Array.from({ length: sendThreads }, (_, k) =>
@@ -190,7 +177,7 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
 }
 
 async function syncAppends(): Promise<void> {
-  const system = await startSystem();
+  const system = await startBenchStoreSystem();
   const { writer } = await spawnStore(system, { settings: benchStoreSettings(path.join(baseDir, 'sync'), 'SYNC_FLUSH') });
   let i = 0;
   const one = async (): Promise<PutMessageResult[]> => [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: message('BenchSync', i++) }, 60_000)];

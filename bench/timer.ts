@@ -20,18 +20,17 @@ import os from 'node:os';
 import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { pino } from 'pino';
 import type { CommitLogWriterMessage } from '../src/actors/commit-log-writer.ts';
 import { propertiesString } from '../src/actors/schedule-service.ts';
-import { STORE_POOL_SIZES, spawnStore } from '../src/actors/store-actors.ts';
+import { spawnStore } from '../src/actors/store-actors.ts';
 import { applyTimer } from '../src/actors/timer-hook.ts';
 import { spawnTimerService, type TimerServiceMessage, type TimerServiceStats } from '../src/actors/timer-service.ts';
-import { ActorSystem, defaultTuning } from '../src/runtime/actor-system.ts';
+import type { ActorSystem } from '../src/runtime/actor-system.ts';
 import { decodeRecord } from '../src/storage/message-record.ts';
 import type { GetMessageResult, PutMessageInput, PutMessageResult } from '../src/storage/message-store.ts';
 import { nodeStorageFs } from '../src/storage/storage-fs.ts';
 import { TimerStore } from '../src/storage/timer-store.ts';
-import { benchStoreSettings } from './store-settings.ts';
+import { benchStoreSettings, startBenchStoreSystem } from './store-settings.ts';
 import { transactionRows as measuredTransactionRows } from './transaction-tps.ts';
 
 const timersTotal = Number(process.env['TIMER_BENCH_TIMERS'] ?? 1_000_000);
@@ -124,18 +123,6 @@ function pendingTimers(): void {
 
 // ------------------------------------------------------------------------------------------ lateness
 
-async function startSystem(): Promise<ActorSystem> {
-  return ActorSystem.start({
-    pools: { ...STORE_POOL_SIZES },
-    cpuThreads: 0,
-    cpuQueueMax: 1,
-    slotsMax: 64,
-    workerSupervision: { onFailure: 'restart', maxRestarts: 1, withinMs: 60_000 },
-    tuning: { ...defaultTuning, defaultMailboxCapacity: 65_536, askPendingMax: 1_000_000 },
-    logLevel: 'warn',
-    log: pino({ level: 'warn' }),
-  });
-}
 
 /** Puts `count` timer messages due DELAY_MS + 0..999 ms after now, as the send processor would store them. */
 function timerBatch(first: number, count: number, precisionMs: number): PutMessageInput[] {
@@ -172,7 +159,7 @@ async function readLateness(system: ActorSystem, writer: { slot: number; name: s
 
 async function lateness(precisionMs: number): Promise<void> {
   const dir = path.join(baseDir, `lateness-${precisionMs}`);
-  const system = await startSystem();
+  const system = await startBenchStoreSystem();
   try {
     const settings = benchStoreSettings(dir, 'ASYNC_FLUSH');
     const { writer } = await spawnStore(system, { settings });
