@@ -16,7 +16,7 @@
  * Until a LOCAL node has installed its servers, calls are answered with gRPC UNAVAILABLE.
  */
 import net from 'node:net';
-import { Server, ServerCredentials, status as GrpcStatus, type Metadata, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { Server, ServerCredentials, status as GrpcStatus, type Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from '@grpc/grpc-js';
 import type { ActorRef, Behavior, DeferredReply } from '../runtime/actor.ts';
 import { assertNever } from '../runtime/assert.ts';
 import { describeError } from '../runtime/errors.ts';
@@ -27,6 +27,7 @@ import { MessagingActivity, type CallContext } from '../net/grpc/messaging-activ
 import type { TelemetryCommand } from '../net/grpc/messages.ts';
 import { PROXY_MESSAGE_LIMITS } from '../net/grpc/send-message.ts';
 import { writeServerStream } from '../net/grpc/stream-writer.ts';
+import type { EncodedFrame } from '../net/grpc/message-encoder.ts';
 import { ClusterTransport, LocalTransport, type ProxyTransport } from '../net/grpc/proxy-transport.ts';
 import { leaseGuardedAnswer } from './master-lease.ts';
 
@@ -215,6 +216,22 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
         (error: unknown) => callback({ code: GrpcStatus.INTERNAL, details: String(error) }),
       );
     };
+  const serverStream =
+    <Req, Res>(run: (a: MessagingActivity, ctx: CallContext, request: Req) => Promise<readonly (Res | EncodedFrame)[]>) =>
+    (call: ServerWritableStream<Req, Res>): void => {
+      const current = activity();
+      if (current === undefined) {
+        call.emit('error', unavailable);
+        return;
+      }
+      run(current, contextOf(call), call.request).then(
+        (frames) => {
+          writeServerStream(call, frames);
+          call.end();
+        },
+        (error: unknown) => call.emit('error', { code: GrpcStatus.INTERNAL, details: String(error) }),
+      );
+    };
   return {
     QueryRoute: unary((a, ctx, request) => a.queryRoute(ctx, request)),
     Heartbeat: unary((a, ctx, request) => a.heartbeat(ctx, request)),
@@ -230,34 +247,8 @@ function handlersOf(activity: () => MessagingActivity | undefined): Partial<Mess
     GetOffset: unary((a, ctx, request) => a.getOffset(ctx, request)),
     QueryOffset: unary((a, ctx, request) => a.queryOffset(ctx, request)),
     SyncLiteSubscription: unary(async (a) => a.notImplemented('SyncLiteSubscription')),
-    ReceiveMessage: (call) => {
-      const current = activity();
-      if (current === undefined) {
-        call.emit('error', unavailable);
-        return;
-      }
-      current.receiveMessage(contextOf(call), call.request).then(
-        (frames) => {
-          writeServerStream(call, frames);
-          call.end();
-        },
-        (error: unknown) => call.emit('error', { code: GrpcStatus.INTERNAL, details: String(error) }),
-      );
-    },
-    PullMessage: (call) => {
-      const current = activity();
-      if (current === undefined) {
-        call.emit('error', unavailable);
-        return;
-      }
-      current.pullMessage(contextOf(call), call.request).then(
-        (frames) => {
-          for (const frame of frames) call.write(frame);
-          call.end();
-        },
-        (error: unknown) => call.emit('error', { code: GrpcStatus.INTERNAL, details: String(error) }),
-      );
-    },
+    ReceiveMessage: serverStream((a, ctx, request) => a.receiveMessage(ctx, request)),
+    PullMessage: serverStream((a, ctx, request) => a.pullMessage(ctx, request)),
     Telemetry: (call) => {
       const ctx = contextOf(call);
       const write = (command: TelemetryCommand): boolean => {
