@@ -612,12 +612,11 @@ function onRecall(state: State, job: Job, ctx: Ctx): void {
   }, ctx);
 }
 
-function batchRefusal(state: State, job: SendJob, sysFlag: number): string | undefined {
+function batchRefusal(state: State, job: SendJob, sysFlag: number, properties: ReadonlyMap<string, string>): string | undefined {
   const header = job.header;
   if (header.topic.length > TOPIC_MAX_LENGTH) return `message topic length too long ${header.topic.length}`;
   if (header.topic.startsWith(RETRY_GROUP_TOPIC_PREFIX)) return `batch request does not support retry group ${header.topic}`;
   // CommitLog.asyncPutMessages: no transactions and no delay level on a batch; its body within maxMessageSize.
-  const properties = decodeMessageProperties(header.properties);
   const delayLevel = parseJavaInt(properties.get(MessageConst.PROPERTY_DELAY_TIME_LEVEL) ?? '0') ?? 0;
   const bodyBytes = job.request.body?.length ?? 0;
   const illegal = (sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) !== 0 || delayLevel > 0 || bodyBytes > state.args.settings.maxMessageSize;
@@ -627,7 +626,8 @@ function batchRefusal(state: State, job: SendJob, sysFlag: number): string | und
 function sendBatch(state: State, job: SendJob, topic: TopicConfig, queueId: number, ctx: Ctx): void {
   const header = job.header;
   const sysFlag = sysFlagFor(header, topic);
-  const refused = batchRefusal(state, job, sysFlag);
+  const batchProperties = decodeMessageProperties(header.properties);
+  const refused = batchRefusal(state, job, sysFlag, batchProperties);
   if (refused !== undefined) return finish(state, job, sendError(job, ResponseCode.MESSAGE_ILLEGAL, refused), ctx);
   let messages;
   try {
@@ -657,7 +657,7 @@ function sendBatch(state: State, job: SendJob, topic: TopicConfig, queueId: numb
     const { code, remark } = putFailure(batch.status, settings.maxMessageSize);
     return finish(state, job, sendError(job, code, remark), ctx);
   }
-  const batchUniqKey = decodeMessageProperties(header.properties).get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
+  const batchUniqKey = batchProperties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
   const reply: PutReply = { kind: 'send', queueId, transactionId: batchUniqKey };
   const { epoch } = state;
   const answer = ctx.ask<CommitLogWriterMessage, PutMessageResult>(state.args.refs.writer, { type: 'putEncodedBatch', batch }, state.tuning.putTimeoutMs);
