@@ -19,7 +19,8 @@
  * is also driven by it, against the node and the no-op server: it needs far less CPU per call than any
  * Node client, so those rows show what the server does when the load generator leaves it the cores.
  * h2load repeats one request (the same message id; the store keeps every copy).
- * GRPC_BENCH_SECONDS sets the length of each send phase (default 5).
+ * GRPC_BENCH_SECONDS sets the length of each send phase (default 5); GRPC_BENCH_PHASES picks phases
+ * (comma-separated: send, grpcjs, receive, pull, h2load, floor; default all).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,6 +39,11 @@ import { deliveredIdsOf, GrpcWireChannel } from './grpc-wire.ts';
 import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
+const PHASES_ALL = ['send', 'grpcjs', 'receive', 'pull', 'h2load', 'floor'] as const;
+const phases = new Set((process.env['GRPC_BENCH_PHASES'] ?? PHASES_ALL.join(',')).split(','));
+for (const phase of phases) {
+  if (!(PHASES_ALL as readonly string[]).includes(phase)) throw new Error(`GRPC_BENCH_PHASES: unknown phase ${phase} (known: ${PHASES_ALL.join(', ')})`);
+}
 if (!(phaseMs > 0)) throw new Error(`GRPC_BENCH_SECONDS must be a positive number, got ${process.env['GRPC_BENCH_SECONDS']}`);
 const baseDir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpc-bench-'));
 const TOPIC = 'GrpcBenchTopic';
@@ -289,55 +295,68 @@ try {
     };
   };
 
-  const sent = await sendPhase(wireSend, node.pid);
-  rows.push(sendRow(`SendMessage, 1 KiB, ${SENDERS} senders / ${CHANNELS} HTTP/2 connections`, sent, true));
-
-  const grpcJsClients = Array.from({ length: CHANNELS }, () => new MessagingClient(`127.0.0.1:${node!.grpcPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
-  const grpcJsSend: SendOne = (lane, request) => unary<M.SendMessageResponse>(grpcJsClients[lane % CHANNELS]!, 'SendMessage', request, `bench-producer-${lane % CHANNELS}`);
-  const sentByGrpcJs = await sendPhase(grpcJsSend, node.pid);
-  rows.push(sendRow('SendMessage, the same, load from a grpc-js client', sentByGrpcJs, false));
-  for (const client of grpcJsClients) client.close();
-  const sentCount = sent.count + sentByGrpcJs.count;
-  const toppedUp = sentCount < RECEIVE_MESSAGES_MIN ? await topUp(admin!, RECEIVE_MESSAGES_MIN - sentCount) : 0;
+  let sentCount = 0;
+  if (phases.has('send')) {
+    const sent = await sendPhase(wireSend, node.pid);
+    rows.push(sendRow(`SendMessage, 1 KiB, ${SENDERS} senders / ${CHANNELS} HTTP/2 connections`, sent, true));
+    sentCount += sent.count;
+  }
+  if (phases.has('grpcjs')) {
+    const grpcJsClients = Array.from({ length: CHANNELS }, () => new MessagingClient(`127.0.0.1:${node!.grpcPort}`, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+    const grpcJsSend: SendOne = (lane, request) => unary<M.SendMessageResponse>(grpcJsClients[lane % CHANNELS]!, 'SendMessage', request, `bench-producer-${lane % CHANNELS}`);
+    const sentByGrpcJs = await sendPhase(grpcJsSend, node.pid);
+    rows.push(sendRow('SendMessage, the same, load from a grpc-js client', sentByGrpcJs, false));
+    for (const client of grpcJsClients) client.close();
+    sentCount += sentByGrpcJs.count;
+  }
+  const receiving = phases.has('receive') || phases.has('pull');
+  const toppedUp = receiving && sentCount < RECEIVE_MESSAGES_MIN ? await topUp(admin!, RECEIVE_MESSAGES_MIN - sentCount) : 0;
   const stored = sentCount + toppedUp;
   // h2load's sends come after the receive phase's count is taken: the consumers read only what was counted.
-  const consumed = await receivePhase(channels, stored, brokerName);
-  const consumeRate = consumed.acked / (consumed.ms / 1000);
-  rows.push({
-    benchmark:
-      `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, ${fmt(stored)} msgs ` +
-      (toppedUp > 0 ? `(${fmt(sentCount)} sent above, ${fmt(toppedUp)} by Remoting batches)` : '(sent above)'),
-    result:
-      `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
-      `receive p50 ${fmt(consumed.receiveHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms; ack p50 ${fmt(consumed.ackHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
-      `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}, bench ${cpuShare(consumed.clientCpu, consumed.ms)}`,
-    target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
-    verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= stored ? 'met' : 'MISSED',
-  });
+  if (phases.has('receive')) {
+    const consumed = await receivePhase(channels, stored, brokerName);
+    const consumeRate = consumed.acked / (consumed.ms / 1000);
+    rows.push({
+      benchmark:
+        `ReceiveMessage (batch ${RECEIVE_BATCH}) + AckMessage, ${RECEIVE_LANES} lanes, ${fmt(stored)} msgs ` +
+        (toppedUp > 0 ? `(${fmt(sentCount)} sent above, ${fmt(toppedUp)} by Remoting batches)` : '(sent above)'),
+      result:
+        `${fmt(consumeRate)} msgs/s received and acked (${fmt(consumed.acked)} in ${fmt(consumed.ms / 1000, 2)} s); ` +
+        `receive p50 ${fmt(consumed.receiveHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.receiveHistogram.quantileMs(0.99), 2)} ms; ack p50 ${fmt(consumed.ackHistogram.quantileMs(0.5), 2)} ms, p99 ${fmt(consumed.ackHistogram.quantileMs(0.99), 2)} ms; ` +
+        `${consumed.failures} failed; cpu node ${cpuShare(consumed.nodeCpu, consumed.ms)}, bench ${cpuShare(consumed.clientCpu, consumed.ms)}`,
+      target: `>= ${fmt(TARGET_PER_S)} msgs/s`,
+      verdict: consumeRate >= TARGET_PER_S && consumed.failures === 0 && consumed.acked >= stored ? 'met' : 'MISSED',
+    });
+  }
 
-  const remoting = await connectClients(`127.0.0.1:${node.brokerPort}`, RECEIVE_LANES);
-  const pulled = await pullAll(remoting, TOPIC, QUEUES, RECEIVE_BATCH, phaseMs * 6);
-  rows.push({
-    benchmark: `Remoting PULL_MESSAGE (32 per pull, ${QUEUES} lanes), the same messages`,
-    result: `${fmt(pulled.messages / (pulled.ms / 1000))} msgs/s (${fmt(pulled.messages)} in ${fmt(pulled.ms / 1000, 2)} s); p99 ${fmt(pulled.histogram.quantileMs(0.99), 2)} ms`,
-    target: '-',
-    verdict: '',
-  });
-  for (const client of [...remoting, admin!]) client.close();
+  if (phases.has('pull')) {
+    const remoting = await connectClients(`127.0.0.1:${node.brokerPort}`, RECEIVE_LANES);
+    const pulled = await pullAll(remoting, TOPIC, QUEUES, RECEIVE_BATCH, phaseMs * 6);
+    rows.push({
+      benchmark: `Remoting PULL_MESSAGE (32 per pull, ${QUEUES} lanes), the same messages`,
+      result: `${fmt(pulled.messages / (pulled.ms / 1000))} msgs/s (${fmt(pulled.messages)} in ${fmt(pulled.ms / 1000, 2)} s); p99 ${fmt(pulled.histogram.quantileMs(0.99), 2)} ms`,
+      target: '-',
+      verdict: '',
+    });
+    for (const client of remoting) client.close();
+  }
+  admin!.close();
   for (const channel of channels) channel.close();
-  if (h2loadAvailable) rows.push(h2loadSend(node.grpcPort, node.pid, `SendMessage, the same, load from h2load (${H2LOAD_CONNECTIONS} connections x ${H2LOAD_STREAMS} streams)`));
+  if (h2loadAvailable && phases.has('h2load')) rows.push(h2loadSend(node.grpcPort, node.pid, `SendMessage, the same, load from h2load (${H2LOAD_CONNECTIONS} connections x ${H2LOAD_STREAMS} streams)`));
   await stopBenchNode(node);
   node = undefined;
 
-  const floor = await startPortPrinter(fileURLToPath(new URL('./grpc-floor-server.ts', import.meta.url)), (child) => {
-    floorChild = child;
-  });
-  const floorChannels = Array.from({ length: CHANNELS }, (_, i) => new GrpcWireChannel(`127.0.0.1:${floor.port}`, `floor-client-${i}`));
-  const floorSent = await sendPhase((lane, request) => floorChannels[lane % CHANNELS]!.unary('SendMessage', request, CALL_TIMEOUT_MS), floor.child.pid!);
-  rows.push(sendRow('floor: a no-op grpc-js server (our codecs, SendMessage answers OK at once), same load', floorSent, false));
-  for (const channel of floorChannels) channel.close();
-  if (h2loadAvailable) rows.push(h2loadSend(floor.port, floor.child.pid!, 'floor: the no-op grpc-js server, load from h2load'));
-  else rows.push({ benchmark: 'SendMessage from h2load', result: 'skipped: h2load is not installed (Debian package nghttp2-client)', target: '-', verdict: '' });
+  if (phases.has('floor')) {
+    const floor = await startPortPrinter(fileURLToPath(new URL('./grpc-floor-server.ts', import.meta.url)), (child) => {
+      floorChild = child;
+    });
+    const floorChannels = Array.from({ length: CHANNELS }, (_, i) => new GrpcWireChannel(`127.0.0.1:${floor.port}`, `floor-client-${i}`));
+    const floorSent = await sendPhase((lane, request) => floorChannels[lane % CHANNELS]!.unary('SendMessage', request, CALL_TIMEOUT_MS), floor.child.pid!);
+    rows.push(sendRow('floor: a no-op grpc-js server (our codecs, SendMessage answers OK at once), same load', floorSent, false));
+    for (const channel of floorChannels) channel.close();
+    if (h2loadAvailable) rows.push(h2loadSend(floor.port, floor.child.pid!, 'floor: the no-op grpc-js server, load from h2load'));
+    else rows.push({ benchmark: 'SendMessage from h2load', result: 'skipped: h2load is not installed (Debian package nghttp2-client)', target: '-', verdict: '' });
+  }
 } finally {
   if (node !== undefined) await stopBenchNode(node).catch(() => killNodeNow(node!.child));
   cleanUpNow();

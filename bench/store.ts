@@ -18,7 +18,7 @@
  *   clients send them), then key lookups of messages from the whole log.
  * STORE_BENCH_DIR picks the directory (default: the OS temp dir); STORE_BENCH_SECONDS the length of
  * each timed phase (default 4); STORE_BENCH_ONLY=recovery runs only the recovery phase, =async only
- * the disk and ASYNC_FLUSH rows; STORE_BENCH_WARMUP_FILES the files to roll through first (default 3).
+ * the disk and ASYNC_FLUSH rows, =batch only the disk, the warm-up and the RocketMQ-batch row; STORE_BENCH_WARMUP_FILES the files to roll through first (default 3).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -39,6 +39,7 @@ const GiB = 1024 ** 3;
 const phaseMs = Number(process.env['STORE_BENCH_SECONDS'] ?? 4) * 1000;
 const recoveryBytes = Number(process.env['STORE_BENCH_RECOVERY_BYTES'] ?? 4 * GiB);
 const sendThreads = Number(process.env['STORE_BENCH_SENDERS'] ?? 2);
+const only = process.env['STORE_BENCH_ONLY'];
 const warmUpFiles = Number(process.env['STORE_BENCH_WARMUP_FILES'] ?? 3);
 const baseDir = fs.mkdtempSync(path.join(process.env['STORE_BENCH_DIR'] ?? os.tmpdir(), 'store-bench-'));
 const behaviors = new URL('./store-behaviors.ts', import.meta.url).href;
@@ -126,7 +127,7 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
   const senders = await Promise.all(Array.from({ length: sendThreads }, (_, k) =>
     system.spawn<EncodingSenderMessage>({ name: `encoding-sender-${k}`, behavior: { module: behaviors, export: 'encodingSender' }, args: null, pool: 'senders' })));
   const pumpEncoded = { type: 'pump', writer, storeHost: settings.storeHost, topic: 'BenchAsync', window: 16, batch: 64 } as const;
-  const pumpBatches = { ...pumpEncoded, mode: 'batch', window: 8 } as const;
+  const pumpBatches = { ...pumpEncoded, mode: 'batch', window: Number(process.env['STORE_BENCH_BATCH_WINDOW'] ?? 8) } as const;
   // Steady state first: roll through a few files so that page-cache buffers are recycled, not fresh.
   const warmUpBytes = warmUpFiles * settings.mappedFileSizeCommitLog;
   const warmStarted = performance.now();
@@ -143,15 +144,17 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
   const one = async (): Promise<PutMessageResult[]> => [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: message('BenchAsync', i++) }, 60_000)];
   const batch = Array.from({ length: 64 }, (_, k) => message('BenchAsync', k));
   const many = (): Promise<PutMessageResult[]> => system.ask<CommitLogWriterMessage, PutMessageResult[]>(writer, { type: 'putBatch', messages: batch }, 60_000);
-  await pump(500, 256, one); // warm-up
-  const single = await pump(phaseMs, 1024, one);
-  const batched = await pump(phaseMs, 32, many);
+  const skipped = { messages: 0, bytes: 0, ms: 1 };
+  const batchOnly = only === 'batch';
+  if (!batchOnly) await pump(500, 256, one); // warm-up
+  const single = batchOnly ? skipped : await pump(phaseMs, 1024, one);
+  const batched = batchOnly ? skipped : await pump(phaseMs, 32, many);
   const bigBody = Buffer.alloc(64 * 1024, 'B');
   const oneBig = async (): Promise<PutMessageResult[]> =>
     [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: { ...message('BenchAsyncLarge', i++), body: bigBody } }, 60_000)];
-  const large = await pump(phaseMs, 64, oneBig);
-  await pumpSenders(system, senders.slice(0, 1), pumpEncoded, 300); // warm-up
-  const encoded = await pumpSenders(system, senders.slice(0, 1), pumpEncoded, phaseMs);
+  const large = batchOnly ? skipped : await pump(phaseMs, 64, oneBig);
+  if (!batchOnly) await pumpSenders(system, senders.slice(0, 1), pumpEncoded, 300); // warm-up
+  const encoded = batchOnly ? skipped : await pumpSenders(system, senders.slice(0, 1), pumpEncoded, phaseMs);
   const batches = await pumpSenders(system, senders, pumpBatches, phaseMs);
   const target = disk * 0.5;
   const runs = [
@@ -162,6 +165,7 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
     ['64 KiB, 1 msg per ask', large],
   ] as const;
   for (const [label, run] of runs) {
+    if (run === skipped) continue;
     const rate = mbps(run.bytes, run.ms);
     rows.push({
       benchmark: `ASYNC_FLUSH append, ${label}`,
@@ -276,11 +280,10 @@ function keyLookups(store: MessageStore): string {
 
 // ------------------------------------------------------------------------------------------ run
 
-const only = process.env['STORE_BENCH_ONLY'];
 try {
   if (only === 'recovery') {
     await recovery();
-  } else if (only === 'async') {
+  } else if (only === 'async' || only === 'batch') {
     const disk = ddBandwidth(baseDir);
     rows.push({ benchmark: `disk sequential write (dd bs=1M count=256 ${disk.mode})`, result: `${fmt(disk.mbPerS)} MB/s`, target: '-', verdict: '' });
     const asyncRun = await asyncAppends(disk.mbPerS);

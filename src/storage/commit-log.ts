@@ -258,6 +258,11 @@ export type CommitLogOptions = {
   readonly cachedFilesMax?: number;
   /** Source of store timestamps; default the system clock. */
   readonly clock?: { nowMs(): number };
+  /**
+   * Dirty ranges from this many bytes on are written with O_DIRECT (mapped-file.ts); default
+   * DIRECT_WRITE_MIN_BYTES_DEFAULT; null writes everything through the OS page cache.
+   */
+  readonly directWriteMinBytes?: number | null;
 };
 
 /** How to recover when opening. */
@@ -351,8 +356,9 @@ export type AppendResult = {
 export type SharedFileBuffer = {
   /** Log offset of the file's first byte. */
   readonly startOffset: number;
-  /** The file's cache; byte i is log offset startOffset + i. */
+  /** The file's cache; byte byteOffset + i is log offset startOffset + i. */
   readonly buffer: SharedArrayBuffer;
+  readonly byteOffset: number;
   /** Bytes [cachedFrom, wrotePosition) are the file's; below cachedFrom the buffer does not hold them. */
   readonly cachedFrom: number;
   /** Bytes appended when this was taken; they never change afterwards. */
@@ -388,7 +394,11 @@ function resolve(options: CommitLogOptions): Resolved {
     maxMessageSizeBytes,
     cachedFilesMax,
     nowMs: clock ? () => clock.nowMs() : () => Date.now(),
-    pool: new PageCachePool(fileSizeBytes, 1),
+    pool: new PageCachePool(
+      fileSizeBytes,
+      1,
+      options.directWriteMinBytes === null ? undefined : { fs: options.fs, io: { probeDir: options.dir, minBytes: options.directWriteMinBytes } },
+    ),
   };
 }
 
@@ -740,8 +750,10 @@ export class CommitLog {
   sharedBuffers(): SharedFileBuffer[] {
     const out: SharedFileBuffer[] = [];
     for (const file of this.files) {
-      const buffer = file.sharedBuffer();
-      if (buffer !== null) out.push({ startOffset: file.startOffset, buffer, cachedFrom: file.cachedFrom, wrotePosition: file.wrotePosition });
+      const shared = file.sharedBuffer();
+      if (shared !== null) {
+        out.push({ startOffset: file.startOffset, buffer: shared.buffer, byteOffset: shared.byteOffset, cachedFrom: file.cachedFrom, wrotePosition: file.wrotePosition });
+      }
     }
     return out;
   }

@@ -28,8 +28,20 @@
  *
  * A failed flush leaves flushedPosition where it was, so a retry rewrites the whole dirty range from the
  * cache: after a failed fdatasync the kernel may already have dropped the dirty pages, and only our own
- * copy is trustworthy. Bytes below flushedPosition are never written again.
+ * copy is trustworthy. Bytes below flushedPosition never change; a direct write (below) may write the
+ * block holding flushedPosition again, with the same bytes.
+ *
+ * Direct writes. A pool built with a DirectIo (the CommitLog's) aligns its buffers for O_DIRECT, and a
+ * dirty range of at least `minBytes` is then written with O_DIRECT, in whole DIRECT_IO_BLOCK_BYTES
+ * blocks from the one holding flushedPosition to the one holding wrotePosition, the cache's bytes past
+ * wrotePosition in that last block zeroed first (the file holds zeros there). Such a write skips the
+ * kernel's page cache: no copy into fresh kernel pages, which on a virtual machine that hands freed
+ * memory back to its host costs a host page fault per page (see the README's bench:store notes). Smaller
+ * ranges are written through the page cache, where a partial block costs no read-modify-write on
+ * the device. Where O_DIRECT is refused (tmpfs, say) or the buffer turns out misaligned (EINVAL), the
+ * file falls back to buffered writes for good.
  */
+import { constants as fsConstants } from 'node:fs';
 
 import { fsyncDirectory, type StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
@@ -44,6 +56,10 @@ const CHUNK_BYTES = 1 << 20;
 export const SCAN_CHUNK_BYTES = 16 << 20;
 /** Alignment of the start of a cache that does not begin at the file's start (an OS page). */
 export const CACHE_ALIGN_BYTES = 4096;
+/** File offsets, lengths and buffer addresses of direct writes are multiples of this. */
+export const DIRECT_IO_BLOCK_BYTES = 4096;
+/** Dirty ranges from this size on are written with O_DIRECT when the pool allows it. */
+export const DIRECT_WRITE_MIN_BYTES_DEFAULT = 64 * 1024;
 /** Spare buffers a PageCachePool keeps by default. */
 export const PAGE_CACHE_SPARES_MAX_DEFAULT = 1;
 
@@ -138,23 +154,80 @@ export function isZero(bytes: Uint8Array): boolean {
 }
 
 /**
+ * How a pool's buffers get aligned for O_DIRECT. JavaScript cannot see a buffer's address, so the
+ * alignment is found by trying: `probeDir` is a directory on the log's file system, where a scratch
+ * file takes one direct write of DIRECT_IO_BLOCK_BYTES from each candidate offset of a new buffer
+ * until one is accepted (at most DIRECT_IO_BLOCK_BYTES / 16 tries: allocations are 16-byte aligned).
+ */
+export type DirectIo = {
+  readonly probeDir: string;
+  /** Dirty ranges from this size on are written directly (default DIRECT_WRITE_MIN_BYTES_DEFAULT). */
+  readonly minBytes?: number;
+};
+
+const PROBE_STEP_BYTES = 16;
+
+/**
+ * The offset into `buffer` from which direct writes are accepted on `probeDir`'s file system, or null
+ * when none is (no O_DIRECT there, or no candidate accepted).
+ */
+function probeDirectOffset(storageFs: StorageFs, probeDir: string, buffer: SharedArrayBuffer): number | null {
+  const probePath = `${probeDir}/.direct-io-probe`;
+  let fd: number;
+  try {
+    fd = storageFs.openSync(probePath, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_DIRECT, 0o644);
+  } catch {
+    return null;
+  }
+  try {
+    // Bounded: DIRECT_IO_BLOCK_BYTES / PROBE_STEP_BYTES candidates.
+    for (let offset = 0; offset < DIRECT_IO_BLOCK_BYTES; offset += PROBE_STEP_BYTES) {
+      try {
+        if (storageFs.writeSync(fd, new Uint8Array(buffer, offset, DIRECT_IO_BLOCK_BYTES), 0, DIRECT_IO_BLOCK_BYTES, 0) === DIRECT_IO_BLOCK_BYTES) return offset;
+      } catch (error) {
+        if (errnoOf(error) !== 'EINVAL') return null;
+      }
+    }
+    return null;
+  } finally {
+    storageFs.closeSync(fd);
+    try {
+      storageFs.unlinkSync(probePath);
+    } catch {
+      // A leftover probe file is harmless: it is not a log file name and is rewritten next time.
+    }
+  }
+}
+
+/**
  * Page-cache buffers of one file size, recycled: `give` keeps a released buffer (up to `sparesMax`),
  * `take` hands a kept one out before allocating. A recycled buffer holds its previous file's bytes; see
  * the header for why that is harmless. A buffer handed to another thread (sharedBuffer) is valid only
- * until its file is released.
+ * until its file is released. With a DirectIo, each buffer is a view at an aligned offset of a
+ * SharedArrayBuffer one block larger (see `directAligned`).
  */
 export class PageCachePool {
   /** Size of every buffer. */
   readonly sizeBytes: number;
+  /** Least dirty bytes written directly; Infinity without direct I/O. */
+  readonly directMinBytes: number;
   private readonly sparesMax: number;
   private readonly spares: Uint8Array[] = [];
+  private readonly aligned = new WeakSet<Uint8Array>();
+  private readonly storageFs: StorageFs | undefined;
+  private readonly directIo: DirectIo | undefined;
   private allocatedCount = 0;
 
-  constructor(sizeBytes: number, sparesMax: number = PAGE_CACHE_SPARES_MAX_DEFAULT) {
+  constructor(sizeBytes: number, sparesMax: number = PAGE_CACHE_SPARES_MAX_DEFAULT, direct?: { readonly fs: StorageFs; readonly io: DirectIo }) {
     assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, `bad size ${sizeBytes}`);
     assert(Number.isInteger(sparesMax) && sparesMax >= 0, `bad sparesMax ${sparesMax}`);
+    const minBytes = direct?.io.minBytes ?? DIRECT_WRITE_MIN_BYTES_DEFAULT;
+    assert(Number.isInteger(minBytes) && minBytes >= 1, `bad direct write minimum ${minBytes}`);
     this.sizeBytes = sizeBytes;
     this.sparesMax = sparesMax;
+    this.storageFs = direct?.fs;
+    this.directIo = direct?.io;
+    this.directMinBytes = direct !== undefined && sizeBytes % DIRECT_IO_BLOCK_BYTES === 0 ? minBytes : Number.POSITIVE_INFINITY;
   }
 
   /** Buffers allocated so far (not recycled ones): for tests and stats. */
@@ -162,17 +235,31 @@ export class PageCachePool {
     return this.allocatedCount;
   }
 
+  /** Whether `buffer` (one of this pool's) may be the source of direct writes. */
+  directAligned(buffer: Uint8Array): boolean {
+    return this.aligned.has(buffer);
+  }
+
   /** A spare buffer, or a fresh zeroed one. */
   take(): Uint8Array {
     const spare = this.spares.pop();
     if (spare !== undefined) return spare;
     this.allocatedCount++;
-    return new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
+    if (this.directIo === undefined || this.storageFs === undefined || this.directMinBytes === Number.POSITIVE_INFINITY) {
+      return new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
+    }
+    // One spare block, so that a view of sizeBytes fits from any offset the probe may pick.
+    const shared = new SharedArrayBuffer(this.sizeBytes + DIRECT_IO_BLOCK_BYTES);
+    const offset = probeDirectOffset(this.storageFs, this.directIo.probeDir, shared);
+    const buffer = new Uint8Array(shared, offset ?? 0, this.sizeBytes);
+    if (offset !== null) this.aligned.add(buffer);
+    return buffer;
   }
 
   /** Keeps `buffer` for a later `take`, or drops it when enough are kept. */
   give(buffer: Uint8Array): void {
     assert(buffer.length === this.sizeBytes && buffer.buffer instanceof SharedArrayBuffer, 'buffer from another pool');
+    // Bytes past a file's end are unspecified in the cache (see the header), so a spare needs no zeroing.
     assert(!this.spares.includes(buffer), 'buffer given back twice');
     if (this.spares.length < this.sparesMax) this.spares.push(buffer);
   }
@@ -189,6 +276,8 @@ export class MappedFile {
   private readonly storageFs: StorageFs;
   private readonly pool: PageCachePool;
   private fd: number | null = null;
+  /** The O_DIRECT descriptor: null until the first direct write, 'off' once direct writes fell back. */
+  private directFd: number | null | 'off' = null;
   private cache: Uint8Array | null = null;
   /** Bytes [cacheStart, loadedBytes) of the cache hold the file's bytes (also the appended ones). */
   private cacheStart = 0;
@@ -274,9 +363,12 @@ export class MappedFile {
     return this.cache;
   }
 
-  /** The cache's shared buffer, for reader threads; null while released. */
-  sharedBuffer(): SharedArrayBuffer | null {
-    return this.cache === null ? null : (this.cache.buffer as SharedArrayBuffer);
+  /**
+   * The cache's shared buffer and where in it byte 0 of the file is (not 0 in a buffer aligned for
+   * direct writes), for reader threads; null while released.
+   */
+  sharedBuffer(): { readonly buffer: SharedArrayBuffer; readonly byteOffset: number } | null {
+    return this.cache === null ? null : { buffer: this.cache.buffer as SharedArrayBuffer, byteOffset: this.cache.byteOffset };
   }
 
   /** Marks `sizeBytes` more bytes, already written into `bytes()` at `wrotePosition`, as appended. */
@@ -295,7 +387,7 @@ export class MappedFile {
     const cache = this.cache;
     assert(cache !== null && from >= this.cacheStart, 'dirty bytes without a cache');
     const fd = this.openFd();
-    this.writeFully(fd, cache.subarray(from, to), from);
+    if (!this.writeDirect(cache, from, to)) this.writeFully(fd, cache.subarray(from, to), from);
     io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
     assert(this.flushed === from && this.wrote >= to, 'positions moved during flush');
     this.flushed = to;
@@ -415,8 +507,9 @@ export class MappedFile {
     this.flushed = position;
   }
 
-  /** Closes the file descriptor; the cache stays readable. Unflushed bytes are not written. */
+  /** Closes the file descriptors; the cache stays readable. Unflushed bytes are not written. */
   close(): void {
+    this.closeDirect();
     if (this.fd !== null) {
       const fd = this.fd;
       this.fd = null;
@@ -436,6 +529,46 @@ export class MappedFile {
     this.cache = null;
     this.cacheStart = 0;
     this.loadedBytes = 0;
+  }
+
+  /**
+   * Writes [from, to) of `cache` with O_DIRECT, widened to whole blocks (see the header); false when
+   * the range is too small for it, or direct writes are not possible for this file (then never again).
+   */
+  private writeDirect(cache: Uint8Array, from: number, to: number): boolean {
+    if (to - from < this.pool.directMinBytes || this.directFd === 'off' || !this.pool.directAligned(cache)) return false;
+    if (this.directFd === null) {
+      try {
+        this.directFd = this.storageFs.openSync(this.path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
+      } catch {
+        this.directFd = 'off';
+        return false;
+      }
+    }
+    const fd = this.directFd;
+    const start = from - (from % DIRECT_IO_BLOCK_BYTES);
+    const end = Math.min(this.sizeBytes, Math.ceil(to / DIRECT_IO_BLOCK_BYTES) * DIRECT_IO_BLOCK_BYTES);
+    assert(start >= this.cacheStart, 'direct write below the cache');
+    // The file holds zeros past wrotePosition; so must what this block takes from the cache.
+    cache.fill(0, to, end);
+    try {
+      this.writeFully(fd, cache.subarray(start, end), start);
+    } catch (error) {
+      if (!(error instanceof MappedFileError) || error.errno !== 'EINVAL') throw error;
+      // The device wants a stricter alignment than the probe's file system showed: write buffered from now on.
+      this.closeDirect();
+      this.directFd = 'off';
+      return false;
+    }
+    return true;
+  }
+
+  private closeDirect(): void {
+    if (typeof this.directFd === 'number') {
+      const fd = this.directFd;
+      this.directFd = null;
+      io(this.path, 'close', () => this.storageFs.closeSync(fd));
+    }
   }
 
   private openFd(): number {

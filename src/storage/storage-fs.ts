@@ -8,7 +8,8 @@ import { assert } from '../runtime/assert.ts';
 
 /** The synchronous file operations the store uses. */
 export type StorageFs = {
-  openSync(path: string, flags: string, mode?: number): number;
+  /** `flags` as fs.openSync takes them: a string, or numeric fs.constants (O_DIRECT has no string form). */
+  openSync(path: string, flags: string | number, mode?: number): number;
   closeSync(fd: number): void;
   /** Writes `length` bytes of `buffer` from `offset` at file `position`; returns bytes written. */
   writeSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;

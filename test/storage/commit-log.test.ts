@@ -184,7 +184,7 @@ describe('CommitLog append and read', () => {
     const [sent] = appendMany(log, new QueueOffsetTable(), 1);
     const [shared] = log.sharedBuffers();
     expect(shared!.buffer).toBeInstanceOf(SharedArrayBuffer);
-    const fromShared = new Uint8Array(shared!.buffer, sent!.result.physicalOffset, sent!.result.size);
+    const fromShared = new Uint8Array(shared!.buffer, shared!.byteOffset + sent!.result.physicalOffset, sent!.result.size);
     expect(Buffer.from(fromShared).equals(Buffer.from(log.read(sent!.result.physicalOffset, sent!.result.size)))).toBe(true);
     log.close();
   });

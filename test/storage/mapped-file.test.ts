@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  DIRECT_IO_BLOCK_BYTES,
   MappedFile,
   MappedFileError,
   PageCachePool,
@@ -75,8 +76,8 @@ describe('MappedFile', () => {
     append(file, 'shared!');
     const worker = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
-       parentPort.postMessage(Buffer.from(new Uint8Array(workerData.buffer, 0, workerData.length)).toString());`,
-      { eval: true, workerData: { buffer: file.sharedBuffer(), length: file.wrotePosition } },
+       parentPort.postMessage(Buffer.from(new Uint8Array(workerData.buffer, workerData.byteOffset, workerData.length)).toString());`,
+      { eval: true, workerData: { ...file.sharedBuffer(), length: file.wrotePosition } },
     );
     const text = await new Promise((resolve, reject) => {
       worker.once('message', resolve);
@@ -121,7 +122,7 @@ describe('MappedFile', () => {
     first.release();
     const second = MappedFile.create(nodeStorageFs, dir, SIZE, SIZE, pool);
     append(second, 'fresh');
-    expect(second.sharedBuffer()).toBe(firstBuffer);
+    expect(second.sharedBuffer()?.buffer).toBe(firstBuffer?.buffer);
     expect(pool.allocated).toBe(1);
     // The recycled buffer still holds the first file's bytes past the new end; flush writes only 'fresh'.
     expect(second.bytes()[10]).toBe('x'.charCodeAt(0));
@@ -191,6 +192,126 @@ describe('MappedFile', () => {
     failWrites = false;
     expect(file.flush()).toBe(6);
     expect(fs.readFileSync(file.path).subarray(0, 12).toString()).toBe('first second');
+    file.close();
+  });
+});
+
+/** Whether the temp directory's file system takes O_DIRECT opens (ext4 and xfs do, tmpfs does not). */
+function directIoSupported(): boolean {
+  const probeDir = fs.mkdtempSync(path.join(os.tmpdir(), 'direct-probe-'));
+  try {
+    fs.closeSync(fs.openSync(path.join(probeDir, 'p'), fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_DIRECT));
+    return true;
+  } catch {
+    return false;
+  } finally {
+    fs.rmSync(probeDir, { recursive: true, force: true });
+  }
+}
+
+type WriteCall = { readonly fd: number; readonly position: number; readonly length: number; readonly direct: boolean };
+
+/** nodeStorageFs that records every write and which descriptors were opened with O_DIRECT. */
+function recordingFs(refuseDirect = false): { fs: StorageFs; writes: WriteCall[]; directFds: Set<number> } {
+  const writes: WriteCall[] = [];
+  const directFds = new Set<number>();
+  const recording: StorageFs = {
+    ...nodeStorageFs,
+    openSync(file, flags, mode) {
+      const direct = typeof flags === 'number' && (flags & fs.constants.O_DIRECT) !== 0;
+      if (direct && refuseDirect) throw Object.assign(new Error('EINVAL: invalid argument, open'), { code: 'EINVAL' });
+      const fd = nodeStorageFs.openSync(file, flags, mode);
+      if (direct) directFds.add(fd);
+      return fd;
+    },
+    closeSync(fd) {
+      directFds.delete(fd);
+      nodeStorageFs.closeSync(fd);
+    },
+    writeSync(fd, buffer, offset, length, position) {
+      writes.push({ fd, position, length, direct: directFds.has(fd) });
+      return nodeStorageFs.writeSync(fd, buffer, offset, length, position);
+    },
+  };
+  return { fs: recording, writes, directFds };
+}
+
+describe.skipIf(!directIoSupported())('MappedFile direct writes (O_DIRECT)', () => {
+  it('writes ranges from minBytes on in whole blocks from an aligned cache, with zeros past the end on disk', () => {
+    const { fs: recording, writes, directFds } = recordingFs();
+    const pool = new PageCachePool(SIZE, 1, { fs: recording, io: { probeDir: dir, minBytes: 3000 } });
+    // A recycled buffer full of stale bytes: none of them may reach the disk past the data's end.
+    const stale = MappedFile.create(recording, dir, 0, SIZE, pool);
+    stale.bytes().fill('z'.charCodeAt(0));
+    stale.release();
+    const file = MappedFile.create(recording, dir, SIZE, SIZE, pool);
+    expect(pool.directAligned(file.bytes())).toBe(true);
+    let expected = '';
+    // Sizes that start and end anywhere in a block: small ones go through the page cache, large ones direct.
+    for (const size of [100, 5000, 7, 3000, 9000, 1, 12_345]) {
+      const text = String.fromCharCode(97 + (size % 26)).repeat(size);
+      append(file, text);
+      expected += text;
+      const before = writes.length;
+      file.flush();
+      const direct = writes.slice(before).filter((call) => call.direct);
+      if (size >= 3000) {
+        expect(direct.length).toBeGreaterThan(0);
+        for (const call of direct) {
+          expect(call.position % DIRECT_IO_BLOCK_BYTES).toBe(0);
+          expect(call.length % DIRECT_IO_BLOCK_BYTES).toBe(0);
+        }
+      } else {
+        expect(direct).toEqual([]);
+      }
+      const onDisk = fs.readFileSync(file.path);
+      expect(onDisk.subarray(0, expected.length).toString()).toBe(expected);
+      expect(onDisk.subarray(expected.length).every((b) => b === 0)).toBe(true);
+    }
+    // Reads below the cache go to the file through the page cache and see the direct writes.
+    file.release();
+    expect(Buffer.from(file.read(100, 5000)).toString()).toBe(expected.slice(100, 5100));
+    file.close();
+  });
+
+  it('falls back to buffered writes for good when O_DIRECT is refused', () => {
+    const { fs: refusing, writes, directFds } = recordingFs(true);
+    const pool = new PageCachePool(SIZE, 1, { fs: refusing, io: { probeDir: dir, minBytes: 1 } });
+    const file = MappedFile.create(refusing, dir, 0, SIZE, pool);
+    expect(pool.directAligned(file.bytes())).toBe(false);
+    append(file, 'q'.repeat(20_000));
+    file.flush();
+    expect(directFds.size).toBe(0);
+    expect(writes.at(-1)).toMatchObject({ position: 0, length: 20_000 });
+    expect(fs.readFileSync(file.path).subarray(0, 20_001).toString()).toBe(`${'q'.repeat(20_000)}\0`);
+    file.close();
+  });
+
+  it('falls back when a direct write is refused with EINVAL, rewriting the range buffered', () => {
+    const { fs: recording, writes, directFds } = recordingFs();
+    let refuse = false;
+    const refusing: StorageFs = {
+      ...recording,
+      writeSync(fd, buffer, offset, length, position) {
+        if (refuse && directFds.has(fd)) throw Object.assign(new Error('EINVAL: invalid argument, write'), { code: 'EINVAL' });
+        return recording.writeSync(fd, buffer, offset, length, position);
+      },
+    };
+    const pool = new PageCachePool(SIZE, 1, { fs: refusing, io: { probeDir: dir, minBytes: 1 } });
+    const file = MappedFile.create(refusing, dir, 0, SIZE, pool);
+    append(file, 'first ');
+    file.flush();
+    expect(writes.at(-1)).toMatchObject({ position: 0, length: DIRECT_IO_BLOCK_BYTES, direct: true });
+    refuse = true;
+    append(file, 'second');
+    file.flush();
+    expect(writes.at(-1)).toMatchObject({ position: 6, length: 6, direct: false });
+    expect(fs.readFileSync(file.path).subarray(0, 13).toString()).toBe('first second\0');
+    // For good: the next range goes buffered without trying O_DIRECT again.
+    refuse = false;
+    append(file, '!');
+    file.flush();
+    expect(writes.at(-1)).toMatchObject({ position: 12, length: 1, direct: false });
     file.close();
   });
 });
