@@ -55,6 +55,9 @@ const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
 /** dd's MB/s (decimal, as dd prints) writing 256 MiB into `dir`. */
 function ddBandwidth(dir: string): { mbPerS: number; mode: string } {
   const target = path.join(dir, 'ddtest');
+  // Dirty pages left by earlier work (another bench run's buffered writes) would be written back
+  // during dd and halve its figure: write them out first, so that dd measures the disk alone.
+  spawnSync('sync');
   const attempt = (flag: string): number | null => {
     try {
       const run = spawnSync('dd', ['if=/dev/zero', `of=${target}`, 'bs=1M', 'count=256', flag], { encoding: 'utf8' });
@@ -127,7 +130,7 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
   const senders = await Promise.all(Array.from({ length: sendThreads }, (_, k) =>
     system.spawn<EncodingSenderMessage>({ name: `encoding-sender-${k}`, behavior: { module: behaviors, export: 'encodingSender' }, args: null, pool: 'senders' })));
   const pumpEncoded = { type: 'pump', writer, storeHost: settings.storeHost, topic: 'BenchAsync', window: 16, batch: 64 } as const;
-  const pumpBatches = { ...pumpEncoded, mode: 'batch', window: Number(process.env['STORE_BENCH_BATCH_WINDOW'] ?? 8) } as const;
+  const pumpBatches = { ...pumpEncoded, mode: 'batch', window: 8 } as const;
   // Steady state first: roll through a few files so that page-cache buffers are recycled, not fresh.
   const warmUpBytes = warmUpFiles * settings.mappedFileSizeCommitLog;
   const warmStarted = performance.now();

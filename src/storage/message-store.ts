@@ -23,8 +23,9 @@
  * `writeCommitLog()` / `writeConsumeQueues()`, which write to the OS with every fdatasync DEFERRED (the
  * store's StorageFs wrapper records the paths instead of syncing), then `takeSyncRequest()` hands those
  * paths to another thread (commit-log-flusher) that fdatasyncs them; `completeSync()` then moves
- * durableOffset. The write half is a memcpy into the kernel; only the fdatasync is slow, and it runs
- * elsewhere while the writer keeps appending.
+ * durableOffset. The write half is a copy into the kernel's page cache, or for large ranges an O_DIRECT
+ * write straight from ours (mapped-file.ts); the fdatasync runs elsewhere while the writer keeps
+ * appending.
  *
  * Recovery rule (`open`):
  * 1. `abort` present = the last run crashed. The checkpoint (written only after the sync that made the
