@@ -10,6 +10,7 @@
  */
 import http2 from 'node:http2';
 import { messagingServiceDefinition, methodPath, type MessagingMethodName, type RequestOf, type ResponseOf } from '../src/net/grpc/messaging-service.ts';
+import type * as M from '../src/net/grpc/messages.ts';
 
 /** gRPC's message prefix: compressed flag (1 byte) and length (4 bytes, big-endian). */
 const PREFIX_BYTES = 5;
@@ -21,6 +22,31 @@ export class GrpcCallError extends Error {
     super(`gRPC status ${grpcStatus}: ${details}`);
     this.grpcStatus = grpcStatus;
   }
+}
+
+/** A SendMessageRequest of one NORMAL message, as a 5.x producer sends it (queue chosen by the Proxy). */
+export function normalSendRequest(topic: string, tag: string, messageId: string, body: Buffer): M.SendMessageRequest {
+  return {
+    messages: [
+      {
+        topic: { name: topic, resourceNamespace: '' },
+        userProperties: {},
+        systemProperties: {
+          tag,
+          keys: [],
+          messageId,
+          bodyDigest: null,
+          bodyEncoding: 1,
+          messageType: 1,
+          bornTimestamp: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
+          bornHost: '127.0.0.1',
+          storeHost: '',
+          queueId: 0,
+        },
+        body,
+      },
+    ],
+  };
 }
 
 /** One HTTP/2 connection to a Proxy; calls are concurrent streams on it. */

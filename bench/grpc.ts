@@ -35,7 +35,7 @@ import { requestOf, type RemotingClient } from '../src/net/remoting/remoting-cli
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { connectClients, Histogram, pullAll, RequestFactory } from './remoting-load.ts';
-import { deliveredIdsOf, GrpcWireChannel } from './grpc-wire.ts';
+import { deliveredIdsOf, GrpcWireChannel, normalSendRequest } from './grpc-wire.ts';
 import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
@@ -97,27 +97,7 @@ function unary<Res>(client: Client, method: string, request: unknown, clientId: 
 const resource = (name: string): M.Resource => ({ name, resourceNamespace: '' });
 
 function sendRequest(sequence: number): M.SendMessageRequest {
-  return {
-    messages: [
-      {
-        topic: resource(TOPIC),
-        userProperties: {},
-        systemProperties: {
-          tag: 'bench',
-          keys: [],
-          messageId: `${randomUUID().replaceAll('-', '').toUpperCase()}${sequence}`,
-          bodyDigest: null,
-          bodyEncoding: 1,
-          messageType: 1,
-          bornTimestamp: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
-          bornHost: '127.0.0.1',
-          storeHost: '',
-          queueId: 0,
-        },
-        body: BODY,
-      },
-    ],
-  };
+  return normalSendRequest(TOPIC, 'bench', `${randomUUID().replaceAll('-', '').toUpperCase()}${sequence}`, BODY);
 }
 
 /** CPU seconds this (client) process used since `before`. */

@@ -214,8 +214,8 @@ export class PageCachePool {
   private readonly sparesMax: number;
   private readonly spares: Uint8Array[] = [];
   private readonly aligned = new WeakSet<Uint8Array>();
-  private readonly storageFs: StorageFs | undefined;
-  private readonly directIo: DirectIo | undefined;
+  /** Where to probe for direct-write alignment; undefined when buffers need none. */
+  private readonly direct: { readonly fs: StorageFs; readonly io: DirectIo } | undefined;
   private allocatedCount = 0;
 
   constructor(sizeBytes: number, sparesMax: number = PAGE_CACHE_SPARES_MAX_DEFAULT, direct?: { readonly fs: StorageFs; readonly io: DirectIo }) {
@@ -225,9 +225,9 @@ export class PageCachePool {
     assert(Number.isInteger(minBytes) && minBytes >= 1, `bad direct write minimum ${minBytes}`);
     this.sizeBytes = sizeBytes;
     this.sparesMax = sparesMax;
-    this.storageFs = direct?.fs;
-    this.directIo = direct?.io;
-    this.directMinBytes = direct !== undefined && sizeBytes % DIRECT_IO_BLOCK_BYTES === 0 ? minBytes : Number.POSITIVE_INFINITY;
+    const directPossible = direct !== undefined && sizeBytes % DIRECT_IO_BLOCK_BYTES === 0;
+    this.direct = directPossible ? direct : undefined;
+    this.directMinBytes = directPossible ? minBytes : Number.POSITIVE_INFINITY;
   }
 
   /** Buffers allocated so far (not recycled ones): for tests and stats. */
@@ -245,12 +245,10 @@ export class PageCachePool {
     const spare = this.spares.pop();
     if (spare !== undefined) return spare;
     this.allocatedCount++;
-    if (this.directIo === undefined || this.storageFs === undefined || this.directMinBytes === Number.POSITIVE_INFINITY) {
-      return new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
-    }
+    if (this.direct === undefined) return new Uint8Array(new SharedArrayBuffer(this.sizeBytes));
     // One spare block, so that a view of sizeBytes fits from any offset the probe may pick.
     const shared = new SharedArrayBuffer(this.sizeBytes + DIRECT_IO_BLOCK_BYTES);
-    const offset = probeDirectOffset(this.storageFs, this.directIo.probeDir, shared);
+    const offset = probeDirectOffset(this.direct.fs, this.direct.io.probeDir, shared);
     const buffer = new Uint8Array(shared, offset ?? 0, this.sizeBytes);
     if (offset !== null) this.aligned.add(buffer);
     return buffer;

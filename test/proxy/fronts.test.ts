@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../node/fixtures/test-node.ts';
-import { GrpcWireChannel } from '../../bench/grpc-wire.ts';
+import { createTopic } from '../node/fixtures/broker-ops.ts';
+import { GrpcWireChannel, normalSendRequest } from '../../bench/grpc-wire.ts';
 import type { FrontStats, GrpcFrontMessage } from '../../src/actors/grpc-front.ts';
-import { RemotingClient, requestOf } from '../../src/net/remoting/remoting-client.ts';
-import { RequestCode, ResponseCode } from '../../src/net/remoting/remoting-command.ts';
+import { ResponseCode } from '../../src/net/remoting/remoting-command.ts';
 import type * as M from '../../src/net/grpc/messages.ts';
 import { waitForRoute } from './fixtures/broker-reads.ts';
 
@@ -26,16 +26,7 @@ const resource = (name: string): M.Resource => ({ name, resourceNamespace: '' })
 
 beforeAll(async () => {
   testNode = await startTestNode('proxy-fronts');
-  const broker = await RemotingClient.connect(`127.0.0.1:${testNode.node.ports.broker}`);
-  try {
-    const created = await broker.invoke(
-      requestOf(RequestCode.UPDATE_AND_CREATE_TOPIC, { topic: TOPIC, defaultTopic: 'TBW102', readQueueNums: '2', writeQueueNums: '2', perm: '6', topicFilterType: 'SINGLE_TAG' }),
-      5_000,
-    );
-    expect(created.code, created.remark).toBe(ResponseCode.SUCCESS);
-  } finally {
-    broker.close();
-  }
+  expect(await createTopic(`127.0.0.1:${testNode.node.ports.broker}`, TOPIC, 2)).toBe(ResponseCode.SUCCESS);
   brokerName = await waitForRoute(`127.0.0.1:${testNode.node.ports.namesrv}`, TOPIC);
   for (let i = 0; i < CONNECTIONS; i++) channels.push(new GrpcWireChannel(`127.0.0.1:${testNode.node.ports.grpc}`, `fronts-client-${i}`));
 }, 60_000);
@@ -68,31 +59,7 @@ it('spreads connections over the fronts, and any front acks what another deliver
   for (const front of stats) expect(front.connections).toBeGreaterThan(0);
 
   for (let i = 0; i < MESSAGES; i++) {
-    const sent = await channels[0]!.unary(
-      'SendMessage',
-      {
-        messages: [
-          {
-            topic: resource(TOPIC),
-            userProperties: {},
-            systemProperties: {
-              tag: 'fronts',
-              keys: [],
-              messageId: `FRONTS${String(i).padStart(26, '0')}`,
-              bodyDigest: null,
-              bodyEncoding: 1,
-              messageType: 1,
-              bornTimestamp: { seconds: Math.floor(Date.now() / 1000), nanos: 0 },
-              bornHost: '127.0.0.1',
-              storeHost: '',
-              queueId: 0,
-            },
-            body: Buffer.from(`body-${i}`),
-          },
-        ],
-      },
-      CALL_MS,
-    );
+    const sent = await channels[0]!.unary('SendMessage', normalSendRequest(TOPIC, 'fronts', `FRONTS${String(i).padStart(26, '0')}`, Buffer.from(`body-${i}`)), CALL_MS);
     expect(sent.status.code).toBe(20000);
   }
 
