@@ -57,6 +57,7 @@ import type { StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
 import { MappedFile, PageCachePool, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
 import { FileWindow, type ScanStop, type StopClass, classifyStop, cutAt, scanFiles } from './commit-log-recovery.ts';
+import { copyAligned } from './shared-copy.ts';
 import {
   BLANK_MAGIC_CODE,
   BLANK_MARKER_BYTES,
@@ -505,7 +506,7 @@ export class CommitLog {
     const physicalOffset = file.startOffset + position;
     const storeTimestampMs = this.config.nowMs();
     const bytes = file.bytes();
-    bytes.set(record, position);
+    copyAligned(bytes, record, position);
     patchWriterFields(bytes, position, queueOffset, physicalOffset, storeTimestampMs);
     checkPatched(bytes, position, size, physicalOffset);
     file.advance(size);
@@ -553,7 +554,7 @@ export class CommitLog {
     const physicalOffset = file.startOffset + position;
     const storeTimestampMs = this.config.nowMs();
     const bytes = file.bytes();
-    bytes.set(records, position);
+    copyAligned(bytes, records, position);
     for (let index = 0, at = position; index < count; at += sizes[index]!, index++) {
       patchWriterFields(bytes, at, firstQueueOffset === null ? 0 : firstQueueOffset + index, file.startOffset + at, storeTimestampMs);
       checkPatched(bytes, at, sizes[index]!, file.startOffset + at);
@@ -620,7 +621,7 @@ export class CommitLog {
       let file = this.files.at(-1);
       if (file === undefined || file.wrotePosition === file.sizeBytes) file = this.createFile(this.maxOffset);
       const length = Math.min(bytes.length - done, file.sizeBytes - file.wrotePosition);
-      file.bytes().set(bytes.subarray(done, done + length), file.wrotePosition);
+      copyAligned(file.bytes(), bytes.subarray(done, done + length), file.wrotePosition);
       file.advance(length);
       done += length;
     }
