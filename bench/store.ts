@@ -1,12 +1,13 @@
 /**
  * `npm run bench:store`: the store against the disk it sits on, printed as one table.
- * - the disk's sequential write bandwidth (dd, O_DIRECT; conv=fdatasync where O_DIRECT is refused);
+ * - the disk's sequential write bandwidth (dd, O_DIRECT; conv=fdatasync where O_DIRECT is refused): the
+ *   median of three 1 GiB runs;
  * - ASYNC_FLUSH appends of 1 KiB messages through the writer actor (the store's real write path: append
  *   into the page cache, ConsumeQueue dispatch, write() of the new bytes into the file every turn, a
  *   fdatasync every 500 ms), counting acknowledged messages and their record bytes: one message per ask;
  *   64 messages per ask encoded by the writer (putBatch); 64 encoded on a send thread, one answer each
  *   (putEncoded); and 64-message RocketMQ batches (MessageExtBatch: one queue per batch, one answer
- *   per batch) encoded on STORE_BENCH_SENDERS send threads (default 2), as RocketMQ's SendMessage
+ *   per batch, 64 in flight) encoded on STORE_BENCH_SENDERS send threads (default 2), as RocketMQ's SendMessage
  *   threads encode in parallel and append under the put lock. Before the timed rows the log is filled
  *   until it has rolled through three 1 GiB files, so that the page-cache buffers are recycled ones, as
  *   in a broker that has run a while; that warm-up is reported as a row of its own (it pays the first
@@ -104,7 +105,10 @@ function diskRow(disk: ReturnType<typeof ddBandwidth>): Row {
   };
 }
 
+/** MB/s from dd's byte count and seconds (its own rate has two significant digits: "1.3 GB/s"). */
 function parseDd(text: string): number | null {
+  const exact = /^(\d+) bytes .* copied, ([\d.,]+) s,/m.exec(text);
+  if (exact !== null) return Number(exact[1]) / 1e6 / Number(exact[2]!.replace(',', '.'));
   const match = /([\d.,]+) ([kMGT]?B)\/s/.exec(text);
   if (match === null) return null;
   const scale: Record<string, number> = { B: 1e-6, kB: 1e-3, MB: 1, GB: 1e3, TB: 1e6 };
