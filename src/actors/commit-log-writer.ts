@@ -19,10 +19,12 @@
  * appended since is written and covered by the next single fdatasync. So a group is "every put that
  * arrived while the previous fdatasync ran", and grows with the load.
  *
- * ASYNC_FLUSH writes the appended bytes into the file at every tick, so a process crash (kill -9) loses
- * at most the last turn's messages: RocketMQ keeps its page cache in an mmap that outlives the process,
+ * ASYNC_FLUSH writes the appended bytes into the file at every tick, and answers a put only once the
+ * bytes are written (a FIFO of write waiters, released after each message), so a process crash (kill -9)
+ * loses no acknowledged message: RocketMQ keeps its page cache in an mmap that outlives the process,
  * our SharedArrayBuffer does not, so the write plays the part of RocketMQ's commit (transientStorePool)
- * at every turn. The fdatasync comes every flushIntervalCommitLog ms; ConsumeQueues, index and the
+ * at every turn. Answering at once would not do: a turn that runs past its budget sends its answers
+ * before the tick queued behind its puts has run. The fdatasync comes every flushIntervalCommitLog ms; ConsumeQueues, index and the
  * checkpoint are written every flushIntervalConsumeQueue ms in both modes. The disk guard measures statfs every
  * diskCheckIntervalMs; while the disk is full, puts get SERVICE_NOT_AVAILABLE and reads still work.
  *
@@ -268,6 +270,17 @@ type Waiter = {
   readonly onSlaveTimeout?: unknown;
 };
 
+/**
+ * An ASYNC_FLUSH put waiting for its bytes to reach the file. Bounded by what one tick appends: the tick
+ * that follows the puts writes everything appended, and the waiters are released right after.
+ */
+type WriteWaiter = {
+  readonly endOffset: number;
+  readonly reply: DeferredReply | undefined;
+  /** The answer; FLUSH_DISK_TIMEOUT in its place if the writer stops before the bytes are written. */
+  readonly onWritten: unknown;
+};
+
 /** What the writer knows of one connected slave (told by the ha-service). */
 type SlaveState = { ackedOffset: number; lastCatchUpMs: number; targetOffset: number; brokerId: number | undefined; asyncLearner: boolean };
 
@@ -297,6 +310,9 @@ type State = {
   readonly epoch: number;
   readonly waiters: Waiter[];
   waitersHead: number;
+  /** ASYNC_FLUSH puts waiting for their bytes to be written, in log order. */
+  readonly writeWaiters: WriteWaiter[];
+  writeWaitersHead: number;
   tickQueued: boolean;
   inFlight: InFlight | null;
   nextSeq: number;
@@ -368,6 +384,39 @@ function releaseDurable(state: State): void {
     state.counters.syncedMessages += waiter.messages;
     if (waiter.needsSlave === true) awaitSlave(state, waiter);
     else waiter.reply?.resolve(waiter.onDurable);
+  }
+}
+
+function writeWaiting(state: State): number {
+  return state.writeWaiters.length - state.writeWaitersHead;
+}
+
+function popWriteWaiter(state: State): WriteWaiter {
+  const waiter = state.writeWaiters[state.writeWaitersHead++];
+  assert(waiter !== undefined, 'pop from an empty write waiter queue');
+  if (state.writeWaitersHead === state.writeWaiters.length || (state.writeWaitersHead > 1024 && state.writeWaitersHead * 2 > state.writeWaiters.length)) {
+    state.writeWaiters.splice(0, state.writeWaitersHead);
+    state.writeWaitersHead = 0;
+  }
+  return waiter;
+}
+
+/** Answers every ASYNC_FLUSH put whose bytes are written (they are in log order). */
+function releaseWritten(state: State): void {
+  const written = state.store.writtenOffset;
+  // Bounded by the number of write waiters.
+  while (writeWaiting(state) > 0 && state.writeWaiters[state.writeWaitersHead]!.endOffset <= written) {
+    const waiter = popWriteWaiter(state);
+    waiter.reply?.resolve(waiter.onWritten);
+  }
+}
+
+/** Answers every write waiter with its failure answer: the writer stops before writing their bytes. */
+function failWriteWaiters(state: State): void {
+  // Bounded by the number of write waiters.
+  while (writeWaiting(state) > 0) {
+    const waiter = popWriteWaiter(state);
+    waiter.reply?.resolve(withStatus(waiter.onWritten, 'FLUSH_DISK_TIMEOUT'));
   }
 }
 
@@ -626,7 +675,13 @@ function settle(state: State, endOffset: number, messages: number, value: unknow
     needsSlave = anySlaveInSync(state, endOffset, nowMs);
     if (!needsSlave) onDurable = withStatus(value, 'SLAVE_NOT_AVAILABLE');
   }
-  if (!diskSync && !needsSlave) return ctx.reply(onDurable);
+  if (!diskSync && !needsSlave) {
+    if (state.store.writtenOffset >= endOffset) return ctx.reply(onDurable);
+    const last = state.writeWaiters.at(-1);
+    assert(writeWaiting(state) === 0 || last === undefined || last.endOffset <= endOffset, 'write waiters are in log order');
+    state.writeWaiters.push({ endOffset, reply: ctx.deferReply(), onWritten: onDurable });
+    return;
+  }
   const waiter: Waiter = {
     endOffset,
     deadlineMs: nowMs + state.args.syncFlushTimeoutMs,
@@ -713,7 +768,7 @@ function onTick(state: State, ctx: Ctx): void {
   state.tickQueued = false;
   dispatch(state, ctx);
   if (state.args.flushDiskType === 'ASYNC_FLUSH') {
-    // Into the kernel at once, so a kill -9 loses at most this turn; fdatasync waits for the interval.
+    // Into the kernel at once (the puts' answers wait for it: see the header); fdatasync waits for the interval.
     state.store.writeCommitLog();
     return;
   }
@@ -938,7 +993,7 @@ export function commitLogWriterBehavior(
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
       const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: [], waitersHead: 0, readers: [], leaseUntilMs: null, leaseOut: false };
-      return { store, args, epoch, waiters: [], waitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
+      return { store, args, epoch, waiters: [], waitersHead: 0, writeWaiters: [], writeWaitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
     },
 
     receive(state, message, ctx) {
@@ -946,6 +1001,7 @@ export function commitLogWriterBehavior(
       // Every turn re-reads the lease first, so a put queued before it ran out is still refused.
       if (state.ha.leaseUntilMs !== null) checkLease(state, ctx);
       handle(state, message, ctx);
+      if (writeWaiting(state) > 0) releaseWritten(state);
       // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).
       if (state.ha.readers.length > 0) serveHaReaders(state, ctx.clock.nowMs(), false);
       state.inReceive = false;
@@ -956,15 +1012,19 @@ export function commitLogWriterBehavior(
       if (state.inReceive) {
         // Failed midway: its memory may not match the files; the next init recovers from the files.
         state.store.close();
+        releaseWritten(state);
+        failWriteWaiters(state);
         return;
       }
       try {
         state.store.shutdown();
         releaseDurable(state);
+        releaseWritten(state);
       } catch (error) {
         ctx.log.error({ err: String(error) }, 'store shutdown failed; the next start recovers');
         state.store.close();
       }
+      failWriteWaiters(state);
       expireWaiters(state, 0, true);
       expireHaWaiters(state, 0, true);
       serveHaReaders(state, 0, true);

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ActorRef } from '../../src/runtime/actor.ts';
-import type { ActorSystem } from '../../src/runtime/actor-system.ts';
+import type { ActorSystem, HostTuning } from '../../src/runtime/actor-system.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, FlushAnswer } from '../../src/actors/commit-log-writer.ts';
 import { STORE_POOL_SIZES, spawnStore, type StoreWriterSettings } from '../../src/actors/store-actors.ts';
 import { decodeRecord, encodeMessageProperties, offsetMessageId } from '../../src/storage/message-record.ts';
@@ -57,8 +57,8 @@ function settings(overrides: Partial<StoreWriterSettings> = {}): StoreWriterSett
 }
 
 /** Starts a system with the store pools and the store's actors; `seam` selects the controlled fs. */
-async function startStore(overrides: Partial<StoreWriterSettings> = {}, seam?: SharedArrayBuffer): Promise<ActorRef<CommitLogWriterMessage>> {
-  system = await startTestSystem({ ...STORE_POOL_SIZES }, {}, { askTimeoutMs: ASK_MS });
+async function startStore(overrides: Partial<StoreWriterSettings> = {}, seam?: SharedArrayBuffer, tuning: Partial<HostTuning> = {}): Promise<ActorRef<CommitLogWriterMessage>> {
+  system = await startTestSystem({ ...STORE_POOL_SIZES }, {}, { askTimeoutMs: ASK_MS, ...tuning });
   const controlled = seam === undefined ? {} : {
     writerBehavior: { module: seams, export: 'controlledWriter' },
     flusherBehavior: { module: seams, export: 'controlledFlusher' },
@@ -421,6 +421,34 @@ describe('store actors', () => {
       await system!.shutdown();
       system = undefined;
     }
+  });
+
+  it('answers an ASYNC_FLUSH put only once its bytes are in the file, even when a turn runs past its budget', async () => {
+    const seam = seamBuffer();
+    // A zero turn budget: after 256 puts the writer's turn yields (sending what it has to send) before
+    // the tick queued behind the puts writes them; the stalled write keeps that tick's bytes out meanwhile.
+    const writer = await startStore({ flushDiskType: 'ASYNC_FLUSH' }, seam, { turnBudgetMs: 0 });
+    const words = new Int32Array(seam);
+    Atomics.store(words, SEAM.stallMaxMs, 300);
+    Atomics.store(words, SEAM.stallWrite, 1);
+    let fd: number | undefined;
+    const unwrittenAtAnswer: number[] = [];
+    const bodies = Array.from({ length: 600 }, (_, i) => `async-written-${String(i).padStart(4, '0')}`);
+    // Sent in one turn: they reach the writer in one batch, more than one writer turn's worth.
+    const results = await Promise.all(bodies.map(async (body, i) => {
+      const result = await put(writer, input('TopicW', i % 4, body));
+      // What the file holds where the answer says the record is, read the moment the answer arrives.
+      const record = Buffer.alloc(result.wroteBytes);
+      fd ??= fs.openSync(path.join(dir, 'commitlog', '00000000000000000000'), 'r');
+      fs.readSync(fd, record, 0, record.length, result.physicalOffset);
+      if (!record.includes(Buffer.from(body))) unwrittenAtAnswer.push(i);
+      return result;
+    }));
+    if (fd !== undefined) fs.closeSync(fd);
+    Atomics.store(words, SEAM.stallWrite, 0);
+    Atomics.notify(words, SEAM.stallWrite);
+    expect(results.every((r) => r.status === 'PUT_OK')).toBe(true);
+    expect(unwrittenAtAnswer).toEqual([]);
   });
 
   it('answers FLUSH_DISK_TIMEOUT when fdatasync stalls past syncFlushTimeout, and keeps the message', async () => {
