@@ -7,8 +7,8 @@
  *   fdatasync every 500 ms), counting acknowledged messages and their record bytes: one message per ask;
  *   64 messages per ask encoded by the writer (putBatch); 64 encoded on a send thread, one answer each
  *   (putEncoded); and 64-message RocketMQ batches (MessageExtBatch: one queue per batch, one answer
- *   per batch, 64 in flight) encoded on STORE_BENCH_SENDERS send threads (default 2), as RocketMQ's SendMessage
- *   threads encode in parallel and append under the put lock. Before the timed rows the log is filled
+ *   per batch, 64 in flight) encoded on STORE_BENCH_SENDERS send threads (default 2), as RocketMQ's
+ *   SendMessage threads encode in parallel and append under the put lock. Before the timed rows the log is filled
  *   until it has rolled through three 1 GiB files, so that the page-cache buffers are recycled ones, as
  *   in a broker that has run a while; that warm-up is reported as a row of its own (it pays the first
  *   touch of fresh memory);

@@ -38,13 +38,14 @@ function alignmentOf(view: Uint8Array, at: number): number {
 }
 
 /**
- * `target.set(source, position)`, taking V8's word-wise path on the shared side: when the two sides'
- * alignments differ and the source has REALIGN_MIN_BYTES or more, the bytes go through the scratch
- * buffer placed at the shared side's alignment (the copy between scratch and the other, ordinary side
- * is a plain memcpy at any alignment).
+ * `target.set(source, position)`, taking V8's word-wise path on the shared side: when one side is
+ * shared, the two sides' alignments differ and the source has REALIGN_MIN_BYTES or more, the bytes go
+ * through the scratch buffer placed at the shared side's alignment (the copy between scratch and the
+ * other, ordinary side is a plain memcpy at any alignment).
  */
 export function copyAligned(target: Uint8Array, source: Uint8Array, position: number): void {
-  if (source.length < REALIGN_MIN_BYTES || alignmentOf(source, 0) === alignmentOf(target, position)) {
+  const shared = target.buffer instanceof SharedArrayBuffer || source.buffer instanceof SharedArrayBuffer;
+  if (!shared || source.length < REALIGN_MIN_BYTES || alignmentOf(source, 0) === alignmentOf(target, position)) {
     target.set(source, position);
     return;
   }
