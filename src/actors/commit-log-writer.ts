@@ -84,6 +84,7 @@ import type { DiskCheck } from '../storage/retention.ts';
 import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import type { CommitLogFlusherMessage, SyncDone } from './commit-log-flusher.ts';
 import { HA_DEFAULTS } from '../storage/ha-protocol.ts';
+import { WaiterQueue } from './waiter-queue.ts';
 
 /** RocketMQ's brokerRole. */
 export type BrokerRole = 'ASYNC_MASTER' | 'SYNC_MASTER' | 'SLAVE';
@@ -292,8 +293,7 @@ type HaState = {
   role: BrokerRole;
   roleEpoch: number;
   readonly slaves: Map<string, SlaveState>;
-  readonly waiters: Waiter[];
-  waitersHead: number;
+  readonly waiters: WaiterQueue<Waiter>;
   readonly readers: HaReader[];
   /** Lease deadline, monotonic ms; null: no lease (outside controller mode). */
   leaseUntilMs: number | null;
@@ -308,11 +308,9 @@ type State = {
   readonly args: CommitLogWriterArgs;
   /** This incarnation: answers to a request of an earlier one are ignored. */
   readonly epoch: number;
-  readonly waiters: Waiter[];
-  waitersHead: number;
-  /** ASYNC_FLUSH puts waiting for their bytes to be written, in log order. */
-  readonly writeWaiters: WriteWaiter[];
-  writeWaitersHead: number;
+  readonly waiters: WaiterQueue<Waiter>;
+  /** ASYNC_FLUSH puts waiting for their bytes to be written. */
+  readonly writeWaiters: WaiterQueue<WriteWaiter>;
   tickQueued: boolean;
   inFlight: InFlight | null;
   nextSeq: number;
@@ -352,61 +350,24 @@ const TIMER_TICK = 'tick';
 
 // ------------------------------------------------------------------------------------------ waiters
 
-function waiting(state: State): number {
-  return state.waiters.length - state.waitersHead;
-}
-
-function pushWaiter(state: State, waiter: Waiter): void {
-  const last = state.waiters.at(-1);
-  assert(waiting(state) === 0 || last === undefined || last.endOffset <= waiter.endOffset, 'waiters are in log order');
-  state.waiters.push(waiter);
-}
-
-function popWaiter(state: State): Waiter {
-  const waiter = state.waiters[state.waitersHead++];
-  assert(waiter !== undefined, 'pop from an empty waiter queue');
-  if (state.waitersHead > 1024 && state.waitersHead * 2 > state.waiters.length) {
-    state.waiters.splice(0, state.waitersHead);
-    state.waitersHead = 0;
-  } else if (state.waitersHead === state.waiters.length) {
-    state.waiters.length = 0;
-    state.waitersHead = 0;
-  }
-  return waiter;
-}
-
 /** Answers every waiter the durable offset now covers (they are in log order). */
 function releaseDurable(state: State): void {
   const durable = state.store.durableOffset;
   // Bounded by the number of waiters.
-  while (waiting(state) > 0 && state.waiters[state.waitersHead]!.endOffset <= durable) {
-    const waiter = popWaiter(state);
+  while (state.waiters.length > 0 && state.waiters.first()!.endOffset <= durable) {
+    const waiter = state.waiters.shift();
     state.counters.syncedMessages += waiter.messages;
     if (waiter.needsSlave === true) awaitSlave(state, waiter);
     else waiter.reply?.resolve(waiter.onDurable);
   }
 }
 
-function writeWaiting(state: State): number {
-  return state.writeWaiters.length - state.writeWaitersHead;
-}
-
-function popWriteWaiter(state: State): WriteWaiter {
-  const waiter = state.writeWaiters[state.writeWaitersHead++];
-  assert(waiter !== undefined, 'pop from an empty write waiter queue');
-  if (state.writeWaitersHead === state.writeWaiters.length || (state.writeWaitersHead > 1024 && state.writeWaitersHead * 2 > state.writeWaiters.length)) {
-    state.writeWaiters.splice(0, state.writeWaitersHead);
-    state.writeWaitersHead = 0;
-  }
-  return waiter;
-}
-
 /** Answers every ASYNC_FLUSH put whose bytes are written (they are in log order). */
 function releaseWritten(state: State): void {
   const written = state.store.writtenOffset;
   // Bounded by the number of write waiters.
-  while (writeWaiting(state) > 0 && state.writeWaiters[state.writeWaitersHead]!.endOffset <= written) {
-    const waiter = popWriteWaiter(state);
+  while (state.writeWaiters.length > 0 && state.writeWaiters.first()!.endOffset <= written) {
+    const waiter = state.writeWaiters.shift();
     waiter.reply?.resolve(waiter.onWritten);
   }
 }
@@ -414,16 +375,16 @@ function releaseWritten(state: State): void {
 /** Answers every write waiter with its failure answer: the writer stops before writing their bytes. */
 function failWriteWaiters(state: State): void {
   // Bounded by the number of write waiters.
-  while (writeWaiting(state) > 0) {
-    const waiter = popWriteWaiter(state);
+  while (state.writeWaiters.length > 0) {
+    const waiter = state.writeWaiters.shift();
     waiter.reply?.resolve(withStatus(waiter.onWritten, 'FLUSH_DISK_TIMEOUT'));
   }
 }
 
 /** Answers FLUSH_DISK_TIMEOUT to waiters past their deadline (all of them with `all`). */
 function expireWaiters(state: State, nowMs: number, all: boolean): void {
-  while (waiting(state) > 0 && (all || state.waiters[state.waitersHead]!.deadlineMs <= nowMs)) {
-    const waiter = popWaiter(state);
+  while (state.waiters.length > 0 && (all || state.waiters.first()!.deadlineMs <= nowMs)) {
+    const waiter = state.waiters.shift();
     state.counters.flushTimeouts += waiter.messages;
     waiter.reply?.resolve(waiter.onTimeout);
   }
@@ -437,10 +398,6 @@ function withStatus(value: unknown, status: ReplicatedPutStatus): unknown {
 }
 
 // ------------------------------------------------------------------------------------------ replication
-
-function haWaiting(ha: HaState): number {
-  return ha.waiters.length - ha.waitersHead;
-}
 
 /** Whether a slave is in sync for a put ending at `endOffset` (RocketMQ's isSlaveOK and isInSyncSlave). */
 function slaveInSync(state: State, slave: SlaveState, endOffset: number, nowMs: number): boolean {
@@ -473,27 +430,14 @@ function awaitSlave(state: State, waiter: Waiter): void {
     waiter.reply?.resolve(waiter.onDurable);
     return;
   }
-  const ha = state.ha;
-  const last = ha.waiters.at(-1);
-  assert(haWaiting(ha) === 0 || last === undefined || last.endOffset <= waiter.endOffset, 'slave waiters are in log order');
-  ha.waiters.push(waiter);
-}
-
-function popHaWaiter(ha: HaState): Waiter {
-  const waiter = ha.waiters[ha.waitersHead++];
-  assert(waiter !== undefined, 'pop from an empty slave waiter queue');
-  if (ha.waitersHead === ha.waiters.length || (ha.waitersHead > 1024 && ha.waitersHead * 2 > ha.waiters.length)) {
-    ha.waiters.splice(0, ha.waitersHead);
-    ha.waitersHead = 0;
-  }
-  return waiter;
+  state.ha.waiters.push(waiter);
 }
 
 /** Answers every SYNC_MASTER waiter a slave's ack covers. */
 function releaseReplicated(state: State): void {
   const covered = replicatedOffset(state.ha);
-  while (haWaiting(state.ha) > 0 && state.ha.waiters[state.ha.waitersHead]!.endOffset <= covered) {
-    const waiter = popHaWaiter(state.ha);
+  while (state.ha.waiters.length > 0 && state.ha.waiters.first()!.endOffset <= covered) {
+    const waiter = state.ha.waiters.shift();
     waiter.reply?.resolve(waiter.onDurable);
   }
 }
@@ -501,8 +445,8 @@ function releaseReplicated(state: State): void {
 /** Answers FLUSH_SLAVE_TIMEOUT to SYNC_MASTER waiters past their deadline (all of them with `all`). */
 function expireHaWaiters(state: State, nowMs: number, all: boolean): void {
   const ha = state.ha;
-  while (haWaiting(ha) > 0 && (all || (ha.waiters[ha.waitersHead]!.haDeadlineMs ?? 0) <= nowMs)) {
-    const waiter = popHaWaiter(ha);
+  while (ha.waiters.length > 0 && (all || (ha.waiters.first()!.haDeadlineMs ?? 0) <= nowMs)) {
+    const waiter = ha.waiters.shift();
     waiter.reply?.resolve(waiter.onSlaveTimeout);
   }
 }
@@ -594,7 +538,7 @@ function validLease(leaseUntilMs: unknown): leaseUntilMs is number | null {
 function checkLease(state: State, ctx: Ctx): void {
   const ha = state.ha;
   ha.leaseOut = ha.leaseUntilMs !== null && monotonicMs(ctx) >= ha.leaseUntilMs;
-  if (ha.leaseOut && haWaiting(ha) > 0) expireHaWaiters(state, 0, true);
+  if (ha.leaseOut && ha.waiters.length > 0) expireHaWaiters(state, 0, true);
 }
 
 function setLease(state: State, leaseUntilMs: number | null, ctx: Ctx): void {
@@ -644,7 +588,7 @@ function haStateOf(state: State, nowMs: number): HaStateAnswer {
     return { slaveId, brokerId: slave.brokerId, asyncLearner: slave.asyncLearner, ackedOffset: slave.ackedOffset, inSync };
   });
   const ha = state.ha;
-  return { role: ha.role, epoch: ha.roleEpoch, maxOffset: end, writtenOffset: state.store.writtenOffset, slaves, haWaiters: haWaiting(ha), leaseUntilMs: ha.leaseUntilMs };
+  return { role: ha.role, epoch: ha.roleEpoch, maxOffset: end, writtenOffset: state.store.writtenOffset, slaves, haWaiters: ha.waiters.length, leaseUntilMs: ha.leaseUntilMs };
 }
 
 /** Why a put is refused before anything is appended (a slave, an expired lease), or null to take it. */
@@ -677,8 +621,6 @@ function settle(state: State, endOffset: number, messages: number, value: unknow
   }
   if (!diskSync && !needsSlave) {
     if (state.store.writtenOffset >= endOffset) return ctx.reply(onDurable);
-    const last = state.writeWaiters.at(-1);
-    assert(writeWaiting(state) === 0 || last === undefined || last.endOffset <= endOffset, 'write waiters are in log order');
     state.writeWaiters.push({ endOffset, reply: ctx.deferReply(), onWritten: onDurable });
     return;
   }
@@ -693,14 +635,14 @@ function settle(state: State, endOffset: number, messages: number, value: unknow
     haDeadlineMs: nowMs + (state.args.haSyncTimeoutMs ?? HA_DEFAULTS.syncFlushTimeout),
     onSlaveTimeout: withStatus(value, 'FLUSH_SLAVE_TIMEOUT'),
   };
-  if (diskSync) pushWaiter(state, waiter);
+  if (diskSync) state.waiters.push(waiter);
   else awaitSlave(state, waiter);
 }
 
 /** Whether the put waiters (disk and slave) are at their bound. */
 function waitersFull(state: State): boolean {
   const waits = state.args.flushDiskType === 'SYNC_FLUSH' || state.ha.role === 'SYNC_MASTER';
-  return waits && waiting(state) + haWaiting(state.ha) >= state.args.syncFlushWaitersMax;
+  return waits && state.waiters.length + state.ha.waiters.length >= state.args.syncFlushWaitersMax;
 }
 
 // ------------------------------------------------------------------------------------------ syncing
@@ -740,7 +682,7 @@ function onSynced(state: State, done: SyncDone, ctx: Ctx): void {
   state.counters.fdatasyncs += done.fdatasyncs;
   state.counters.commitLogFdatasyncs += inFlight.request.commitLogPaths;
   releaseDurable(state);
-  if (state.args.flushDiskType === 'SYNC_FLUSH' && waiting(state) > 0) state.store.writeCommitLog();
+  if (state.args.flushDiskType === 'SYNC_FLUSH' && state.waiters.length > 0) state.store.writeCommitLog();
   startSync(state, ctx);
 }
 
@@ -772,7 +714,7 @@ function onTick(state: State, ctx: Ctx): void {
     state.store.writeCommitLog();
     return;
   }
-  if (state.inFlight !== null || waiting(state) === 0) return;
+  if (state.inFlight !== null || state.waiters.length === 0) return;
   state.store.writeCommitLog();
   startSync(state, ctx);
 }
@@ -834,7 +776,7 @@ function flush(state: State, ctx: Ctx): void {
   const offset = state.store.writtenOffset;
   const deadlineMs = ctx.clock.nowMs() + state.args.syncFlushTimeoutMs;
   const answer = (flushed: boolean): FlushAnswer => ({ flushed, offset });
-  pushWaiter(state, { endOffset: offset, deadlineMs, reply: ctx.deferReply(), messages: 0, onDurable: answer(true), onTimeout: answer(false) });
+  state.waiters.push({ endOffset: offset, deadlineMs, reply: ctx.deferReply(), messages: 0, onDurable: answer(true), onTimeout: answer(false) });
   startSync(state, ctx);
   releaseDurable(state);
 }
@@ -850,7 +792,7 @@ function stats(state: State): CommitLogWriterStats {
   const store = state.store;
   return {
     ...state.counters,
-    waiters: waiting(state),
+    waiters: state.waiters.length,
     maxOffset: store.maxPhysicalOffset,
     dispatchedOffset: store.dispatchedOffset,
     writtenOffset: store.writtenOffset,
@@ -992,8 +934,8 @@ export function commitLogWriterBehavior(
         puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0,
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
-      const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: [], waitersHead: 0, readers: [], leaseUntilMs: null, leaseOut: false };
-      return { store, args, epoch, waiters: [], waitersHead: 0, writeWaiters: [], writeWaitersHead: 0, tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
+      const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: new WaiterQueue<Waiter>('slave waiters'), readers: [], leaseUntilMs: null, leaseOut: false };
+      return { store, args, epoch, waiters: new WaiterQueue<Waiter>('disk waiters'), writeWaiters: new WaiterQueue<WriteWaiter>('write waiters'), tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
     },
 
     receive(state, message, ctx) {
@@ -1001,7 +943,7 @@ export function commitLogWriterBehavior(
       // Every turn re-reads the lease first, so a put queued before it ran out is still refused.
       if (state.ha.leaseUntilMs !== null) checkLease(state, ctx);
       handle(state, message, ctx);
-      if (writeWaiting(state) > 0) releaseWritten(state);
+      if (state.writeWaiters.length > 0) releaseWritten(state);
       // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).
       if (state.ha.readers.length > 0) serveHaReaders(state, ctx.clock.nowMs(), false);
       state.inReceive = false;
