@@ -10,7 +10,11 @@
  * acknowledge anything, so whoever writes the answer (the broker's acceptor, or the LOCAL Proxy's
  * grpc-front) checks the lease again as it writes it (`leaseGuarded` answers, leaseGuardedAnswer); a put
  * past it is answered SERVICE_NOT_AVAILABLE (stored perhaps, not acknowledged: the client sends again).
- * What is left is the time between that check and the socket write, within one event-loop turn.
+ * The acceptor checks at the end of the tick, just before the writev that sends the tick's answers
+ * (RemotingConnection.sendGuarded), so what is left there is that one system call; checking as each
+ * answer arrived left a whole turn of checked answers to a freeze (test/node/fencing-process.test.ts
+ * failed that way in 1 of 3 runs, 5 SUCCESS answers arriving after SIGCONT). The grpc-front checks as
+ * it hands the answer to grpc-js.
  *
  * Cell values (BigInt64, read and written with Atomics): LEASE_NONE, no lease at all (not controller
  * mode: every answer passes); LEASE_CLOSED, fenced (no answer passes); else the deadline in ms.

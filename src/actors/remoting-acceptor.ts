@@ -140,7 +140,11 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
         ctx.reply(true);
         return state;
       case 'respond':
-        sendTo(state, message.connectionId, message.leaseGuarded === true ? leaseGuardedAnswer(state.masterLease, message.response, monotonicMs(ctx)) : message.response, ctx);
+        if (message.leaseGuarded === true && state.masterLease !== undefined) {
+          // Checked as late as possible: just before the tick's writev (see master-lease.ts).
+          const lease = state.masterLease;
+          state.connections.get(message.connectionId)?.sendGuarded(message.response, (response) => leaseGuardedAnswer(lease, response, monotonicMs(ctx)));
+        } else sendTo(state, message.connectionId, message.response, ctx);
         return state;
       case 'push':
         sendTo(state, message.connectionId, { ...message.request, flag: markOneway(message.request.flag) }, ctx);

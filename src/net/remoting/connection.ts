@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { encodeCommand, FRAME_MAX_BYTES_DEFAULT, FrameDecoder, RemotingCodecError } from './codec.ts';
-import { isResponse, type RemotingCommand } from './remoting-command.ts';
+import { createResponse, isResponse, ResponseCode, type RemotingCommand } from './remoting-command.ts';
 
 /** Severity of a connection log line. */
 export type ConnectionLogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -48,6 +48,9 @@ export type RemotingConnectionOptions = {
  */
 export type SendStatus = 'sent' | 'queued' | 'overloaded' | 'closed';
 
+/** An answer held until the end of its tick (`sendGuarded`). */
+type GuardedAnswer = { readonly cmd: RemotingCommand; readonly guard: (cmd: RemotingCommand) => RemotingCommand };
+
 /** A server-side Remoting connection wrapping one net.Socket. */
 export class RemotingConnection {
   /** `address:port` of the peer, for logs. */
@@ -61,8 +64,11 @@ export class RemotingConnection {
   readonly #writeQueueBytesMax: number;
   #closed = false;
   #corked = false;
+  /** This tick's guarded answers (sendGuarded), checked and encoded just before the tick's writev. */
+  #guarded: GuardedAnswer[] = [];
   readonly #uncork = (): void => {
     this.#corked = false;
+    if (this.#guarded.length > 0) this.#writeGuarded();
     this.#socket.uncork();
   };
 
@@ -116,15 +122,49 @@ export class RemotingConnection {
   send(cmd: RemotingCommand): SendStatus {
     if (this.closed) return 'closed';
     const frame = encodeCommand(cmd, { frameMaxBytes: this.#frameMaxBytes });
-    // Frames written in one tick (a turn's answers) leave in one writev instead of one syscall each.
-    if (!this.#corked) {
-      this.#corked = true;
-      this.#socket.cork();
-      process.nextTick(this.#uncork);
-    }
+    this.#cork();
     const flushed = this.#socket.write(frame);
     if (this.overloaded) return 'overloaded';
     return flushed ? 'sent' : 'queued';
+  }
+
+  /**
+   * Writes an answer that must still be valid when it leaves (a stored put's answer under a master
+   * lease): `guard` runs at the end of the tick, just before the tick's writev, and what it returns is
+   * encoded and written. A frozen process (SIGSTOP, a VM pause) that resumes after the check has then
+   * at most that one writev left to make, instead of every answer the turn had checked before it.
+   * An answer that cannot be encoded is logged and replaced by SYSTEM_ERROR.
+   */
+  sendGuarded(cmd: RemotingCommand, guard: (cmd: RemotingCommand) => RemotingCommand): void {
+    if (this.closed) return;
+    this.#cork();
+    this.#guarded.push({ cmd, guard });
+  }
+
+  /** Frames written in one tick (a turn's answers) leave in one writev instead of one syscall each. */
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+    process.nextTick(this.#uncork);
+  }
+
+  #writeGuarded(): void {
+    const guarded = this.#guarded;
+    this.#guarded = [];
+    if (this.closed) return;
+    for (const { cmd, guard } of guarded) {
+      const answer = guard(cmd);
+      let frame: Buffer;
+      try {
+        frame = encodeCommand(answer, { frameMaxBytes: this.#frameMaxBytes });
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        this.#options.log('error', 'remoting answer could not be encoded', { remote: this.remoteAddress, code: answer.code, reason });
+        frame = encodeCommand(createResponse(answer, ResponseCode.SYSTEM_ERROR, `answer could not be encoded: ${reason}`), { frameMaxBytes: this.#frameMaxBytes });
+      }
+      this.#socket.write(frame);
+    }
   }
 
   /** Closes gracefully: queued writes are flushed, then the socket is ended. */

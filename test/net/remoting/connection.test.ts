@@ -119,6 +119,36 @@ describe('RemotingConnection over loopback TCP', () => {
     expect((await responses).map((cmd) => cmd.opaque)).toEqual([2, 1]);
   });
 
+  it('runs a guarded answer\'s guard at the end of the tick, so what changed after the send decides what leaves', async () => {
+    let leaseHeld = true;
+    const { port, logs } = await startServer({
+      onRequest: (cmd, conn) => {
+        const guard = (answer: RemotingCommand): RemotingCommand => (leaseHeld ? answer : createResponse(answer, ResponseCode.SERVICE_NOT_AVAILABLE, 'lease ran out'));
+        if (cmd.opaque === 1) {
+          conn.sendGuarded(createResponse(cmd, ResponseCode.SUCCESS), guard);
+          // Later in the same tick the lease runs out (as after a freeze): the answer must not say SUCCESS.
+          leaseHeld = false;
+        } else {
+          leaseHeld = true;
+          conn.sendGuarded(createResponse(cmd, ResponseCode.SUCCESS), guard);
+          // One too large to frame: logged, and SYSTEM_ERROR goes instead.
+          conn.sendGuarded(createResponse({ ...cmd, opaque: 3 }, ResponseCode.SUCCESS, 'x'.repeat(4096)), guard);
+          conn.send(createResponse({ ...cmd, opaque: 4 }, ResponseCode.SUCCESS, 'unguarded'));
+        }
+      },
+      frameMaxBytes: 4096,
+    });
+    const client = await connect(port);
+    const first = readCommands(client, 1);
+    client.write(encodeCommand(createRequest({ code: 10, opaque: 1 })));
+    expect((await first).map((cmd) => [cmd.opaque, cmd.code])).toEqual([[1, ResponseCode.SERVICE_NOT_AVAILABLE]]);
+    const rest = readCommands(client, 3);
+    client.write(encodeCommand(createRequest({ code: 10, opaque: 2 })));
+    const byOpaque = new Map((await rest).map((cmd) => [cmd.opaque, cmd.code]));
+    expect(byOpaque).toEqual(new Map([[2, ResponseCode.SUCCESS], [3, ResponseCode.SYSTEM_ERROR], [4, ResponseCode.SUCCESS]]));
+    expect(logs).toContainEqual(expect.objectContaining({ level: 'error', message: 'remoting answer could not be encoded' }));
+  });
+
   it('logs and closes the connection on undecodable bytes', async () => {
     const seen: RemotingCommand[] = [];
     const closed: RemotingConnection[] = [];
