@@ -144,10 +144,10 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
           // Checked as late as possible: just before the tick's writev (see master-lease.ts).
           const lease = state.masterLease;
           state.connections.get(message.connectionId)?.sendGuarded(message.response, (response) => leaseGuardedAnswer(lease, response, monotonicMs(ctx)));
-        } else sendTo(state, message.connectionId, message.response, ctx);
+        } else sendTo(state, message.connectionId, message.response);
         return state;
       case 'push':
-        sendTo(state, message.connectionId, { ...message.request, flag: markOneway(message.request.flag) }, ctx);
+        sendTo(state, message.connectionId, { ...message.request, flag: markOneway(message.request.flag) });
         return state;
       case 'closeConnection':
         state.connections.get(message.connectionId)?.close();
@@ -163,16 +163,9 @@ export const remotingAcceptor: Behavior<State, RemotingAcceptorMessage, Remoting
   },
 };
 
-function sendTo(state: State, connectionId: number, command: RemotingCommand, ctx: ActorContext<RemotingAcceptorMessage>): void {
-  const connection = state.connections.get(connectionId);
-  if (connection === undefined) return;
-  try {
-    connection.send(command);
-  } catch (error) {
-    // An answer too large to frame: the client gets SYSTEM_ERROR instead of a dropped connection.
-    ctx.log.error({ err: describeError(error), code: command.code }, 'remoting answer could not be encoded');
-    connection.send(createResponse(command, ResponseCode.SYSTEM_ERROR, `answer could not be encoded: ${describeError(error)}`));
-  }
+function sendTo(state: State, connectionId: number, command: RemotingCommand): void {
+  // An answer too large to frame: the client gets SYSTEM_ERROR instead of a dropped connection.
+  state.connections.get(connectionId)?.sendOrSystemError(command);
 }
 
 function monotonicMs(ctx: ActorContext<RemotingAcceptorMessage>): number {

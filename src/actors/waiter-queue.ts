@@ -32,7 +32,7 @@ export class WaiterQueue<T extends { readonly endOffset: number }> {
 
   push(waiter: T): void {
     const last = this.items.at(-1);
-    assert(this.length === 0 || last === undefined || last.endOffset <= waiter.endOffset, `${this.what} are in log order`);
+    assert(last === undefined || last.endOffset <= waiter.endOffset, `${this.what} are in log order`);
     this.items.push(waiter);
   }
 

@@ -129,11 +129,23 @@ export class RemotingConnection {
   }
 
   /**
+   * `send`, except that a command that cannot be encoded (too large to frame) is logged and replaced by
+   * a SYSTEM_ERROR answer, so the peer gets an answer instead of a dropped connection.
+   */
+  sendOrSystemError(cmd: RemotingCommand): SendStatus {
+    if (this.closed) return 'closed';
+    this.#cork();
+    const flushed = this.#socket.write(this.#encodeOrSystemError(cmd));
+    if (this.overloaded) return 'overloaded';
+    return flushed ? 'sent' : 'queued';
+  }
+
+  /**
    * Writes an answer that must still be valid when it leaves (a stored put's answer under a master
    * lease): `guard` runs at the end of the tick, just before the tick's writev, and what it returns is
    * encoded and written. A frozen process (SIGSTOP, a VM pause) that resumes after the check has then
    * at most that one writev left to make, instead of every answer the turn had checked before it.
-   * An answer that cannot be encoded is logged and replaced by SYSTEM_ERROR.
+   * An answer that cannot be encoded is logged and replaced by SYSTEM_ERROR, as in sendOrSystemError.
    */
   sendGuarded(cmd: RemotingCommand, guard: (cmd: RemotingCommand) => RemotingCommand): void {
     if (this.closed) return;
@@ -153,17 +165,16 @@ export class RemotingConnection {
     const guarded = this.#guarded;
     this.#guarded = [];
     if (this.closed) return;
-    for (const { cmd, guard } of guarded) {
-      const answer = guard(cmd);
-      let frame: Buffer;
-      try {
-        frame = encodeCommand(answer, { frameMaxBytes: this.#frameMaxBytes });
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        this.#options.log('error', 'remoting answer could not be encoded', { remote: this.remoteAddress, code: answer.code, reason });
-        frame = encodeCommand(createResponse(answer, ResponseCode.SYSTEM_ERROR, `answer could not be encoded: ${reason}`), { frameMaxBytes: this.#frameMaxBytes });
-      }
-      this.#socket.write(frame);
+    for (const { cmd, guard } of guarded) this.#socket.write(this.#encodeOrSystemError(guard(cmd)));
+  }
+
+  #encodeOrSystemError(cmd: RemotingCommand): Buffer {
+    try {
+      return encodeCommand(cmd, { frameMaxBytes: this.#frameMaxBytes });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.#options.log('error', 'remoting answer could not be encoded', { remote: this.remoteAddress, code: cmd.code, reason });
+      return encodeCommand(createResponse(cmd, ResponseCode.SYSTEM_ERROR, `answer could not be encoded: ${reason}`), { frameMaxBytes: this.#frameMaxBytes });
     }
   }
 

@@ -119,7 +119,7 @@ describe('RemotingConnection over loopback TCP', () => {
     expect((await responses).map((cmd) => cmd.opaque)).toEqual([2, 1]);
   });
 
-  it('runs a guarded answer\'s guard at the end of the tick, so what changed after the send decides what leaves', async () => {
+  it('runs a guarded answer\'s guard at the end of the tick, so what changed after the send decides what leaves; unencodable answers become SYSTEM_ERROR', async () => {
     let leaseHeld = true;
     const { port, logs } = await startServer({
       onRequest: (cmd, conn) => {
@@ -134,6 +134,8 @@ describe('RemotingConnection over loopback TCP', () => {
           // One too large to frame: logged, and SYSTEM_ERROR goes instead.
           conn.sendGuarded(createResponse({ ...cmd, opaque: 3 }, ResponseCode.SUCCESS, 'x'.repeat(4096)), guard);
           conn.send(createResponse({ ...cmd, opaque: 4 }, ResponseCode.SUCCESS, 'unguarded'));
+          // The same replacement for an unguarded answer sent with sendOrSystemError.
+          conn.sendOrSystemError(createResponse({ ...cmd, opaque: 5 }, ResponseCode.SUCCESS, 'x'.repeat(4096)));
         }
       },
       frameMaxBytes: 4096,
@@ -142,11 +144,11 @@ describe('RemotingConnection over loopback TCP', () => {
     const first = readCommands(client, 1);
     client.write(encodeCommand(createRequest({ code: 10, opaque: 1 })));
     expect((await first).map((cmd) => [cmd.opaque, cmd.code])).toEqual([[1, ResponseCode.SERVICE_NOT_AVAILABLE]]);
-    const rest = readCommands(client, 3);
+    const rest = readCommands(client, 4);
     client.write(encodeCommand(createRequest({ code: 10, opaque: 2 })));
     const byOpaque = new Map((await rest).map((cmd) => [cmd.opaque, cmd.code]));
-    expect(byOpaque).toEqual(new Map([[2, ResponseCode.SUCCESS], [3, ResponseCode.SYSTEM_ERROR], [4, ResponseCode.SUCCESS]]));
-    expect(logs).toContainEqual(expect.objectContaining({ level: 'error', message: 'remoting answer could not be encoded' }));
+    expect(byOpaque).toEqual(new Map([[2, ResponseCode.SUCCESS], [3, ResponseCode.SYSTEM_ERROR], [4, ResponseCode.SUCCESS], [5, ResponseCode.SYSTEM_ERROR]]));
+    expect(logs.filter((line) => line.level === 'error' && line.message === 'remoting answer could not be encoded')).toHaveLength(2);
   });
 
   it('logs and closes the connection on undecodable bytes', async () => {
