@@ -30,7 +30,7 @@ import { Directory } from './directory.ts';
 import { RuntimeError, RuntimeErrorCode, describeError } from './errors.ts';
 import { Mailbox } from './mailbox.ts';
 import { RestartWindow, type SupervisionPolicy, type SupervisorDirective } from './supervisor.ts';
-import { BatchCodec, EnvelopeKind, envelopeWords } from './wire.ts';
+import { BatchCodec, EnvelopeKind, envelopeWords, transferListOf, type WireBatch } from './wire.ts';
 
 /** Threads per system are limited so that an ask's reply address fits in one number. */
 export const threadsMax = 1024;
@@ -173,7 +173,7 @@ export class ActorHost {
       this.links[thread] = link;
       this.linkList.push(link);
     }
-    port.on('message', (data: ArrayBuffer) => {
+    port.on('message', (data: WireBatch) => {
       this.receiveBatch(thread, data);
       this.schedule();
     });
@@ -332,9 +332,9 @@ export class ActorHost {
 
   private flushLink(link: Link): void {
     if (link.outbox.length === 0) return;
-    const buffer = this.codec.encode(link.outbox);
+    const data = this.codec.encode(link.outbox);
     link.outbox = [];
-    link.port.postMessage(buffer, [buffer]);
+    link.port.postMessage(data, transferListOf(data));
     this.batchesSent++;
   }
 
@@ -381,7 +381,7 @@ export class ActorHost {
 
   // ---------------------------------------------------------------- receiving
 
-  private receiveBatch(from: number, data: ArrayBuffer): void {
+  private receiveBatch(from: number, data: WireBatch): void {
     if (this.closed) return;
     this.batchesReceived++;
     const batch = this.codec.decode(data);
@@ -498,7 +498,7 @@ export class ActorHost {
       for (const link of this.linkList) {
         const received = receiveMessageOnPort(link.port);
         if (received !== undefined) {
-          this.receiveBatch(link.thread, received.message as ArrayBuffer);
+          this.receiveBatch(link.thread, received.message as WireBatch);
           got = true;
         }
       }

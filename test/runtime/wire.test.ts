@@ -64,4 +64,25 @@ describe('BatchCodec', () => {
       expect((decoded.extFields as { polluted?: unknown }).polluted).toBeUndefined();
     }
   });
+
+  it('carries SharedArrayBuffers by reference beside the bytes, and only batches that name one take the side list', () => {
+    const encoder = new BatchCodec();
+    const decoder = new BatchCodec();
+    const first = new SharedArrayBuffer(16);
+    const second = new SharedArrayBuffer(8);
+    const plain = encoder.encode([EnvelopeKind.tell, 1, 0, { bytes: new Uint8Array(first, 0, 4) }]);
+    expect(plain).toBeInstanceOf(ArrayBuffer);
+    const data = encoder.encode([EnvelopeKind.tell, 1, 0, { grant: first, again: first }, EnvelopeKind.replyOk, 0, 7, [second]]);
+    expect(data).not.toBeInstanceOf(ArrayBuffer);
+    const decoded = decoder.decode(data) as [number, number, number, { grant: SharedArrayBuffer; again: SharedArrayBuffer }, number, number, number, SharedArrayBuffer[]];
+    expect(decoded[3].grant).toBe(first);
+    expect(decoded[3].again).toBe(first);
+    expect(decoded[7][0]).toBe(second);
+    // A typed array over shared memory is still copied: only a SharedArrayBuffer itself is shared.
+    const copied = (decoder.decode(plain) as [number, number, number, { bytes: Uint8Array }])[3].bytes;
+    new Uint8Array(first)[0] = 9;
+    expect(copied[0]).toBe(0);
+    // The bytes alone cannot stand in for the side list.
+    expect(() => decoder.decode((data as { bytes: ArrayBuffer }).bytes)).toThrow(/does not carry/);
+  });
 });
