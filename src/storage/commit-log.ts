@@ -58,6 +58,7 @@ import { assert } from '../runtime/assert.ts';
 import { MappedFile, PageCachePool, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
 import { FileWindow, type ScanStop, type StopClass, classifyStop, cutAt, scanFiles } from './commit-log-recovery.ts';
 import { copyAligned } from './shared-copy.ts';
+import { REGION_POSITION_MAX } from './append-region.ts';
 import {
   BLANK_MAGIC_CODE,
   BLANK_MARKER_BYTES,
@@ -73,8 +74,12 @@ import {
   RECORD_MIN_BYTES,
   checkRecord,
   encodedHost,
+  patchQueueOffset,
   patchWriterFields,
+  readInt64,
   recordIsFor,
+  storeTimestampPosition,
+  writeInt32,
   storeHostEquals,
   decodeRecord,
   encodeBlank,
@@ -531,24 +536,7 @@ export class CommitLog {
     if (total > this.config.maxMessageSizeBytes) {
       throw new CommitLogError('MESSAGE_TOO_LARGE', `batch of ${total} bytes exceeds ${this.config.maxMessageSizeBytes}`);
     }
-    const sizes: number[] = [];
-    // Bounded by `count`: each pass checks one record and moves past it.
-    for (let at = 0; sizes.length < count; ) {
-      const size = this.checkEncoded(records, at, total);
-      if (!recordIsFor(records, at, topic, queueId)) {
-        throw new CommitLogError('RECORD_INVALID', `record ${sizes.length} of the batch is not for queue ${queueId} of its topic`);
-      }
-      // Every record takes a queue offset: no transaction half or rollback, no inner batch.
-      const sysFlag = int32At(records, at + 36);
-      const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
-      if (transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE ||
-        (sysFlag & MessageSysFlag.INNER_BATCH_FLAG) !== 0) {
-        throw new CommitLogError('RECORD_INVALID', `record ${sizes.length} of the batch takes no queue offset (sysFlag ${sysFlag})`);
-      }
-      sizes.push(size);
-      at += size;
-      if (sizes.length === count && at !== total) throw new CommitLogError('RECORD_INVALID', `batch holds more than ${count} records`);
-    }
+    const sizes = this.checkBatch(records, 0, total, count, topic, queueId);
     const file = this.fileWithRoomFor(total);
     const position = file.wrotePosition;
     const physicalOffset = file.startOffset + position;
@@ -561,6 +549,101 @@ export class CommitLog {
     }
     file.advance(total);
     return { physicalOffset, sizes, storeTimestampMs };
+  }
+
+  /**
+   * The active file, for an append region (append-region.ts): its cache, where the data ends, and the
+   * position reservations must stay within (a blank marker still fits after them). Null when there is no
+   * file yet, the file is full, or it is too large for a region.
+   */
+  regionFile(): { readonly cache: SharedArrayBuffer; readonly cacheOffset: number; readonly fileStartOffset: number; readonly position: number; readonly limit: number } | null {
+    const file = this.files.at(-1);
+    if (file === undefined || file.sizeBytes - BLANK_MARKER_BYTES > REGION_POSITION_MAX) return null;
+    const limit = file.sizeBytes - BLANK_MARKER_BYTES;
+    if (file.wrotePosition >= limit) return null;
+    file.bytes(); // loads the cache if it was released
+    const shared = file.sharedBuffer();
+    assert(shared !== null, 'the active file has a cache');
+    return { cache: shared.buffer, cacheOffset: shared.byteOffset, fileStartOffset: file.startOffset, position: file.wrotePosition, limit };
+  }
+
+  /**
+   * Takes a batch a send thread copied into the active file's cache at its end (an append region's
+   * reservation, physical offsets and store time filled in): checks it as appendEncodedBatch checks a
+   * batch, gives record i queue offset `firstQueueOffset + i`, and makes it part of the log. The bytes
+   * are already where they belong, so a batch that does not check cannot be refused: the log could not
+   * go on past it. That is a fault of this process (the send thread's encoding), so it fails here.
+   */
+  takeRegionBatch(
+    physicalOffset: number,
+    total: number,
+    count: number,
+    topic: Uint8Array,
+    queueId: number,
+    firstQueueOffset: number,
+  ): { physicalOffset: number; sizes: number[]; storeTimestampMs: number; records: Uint8Array } {
+    const file = this.files.at(-1);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region batch at ${physicalOffset} is not at the log end`);
+    assert(total <= this.config.maxMessageSizeBytes && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region batch of ${total} bytes`);
+    const bytes = file.bytes();
+    const position = file.wrotePosition;
+    const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);
+    const storeTimestampMs = readInt64(bytes, storeTimestampPosition(bytes, position));
+    for (let index = 0, at = position; index < count; at += sizes[index]!, index++) {
+      const recordOffset = file.startOffset + at;
+      assert(readInt64(bytes, at + 28) === recordOffset, `region record ${index} claims another physical offset`);
+      patchQueueOffset(bytes, at, firstQueueOffset + index);
+      checkPatched(bytes, at, sizes[index]!, recordOffset);
+    }
+    file.advance(total);
+    return { physicalOffset, sizes, storeTimestampMs, records: bytes.subarray(position, position + total) };
+  }
+
+  /**
+   * Takes a region batch that the store refuses (see takeRegionBatch: its bytes cannot be taken back)
+   * as dead records: each becomes a transaction rollback record, which takes no queue offset and which
+   * no consumer reads, as RocketMQ stores rollback records outside every queue. The body CRC does not
+   * cover sysFlag, so the records stay whole. Returns their sizes.
+   */
+  voidRegionBatch(physicalOffset: number, total: number, count: number, topic: Uint8Array, queueId: number): number[] {
+    const file = this.files.at(-1);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region batch at ${physicalOffset} is not at the log end`);
+    assert(total <= this.config.maxMessageSizeBytes && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region batch of ${total} bytes`);
+    const bytes = file.bytes();
+    const position = file.wrotePosition;
+    const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);
+    for (let index = 0, at = position; index < count; at += sizes[index]!, index++) {
+      writeInt32(bytes, at + 36, int32At(bytes, at + 36) | MessageSysFlag.TRANSACTION_ROLLBACK_TYPE);
+      checkPatched(bytes, at, sizes[index]!, file.startOffset + at);
+    }
+    file.advance(total);
+    return sizes;
+  }
+
+  /**
+   * Checks `count` records encoded elsewhere, back to back in [at, end) of `bytes`: each one whole, for
+   * this store host, `topic` and `queueId`, and taking a queue offset (no transaction half or rollback,
+   * no inner batch). Returns their sizes.
+   */
+  private checkBatch(bytes: Uint8Array, start: number, end: number, count: number, topic: Uint8Array, queueId: number): number[] {
+    const sizes: number[] = [];
+    // Bounded by `count`: each pass checks one record and moves past it.
+    for (let at = start; sizes.length < count; ) {
+      const size = this.checkEncoded(bytes, at, end);
+      if (!recordIsFor(bytes, at, topic, queueId)) {
+        throw new CommitLogError('RECORD_INVALID', `record ${sizes.length} of the batch is not for queue ${queueId} of its topic`);
+      }
+      const sysFlag = int32At(bytes, at + 36);
+      const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
+      if (transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE ||
+        (sysFlag & MessageSysFlag.INNER_BATCH_FLAG) !== 0) {
+        throw new CommitLogError('RECORD_INVALID', `record ${sizes.length} of the batch takes no queue offset (sysFlag ${sysFlag})`);
+      }
+      sizes.push(size);
+      at += size;
+      if (sizes.length === count && at !== end) throw new CommitLogError('RECORD_INVALID', `batch holds more than ${count} records`);
+    }
+    return sizes;
   }
 
   /** RocketMQ's offset message id of the record at `physicalOffset` in this log. */

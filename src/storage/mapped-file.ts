@@ -33,8 +33,9 @@
  *
  * Direct writes. A pool built with a DirectIo (the CommitLog's) aligns its buffers for O_DIRECT, and a
  * dirty range of at least `minBytes` is then written with O_DIRECT, in whole DIRECT_IO_BLOCK_BYTES
- * blocks from the one holding flushedPosition to the one holding wrotePosition, the cache's bytes past
- * wrotePosition in that last block zeroed first (the file holds zeros there). Such a write skips the
+ * blocks from the one holding flushedPosition to the one holding wrotePosition; that last block is
+ * staged in a block of its own with zeros after wrotePosition (the file holds zeros there, and the
+ * cache past wrotePosition may hold another thread's reservation, which must not be touched). Such a write skips the
  * kernel's page cache: no copy into fresh kernel pages, which on a virtual machine that hands freed
  * memory back to its host costs a host page fault per page (see the README's bench:store notes). Smaller
  * ranges are written through the page cache, where a partial block costs no read-modify-write on
@@ -217,6 +218,8 @@ export class PageCachePool {
   /** Where to probe for direct-write alignment; undefined when buffers need none. */
   private readonly direct: { readonly fs: StorageFs; readonly io: DirectIo } | undefined;
   private allocatedCount = 0;
+  /** The staging block of `tailBlock`: undefined until first needed, null when none could be aligned. */
+  private tail: Uint8Array | null | undefined = undefined;
 
   constructor(sizeBytes: number, sparesMax: number = PAGE_CACHE_SPARES_MAX_DEFAULT, direct?: { readonly fs: StorageFs; readonly io: DirectIo }) {
     assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, `bad size ${sizeBytes}`);
@@ -252,6 +255,22 @@ export class PageCachePool {
     const buffer = new Uint8Array(shared, offset ?? 0, this.sizeBytes);
     if (offset !== null) this.aligned.add(buffer);
     return buffer;
+  }
+
+  /**
+   * One block, aligned for direct writes, for the last block of a direct write that ends inside it; null
+   * without direct I/O or when no alignment is accepted. The file holds zeros past wrotePosition, so that
+   * block is staged here with zeros after the data, rather than zeroing the cache past wrotePosition:
+   * there the cache may hold bytes a send thread reserved and is still filling (append-region.ts).
+   */
+  tailBlock(): Uint8Array | null {
+    if (this.direct === undefined) return null;
+    if (this.tail === undefined) {
+      const shared = new SharedArrayBuffer(2 * DIRECT_IO_BLOCK_BYTES);
+      const offset = probeDirectOffset(this.direct.fs, this.direct.io.probeDir, shared);
+      this.tail = offset === null ? null : new Uint8Array(shared, offset, DIRECT_IO_BLOCK_BYTES);
+    }
+    return this.tail;
   }
 
   /** Keeps `buffer` for a later `take`, or drops it when enough are kept. */
@@ -543,14 +562,20 @@ export class MappedFile {
         return false;
       }
     }
+    // The last block, when `to` ends inside it, goes from a staging block: see `tailBlock`.
+    const wholeEnd = to - (to % DIRECT_IO_BLOCK_BYTES);
+    const tail = wholeEnd === to ? null : this.pool.tailBlock();
+    if (wholeEnd !== to && tail === null) return false;
     const fd = this.directFd;
     const start = from - (from % DIRECT_IO_BLOCK_BYTES);
-    const end = Math.min(this.sizeBytes, Math.ceil(to / DIRECT_IO_BLOCK_BYTES) * DIRECT_IO_BLOCK_BYTES);
     assert(start >= this.cacheStart, 'direct write below the cache');
-    // The file holds zeros past wrotePosition; so must what this block takes from the cache.
-    cache.fill(0, to, end);
     try {
-      this.writeFully(fd, cache.subarray(start, end), start);
+      if (wholeEnd > start) this.writeFully(fd, cache.subarray(start, wholeEnd), start);
+      if (tail !== null) {
+        tail.set(cache.subarray(wholeEnd, to));
+        tail.fill(0, to - wholeEnd);
+        this.writeFully(fd, tail, wholeEnd);
+      }
     } catch (error) {
       if (!(error instanceof MappedFileError) || error.errno !== 'EINVAL') throw error;
       // The device wants a stricter alignment than the probe's file system showed: write buffered from now on.

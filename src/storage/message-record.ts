@@ -180,11 +180,11 @@ export type CheckRecordOptions = {
 // ---------------------------------------------------------------------------------------------------
 // Big-endian integers. Hand-written rather than DataView so that no view is allocated per field.
 
-function readInt32(bytes: Uint8Array, at: number): number {
+export function readInt32(bytes: Uint8Array, at: number): number {
   return (bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3];
 }
 
-function writeInt32(bytes: Uint8Array, at: number, value: number): void {
+export function writeInt32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at] = value >>> 24;
   bytes[at + 1] = value >>> 16;
   bytes[at + 2] = value >>> 8;
@@ -201,7 +201,7 @@ function writeInt16(bytes: Uint8Array, at: number, value: number): void {
 }
 
 /** Reads a Java long; exact for values inside the safe-integer range, which is all the store writes. */
-function readInt64(bytes: Uint8Array, at: number): number {
+export function readInt64(bytes: Uint8Array, at: number): number {
   return readInt32(bytes, at) * BYTES_INT64_HIGH + (readInt32(bytes, at + 4) >>> 0);
 }
 
@@ -549,13 +549,23 @@ function writeText(target: Uint8Array, at: number, text: string, bytes: number):
  * encodes in the SendMessage threads and patches under the put lock the same way): queue offset,
  * physical offset and store timestamp. The body CRC does not cover them, so it stays valid.
  */
+/** Fills in only the queue offset of the record at `offset` (an append region's batch has the rest). */
+export function patchQueueOffset(target: Uint8Array, offset: number, queueOffset: number): void {
+  assert(isOffset(queueOffset), `bad queue offset ${queueOffset}`);
+  writeInt64(target, offset + 20, queueOffset);
+}
+
+/** Where the store timestamp of the record at `offset` sits (after the born host, whose width sysFlag gives). */
+export function storeTimestampPosition(record: Uint8Array, offset: number): number {
+  const sysFlag = readInt32(record, offset + 36);
+  return offset + POSITION_BORN_HOST + ((sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES);
+}
+
 export function patchWriterFields(target: Uint8Array, offset: number, queueOffset: number, physicalOffset: number, storeTimestampMs: number): void {
   assert(isOffset(queueOffset) && isOffset(physicalOffset) && isOffset(storeTimestampMs), 'writer fields are offsets');
-  const sysFlag = readInt32(target, offset + 36);
-  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
   writeInt64(target, offset + 20, queueOffset);
   writeInt64(target, offset + 28, physicalOffset);
-  writeInt64(target, offset + POSITION_BORN_HOST + bornHostBytes, storeTimestampMs);
+  writeInt64(target, storeTimestampPosition(target, offset), storeTimestampMs);
 }
 
 /**

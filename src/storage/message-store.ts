@@ -603,6 +603,16 @@ export function encodeBatch(
   return { topic: first.topic, queueId: first.queueId, count: inputs.length, records: bytes };
 }
 
+/** A batch a send thread copied into an append region (append-region.ts), as the writer takes it. */
+export type RegionBatch = {
+  readonly topic: string;
+  readonly queueId: number;
+  readonly count: number;
+  /** Where the batch starts in the log, and its length. */
+  readonly physicalOffset: number;
+  readonly bytes: number;
+};
+
 /** The record a put becomes, with zeros where the writer fills in offsets and store time. */
 function recordInputOf(input: PutMessageInput, storeHost: SocketAddress, nowMs: number): RecordInput {
   return {
@@ -825,36 +835,89 @@ export class MessageStore {
    * does: offsets of its first message, wroteBytes of all of them, msgIds joined by commas, and msgNum.
    */
   appendEncodedBatch(batch: EncodedBatch): PutBatchResult {
-    const refused = (result: PutMessageResult): PutBatchResult => ({ ...result, msgNum: 0 });
-    if (!this.isKnownTopic(batch.topic) || !Number.isInteger(batch.queueId) || batch.queueId < 0) {
-      return refused(refusal('MESSAGE_ILLEGAL', `bad topic or queue ${JSON.stringify(batch.topic)}/${batch.queueId}`));
-    }
-    if (!Number.isSafeInteger(batch.count) || batch.count < 1 || batch.count > ENCODED_BATCH_MESSAGES_MAX) {
-      return refused(refusal('MESSAGE_ILLEGAL', `a batch holds 1 to ${ENCODED_BATCH_MESSAGES_MAX} messages, not ${batch.count}`));
-    }
-    const unavailable = this.unavailable();
-    if (unavailable !== null) return refused(unavailable);
-    let queue: ConsumeQueue;
-    try {
-      queue = this.queueOf(batch.topic, batch.queueId);
-    } catch (error) {
-      return refused(queueFailure(error));
-    }
+    const target = this.batchQueue(batch.topic, batch.queueId, batch.count);
+    if ('refused' in target) return target.refused;
+    const queue = target.queue;
     const firstQueueOffset = this.queueOffsets.assign(batch.topic, batch.queueId, batch.count);
     let appended: { physicalOffset: number; sizes: number[]; storeTimestampMs: number };
     try {
       appended = this.commitLog.appendEncodedBatch(batch.records, batch.count, this.topicBytes(batch.topic), batch.queueId, firstQueueOffset);
     } catch (error) {
       this.queueOffsets.set(batch.topic, batch.queueId, firstQueueOffset);
-      return refused(appendFailure(error));
+      return { ...appendFailure(error), msgNum: 0 };
     }
+    return this.batchAppended(queue, batch, firstQueueOffset, { ...appended, records: batch.records });
+  }
+
+  /**
+   * The active file for an append region (append-region.ts), or null while the store cannot take
+   * writes or has no file with room.
+   */
+  regionFile(): ReturnType<CommitLog['regionFile']> {
+    return this.unavailable() === null ? this.commitLog.regionFile() : null;
+  }
+
+  /**
+   * Takes a batch a send thread copied into the append region at the log's end (append-region.ts),
+   * answering as appendEncodedBatch does. Its bytes cannot be taken back, so a batch the store refuses
+   * (closed, disk full, too many queues) stays in the log as dead records that no queue holds (see
+   * CommitLog.voidRegionBatch), and the answer is the refusal.
+   */
+  takeRegionBatch(batch: RegionBatch): PutBatchResult {
+    const topicBytes = this.topicBytes(batch.topic);
+    const target = this.batchQueue(batch.topic, batch.queueId, batch.count);
+    if ('refused' in target) {
+      const sizes = this.commitLog.voidRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId);
+      let physicalOffset = batch.physicalOffset;
+      for (const size of sizes) {
+        this.pendingDispatch.push({
+          queue: null, topic: batch.topic, queueId: batch.queueId, queueOffset: 0, physicalOffset, size,
+          storeTimestampMs: this.appendedTimestampMs, taken: 0, properties: '',
+        });
+        physicalOffset += size;
+      }
+      return target.refused;
+    }
+    const firstQueueOffset = this.queueOffsets.assign(batch.topic, batch.queueId, batch.count);
+    const taken = this.commitLog.takeRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId, firstQueueOffset);
+    return this.batchAppended(target.queue, batch, firstQueueOffset, taken);
+  }
+
+  /** The queue a batch goes to, or the refusal (bad topic, queue or count; store unavailable; queue bound). */
+  private batchQueue(topic: string, queueId: number, count: number): { readonly queue: ConsumeQueue } | { readonly refused: PutBatchResult } {
+    const refused = (result: PutMessageResult): { refused: PutBatchResult } => ({ refused: { ...result, msgNum: 0 } });
+    if (!this.isKnownTopic(topic) || !Number.isInteger(queueId) || queueId < 0) {
+      return refused(refusal('MESSAGE_ILLEGAL', `bad topic or queue ${JSON.stringify(topic)}/${queueId}`));
+    }
+    if (!Number.isSafeInteger(count) || count < 1 || count > ENCODED_BATCH_MESSAGES_MAX) {
+      return refused(refusal('MESSAGE_ILLEGAL', `a batch holds 1 to ${ENCODED_BATCH_MESSAGES_MAX} messages, not ${count}`));
+    }
+    const unavailable = this.unavailable();
+    if (unavailable !== null) return refused(unavailable);
+    try {
+      return { queue: this.queueOf(topic, queueId) };
+    } catch (error) {
+      return refused(queueFailure(error));
+    }
+  }
+
+  /**
+   * Queues a stored batch's records for dispatch and builds the answer as Java does: offsets of its
+   * first message, wroteBytes of all of them, msgIds joined by commas, and msgNum.
+   */
+  private batchAppended(
+    queue: ConsumeQueue,
+    batch: { readonly topic: string; readonly queueId: number; readonly count: number },
+    firstQueueOffset: number,
+    appended: { physicalOffset: number; sizes: number[]; storeTimestampMs: number; records: Uint8Array },
+  ): PutBatchResult {
     this.appendedTimestampMs = appended.storeTimestampMs;
     let msgIds = '';
     let physicalOffset = appended.physicalOffset;
     for (let index = 0; index < appended.sizes.length; index++) {
       const size = appended.sizes[index]!;
       const at = physicalOffset - appended.physicalOffset;
-      const properties = recordProperties(batch.records, at, size);
+      const properties = recordProperties(appended.records, at, size);
       this.pendingDispatch.push({
         queue, topic: batch.topic, queueId: batch.queueId, queueOffset: firstQueueOffset + index,
         physicalOffset, size, storeTimestampMs: appended.storeTimestampMs, taken: 1, properties,
@@ -868,7 +931,7 @@ export class MessageStore {
       physicalOffset: appended.physicalOffset,
       queueOffset: firstQueueOffset,
       msgId: msgIds,
-      wroteBytes: batch.records.length,
+      wroteBytes: appended.records.length,
       storeTimestampMs: appended.storeTimestampMs,
       msgNum: batch.count,
     };
