@@ -2,6 +2,7 @@
 import type { ActorRef, Behavior, DeferredReply, PipeResult } from '../src/runtime/actor.ts';
 import { assertNever } from '../src/runtime/assert.ts';
 import type { CommitLogWriterMessage } from '../src/actors/commit-log-writer.ts';
+import { RegionSender } from '../src/actors/region-sender.ts';
 import {
   encodeBatch,
   encodePut,
@@ -118,6 +119,8 @@ type SenderState = {
   messages: number;
   bytes: number;
   sequence: number;
+  /** Batches go into the writer's append region when it grants one (region-sender.ts). */
+  readonly region: RegionSender;
 };
 
 const senderBody = new Uint8Array(1024).fill(98);
@@ -132,8 +135,8 @@ function sendBatch(state: SenderState, ctx: Parameters<Behavior<SenderState, Enc
     const encoded = encodeBatch(inputs, request.storeHost, 4 * 1024 * 1024, Date.now(), buffer);
     if (isPutRefusal(encoded)) throw new Error(`encode refused: ${encoded.remark}`);
     state.pending++;
-    const ask = ctx.ask<CommitLogWriterMessage, PutBatchResult>(request.writer, { type: 'putEncodedBatch', batch: encoded }, 60_000);
-    // The buffer is free again once the answer is back: the ask was sent (encoded) long before.
+    const ask = state.region.send(ctx, request.writer, encoded, 60_000);
+    // The buffer is free again once the answer is back: the ask was sent (encoded) or its bytes copied long before.
     ctx.pipeToSelf(ask, (result) => ({ type: 'put', result, buffer }));
     return;
   }
@@ -155,7 +158,7 @@ function sendBatch(state: SenderState, ctx: Parameters<Behavior<SenderState, Enc
 
 /** Encodes and sends for `durationMs`; answers { messages, bytes, ms } of acknowledged puts. */
 export const encodingSender: Behavior<SenderState, EncodingSenderMessage, null> = {
-  init: () => ({ request: undefined, spareBuffers: [], reply: undefined, startedMs: 0, pending: 0, messages: 0, bytes: 0, sequence: 0 }),
+  init: () => ({ request: undefined, spareBuffers: [], reply: undefined, startedMs: 0, pending: 0, messages: 0, bytes: 0, sequence: 0, region: new RegionSender() }),
   receive(state, message, ctx) {
     switch (message.type) {
       case 'pump':

@@ -66,6 +66,7 @@ import {
   MessageStore,
   type EncodedBatch,
   type EncodedPut,
+  type RegionBatch,
   type PutBatchResult,
   type GetMessageResult,
   type HaAppendResult,
@@ -85,6 +86,8 @@ import { nodeStorageFs, type StorageFs } from '../storage/storage-fs.ts';
 import type { CommitLogFlusherMessage, SyncDone } from './commit-log-flusher.ts';
 import { HA_DEFAULTS } from '../storage/ha-protocol.ts';
 import { WaiterQueue } from './waiter-queue.ts';
+import { WriterRegion, type RegionReport } from './writer-region.ts';
+import type { RegionGrant } from '../storage/append-region.ts';
 
 /** RocketMQ's brokerRole. */
 export type BrokerRole = 'ASYNC_MASTER' | 'SYNC_MASTER' | 'SLAVE';
@@ -206,6 +209,10 @@ export type CommitLogWriterMessage =
   | { readonly type: 'putBatch'; readonly messages: readonly PutMessageInput[] }
   | { readonly type: 'putEncoded'; readonly puts: readonly EncodedPut[] }
   | { readonly type: 'putEncodedBatch'; readonly batch: EncodedBatch }
+  /** A batch a send thread copied into the append region; answered as putEncodedBatch. */
+  | RegionReport
+  /** The append region's grant (RegionGrant), or null while it is closed. */
+  | { readonly type: 'regionGrant' }
   | GetRequest
   | { readonly type: 'queryByKey'; readonly topic: string; readonly key: string; readonly maxNum: number; readonly beginMs?: number; readonly endMs?: number }
   | { readonly type: 'queueRange'; readonly topic: string; readonly queueId: number }
@@ -320,6 +327,8 @@ type State = {
   /** Who hears of newly visible messages (bounded: pull and POP services register once each). */
   readonly watchers: ActorRef<ArrivalNotice>[];
   readonly ha: HaState;
+  /** Where send threads append in place (see writer-region.ts). */
+  readonly region: WriterRegion<CommitLogWriterMessage>;
 };
 
 const WATCHERS_MAX = 256;
@@ -765,6 +774,104 @@ function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
   settle(state, result.physicalOffset + result.wroteBytes, result.msgNum, result, ctx);
 }
 
+// ------------------------------------------------------------------------------------------ append region
+
+/** Messages that need the log's end to themselves: they wait until the append region has drained. */
+function needsLogEnd(message: CommitLogWriterMessage): boolean {
+  switch (message.type) {
+    case 'put':
+    case 'putBatch':
+    case 'putEncoded':
+    case 'putEncodedBatch':
+    case 'haAppendRaw':
+    case 'setRole':
+    case 'fence':
+    case 'lease':
+    case 'truncateTo':
+      return true;
+    default:
+      return false;
+  }
+}
+
+/** Parks a send thread's report, then takes every parked batch the log's end has reached. */
+function onRegionReport(state: State, report: RegionReport, ctx: Ctx): void {
+  const reply = ctx.deferReply();
+  if (report.epoch !== state.epoch) {
+    // Reserved in a region of an earlier incarnation of this writer: its bytes died with that cache.
+    reply?.resolve({ ...refusedRestarted(), msgNum: 0 } satisfies PutBatchResult);
+    return;
+  }
+  state.region.park(report, reply);
+}
+
+function refusedRestarted(): PutMessageResult {
+  return { status: 'SERVICE_NOT_AVAILABLE', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark: 'the CommitLog writer restarted before it took this batch' };
+}
+
+/**
+ * After every message: takes the region batches whose turn has come, handles what was held once the
+ * region has drained, and opens or closes the region as the store's state allows.
+ */
+function settleRegion(state: State, ctx: Ctx): void {
+  const region = state.region;
+  // Bounded by the parked reports.
+  for (let parked = region.next(state.store); parked !== undefined; parked = region.next(state.store)) {
+    takeRegionBatch(state, parked.batch, replyingTo(ctx, parked.reply));
+  }
+  if (region.holding && region.quiesce(state.store)) {
+    for (const held of region.takeHeld()) handle(state, held.message, replyingTo(ctx, held.reply));
+  }
+  const writable = state.ha.role !== 'SLAVE' && state.ha.leaseUntilMs === null;
+  if (writable) region.reopen(state.store);
+  else region.quiesce(state.store);
+}
+
+/** Takes one region batch, in log order, and answers it as putEncodedBatch answers. */
+function takeRegionBatch(state: State, batch: RegionBatch, ctx: Ctx): void {
+  state.counters.puts += batch.count;
+  const result = state.store.takeRegionBatch(batch);
+  if (result.status !== 'PUT_OK') {
+    ctx.reply(result);
+    return;
+  }
+  state.counters.putOk += result.msgNum;
+  scheduleTick(state, ctx);
+  settle(state, result.physicalOffset + result.wroteBytes, result.msgNum, result, ctx);
+}
+
+/**
+ * `ctx` as seen by a message handled later than it arrived (held or parked): its reply goes to the
+ * reply that was deferred on arrival.
+ */
+function replyingTo(ctx: Ctx, reply: DeferredReply | undefined): Ctx {
+  let taken = reply === undefined;
+  return Object.create(ctx, {
+    isAsk: { get: () => !taken },
+    reply: {
+      value: (value: unknown): void => {
+        if (taken) return;
+        taken = true;
+        reply!.resolve(value);
+      },
+    },
+    deferReply: {
+      value: (): DeferredReply | undefined => {
+        if (taken) return undefined;
+        taken = true;
+        return reply;
+      },
+    },
+  }) as Ctx;
+}
+
+/** The writer stops: the region closes, and what waits in it is answered. */
+function stopRegion(state: State): void {
+  const waiting = state.region.shut();
+  for (const parked of waiting.parked) parked.reply?.resolve({ ...refusedRestarted(), msgNum: 0 } satisfies PutBatchResult);
+  for (const held of waiting.held) held.reply?.reject(new Error('the CommitLog writer stopped before handling this request'));
+}
+
 function busy(state: State): PutMessageResult {
   const remark = `${state.args.syncFlushWaitersMax} puts are already waiting for a flush`;
   return { status: 'OS_PAGE_CACHE_BUSY', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark };
@@ -810,6 +917,11 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
       return putBatch(state, message.puts, (put) => state.store.appendEncoded(put), ctx);
     case 'putEncodedBatch':
       return putEncodedBatch(state, message.batch, ctx);
+    case 'putInPlace':
+      return onRegionReport(state, message, ctx);
+    case 'regionGrant':
+      settleRegion(state, ctx);
+      return ctx.reply(state.region.grant() satisfies RegionGrant | null);
     case 'get':
       return ctx.reply(get(state, message, ctx));
     case 'queryByKey': {
@@ -935,14 +1047,18 @@ export function commitLogWriterBehavior(
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
       const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: new WaiterQueue<Waiter>('slave waiters'), readers: [], leaseUntilMs: null, leaseOut: false };
-      return { store, args, epoch, waiters: new WaiterQueue<Waiter>('disk waiters'), writeWaiters: new WaiterQueue<WriteWaiter>('write waiters'), tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha };
+      const region = new WriterRegion<CommitLogWriterMessage>(epoch);
+      return { store, args, epoch, waiters: new WaiterQueue<Waiter>('disk waiters'), writeWaiters: new WaiterQueue<WriteWaiter>('write waiters'), tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha, region };
     },
 
     receive(state, message, ctx) {
       state.inReceive = true;
       // Every turn re-reads the lease first, so a put queued before it ran out is still refused.
       if (state.ha.leaseUntilMs !== null) checkLease(state, ctx);
-      handle(state, message, ctx);
+      if (message.type === 'putInPlace') onRegionReport(state, message, ctx);
+      else if (needsLogEnd(message) && (state.region.holding || !state.region.quiesce(state.store))) state.region.hold(message, ctx.deferReply());
+      else handle(state, message, ctx);
+      settleRegion(state, ctx);
       if (state.writeWaiters.length > 0) releaseWritten(state);
       // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).
       if (state.ha.readers.length > 0) serveHaReaders(state, ctx.clock.nowMs(), false);
@@ -951,6 +1067,7 @@ export function commitLogWriterBehavior(
     },
 
     onStop(state, ctx) {
+      stopRegion(state);
       if (state.inReceive) {
         // Failed midway: its memory may not match the files; the next init recovers from the files.
         state.store.close();

@@ -42,6 +42,8 @@ const GENERATION_MAX = 0x7fff_ffff;
 /** One file's page cache as a sender needs it: where reservations of `generation` go. */
 export type RegionGrant = {
   readonly control: SharedArrayBuffer;
+  /** The writer incarnation that owns the region (a restarted writer has a new one). */
+  readonly epoch: number;
   readonly generation: number;
   /** The page cache (shared, never copied between threads) and where the file's byte 0 sits in it. */
   readonly cache: SharedArrayBuffer;
@@ -126,30 +128,39 @@ export class RegionAppender {
     return this.grantValue?.generation ?? 0;
   }
 
-  /** Takes a grant from the writer (ignores one that is not newer than what it holds, of the same region). */
+  /** The writer incarnation of the grant held (0: none). */
+  get epoch(): number {
+    return this.grantValue?.epoch ?? 0;
+  }
+
+  /** Takes a grant from the writer, replacing the one held. */
   grant(grant: RegionGrant): void {
-    assert(grant.cacheOffset >= 0 && grant.limit >= 0 && grant.cacheOffset + grant.limit <= grant.cache.byteLength, 'grant outside its cache');
-    if (this.grantValue !== null && this.grantValue.control === grant.control && this.grantValue.generation === grant.generation) return;
+    assert(grant.cacheOffset >= 0 && grant.limit >= 0 && grant.cacheOffset + grant.limit + BLANK_MARKER_BYTES <= grant.cache.byteLength, 'grant outside its cache');
+    if (this.grantValue !== null && this.grantValue.epoch === grant.epoch && this.grantValue.generation === grant.generation) return;
     this.grantValue = grant;
     this.word = new BigInt64Array(grant.control);
     this.cache = new Uint8Array(grant.cache, grant.cacheOffset, grant.limit + BLANK_MARKER_BYTES);
   }
 
-  /** Reserves `bytes` in the granted file, or null (no grant, another generation, closed, or full: then closed). */
-  reserve(bytes: number): Reservation | null {
+  /**
+   * Reserves `bytes` in the granted file, or says why not: 'none' (no grant yet), 'stale' (the region
+   * moved to another generation: ask the writer for its grant), 'closed', or 'full' (it did not fit, and
+   * the region is now closed so that the writer rolls). Only a reservation may be filled.
+   */
+  reserve(bytes: number): Reservation | 'none' | 'stale' | 'closed' | 'full' {
     const grant = this.grantValue;
     const word = this.word;
-    if (grant === null || word === null) return null;
+    if (grant === null || word === null) return 'none';
     assert(Number.isInteger(bytes) && bytes > 0, `bad reservation of ${bytes} bytes`);
     // Bounded: each failed exchange means another reservation succeeded, and they end at the limit.
     for (;;) {
       const value = Atomics.load(word, 0);
       const now = unpack(value);
-      if (now.closed || now.generation !== grant.generation) return null;
+      if (now.generation !== grant.generation) return 'stale';
+      if (now.closed) return 'closed';
       if (now.position + bytes > grant.limit) {
-        // Full: close it at its end so that the writer rolls; the batch goes the ordinary way.
         Atomics.compareExchange(word, 0, value, pack({ ...now, closed: true }));
-        return null;
+        return 'full';
       }
       if (Atomics.compareExchange(word, 0, value, pack({ ...now, position: now.position + bytes })) === value) {
         return { generation: now.generation, position: now.position, physicalOffset: grant.fileStartOffset + now.position };

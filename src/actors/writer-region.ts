@@ -1,0 +1,119 @@
+/**
+ * The CommitLog writer's side of its append region (src/storage/append-region.ts states the protocol).
+ *
+ * - Reports (`putInPlace`) may arrive out of log order, from several send threads: each waits here,
+ *   keyed by its physical offset, until the log's end reaches it, and is then taken in order.
+ * - Messages that need the log's end to themselves (the writer's own appends, role and lease changes,
+ *   replication appends, truncation) close the region first. If reservations made before the close are
+ *   still to be reported, such a message is held here, with its reply, and handled once they are all
+ *   taken, in arrival order.
+ * - The region reopens when it is closed and drained, nothing is held, and the store can take writes as
+ *   a master outside controller mode (a lease would have to be checked by the send threads too).
+ *
+ * Both waits are short: a send thread reports in the same turn it reserved. They are bounded all the
+ * same (REGION_PARKED_MAX, REGION_HELD_MAX); past the bounds the writer fails, as on any broken invariant.
+ */
+import { assert } from '../runtime/assert.ts';
+import type { DeferredReply } from '../runtime/actor.ts';
+import { AppendRegionControl, type RegionGrant } from '../storage/append-region.ts';
+import type { MessageStore, RegionBatch } from '../storage/message-store.ts';
+
+/** A send thread's report of a batch it copied into the region (append-region.ts). */
+export type RegionReport = { readonly type: 'putInPlace'; readonly epoch: number; readonly generation: number; readonly batch: RegionBatch };
+
+/** Reports waiting for their turn at most: far above what send threads keep in flight. */
+export const REGION_PARKED_MAX = 65_536;
+/** Messages held for a drain at most (the writer's mailbox bounds them first). */
+export const REGION_HELD_MAX = 1_000_000;
+
+type Parked = { readonly batch: RegionBatch; readonly reply: DeferredReply | undefined };
+type Held<M> = { readonly message: M; readonly reply: DeferredReply | undefined };
+
+export class WriterRegion<M> {
+  readonly control = new AppendRegionControl();
+  private grantValue: RegionGrant | null = null;
+  private readonly parked = new Map<number, Parked>();
+  private held: Held<M>[] = [];
+
+  readonly epoch: number;
+
+  constructor(epoch: number) {
+    this.epoch = epoch;
+  }
+
+  /** The grant of the open region, or null while it is closed. */
+  grant(): RegionGrant | null {
+    return this.control.read().closed ? null : this.grantValue;
+  }
+
+  /** Whether messages wait for the region to drain. */
+  get holding(): boolean {
+    return this.held.length > 0;
+  }
+
+  /** Closes the region; true when every reservation made in it has been taken (the log's end is past them). */
+  quiesce(store: MessageStore): boolean {
+    const position = this.control.close();
+    const grant = this.grantValue;
+    return grant === null || store.maxPhysicalOffset >= grant.fileStartOffset + position;
+  }
+
+  park(report: RegionReport, reply: DeferredReply | undefined): void {
+    assert(report.epoch === this.epoch && report.generation === this.control.generation, 'report for another region');
+    assert(!this.parked.has(report.batch.physicalOffset), `batch at ${report.batch.physicalOffset} reported twice`);
+    assert(this.parked.size < REGION_PARKED_MAX, 'too many region reports waiting');
+    this.parked.set(report.batch.physicalOffset, { batch: report.batch, reply });
+  }
+
+  /** The parked report at the log's end, removed; undefined when the next one has not come. */
+  next(store: MessageStore): Parked | undefined {
+    if (this.parked.size === 0) return undefined;
+    const end = store.maxPhysicalOffset;
+    const parked = this.parked.get(end);
+    if (parked !== undefined) this.parked.delete(end);
+    return parked;
+  }
+
+  hold(message: M, reply: DeferredReply | undefined): void {
+    assert(this.held.length < REGION_HELD_MAX, 'too many messages held for the region to drain');
+    this.held.push({ message, reply });
+  }
+
+  /** Everything held, in arrival order; the region holds nothing after. */
+  takeHeld(): Held<M>[] {
+    const held = this.held;
+    this.held = [];
+    return held;
+  }
+
+  /**
+   * Opens the region over the store's active file when it is closed and drained and nothing is held
+   * (the caller checked `writable`); a new file gets a new generation.
+   */
+  reopen(store: MessageStore): void {
+    if (!this.control.read().closed || this.holding || !this.quiesce(store)) return;
+    const file = store.regionFile();
+    if (file === null) return;
+    const newFile = this.grantValue?.fileStartOffset !== file.fileStartOffset;
+    const generation = this.control.open(file.position, newFile);
+    if (newFile || this.grantValue === null) {
+      this.grantValue = {
+        control: this.control.control,
+        epoch: this.epoch,
+        generation,
+        cache: file.cache,
+        cacheOffset: file.cacheOffset,
+        fileStartOffset: file.fileStartOffset,
+        limit: file.limit,
+      };
+    }
+  }
+
+  /** Closes the region for good (the writer stops) and hands back what waits in it; later reports are refused by epoch. */
+  shut(): { readonly parked: Parked[]; readonly held: Held<M>[] } {
+    this.control.close();
+    const parked = [...this.parked.values()];
+    this.parked.clear();
+    return { parked, held: this.takeHeld() };
+  }
+}
