@@ -805,6 +805,16 @@ function onRegionReport(state: State, report: RegionReport, ctx: Ctx): void {
   state.region.park(report, reply);
 }
 
+/** Puts a batch that came with its bytes into the open region; false when it has to go the ordinary way. */
+function placeInRegion(state: State, batch: EncodedBatch, ctx: Ctx): boolean {
+  // Checked as the ordinary way checks them first: a refused batch must not reach the log.
+  if (refusal(state) !== null || waitersFull(state) || batch.records.length > state.args.maxMessageSize) return false;
+  const report = state.region.placeOwn(batch, ctx.clock.nowMs());
+  if (report === null) return false;
+  state.region.park(report, ctx.deferReply());
+  return true;
+}
+
 function refusedRestarted(): PutMessageResult {
   return { status: 'SERVICE_NOT_AVAILABLE', physicalOffset: -1, queueOffset: -1, msgId: '', wroteBytes: 0, storeTimestampMs: 0, remark: 'the CommitLog writer restarted before it took this batch' };
 }
@@ -1056,7 +1066,9 @@ export function commitLogWriterBehavior(
       // Every turn re-reads the lease first, so a put queued before it ran out is still refused.
       if (state.ha.leaseUntilMs !== null) checkLease(state, ctx);
       if (message.type === 'putInPlace') onRegionReport(state, message, ctx);
-      else if (needsLogEnd(message) && (state.region.holding || !state.region.quiesce(state.store))) state.region.hold(message, ctx.deferReply());
+      else if (message.type === 'putEncodedBatch' && placeInRegion(state, message.batch, ctx)) {
+        // Parked as a send thread's report would be: taken below in log order.
+      } else if (needsLogEnd(message) && (state.region.holding || !state.region.quiesce(state.store))) state.region.hold(message, ctx.deferReply());
       else handle(state, message, ctx);
       settleRegion(state, ctx);
       if (state.writeWaiters.length > 0) releaseWritten(state);

@@ -28,16 +28,16 @@ export class RegionSender {
   private readonly appender = new RegionAppender();
   private grantAsked = false;
   private grantRetryAtMs = 0;
-  /** Batches sent into the region and the ordinary way: for stats and tests. */
+  /** Batches sent into the region, and the ordinary way by the reason the region gave: for stats and tests. */
   inPlace = 0;
-  ordinary = 0;
+  readonly ordinary = { none: 0, stale: 0, closed: 0, full: 0 };
 
   /** Sends `batch`; resolves with the writer's answer (a timeout or a stopped writer rejects, as any ask). */
   send(ctx: ActorContext<unknown>, writer: ActorRef<CommitLogWriterMessage>, batch: EncodedBatch, timeoutMs: number): Promise<PutBatchResult> {
     const reservation = this.appender.reserve(batch.records.length);
     if (typeof reservation === 'string') {
       if (reservation === 'none' || reservation === 'stale') this.askGrant(ctx, writer);
-      this.ordinary++;
+      this.ordinary[reservation]++;
       return ctx.ask<CommitLogWriterMessage, PutBatchResult>(writer, { type: 'putEncodedBatch', batch }, timeoutMs);
     }
     this.appender.fill(reservation, batch.records, batch.count, ctx.clock.nowMs());

@@ -10,13 +10,16 @@
  * - The region reopens when it is closed and drained, nothing is held, and the store can take writes as
  *   a master outside controller mode (a lease would have to be checked by the send threads too).
  *
+ * - The writer's own RocketMQ batches (putEncodedBatch) go into the open region too, as a send thread's
+ *   would, so that batches sent the ordinary way do not close it each time.
+ *
  * Both waits are short: a send thread reports in the same turn it reserved. They are bounded all the
  * same (REGION_PARKED_MAX, REGION_HELD_MAX); past the bounds the writer fails, as on any broken invariant.
  */
 import { assert } from '../runtime/assert.ts';
 import type { DeferredReply } from '../runtime/actor.ts';
-import { AppendRegionControl, type RegionGrant } from '../storage/append-region.ts';
-import type { MessageStore, RegionBatch } from '../storage/message-store.ts';
+import { AppendRegionControl, RegionAppender, type RegionGrant } from '../storage/append-region.ts';
+import type { EncodedBatch, MessageStore, RegionBatch } from '../storage/message-store.ts';
 
 /** A send thread's report of a batch it copied into the region (append-region.ts). */
 export type RegionReport = { readonly type: 'putInPlace'; readonly epoch: number; readonly generation: number; readonly batch: RegionBatch };
@@ -34,6 +37,8 @@ export class WriterRegion<M> {
   private grantValue: RegionGrant | null = null;
   private readonly parked = new Map<number, Parked>();
   private held: Held<M>[] = [];
+  /** The writer's own appender, for batches that came with their bytes. */
+  private readonly own = new RegionAppender();
 
   readonly epoch: number;
 
@@ -106,7 +111,26 @@ export class WriterRegion<M> {
         fileStartOffset: file.fileStartOffset,
         limit: file.limit,
       };
+      this.own.grant(this.grantValue);
     }
+  }
+
+  /**
+   * Copies a batch that came with its bytes into the open region, as a send thread would, and returns
+   * its report (to park like theirs); null when the region is closed or the batch does not fit (then
+   * the region is closed, and the batch goes the ordinary way).
+   */
+  placeOwn(batch: EncodedBatch, nowMs: number): RegionReport | null {
+    if (this.held.length > 0) return null;
+    const reservation = this.own.reserve(batch.records.length);
+    if (typeof reservation === 'string') return null;
+    this.own.fill(reservation, batch.records, batch.count, nowMs);
+    return {
+      type: 'putInPlace',
+      epoch: this.epoch,
+      generation: reservation.generation,
+      batch: { topic: batch.topic, queueId: batch.queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length },
+    };
   }
 
   /** Closes the region for good (the writer stops) and hands back what waits in it; later reports are refused by epoch. */

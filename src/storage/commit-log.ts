@@ -553,12 +553,13 @@ export class CommitLog {
 
   /**
    * The active file, for an append region (append-region.ts): its cache, where the data ends, and the
-   * position reservations must stay within (a blank marker still fits after them). Null when there is no
-   * file yet, the file is full, or it is too large for a region.
+   * position reservations must stay within (a blank marker still fits after them); the first file is
+   * created when there is none. Null when the file is full or too large for a region.
    */
   regionFile(): { readonly cache: SharedArrayBuffer; readonly cacheOffset: number; readonly fileStartOffset: number; readonly position: number; readonly limit: number } | null {
-    const file = this.files.at(-1);
-    if (file === undefined || file.sizeBytes - BLANK_MARKER_BYTES > REGION_POSITION_MAX) return null;
+    // An empty log gets its first file now, as its first append would create it.
+    const file = this.files.at(-1) ?? this.createFile(this.flushedOffsetValue);
+    if (file.sizeBytes - BLANK_MARKER_BYTES > REGION_POSITION_MAX) return null;
     const limit = file.sizeBytes - BLANK_MARKER_BYTES;
     if (file.wrotePosition >= limit) return null;
     file.bytes(); // loads the cache if it was released

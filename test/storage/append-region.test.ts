@@ -1,0 +1,243 @@
+/**
+ * The append region (src/storage/append-region.ts): the reservation word's rules as a fast-check model,
+ * then send threads appending in place through real worker threads while the main thread puts the
+ * ordinary way, across many file rolls, checked message by message through the writer and again after
+ * the store is reopened.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { AppendRegionControl, RegionAppender, type RegionGrant } from '../../src/storage/append-region.ts';
+import { ActorSystem } from '../../src/runtime/actor-system.ts';
+import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
+import type { CommitLogWriterMessage, CommitLogWriterStats, GetAnswer } from '../../src/actors/commit-log-writer.ts';
+import { MessageStore, type PutMessageResult, type StoredMessage } from '../../src/storage/message-store.ts';
+import { decodeRecord } from '../../src/storage/message-record.ts';
+import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import { testSystemOptions } from '../runtime/helpers.ts';
+import { regionBody, regionQueueOf, type RegionSenderMessage, type RegionSent } from './fixtures/region-sender-actor.ts';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function grantOf(control: AppendRegionControl, generation: number, fileStartOffset: number, limit: number): RegionGrant {
+  return { control: control.control, epoch: 7, generation, cache: new SharedArrayBuffer(limit + 8), cacheOffset: 0, fileStartOffset, limit };
+}
+
+describe('AppendRegionControl and RegionAppender', () => {
+  it('grant reservations that never overlap, stay within the limit and the open generation, and none while closed', () => {
+    const LIMIT = 1_000;
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('reserve' as const), appender: fc.nat(2), bytes: fc.integer({ min: 1, max: 300 }) }),
+      fc.record({ kind: fc.constant('close' as const) }),
+      fc.record({ kind: fc.constant('reopen' as const), newFile: fc.boolean(), grow: fc.nat(100) }),
+      fc.record({ kind: fc.constant('regrant' as const), appender: fc.nat(2) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const control = new AppendRegionControl();
+        let generation = control.open(0, true);
+        let fileStart = 0;
+        let grant = grantOf(control, generation, fileStart, LIMIT);
+        const appenders = [new RegionAppender(), new RegionAppender(), new RegionAppender()];
+        for (const appender of appenders) appender.grant(grant);
+        // The model: the reserved end of the open generation, whether it is open.
+        let reserved = 0;
+        let open = true;
+        const taken: { generation: number; from: number; to: number }[] = [];
+        for (const step of ops) {
+          if (step.kind === 'reserve') {
+            const appender = appenders[step.appender]!;
+            const result = appender.reserve(step.bytes);
+            if (appender.generation !== generation) {
+              expect(result).toBe('stale');
+            } else if (!open) {
+              expect(result).toBe('closed');
+            } else if (reserved + step.bytes > LIMIT) {
+              expect(result).toBe('full');
+              open = false;
+              expect(control.read().closed).toBe(true);
+            } else {
+              expect(result).toEqual({ generation, position: reserved, physicalOffset: fileStart + reserved });
+              taken.push({ generation, from: reserved, to: reserved + step.bytes });
+              reserved += step.bytes;
+            }
+          } else if (step.kind === 'close') {
+            expect(control.close()).toBe(reserved);
+            open = false;
+          } else if (step.kind === 'reopen') {
+            if (open) control.close();
+            if (step.newFile) {
+              fileStart += LIMIT + 8;
+              reserved = 0;
+            } else {
+              reserved = Math.min(LIMIT, reserved + step.grow);
+            }
+            const before = generation;
+            generation = control.open(reserved, step.newFile);
+            expect(generation === before).toBe(!step.newFile);
+            if (step.newFile) grant = grantOf(control, generation, fileStart, LIMIT);
+            open = true;
+          } else {
+            appenders[step.appender]!.grant(grant);
+          }
+        }
+        // Within a generation, reservations tile upward without overlap.
+        for (let i = 1; i < taken.length; i++) {
+          const [a, b] = [taken[i - 1]!, taken[i]!];
+          if (a.generation === b.generation) expect(b.from).toBeGreaterThanOrEqual(a.to);
+          expect(b.to).toBeLessThanOrEqual(LIMIT);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses to reopen below what was reserved in the same file', () => {
+    const control = new AppendRegionControl();
+    const generation = control.open(100, true);
+    const appender = new RegionAppender();
+    appender.grant(grantOf(control, generation, 0, 1_000));
+    expect(appender.reserve(50)).toMatchObject({ position: 100 });
+    expect(control.close()).toBe(150);
+    expect(() => control.open(120, false)).toThrow(/below what was reserved/);
+  });
+});
+
+const FILE_BYTES = 256 * 1024;
+const TOPIC = 'RegionTopic';
+const QUEUES = 5;
+
+function storeSettings(dir: string) {
+  return {
+    rootDir: dir,
+    flushDiskType: 'ASYNC_FLUSH' as const,
+    storeHost: { address: '127.0.0.1', port: 10911 },
+    mappedFileSizeCommitLog: FILE_BYTES,
+    mappedFileSizeConsumeQueue: 20 * 1024,
+    maxMessageSize: 1024 * 1024,
+    flushIntervalCommitLogMs: 200,
+    flushIntervalConsumeQueueMs: 100,
+    syncFlushTimeoutMs: 5_000,
+    diskCheckIntervalMs: 60_000,
+    syncFlushWaitersMax: 10_000,
+  };
+}
+
+type Expected = { readonly body: Buffer; readonly physicalOffset: number };
+
+describe('in-place appends through worker threads', () => {
+  it('store every acknowledged batch exactly where its answer says, mixed with ordinary puts, across file rolls and a reopen', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-'));
+    dirs.push(dir);
+    const settings = storeSettings(dir);
+    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES, senders: 2 }, { log: pino({ level: 'warn' }), logLevel: 'warn' }, { askTimeoutMs: 30_000 }));
+    const expected = new Map<string, Expected>(); // `${queueId}/${queueOffset}`
+    let stats: CommitLogWriterStats;
+    let inPlace = 0;
+    let stale = 0;
+    try {
+      const { writer } = await spawnStore(system, { settings });
+      const senders = await Promise.all([0, 1, 2].map((k) =>
+        system.spawn<RegionSenderMessage>({
+          name: `region-sender-${k}`,
+          behavior: { module: new URL('./fixtures/region-sender-actor.ts', import.meta.url).href, export: 'regionSenderActor' },
+          args: null,
+          pool: 'senders',
+        })));
+      const BATCHES = 60;
+      const PER_BATCH = 8;
+      const run = (k: number) =>
+        system.ask<RegionSenderMessage, { sent: RegionSent[]; inPlace: number; ordinary: Record<string, number> }>(
+          senders[k % senders.length]!,
+          { type: 'send', writer, storeHost: settings.storeHost, sender: k, topic: TOPIC, queues: QUEUES, batches: BATCHES, perBatch: PER_BATCH, window: 6 },
+          60_000,
+        );
+      const record = (k: number, sent: readonly RegionSent[]): void => {
+        expect(sent).toHaveLength(BATCHES);
+        for (const { batch, result } of sent) {
+          expect(result.status).toBe('PUT_OK');
+          expect(result.msgNum).toBe(PER_BATCH);
+          const queueId = regionQueueOf(k, batch, QUEUES);
+          expect(result.msgId.split(',')).toHaveLength(PER_BATCH);
+          for (let m = 0; m < PER_BATCH; m++) {
+            const key = `${queueId}/${result.queueOffset + m}`;
+            expect(expected.has(key), `queue offset ${key} given twice`).toBe(false);
+            // Only the first message's physical offset is in the answer.
+            expected.set(key, { body: regionBody(k, batch, m), physicalOffset: m === 0 ? result.physicalOffset : -1 });
+          }
+        }
+      };
+      // Send threads alone.
+      for (const [k, done] of (await Promise.all([0, 1, 2].map(run))).entries()) {
+        record(k, done.sent);
+        inPlace += done.inPlace;
+        stale += done.ordinary['stale']!;
+      }
+      // Each sender's first window goes the ordinary way (no grant yet), and so does the window after each
+      // roll until the new grant arrives; the rest goes in place.
+      expect(inPlace).toBeGreaterThan(BATCHES);
+      expect(stale).toBeGreaterThan(0);
+      // Then with ordinary puts from the main thread meanwhile, into the same queues: the region closes
+      // for each of them and drains first.
+      const mixed = [3, 4, 5].map(run);
+      for (let index = 0; index < 150; index++) {
+        const body = Buffer.from(`ordinary-${index}`.padEnd(200 + (index % 50), 'o'));
+        const result = await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: { topic: TOPIC, queueId: index % QUEUES, body } }, 30_000);
+        expect(result.status).toBe('PUT_OK');
+        expected.set(`${index % QUEUES}/${result.queueOffset}`, { body, physicalOffset: result.physicalOffset });
+      }
+      for (const [k, done] of (await Promise.all(mixed)).entries()) record(k + 3, done.sent);
+      // The log rolled through many files meanwhile.
+      stats = await system.ask<CommitLogWriterMessage, CommitLogWriterStats>(writer, { type: 'stats' }, 30_000);
+      expect(stats.maxOffset).toBeGreaterThan(6 * FILE_BYTES);
+      // Every queue offset holds the body its answer promised; the queues are dense.
+      const read = async (queueId: number, queueOffset: number): Promise<StoredMessage[]> =>
+        (await system.ask<CommitLogWriterMessage, GetAnswer>(writer, { type: 'get', topic: TOPIC, queueId, queueOffset, maxMsgNums: 32 }, 30_000)).messages;
+      await checkQueues(expected, read);
+      const found = await system.ask<CommitLogWriterMessage, StoredMessage[]>(writer, { type: 'queryByKey', topic: TOPIC, key: 'k2-59-7', maxNum: 4 }, 30_000);
+      expect(found.map((message) => Buffer.from(decodeRecord(message.record, 0).body).toString())).toEqual([regionBody(2, 59, 7).toString()]);
+    } finally {
+      await system.shutdown();
+    }
+    // The same after a reopen (a clean stop: the checkpoint is trusted, the ConsumeQueues reloaded).
+    const store = MessageStore.open({ rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: settings.storeHost, mappedFileSizeCommitLog: FILE_BYTES, mappedFileSizeConsumeQueue: settings.mappedFileSizeConsumeQueue, maxMessageSize: settings.maxMessageSize });
+    try {
+      expect(store.recovery.corruptions).toEqual([]);
+      expect(store.maxPhysicalOffset).toBe(stats!.maxOffset);
+      await checkQueues(expected, async (queueId, queueOffset) => store.getMessage(TOPIC, queueId, queueOffset, 32).messages);
+    } finally {
+      store.shutdown();
+    }
+  }, 90_000);
+});
+
+/** Reads every queue from 0 and checks it is exactly `expected`: same offsets, bodies and (where known) physical offsets. */
+async function checkQueues(expected: ReadonlyMap<string, Expected>, read: (queueId: number, queueOffset: number) => Promise<StoredMessage[]>): Promise<void> {
+  let seen = 0;
+  for (let queueId = 0; queueId < QUEUES; queueId++) {
+    let queueOffset = 0;
+    for (;;) {
+      const messages = await read(queueId, queueOffset);
+      if (messages.length === 0) break;
+      for (const message of messages) {
+        expect(message.queueOffset).toBe(queueOffset);
+        const want = expected.get(`${queueId}/${queueOffset}`);
+        expect(want, `queue ${queueId} offset ${queueOffset} was never acknowledged`).toBeDefined();
+        const record = decodeRecord(message.record, 0);
+        expect(Buffer.from(record.body).equals(want!.body)).toBe(true);
+        expect(record.queueOffset).toBe(queueOffset);
+        expect(record.queueId).toBe(queueId);
+        if (want!.physicalOffset >= 0) expect(message.physicalOffset).toBe(want!.physicalOffset);
+        queueOffset++;
+        seen++;
+      }
+    }
+  }
+  expect(seen).toBe(expected.size);
+}
