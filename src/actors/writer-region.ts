@@ -37,6 +37,10 @@ export class WriterRegion<M> {
   private grantValue: RegionGrant | null = null;
   private readonly parked = new Map<number, Parked>();
   private held: Held<M>[] = [];
+  /** Whether the region was opened since reservations were last counted at a close (see quiesce). */
+  private openedSinceClose = false;
+  /** The end of the reservations of the last close, until the log's end has reached it. */
+  private pendingEnd: number | null = null;
   /** The writer's own appender, for batches that came with their bytes. */
   private readonly own = new RegionAppender();
 
@@ -56,11 +60,19 @@ export class WriterRegion<M> {
     return this.held.length > 0;
   }
 
-  /** Closes the region; true when every reservation made in it has been taken (the log's end is past them). */
+  /**
+   * Closes the region; true when every reservation made while it was open has been taken: the log's end
+   * has reached their end since (it may move back after that, by truncation).
+   */
   quiesce(store: MessageStore): boolean {
-    const position = this.control.close();
-    const grant = this.grantValue;
-    return grant === null || store.maxPhysicalOffset >= grant.fileStartOffset + position;
+    if (this.openedSinceClose) {
+      // Closed here, or already by a send thread that found it full: either way reservations end here.
+      const position = this.control.close();
+      this.pendingEnd = this.grantValue!.fileStartOffset + position;
+      this.openedSinceClose = false;
+    }
+    if (this.pendingEnd !== null && store.maxPhysicalOffset >= this.pendingEnd) this.pendingEnd = null;
+    return this.pendingEnd === null;
   }
 
   park(report: RegionReport, reply: DeferredReply | undefined): void {
@@ -99,9 +111,11 @@ export class WriterRegion<M> {
     if (!this.control.read().closed || this.holding || !this.quiesce(store)) return;
     const file = store.regionFile();
     if (file === null) return;
-    const newFile = this.grantValue?.fileStartOffset !== file.fileStartOffset;
+    // A new file, or the same one cut back below what was reserved in it (truncation): a new generation.
+    const newFile = this.grantValue?.fileStartOffset !== file.fileStartOffset || file.position < this.control.read().position;
     const generation = this.control.open(file.position, newFile);
-    if (newFile || this.grantValue === null) {
+    this.openedSinceClose = true;
+    if (newFile) {
       this.grantValue = {
         control: this.control.control,
         epoch: this.epoch,
