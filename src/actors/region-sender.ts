@@ -33,7 +33,7 @@ export class RegionSender {
   readonly ordinary = { none: 0, stale: 0, closed: 0, full: 0 };
 
   /** Sends `batch`; resolves with the writer's answer (a timeout or a stopped writer rejects, as any ask). */
-  send(ctx: ActorContext<unknown>, writer: ActorRef<CommitLogWriterMessage>, batch: EncodedBatch, timeoutMs: number): Promise<PutBatchResult> {
+  send<M>(ctx: ActorContext<M>, writer: ActorRef<CommitLogWriterMessage>, batch: EncodedBatch, timeoutMs: number): Promise<PutBatchResult> {
     const reservation = this.appender.reserve(batch.records.length);
     if (typeof reservation === 'string') {
       if (reservation === 'none' || reservation === 'stale') this.askGrant(ctx, writer);
@@ -51,7 +51,7 @@ export class RegionSender {
     return reportUntilAdmitted(ctx, writer, report, timeoutMs);
   }
 
-  private askGrant(ctx: ActorContext<unknown>, writer: ActorRef<CommitLogWriterMessage>): void {
+  private askGrant<M>(ctx: ActorContext<M>, writer: ActorRef<CommitLogWriterMessage>): void {
     if (this.grantAsked || ctx.clock.nowMs() < this.grantRetryAtMs) return;
     this.grantAsked = true;
     ctx.ask<CommitLogWriterMessage, RegionGrant | null>(writer, { type: 'regionGrant' }, 30_000).then(
@@ -68,8 +68,8 @@ export class RegionSender {
   }
 }
 
-function reportUntilAdmitted(
-  ctx: ActorContext<unknown>,
+function reportUntilAdmitted<M>(
+  ctx: ActorContext<M>,
   writer: ActorRef<CommitLogWriterMessage>,
   report: CommitLogWriterMessage,
   timeoutMs: number,

@@ -18,8 +18,9 @@
  *      and encode the record here with encodePut, so CRC and encoding run on the send pool;
  *   5. -> writer `putEncoded`, and answer with SendMessageResponseHeader. A SEND_BATCH_MESSAGE is one
  *      MessageExtBatch, as in RocketMQ 5: its messages (each with its own properties, no inner batch)
- *      are encoded back to back here with encodeBatch, copied into the log at once by the writer's
- *      `putEncodedBatch` at consecutive queue offsets, and answered with one result (msgIds joined).
+ *      are encoded back to back here with encodeBatch and copied into the writer's append region from
+ *      this thread (region-sender.ts; the writer's `putEncodedBatch`, bytes in the message, when no
+ *      region is granted), given consecutive queue offsets, and answered with one result (msgIds joined).
  * CONSUMER_SEND_MSG_BACK: -> `groupForRetry`, -> writer `readAt` (the original), then the message goes
  * to %RETRY%group through delay level 3 + reconsumeTimes (or the one asked for), or to %DLQ%group once
  * reconsumeTimes reaches the maximum.
@@ -62,6 +63,7 @@ import {
   type SocketAddress,
   writeHost,
 } from '../storage/message-record.ts';
+import { RegionSender } from './region-sender.ts';
 import { encodeBatch, encodePut, isPutRefusal, type EncodedPut, type PutMessageInput, type PutMessageResult, type PutMessageStatus } from '../storage/message-store.ts';
 import type { SubscriptionGroupConfig, TopicConfig } from '../storage/metadata-store.ts';
 import {
@@ -221,6 +223,8 @@ type State = {
   readonly groups: Lookups<GroupForRetryAnswer>;
   readonly uniqIds: UniqIdGenerator;
   inFlight: number;
+  /** How this processor's batches reach the writer's append region (region-sender.ts). */
+  readonly region: RegionSender;
 };
 
 // ---------------------------------------------------------------------------------------------------
@@ -660,7 +664,7 @@ function sendBatch(state: State, job: SendJob, topic: TopicConfig, queueId: numb
   const batchUniqKey = batchProperties.get(MessageConst.PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
   const reply: PutReply = { kind: 'send', queueId, transactionId: batchUniqKey };
   const { epoch } = state;
-  const answer = ctx.ask<CommitLogWriterMessage, PutMessageResult>(state.args.refs.writer, { type: 'putEncodedBatch', batch }, state.tuning.putTimeoutMs);
+  const answer: Promise<PutMessageResult> = state.region.send(ctx, state.args.refs.writer, batch, state.tuning.putTimeoutMs);
   ctx.pipeToSelf(answer, (result) => ({ type: 'putDone', epoch, job, reply, result: result.ok ? { ok: true, value: [result.value] } : result }));
 }
 
@@ -833,6 +837,7 @@ export const sendProcessor: Behavior<State, SendProcessorMessage, SendProcessorA
       groups: new Lookups<GroupForRetryAnswer>(tuning.topicCacheTtlMs, tuning.cacheEntriesMax),
       uniqIds,
       inFlight: 0,
+      region: new RegionSender(),
     };
   },
 
