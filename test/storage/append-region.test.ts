@@ -14,7 +14,7 @@ import { AppendRegionControl, RegionAppender, type RegionGrant } from '../../src
 import { ActorSystem } from '../../src/runtime/actor-system.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, GetAnswer } from '../../src/actors/commit-log-writer.ts';
-import { MessageStore, type PutMessageResult, type StoredMessage } from '../../src/storage/message-store.ts';
+import { MessageStore, encodeBatch, isPutRefusal, type PutMessageResult, type StoredMessage } from '../../src/storage/message-store.ts';
 import { decodeRecord } from '../../src/storage/message-record.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { testSystemOptions } from '../runtime/helpers.ts';
@@ -113,10 +113,10 @@ const FILE_BYTES = 256 * 1024;
 const TOPIC = 'RegionTopic';
 const QUEUES = 5;
 
-function storeSettings(dir: string) {
+function storeSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH') {
   return {
     rootDir: dir,
-    flushDiskType: 'ASYNC_FLUSH' as const,
+    flushDiskType,
     storeHost: { address: '127.0.0.1', port: 10911 },
     mappedFileSizeCommitLog: FILE_BYTES,
     mappedFileSizeConsumeQueue: 20 * 1024,
@@ -131,11 +131,11 @@ function storeSettings(dir: string) {
 
 type Expected = { readonly body: Buffer; readonly physicalOffset: number };
 
-describe('in-place appends through worker threads', () => {
+describe.each(['ASYNC_FLUSH', 'SYNC_FLUSH'] as const)('in-place appends through worker threads, %s', (flushDiskType) => {
   it('store every acknowledged batch exactly where its answer says, mixed with ordinary puts, across file rolls and a reopen', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-'));
     dirs.push(dir);
-    const settings = storeSettings(dir);
+    const settings = storeSettings(dir, flushDiskType);
     const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES, senders: 2 }, { log: pino({ level: 'warn' }), logLevel: 'warn' }, { askTimeoutMs: 30_000 }));
     const expected = new Map<string, Expected>(); // `${queueId}/${queueOffset}`
     let stats: CommitLogWriterStats;
@@ -206,7 +206,7 @@ describe('in-place appends through worker threads', () => {
       await system.shutdown();
     }
     // The same after a reopen (a clean stop: the checkpoint is trusted, the ConsumeQueues reloaded).
-    const store = MessageStore.open({ rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: settings.storeHost, mappedFileSizeCommitLog: FILE_BYTES, mappedFileSizeConsumeQueue: settings.mappedFileSizeConsumeQueue, maxMessageSize: settings.maxMessageSize });
+    const store = MessageStore.open({ rootDir: dir, fs: nodeStorageFs, flushDiskType, storeHost: settings.storeHost, mappedFileSizeCommitLog: FILE_BYTES, mappedFileSizeConsumeQueue: settings.mappedFileSizeConsumeQueue, maxMessageSize: settings.maxMessageSize });
     try {
       expect(store.recovery.corruptions).toEqual([]);
       expect(store.maxPhysicalOffset).toBe(stats!.maxOffset);
@@ -241,3 +241,53 @@ async function checkQueues(expected: ReadonlyMap<string, Expected>, read: (queue
   }
   expect(seen).toBe(expected.size);
 }
+
+describe('a region batch the store refuses', () => {
+  it('stays in the log as dead records that no queue holds, before and after crash recovery', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-void-'));
+    dirs.push(dir);
+    const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: { address: '127.0.0.1', port: 10911 }, mappedFileSizeCommitLog: FILE_BYTES, consumeQueuesMax: 2 };
+    const store = MessageStore.open(options);
+    const file = store.regionFile()!;
+    const control = new AppendRegionControl();
+    const generation = control.open(file.position, true);
+    const appender = new RegionAppender();
+    appender.grant({ control: control.control, epoch: 1, generation, cache: file.cache, cacheOffset: file.cacheOffset, fileStartOffset: file.fileStartOffset, limit: file.limit });
+    const put = (queueId: number, first: number) => {
+      const inputs = [0, 1].map((k) => ({ topic: TOPIC, queueId, body: regionBody(9, first, k), properties: `KEYS\u0001void-${first}-${k}\u0002` }));
+      const batch = encodeBatch(inputs, options.storeHost, 1024 * 1024, 1_700_000_000_000);
+      if (isPutRefusal(batch)) throw new Error(batch.remark);
+      const reservation = appender.reserve(batch.records.length);
+      if (typeof reservation === 'string') throw new Error(reservation);
+      appender.fill(reservation, batch.records, batch.count, 1_700_000_000_001);
+      return store.takeRegionBatch({ topic: TOPIC, queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length });
+    };
+    expect(put(0, 0)).toMatchObject({ status: 'PUT_OK', queueOffset: 0, msgNum: 2 });
+    expect(put(1, 1)).toMatchObject({ status: 'PUT_OK', queueOffset: 0, msgNum: 2 });
+    // A third queue is past consumeQueuesMax: refused, its bytes stay as dead records.
+    expect(put(2, 2)).toMatchObject({ status: 'LMQ_CONSUME_QUEUE_NUM_EXCEEDED', msgNum: 0 });
+    const after = put(0, 3);
+    expect(after).toMatchObject({ status: 'PUT_OK', queueOffset: 2, msgNum: 2 });
+    const check = (opened: MessageStore): void => {
+      expect(opened.queueRange(TOPIC, 0)).toEqual({ minOffset: 0, maxOffset: 4 });
+      expect(opened.queueRange(TOPIC, 2)).toEqual({ minOffset: 0, maxOffset: 0 });
+      const bodies = opened.getMessage(TOPIC, 0, 0, 8).messages.map((message) => Buffer.from(decodeRecord(message.record, 0).body).toString());
+      expect(bodies).toEqual([regionBody(9, 0, 0), regionBody(9, 0, 1), regionBody(9, 3, 0), regionBody(9, 3, 1)].map(String));
+      expect(opened.queryByKey(TOPIC, 'void-2-0', 4)).toEqual([]);
+      expect(opened.queryByKey(TOPIC, 'void-3-1', 4)).toHaveLength(1);
+    };
+    store.dispatch();
+    check(store);
+    store.flush();
+    store.close(); // no clean shutdown: the next open recovers from the log
+    const reopened = MessageStore.open(options);
+    try {
+      expect(reopened.recovery.cleanShutdown).toBe(false);
+      expect(reopened.recovery.corruptions).toEqual([]);
+      expect(reopened.maxPhysicalOffset).toBe(after.physicalOffset + after.wroteBytes);
+      check(reopened);
+    } finally {
+      reopened.shutdown();
+    }
+  });
+});
