@@ -807,6 +807,7 @@ function onRegionReport(state: State, report: RegionReport, ctx: Ctx): void {
 
 /** Puts a batch that came with its bytes into the open region; false when it has to go the ordinary way. */
 function placeInRegion(state: State, batch: EncodedBatch, ctx: Ctx): boolean {
+  state.region.want();
   // Checked as the ordinary way checks them first: a refused batch must not reach the log.
   if (refusal(state) !== null || waitersFull(state) || batch.records.length > state.args.maxMessageSize) return false;
   const report = state.region.placeOwn(batch, ctx.clock.nowMs());
@@ -930,6 +931,7 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
     case 'putInPlace':
       return onRegionReport(state, message, ctx);
     case 'regionGrant':
+      state.region.want();
       settleRegion(state, ctx);
       return ctx.reply(state.region.grant() satisfies RegionGrant | null);
     case 'get':

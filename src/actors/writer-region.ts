@@ -8,7 +8,9 @@
  *   still to be reported, such a message is held here, with its reply, and handled once they are all
  *   taken, in arrival order.
  * - The region reopens when it is closed and drained, nothing is held, and the store can take writes as
- *   a master outside controller mode (a lease would have to be checked by the send threads too).
+ *   a master outside controller mode (a lease would have to be checked by the send threads too). It
+ *   opens only once batches have come (a grant was asked for, or a batch came with its bytes): a broker
+ *   that only takes single messages never pays for closing and reopening it around each of them.
  *
  * - The writer's own RocketMQ batches (putEncodedBatch) go into the open region too, as a send thread's
  *   would, so that batches sent the ordinary way do not close it each time.
@@ -37,6 +39,8 @@ export class WriterRegion<M> {
   private grantValue: RegionGrant | null = null;
   private readonly parked = new Map<number, Parked>();
   private held: Held<M>[] = [];
+  /** Whether batches have come, so that the region is worth opening (see the header). */
+  private wantedValue = false;
   /** Whether the region was opened since reservations were last counted at a close (see quiesce). */
   private openedSinceClose = false;
   /** The end of the reservations of the last close, until the log's end has reached it. */
@@ -55,6 +59,11 @@ export class WriterRegion<M> {
     return this.control.read().closed ? null : this.grantValue;
   }
 
+  /** Marks the region as worth opening: a send thread asked for it, or a batch came with its bytes. */
+  want(): void {
+    this.wantedValue = true;
+  }
+
   /** Whether messages wait for the region to drain. */
   get holding(): boolean {
     return this.held.length > 0;
@@ -65,6 +74,7 @@ export class WriterRegion<M> {
    * has reached their end since (it may move back after that, by truncation).
    */
   quiesce(store: MessageStore): boolean {
+    if (!this.openedSinceClose && this.pendingEnd === null) return true;
     if (this.openedSinceClose) {
       // Closed here, or already by a send thread that found it full: either way reservations end here.
       const position = this.control.close();
@@ -108,7 +118,7 @@ export class WriterRegion<M> {
    * (the caller checked `writable`); a new file gets a new generation.
    */
   reopen(store: MessageStore): void {
-    if (!this.control.read().closed || this.holding || !this.quiesce(store)) return;
+    if (!this.wantedValue || !this.control.read().closed || this.holding || !this.quiesce(store)) return;
     const file = store.regionFile();
     if (file === null) return;
     // A new file, or the same one cut back below what was reserved in it (truncation): a new generation.
