@@ -133,7 +133,12 @@ export type CommitLogWriterArgs = {
   readonly haMaxGapNotInSync?: number;
   /** haMaxTimeSlaveNotCatchup, ms; default 15000. */
   readonly haMaxTimeSlaveNotCatchupMs?: number;
+  /** How long an unreported append-region reservation may hold up the log (writer-region.ts); default 10000. */
+  readonly regionReportTimeoutMs?: number;
 };
+
+/** Default of regionReportTimeoutMs. */
+export const REGION_REPORT_TIMEOUT_MS_DEFAULT = 10_000;
 
 /** Replication requests: the ha-service's and ha-client's asks, and role changes. */
 export type HaWriterMessage =
@@ -797,12 +802,24 @@ function needsLogEnd(message: CommitLogWriterMessage): boolean {
 /** Parks a send thread's report, then takes every parked batch the log's end has reached. */
 function onRegionReport(state: State, report: RegionReport, ctx: Ctx): void {
   const reply = ctx.deferReply();
-  if (report.epoch !== state.epoch) {
-    // Reserved in a region of an earlier incarnation of this writer: its bytes died with that cache.
-    reply?.resolve({ ...refusedRestarted(), msgNum: 0 } satisfies PutBatchResult);
+  if (!state.region.current(report, state.store)) {
+    // Reserved in a region of an earlier incarnation of this writer (its bytes died with that cache), or
+    // reported after the writer gave up waiting and filled its range with dead records.
+    const remark = report.epoch === state.epoch ? 'the batch was reported after its reservation expired' : 'the CommitLog writer restarted before it took this batch';
+    reply?.resolve({ ...refusedRestarted(), remark, msgNum: 0 } satisfies PutBatchResult);
     return;
   }
   state.region.park(report, reply);
+}
+
+/** Fills a reservation that was never reported, once it has held up the log for the report timeout. */
+function checkRegionStall(state: State, nowMs: number, ctx: Ctx): void {
+  const hole = state.region.expiredHole(state.store, nowMs, state.args.regionReportTimeoutMs ?? REGION_REPORT_TIMEOUT_MS_DEFAULT);
+  if (hole === null) return;
+  ctx.log.error(hole, 'an append-region reservation was never reported; its range is filled with dead records');
+  state.store.fillRegionHole(hole.physicalOffset, hole.bytes);
+  scheduleTick(state, ctx);
+  settleRegion(state, ctx);
 }
 
 /** Puts a batch that came with its bytes into the open region; false when it has to go the ordinary way. */
@@ -980,6 +997,7 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
       state.store.writeConsumeQueues();
       return startSync(state, ctx);
     case 'expire':
+      checkRegionStall(state, ctx.clock.nowMs(), ctx);
       expireWaiters(state, ctx.clock.nowMs(), false);
       expireHaWaiters(state, ctx.clock.nowMs(), false);
       return checkLostSync(state, ctx.clock.nowMs(), ctx);
@@ -1019,7 +1037,7 @@ function checkArgs(args: CommitLogWriterArgs): void {
   assert(args.flushDiskType === 'ASYNC_FLUSH' || args.flushDiskType === 'SYNC_FLUSH', `bad flushDiskType ${args.flushDiskType}`);
   const role = args.brokerRole ?? 'ASYNC_MASTER';
   assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', `bad brokerRole ${role}`);
-  for (const key of ['haSyncTimeoutMs', 'haMaxGapNotInSync', 'haMaxTimeSlaveNotCatchupMs'] as const) {
+  for (const key of ['haSyncTimeoutMs', 'haMaxGapNotInSync', 'haMaxTimeSlaveNotCatchupMs', 'regionReportTimeoutMs'] as const) {
     const value = args[key];
     assert(value === undefined || (Number.isSafeInteger(value) && value > 0), `${key} is a positive integer`);
   }

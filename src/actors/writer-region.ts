@@ -17,6 +17,11 @@
  *
  * Both waits are short: a send thread reports in the same turn it reserved. They are bounded all the
  * same (REGION_PARKED_MAX, REGION_HELD_MAX); past the bounds the writer fails, as on any broken invariant.
+ * A report that never comes (its thread died between reserving and reporting) would hold up the log for
+ * good: once the log's end has stood still behind reservations for the report timeout, the writer closes
+ * the region and fills the gap up to the next reported batch with dead records (`expiredHole`,
+ * CommitLog.fillRegionHole). A report that arrives after that, or for a generation the writer has left,
+ * is answered as not stored: its bytes were overwritten.
  */
 import { assert } from '../runtime/assert.ts';
 import type { DeferredReply } from '../runtime/actor.ts';
@@ -45,6 +50,8 @@ export class WriterRegion<M> {
   private openedSinceClose = false;
   /** The end of the reservations of the last close, until the log's end has reached it. */
   private pendingEnd: number | null = null;
+  /** Where the log's end stood while reservations were outstanding, and since when (see expiredHole). */
+  private stall: { readonly end: number; readonly sinceMs: number } | null = null;
   /** The writer's own appender, for batches that came with their bytes. */
   private readonly own = new RegionAppender();
 
@@ -83,6 +90,36 @@ export class WriterRegion<M> {
     }
     if (this.pendingEnd !== null && store.maxPhysicalOffset >= this.pendingEnd) this.pendingEnd = null;
     return this.pendingEnd === null;
+  }
+
+  /** Whether a report can still be taken: of this region and generation, and not below the log's end. */
+  current(report: RegionReport, store: MessageStore): boolean {
+    return report.epoch === this.epoch && report.generation === this.control.generation && report.batch.physicalOffset >= store.maxPhysicalOffset;
+  }
+
+  /**
+   * The gap to fill when reservations have held up the log's end for `timeoutMs` (see the header): from
+   * the log's end to the next reported batch, or to the end of the reservations. Closes the region first.
+   */
+  expiredHole(store: MessageStore, nowMs: number, timeoutMs: number): { readonly physicalOffset: number; readonly bytes: number } | null {
+    const grant = this.grantValue;
+    const end = store.maxPhysicalOffset;
+    const word = this.control.read();
+    const reservedEnd = grant === null ? end : this.pendingEnd ?? (this.openedSinceClose ? grant.fileStartOffset + word.position : end);
+    if (reservedEnd <= end) {
+      this.stall = null;
+      return null;
+    }
+    if (this.stall === null || this.stall.end !== end) {
+      this.stall = { end, sinceMs: nowMs };
+      return null;
+    }
+    if (nowMs - this.stall.sinceMs < timeoutMs) return null;
+    this.stall = null;
+    this.quiesce(store);
+    let holeEnd = this.pendingEnd ?? end;
+    for (const position of this.parked.keys()) if (position > end && position < holeEnd) holeEnd = position;
+    return holeEnd > end ? { physicalOffset: end, bytes: holeEnd - end } : null;
   }
 
   park(report: RegionReport, reply: DeferredReply | undefined): void {

@@ -101,6 +101,19 @@ const HEX_BYTES: readonly string[] = Array.from({ length: 256 }, (_, byte) => by
 /** Default bound on the topic-queue entries of a QueueOffsetTable. */
 export const QUEUE_OFFSET_TABLE_ENTRIES_MAX_DEFAULT = 1_000_000;
 
+/** Topic of the dead records that fill an unreported append-region reservation (fillRegionHole). */
+export const REGION_HOLE_TOPIC = '%';
+/** Largest dead record fillRegionHole writes. */
+export const REGION_HOLE_RECORD_MAX_BYTES = 1024 * 1024;
+
+let zeros = new Uint8Array(0);
+
+/** A zero body of `length` bytes (a view of one shared buffer: never written). */
+function zeroBody(length: number): Uint8Array {
+  if (zeros.length < length) zeros = new Uint8Array(length);
+  return zeros.subarray(0, length);
+}
+
 /** Stable codes of CommitLogError. */
 export const CommitLogErrorCode = {
   /** The record would exceed maxMessageSizeBytes (RocketMQ answers MESSAGE_ILLEGAL). */
@@ -618,6 +631,48 @@ export class CommitLog {
       checkPatched(bytes, at, sizes[index]!, file.startOffset + at);
     }
     file.advance(total);
+    return sizes;
+  }
+
+  /**
+   * Fills [physicalOffset, physicalOffset + total) at the log's end, a range reserved in an append region
+   * whose batch was never reported, with dead records: transaction rollback records (no queue offset,
+   * no index) of the one-character topic REGION_HOLE_TOPIC with zero bodies, each at most
+   * REGION_HOLE_RECORD_MAX_BYTES and at least RECORD_MIN_BYTES (no reservation is smaller: it holds at
+   * least one record). Returns their sizes.
+   */
+  fillRegionHole(physicalOffset: number, total: number): number[] {
+    const file = this.files.at(-1);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region hole at ${physicalOffset} is not at the log end`);
+    assert(total >= RECORD_MIN_BYTES && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region hole of ${total} bytes`);
+    const bytes = file.bytes();
+    const sizes: number[] = [];
+    const host = { address: '127.0.0.1', port: 0 };
+    // Bounded by total / (REGION_HOLE_RECORD_MAX_BYTES - RECORD_MIN_BYTES) + 1 pieces.
+    for (let left = total; left > 0; ) {
+      const size = left <= REGION_HOLE_RECORD_MAX_BYTES ? left : Math.min(REGION_HOLE_RECORD_MAX_BYTES, left - RECORD_MIN_BYTES);
+      const at = file.wrotePosition;
+      const written = encodeRecord(bytes, at, {
+        topic: REGION_HOLE_TOPIC,
+        queueId: 0,
+        flag: 0,
+        queueOffset: 0,
+        physicalOffset: file.startOffset + at,
+        sysFlag: MessageSysFlag.TRANSACTION_ROLLBACK_TYPE,
+        bornTimestampMs: 0,
+        bornHost: host,
+        storeTimestampMs: this.config.nowMs(),
+        storeHost: host,
+        reconsumeTimes: 0,
+        preparedTransactionOffset: 0,
+        body: zeroBody(size - RECORD_MIN_BYTES),
+        properties: '',
+      });
+      assert(written === size, `hole record of ${written} bytes, not ${size}`);
+      file.advance(size);
+      sizes.push(size);
+      left -= size;
+    }
     return sizes;
   }
 

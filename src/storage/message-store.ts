@@ -61,7 +61,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { assert } from '../runtime/assert.ts';
-import { CommitLog, CommitLogError, QueueOffsetTable, queueOffsetsTaken, type AppendResult, type RecoveryResult } from './commit-log.ts';
+import { CommitLog, CommitLogError, QueueOffsetTable, REGION_HOLE_TOPIC, queueOffsetsTaken, type AppendResult, type RecoveryResult } from './commit-log.ts';
 import {
   ConsumeQueueError,
   ConsumeQueueErrorCode,
@@ -881,6 +881,21 @@ export class MessageStore {
     const firstQueueOffset = this.queueOffsets.assign(batch.topic, batch.queueId, batch.count);
     const taken = this.commitLog.takeRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId, firstQueueOffset);
     return this.batchAppended(target.queue, batch, firstQueueOffset, taken);
+  }
+
+  /**
+   * Fills a range reserved in the append region whose batch was never reported (its send thread died
+   * between reserving and reporting) with dead records that no queue holds (CommitLog.fillRegionHole),
+   * so that the log goes on past it.
+   */
+  fillRegionHole(physicalOffset: number, bytes: number): void {
+    for (const size of this.commitLog.fillRegionHole(physicalOffset, bytes)) {
+      this.pendingDispatch.push({
+        queue: null, topic: REGION_HOLE_TOPIC, queueId: 0, queueOffset: 0, physicalOffset, size,
+        storeTimestampMs: this.appendedTimestampMs, taken: 0, properties: '',
+      });
+      physicalOffset += size;
+    }
   }
 
   /** The queue a batch goes to, or the refusal (bad topic, queue or count; store unavailable; queue bound). */

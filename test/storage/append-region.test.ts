@@ -291,3 +291,62 @@ describe('a region batch the store refuses', () => {
     }
   });
 });
+
+describe('a reservation that is never reported', () => {
+  it('is filled with dead records once it has held up the log for the report timeout; its late report is refused', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-hole-'));
+    dirs.push(dir);
+    const settings = { ...storeSettings(dir, 'ASYNC_FLUSH'), regionReportTimeoutMs: 300 };
+    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+    try {
+      const { writer } = await spawnStore(system, { settings });
+      const encode = (first: number) => {
+        const inputs = [0, 1].map((k) => ({ topic: TOPIC, queueId: 0, body: regionBody(8, first, k) }));
+        const batch = encodeBatch(inputs, settings.storeHost, 1024 * 1024, 1_700_000_000_000);
+        if (isPutRefusal(batch)) throw new Error(batch.remark);
+        return batch;
+      };
+      const ask = <R>(message: CommitLogWriterMessage) => system.ask<CommitLogWriterMessage, R>(writer, message, 30_000);
+      // A batch with its bytes makes the region worth opening; then this thread takes the grant.
+      expect(await ask<PutMessageResult>({ type: 'putEncodedBatch', batch: encode(0) })).toMatchObject({ status: 'PUT_OK', queueOffset: 0 });
+      const grant = await ask<RegionGrant | null>({ type: 'regionGrant' });
+      expect(grant).not.toBeNull();
+      const appender = new RegionAppender();
+      appender.grant(grant!);
+      const place = (first: number) => {
+        const batch = encode(first);
+        const reservation = appender.reserve(batch.records.length);
+        if (typeof reservation === 'string') throw new Error(reservation);
+        appender.fill(reservation, batch.records, batch.count, Date.now());
+        const report: CommitLogWriterMessage = {
+          type: 'putInPlace', epoch: grant!.epoch, generation: reservation.generation,
+          batch: { topic: TOPIC, queueId: 0, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length },
+        };
+        return report;
+      };
+      const lost = place(1); // never reported in time: as if its thread died
+      const started = Date.now();
+      const after = await ask<PutMessageResult>(place(2));
+      expect(after).toMatchObject({ status: 'PUT_OK', queueOffset: 2 });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+      const late = await ask<PutMessageResult>(lost);
+      expect(late).toMatchObject({ status: 'SERVICE_NOT_AVAILABLE', msgNum: 0 });
+      expect(late.remark).toMatch(/expired/);
+      // The log goes on: the region reopens and takes the next batch in place.
+      const next = await ask<PutMessageResult>(place(3));
+      expect(next).toMatchObject({ status: 'PUT_OK', queueOffset: 4 });
+      const read = await ask<GetAnswer>({ type: 'get', topic: TOPIC, queueId: 0, queueOffset: 0, maxMsgNums: 32 });
+      const bodies = read.messages.map((message) => Buffer.from(decodeRecord(message.record, 0).body).toString());
+      expect(bodies).toEqual([[0, 0], [0, 1], [2, 0], [2, 1], [3, 0], [3, 1]].map(([batch, k]) => regionBody(8, batch!, k!).toString()));
+    } finally {
+      await system.shutdown();
+    }
+    const reopened = MessageStore.open({ rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: settings.storeHost, mappedFileSizeCommitLog: FILE_BYTES, mappedFileSizeConsumeQueue: settings.mappedFileSizeConsumeQueue, maxMessageSize: settings.maxMessageSize });
+    try {
+      expect(reopened.recovery.corruptions).toEqual([]);
+      expect(reopened.queueRange(TOPIC, 0)).toEqual({ minOffset: 0, maxOffset: 6 });
+    } finally {
+      reopened.shutdown();
+    }
+  }, 30_000);
+});
