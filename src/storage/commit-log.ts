@@ -470,6 +470,11 @@ export class CommitLog {
     return this.flushedOffsetValue;
   }
 
+  /** Largest record (or RocketMQ batch) an append takes. */
+  get maxRecordBytes(): number {
+    return this.config.maxMessageSizeBytes;
+  }
+
   /** Size of each file. */
   get mappedFileSizeBytes(): number {
     return this.config.fileSizeBytes;
@@ -622,7 +627,7 @@ export class CommitLog {
   voidRegionBatch(physicalOffset: number, total: number, count: number, topic: Uint8Array, queueId: number): number[] {
     const file = this.files.at(-1);
     assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region batch at ${physicalOffset} is not at the log end`);
-    assert(total <= this.config.maxMessageSizeBytes && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region batch of ${total} bytes`);
+    assert(file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region batch of ${total} bytes`);
     const bytes = file.bytes();
     const position = file.wrotePosition;
     const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);

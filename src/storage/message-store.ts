@@ -860,12 +860,15 @@ export class MessageStore {
   /**
    * Takes a batch a send thread copied into the append region at the log's end (append-region.ts),
    * answering as appendEncodedBatch does. Its bytes cannot be taken back, so a batch the store refuses
-   * (closed, disk full, too many queues) stays in the log as dead records that no queue holds (see
+   * (closed, disk full, too many queues, larger than a record may be) stays in the log as dead records that no queue holds (see
    * CommitLog.voidRegionBatch), and the answer is the refusal.
    */
   takeRegionBatch(batch: RegionBatch): PutBatchResult {
     const topicBytes = this.topicBytes(batch.topic);
-    const target = this.batchQueue(batch.topic, batch.queueId, batch.count);
+    const tooLarge = batch.bytes > this.commitLog.maxRecordBytes;
+    const target: ReturnType<MessageStore['batchQueue']> = tooLarge
+      ? { refused: { ...refusal('MESSAGE_ILLEGAL', `batch of ${batch.bytes} bytes exceeds ${this.commitLog.maxRecordBytes}`), msgNum: 0 } }
+      : this.batchQueue(batch.topic, batch.queueId, batch.count);
     if ('refused' in target) {
       const sizes = this.commitLog.voidRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId);
       let physicalOffset = batch.physicalOffset;

@@ -246,15 +246,15 @@ describe('a region batch the store refuses', () => {
   it('stays in the log as dead records that no queue holds, before and after crash recovery', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-void-'));
     dirs.push(dir);
-    const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: { address: '127.0.0.1', port: 10911 }, mappedFileSizeCommitLog: FILE_BYTES, consumeQueuesMax: 2 };
+    const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: { address: '127.0.0.1', port: 10911 }, mappedFileSizeCommitLog: FILE_BYTES, consumeQueuesMax: 2, maxMessageSize: 2048 };
     const store = MessageStore.open(options);
     const file = store.regionFile()!;
     const control = new AppendRegionControl();
     const generation = control.open(file.position, true);
     const appender = new RegionAppender();
     appender.grant({ control: control.control, epoch: 1, generation, cache: file.cache, cacheOffset: file.cacheOffset, fileStartOffset: file.fileStartOffset, limit: file.limit });
-    const put = (queueId: number, first: number) => {
-      const inputs = [0, 1].map((k) => ({ topic: TOPIC, queueId, body: regionBody(9, first, k), properties: `KEYS\u0001void-${first}-${k}\u0002` }));
+    const put = (queueId: number, first: number, body = (k: number) => regionBody(9, first, k)) => {
+      const inputs = [0, 1].map((k) => ({ topic: TOPIC, queueId, body: body(k), properties: `KEYS\u0001void-${first}-${k}\u0002` }));
       const batch = encodeBatch(inputs, options.storeHost, 1024 * 1024, 1_700_000_000_000);
       if (isPutRefusal(batch)) throw new Error(batch.remark);
       const reservation = appender.reserve(batch.records.length);
@@ -266,6 +266,8 @@ describe('a region batch the store refuses', () => {
     expect(put(1, 1)).toMatchObject({ status: 'PUT_OK', queueOffset: 0, msgNum: 2 });
     // A third queue is past consumeQueuesMax: refused, its bytes stay as dead records.
     expect(put(2, 2)).toMatchObject({ status: 'LMQ_CONSUME_QUEUE_NUM_EXCEEDED', msgNum: 0 });
+    // Larger than the store takes (a sender that encoded with a larger maxMessageSize): refused the same way.
+    expect(put(1, 5, () => Buffer.alloc(40_000, 'L'))).toMatchObject({ status: 'MESSAGE_ILLEGAL', msgNum: 0 });
     const after = put(0, 3);
     expect(after).toMatchObject({ status: 'PUT_OK', queueOffset: 2, msgNum: 2 });
     const check = (opened: MessageStore): void => {
@@ -274,6 +276,8 @@ describe('a region batch the store refuses', () => {
       const bodies = opened.getMessage(TOPIC, 0, 0, 8).messages.map((message) => Buffer.from(decodeRecord(message.record, 0).body).toString());
       expect(bodies).toEqual([regionBody(9, 0, 0), regionBody(9, 0, 1), regionBody(9, 3, 0), regionBody(9, 3, 1)].map(String));
       expect(opened.queryByKey(TOPIC, 'void-2-0', 4)).toEqual([]);
+      expect(opened.queryByKey(TOPIC, 'void-5-0', 4)).toEqual([]);
+      expect(opened.queueRange(TOPIC, 1)).toEqual({ minOffset: 0, maxOffset: 2 });
       expect(opened.queryByKey(TOPIC, 'void-3-1', 4)).toHaveLength(1);
     };
     store.dispatch();
