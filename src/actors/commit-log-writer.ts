@@ -850,7 +850,9 @@ function settleRegion(state: State, ctx: Ctx): void {
   if (region.holding && region.quiesce(state.store)) {
     for (const held of region.takeHeld()) handle(state, held.message, replyingTo(ctx, held.reply));
   }
-  const writable = state.ha.role !== 'SLAVE' && state.ha.leaseUntilMs === null;
+  // Closed while puts would be refused (a slave, a lease, a full disk): reservations then would only
+  // become dead records.
+  const writable = state.ha.role !== 'SLAVE' && state.ha.leaseUntilMs === null && state.store.takesWrites;
   if (writable) region.reopen(state.store);
   else region.quiesce(state.store);
 }

@@ -966,6 +966,11 @@ export class MessageStore {
     return this.queuesByTopic.has(topic) || isValidTopicName(topic);
   }
 
+  /** Whether the store takes writes now (open, disk not full). */
+  get takesWrites(): boolean {
+    return this.unavailable() === null;
+  }
+
   /** The refusal while the store cannot take writes (shut down, disk full), else null. */
   private unavailable(): PutMessageResult | null {
     if (this.state !== 'open') return refusal('SERVICE_NOT_AVAILABLE', 'message store has been shut down');

@@ -31,6 +31,7 @@ import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { type StoreCheckpoint, readStoreCheckpoint, writeStoreCheckpoint } from '../../src/storage/store-checkpoint.ts';
 import { startTestSystem } from '../runtime/helpers.ts';
 import { SEAM, seamBuffer } from './fixtures/store-seams.ts';
+import { RegionAppender, type RegionGrant } from '../../src/storage/append-region.ts';
 import { buildIndexKey } from '../../src/storage/index-service.ts';
 import { expectedKeyOffsets, scanCommitLog, tearIndexAfterCheckpoint } from './fixtures/torn-index.ts';
 import { smallStoreSettings } from './fixtures/small-store.ts';
@@ -500,6 +501,32 @@ describe('store actors', () => {
     expect((await ask<DiskCheck>(writer, { type: 'checkDisk' })).diskFull).toBe(false);
     expect(await put(writer, input('TopicD', 0, 'after'))).toMatchObject({ status: 'PUT_OK', queueOffset: 1 });
     expect((await get(writer, 'TopicD', 0, 0)).messages.map(bodyOf)).toEqual(['before', 'after']);
+  });
+
+  it('closes the append region while the disk is full, so that send threads reserve nothing, and reopens it after', async () => {
+    const seam = seamBuffer();
+    const writer = await startStore({}, seam);
+    const words = new Int32Array(seam);
+    const batch = (body: string) => {
+      const encoded = encodeBatch([{ topic: 'TopicG', queueId: 0, body: Buffer.from(body) }], STORE_HOST, 4096, Date.now());
+      if (isPutRefusal(encoded)) throw new Error(encoded.remark);
+      return encoded;
+    };
+    // A batch with its bytes makes the region worth opening.
+    expect(await ask<PutMessageResult>(writer, { type: 'putEncodedBatch', batch: batch('first') })).toMatchObject({ status: 'PUT_OK' });
+    const grant = await ask<RegionGrant | null>(writer, { type: 'regionGrant' });
+    expect(grant).not.toBeNull();
+    const appender = new RegionAppender();
+    appender.grant(grant!);
+    Atomics.store(words, SEAM.usagePercent, 95);
+    expect((await ask<DiskCheck>(writer, { type: 'checkDisk' })).diskFull).toBe(true);
+    expect(await ask<RegionGrant | null>(writer, { type: 'regionGrant' })).toBeNull();
+    expect(appender.reserve(100)).toBe('closed');
+    expect(await ask<PutMessageResult>(writer, { type: 'putEncodedBatch', batch: batch('while full') })).toMatchObject({ status: 'SERVICE_NOT_AVAILABLE' });
+    Atomics.store(words, SEAM.usagePercent, 50);
+    expect((await ask<DiskCheck>(writer, { type: 'checkDisk' })).diskFull).toBe(false);
+    expect(await ask<RegionGrant | null>(writer, { type: 'regionGrant' })).not.toBeNull();
+    expect(appender.reserve(100)).toMatchObject({ generation: grant!.generation });
   });
 
   it('keeps every message, offset and key across a clean restart', async () => {
