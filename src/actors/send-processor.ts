@@ -654,7 +654,8 @@ function sendBatch(state: State, job: SendJob, topic: TopicConfig, queueId: numb
     bornHost,
     reconsumeTimes: header.reconsumeTimes,
   }));
-  // One MessageExtBatch: encoded back to back here, copied into the log at once, one answer for all.
+  // One MessageExtBatch: encoded back to back here, copied into the log at once (in place when the writer
+  // grants its append region), one answer for all.
   const { identity, settings } = state.args;
   const batch = encodeBatch(inputs, identity.storeHost, settings.maxMessageSize, ctx.clock.nowMs());
   if (isPutRefusal(batch)) {
