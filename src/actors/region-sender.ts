@@ -5,8 +5,9 @@
  * PutBatchResult for the batch.
  *
  * One RegionSender per sending actor. It asks the writer for the region's grant when it has none or the
- * region moved on (at most one such ask at a time, and after a null answer not again for
- * GRANT_RETRY_MS), and until then sends the ordinary way.
+ * region moved on, and, at most every GRANT_RETRY_MS, when the region it holds is closed (a restarted
+ * writer closed its predecessor's region for good and opened its own); at most one such ask at a time,
+ * and after a null answer not again for GRANT_RETRY_MS. Until then it sends the ordinary way.
  *
  * A report must reach the writer: the reserved bytes hold up the log until it is taken. So a report
  * that the runtime did not admit (the writer's mailbox full, the thread's ask limit) is sent again after
@@ -28,6 +29,7 @@ export class RegionSender {
   private readonly appender = new RegionAppender();
   private grantAsked = false;
   private grantRetryAtMs = 0;
+  private grantAskedAtMs = 0;
   /** Batches sent into the region, and the ordinary way by the reason the region gave: for stats and tests. */
   inPlace = 0;
   readonly ordinary = { none: 0, stale: 0, closed: 0, full: 0 };
@@ -37,6 +39,7 @@ export class RegionSender {
     const reservation = this.appender.reserve(batch.records.length);
     if (typeof reservation === 'string') {
       if (reservation === 'none' || reservation === 'stale') this.askGrant(ctx, writer);
+      else if (reservation === 'closed' && ctx.clock.nowMs() - this.grantAskedAtMs >= GRANT_RETRY_MS) this.askGrant(ctx, writer);
       this.ordinary[reservation]++;
       return ctx.ask<CommitLogWriterMessage, PutBatchResult>(writer, { type: 'putEncodedBatch', batch }, timeoutMs);
     }
@@ -54,6 +57,7 @@ export class RegionSender {
   private askGrant<M>(ctx: ActorContext<M>, writer: ActorRef<CommitLogWriterMessage>): void {
     if (this.grantAsked || ctx.clock.nowMs() < this.grantRetryAtMs) return;
     this.grantAsked = true;
+    this.grantAskedAtMs = ctx.clock.nowMs();
     ctx.ask<CommitLogWriterMessage, RegionGrant | null>(writer, { type: 'regionGrant' }, 30_000).then(
       (grant) => {
         this.grantAsked = false;
