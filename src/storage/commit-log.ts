@@ -643,7 +643,7 @@ export class CommitLog {
    * Fills [physicalOffset, physicalOffset + total) at the log's end, a range reserved in an append region
    * whose batch was never reported, with dead records: transaction rollback records (no queue offset,
    * no index) of the one-character topic REGION_HOLE_TOPIC with zero bodies, each at most
-   * REGION_HOLE_RECORD_MAX_BYTES and at least RECORD_MIN_BYTES (no reservation is smaller: it holds at
+   * REGION_HOLE_RECORD_MAX_BYTES (and the largest record this log takes) and at least RECORD_MIN_BYTES (no reservation is smaller: it holds at
    * least one record). Returns their sizes.
    */
   fillRegionHole(physicalOffset: number, total: number): number[] {
@@ -653,9 +653,11 @@ export class CommitLog {
     const bytes = file.bytes();
     const sizes: number[] = [];
     const host = { address: '127.0.0.1', port: 0 };
-    // Bounded by total / (REGION_HOLE_RECORD_MAX_BYTES - RECORD_MIN_BYTES) + 1 pieces.
+    const pieceMax = Math.min(REGION_HOLE_RECORD_MAX_BYTES, this.config.maxMessageSizeBytes);
+    assert(pieceMax >= 2 * RECORD_MIN_BYTES, `records of ${pieceMax} bytes cannot fill a hole`);
+    // Bounded by total / (pieceMax - RECORD_MIN_BYTES) + 1 pieces; every piece and every rest is at least RECORD_MIN_BYTES.
     for (let left = total; left > 0; ) {
-      const size = left <= REGION_HOLE_RECORD_MAX_BYTES ? left : Math.min(REGION_HOLE_RECORD_MAX_BYTES, left - RECORD_MIN_BYTES);
+      const size = left <= pieceMax ? left : Math.min(pieceMax, left - RECORD_MIN_BYTES);
       const at = file.wrotePosition;
       const written = encodeRecord(bytes, at, {
         topic: REGION_HOLE_TOPIC,

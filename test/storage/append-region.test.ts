@@ -354,3 +354,27 @@ describe('a reservation that is never reported', () => {
     }
   }, 30_000);
 });
+
+describe('filling a hole', () => {
+  it('splits a hole larger than a record may be into dead records the log checks and recovery keeps', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-fill-'));
+    dirs.push(dir);
+    const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: { address: '127.0.0.1', port: 10911 }, mappedFileSizeCommitLog: 1024 * 1024, maxMessageSize: 1024 };
+    const store = MessageStore.open(options);
+    expect(store.appendMessage({ topic: TOPIC, queueId: 0, body: Buffer.from('before') }).status).toBe('PUT_OK');
+    const hole = store.maxPhysicalOffset;
+    // 200,001 bytes with records of at most 1 KiB + 64 KiB: four pieces, the last one at least a record's minimum.
+    store.fillRegionHole(hole, 200_001);
+    expect(store.maxPhysicalOffset).toBe(hole + 200_001);
+    expect(store.appendMessage({ topic: TOPIC, queueId: 0, body: Buffer.from('after') })).toMatchObject({ status: 'PUT_OK', queueOffset: 1 });
+    store.flush(); // writes the range, checking that it tiles with records of sane sizes
+    store.close();
+    const reopened = MessageStore.open(options);
+    try {
+      expect(reopened.recovery.corruptions).toEqual([]);
+      expect(reopened.getMessage(TOPIC, 0, 0, 8).messages.map((message) => Buffer.from(decodeRecord(message.record, 0).body).toString())).toEqual(['before', 'after']);
+    } finally {
+      reopened.shutdown();
+    }
+  });
+});
