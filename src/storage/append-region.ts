@@ -28,7 +28,7 @@
  * it, as a put already in the writer's mailbox would be.
  */
 import { assert } from '../runtime/assert.ts';
-import { copyAligned } from './shared-copy.ts';
+import { copyBytes } from './shared-copy.ts';
 import { BLANK_MARKER_BYTES, patchWriterFields, readInt32 } from './message-record.ts';
 
 /** The region's control word lives at index 0 of a BigInt64Array over this many bytes. */
@@ -185,6 +185,6 @@ export class RegionAppender {
       at += size;
     }
     assert(at === records.length, 'the records do not fill the batch');
-    copyAligned(cache, records, reservation.position);
+    copyBytes(cache, records, reservation.position);
   }
 }

@@ -57,7 +57,7 @@ import type { StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
 import { MappedFile, PageCachePool, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
 import { FileWindow, type ScanStop, type StopClass, classifyStop, cutAt, scanFiles } from './commit-log-recovery.ts';
-import { copyAligned } from './shared-copy.ts';
+import { copyBytes } from './shared-copy.ts';
 import { REGION_POSITION_MAX } from './append-region.ts';
 import {
   BLANK_MAGIC_CODE,
@@ -529,7 +529,7 @@ export class CommitLog {
     const physicalOffset = file.startOffset + position;
     const storeTimestampMs = this.config.nowMs();
     const bytes = file.bytes();
-    copyAligned(bytes, record, position);
+    copyBytes(bytes, record, position);
     patchWriterFields(bytes, position, queueOffset, physicalOffset, storeTimestampMs);
     checkPatched(bytes, position, size, physicalOffset);
     file.advance(size);
@@ -560,7 +560,7 @@ export class CommitLog {
     const physicalOffset = file.startOffset + position;
     const storeTimestampMs = this.config.nowMs();
     const bytes = file.bytes();
-    copyAligned(bytes, records, position);
+    copyBytes(bytes, records, position);
     for (let index = 0, at = position; index < count; at += sizes[index]!, index++) {
       patchWriterFields(bytes, at, firstQueueOffset === null ? 0 : firstQueueOffset + index, file.startOffset + at, storeTimestampMs);
       checkPatched(bytes, at, sizes[index]!, file.startOffset + at);
@@ -767,7 +767,7 @@ export class CommitLog {
       let file = this.files.at(-1);
       if (file === undefined || file.wrotePosition === file.sizeBytes) file = this.createFile(this.maxOffset);
       const length = Math.min(bytes.length - done, file.sizeBytes - file.wrotePosition);
-      copyAligned(file.bytes(), bytes.subarray(done, done + length), file.wrotePosition);
+      copyBytes(file.bytes(), bytes.subarray(done, done + length), file.wrotePosition);
       file.advance(length);
       done += length;
     }
