@@ -100,7 +100,7 @@ export type RemovedClients = { readonly consumers: RemovedClient[]; readonly pro
 
 function checkLimits(limits: ClientRegistryLimits): void {
   for (const [name, value] of Object.entries(limits)) {
-    assert(Number.isSafeInteger(value) && value >= 1, `${name} must be a positive integer, got ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 1, () => `${name} must be a positive integer, got ${value}`);
   }
 }
 
@@ -201,7 +201,7 @@ export class ClientRegistry {
 
   private forgetConsumerGroup(group: string): void {
     const info = this.consumers.get(group);
-    assert(info !== undefined && info.channels.size === 0, `forgetting consumer group ${group} that still has clients`);
+    assert(info !== undefined && info.channels.size === 0, () => `forgetting consumer group ${group} that still has clients`);
     this.consumers.delete(group);
     this.fingerprints.delete(group);
   }
@@ -289,7 +289,7 @@ export class ClientRegistry {
     for (const group of [...(this.consumerGroupsByChannel.get(key) ?? [])]) {
       const info = this.consumers.get(group);
       const client = info?.channels.get(key);
-      assert(info !== undefined && client !== undefined, `channel index names group ${group} without the channel`);
+      assert(info !== undefined && client !== undefined, () => `channel index names group ${group} without the channel`);
       if (!isStale(client)) continue;
       info.channels.delete(key);
       removeFromIndex(this.consumerGroupsByChannel, key, group);
@@ -301,7 +301,7 @@ export class ClientRegistry {
     for (const group of [...(this.producerGroupsByChannel.get(key) ?? [])]) {
       const channels = this.producers.get(group);
       const client = channels?.get(key);
-      assert(channels !== undefined && client !== undefined, `channel index names producer group ${group} without the channel`);
+      assert(channels !== undefined && client !== undefined, () => `channel index names producer group ${group} without the channel`);
       if (!isStale(client)) continue;
       channels.delete(key);
       removeFromIndex(this.producerGroupsByChannel, key, group);

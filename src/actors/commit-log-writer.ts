@@ -468,7 +468,7 @@ function expireHaWaiters(state: State, nowMs: number, all: boolean): void {
 /** Records a slave's acknowledged offset; it has caught up when it reached what was readable at its last ack. */
 function onSlaveAck(state: State, ack: Extract<HaWriterMessage, { type: 'haSlaveAck' }>, nowMs: number, ctx: Ctx): void {
   const { slaveId, offset } = ack;
-  assert(Number.isSafeInteger(offset) && offset >= 0, `bad slave offset ${offset}`);
+  assert(Number.isSafeInteger(offset) && offset >= 0, () => `bad slave offset ${offset}`);
   const ha = state.ha;
   if (offset > state.store.maxPhysicalOffset) {
     // A slave ahead of its master diverged (an old master's tail): it confirms nothing here.
@@ -487,7 +487,7 @@ function onSlaveAck(state: State, ack: Extract<HaWriterMessage, { type: 'haSlave
     ha.slaves.set(slaveId, slave);
   }
   if (ack.brokerId !== undefined) {
-    assert(Number.isSafeInteger(ack.brokerId) && ack.brokerId >= 0, `bad slave brokerId ${ack.brokerId}`);
+    assert(Number.isSafeInteger(ack.brokerId) && ack.brokerId >= 0, () => `bad slave brokerId ${ack.brokerId}`);
     slave.brokerId = ack.brokerId;
     slave.asyncLearner = ack.asyncLearner === true;
   }
@@ -569,8 +569,8 @@ function lease(state: State, leaseUntilMs: number | null, ctx: Ctx): LeaseAnswer
 /** Changes the role under a fencing epoch that never goes back; a demoted master stops waiting for slaves. */
 function setRole(state: State, role: BrokerRole, epoch: number, leaseUntilMs: number | null | undefined, ctx: Ctx): RoleAnswer {
   const ha = state.ha;
-  assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', `bad role ${role}`);
-  assert(leaseUntilMs === undefined || validLease(leaseUntilMs), `bad leaseUntilMs ${String(leaseUntilMs)}`);
+  assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', () => `bad role ${role}`);
+  assert(leaseUntilMs === undefined || validLease(leaseUntilMs), () => `bad leaseUntilMs ${String(leaseUntilMs)}`);
   if (!Number.isSafeInteger(epoch) || epoch < ha.roleEpoch) return { ok: false, code: 'STALE_EPOCH', role: ha.role, epoch: ha.roleEpoch };
   if (leaseUntilMs !== undefined) setLease(state, leaseUntilMs, ctx);
   const previous = ha.role;
@@ -1034,14 +1034,14 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
 
 function checkArgs(args: CommitLogWriterArgs): void {
   for (const key of ['flushIntervalCommitLogMs', 'flushIntervalConsumeQueueMs', 'syncFlushTimeoutMs', 'diskCheckIntervalMs', 'syncFlushWaitersMax'] as const) {
-    assert(Number.isSafeInteger(args[key]) && args[key] > 0, `${key} is a positive integer`);
+    assert(Number.isSafeInteger(args[key]) && args[key] > 0, () => `${key} is a positive integer`);
   }
-  assert(args.flushDiskType === 'ASYNC_FLUSH' || args.flushDiskType === 'SYNC_FLUSH', `bad flushDiskType ${args.flushDiskType}`);
+  assert(args.flushDiskType === 'ASYNC_FLUSH' || args.flushDiskType === 'SYNC_FLUSH', () => `bad flushDiskType ${args.flushDiskType}`);
   const role = args.brokerRole ?? 'ASYNC_MASTER';
-  assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', `bad brokerRole ${role}`);
+  assert(role === 'ASYNC_MASTER' || role === 'SYNC_MASTER' || role === 'SLAVE', () => `bad brokerRole ${role}`);
   for (const key of ['haSyncTimeoutMs', 'haMaxGapNotInSync', 'haMaxTimeSlaveNotCatchupMs', 'regionReportTimeoutMs'] as const) {
     const value = args[key];
-    assert(value === undefined || (Number.isSafeInteger(value) && value > 0), `${key} is a positive integer`);
+    assert(value === undefined || (Number.isSafeInteger(value) && value > 0), () => `${key} is a positive integer`);
   }
 }
 

@@ -489,7 +489,7 @@ function persisted(state: State, writeId: number, error: PersistFailure | undefi
 
 function storeOpened(state: State, group: Group, result: PipeResult<ControllerLeaderStore>, ctx: Ctx): void {
   // No store means a broken installation or a bad argument: crash, and let supervision report it.
-  assert(result.ok, `the controller store could not be opened: ${result.ok ? '' : describeError(result.error)}`);
+  assert(result.ok, () => `the controller store could not be opened: ${result.ok ? '' : describeError(result.error)}`);
   group.store = result.value;
   ctx.log.info({ self: group.self, leaseTtlMs: group.leaseTtlMs }, 'controller campaigning through etcd');
   ctx.timers.startPeriodic(LEASE_TIMER, { type: 'leaseTick' }, leaseTickMs(state.args));
@@ -697,7 +697,7 @@ function write(state: State, group: Group | undefined, document: ControllerMetad
   if (group === undefined) return persistControllerMetadata(ctx.fs, state.args.controllerStorePath, document, state.args);
   assert(group.role === 'leader' && group.term !== undefined && group.store !== undefined, 'only the leader writes');
   const checked = validateControllerMetadata(document, state.args);
-  assert(checked.ok, `refusing to store invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
+  assert(checked.ok, () => `refusing to store invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
   return group.store.save(group.term, checked.value);
 }
 

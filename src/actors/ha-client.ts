@@ -251,7 +251,7 @@ export type MergedFrames = { readonly physicalOffset: number; readonly bytes: Ui
  * first one always) and returns them as one run; null when there are none. One frame is not copied.
  */
 export function takeMergedFrames(frames: HaTransferFrame[], bytesMax: number): MergedFrames | null {
-  assert(Number.isSafeInteger(bytesMax) && bytesMax > 0, `bad merge bound ${bytesMax}`);
+  assert(Number.isSafeInteger(bytesMax) && bytesMax > 0, () => `bad merge bound ${bytesMax}`);
   if (frames.length === 0) return null;
   let count = 0;
   let total = 0;
@@ -263,7 +263,7 @@ export function takeMergedFrames(frames: HaTransferFrame[], bytesMax: number): M
   const bytes = new Uint8Array(total);
   let at = 0;
   for (const frame of taken) {
-    assert(frame.physicalOffset === physicalOffset + at, `frame at ${frame.physicalOffset} does not continue at ${physicalOffset + at}`);
+    assert(frame.physicalOffset === physicalOffset + at, () => `frame at ${frame.physicalOffset} does not continue at ${physicalOffset + at}`);
     bytes.set(frame.body, at);
     at += frame.body.length;
   }
@@ -394,8 +394,8 @@ function receive(state: State, message: HaClientMessage, ctx: Ctx): void {
 export const haClient: Behavior<State, HaClientMessage, HaClientArgs> = {
   init(args, ctx) {
     const settings = settingsOf(args);
-    assert(args.haMasterAddress === null || parseHaAddress(args.haMasterAddress) !== null, `bad haMasterAddress ${args.haMasterAddress}`);
-    assert(args.brokerId === undefined || validBrokerId(args.brokerId), `bad brokerId ${args.brokerId}`);
+    assert(args.haMasterAddress === null || parseHaAddress(args.haMasterAddress) !== null, () => `bad haMasterAddress ${args.haMasterAddress}`);
+    assert(args.brokerId === undefined || validBrokerId(args.brokerId), () => `bad brokerId ${args.brokerId}`);
     const state: State = {
       args,
       settings,

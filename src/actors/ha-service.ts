@@ -134,7 +134,7 @@ function settingsOf(args: HaServiceArgs): Settings {
     outstandingBytesMax: args.outstandingBytesMax ?? HA_SERVICE_DEFAULTS.outstandingBytesMax,
   };
   for (const [key, value] of Object.entries(settings)) assert(Number.isSafeInteger(value) && value > 0, `${key} is a positive integer`);
-  assert(Number.isSafeInteger(args.haListenPort) && args.haListenPort >= 0 && args.haListenPort <= 65_535, `bad haListenPort ${args.haListenPort}`);
+  assert(Number.isSafeInteger(args.haListenPort) && args.haListenPort >= 0 && args.haListenPort <= 65_535, () => `bad haListenPort ${args.haListenPort}`);
   return settings;
 }
 
@@ -251,7 +251,7 @@ export type FrameSink = Pick<net.Socket, 'cork' | 'uncork' | 'write'>;
  * in one corked write; returns how many frames went out. Bodies are views of `bytes`, not copies.
  */
 export function sendFrames(socket: FrameSink, physicalOffset: number, bytes: Uint8Array, frameMaxBytes: number): number {
-  assert(Number.isSafeInteger(frameMaxBytes) && frameMaxBytes > 0, `bad frame bound ${frameMaxBytes}`);
+  assert(Number.isSafeInteger(frameMaxBytes) && frameMaxBytes > 0, () => `bad frame bound ${frameMaxBytes}`);
   assert(bytes.length > 0, 'frames carry bytes');
   let frames = 0;
   socket.cork();

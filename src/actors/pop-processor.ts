@@ -1244,7 +1244,7 @@ function limitsOf(args: PopProcessorArgs): Limits {
   const { engine: _engine, ...overrides } = args.pop ?? {};
   const limits: Limits = { ...POP_PROCESSOR_DEFAULTS, ...overrides };
   for (const [key, value] of Object.entries(limits)) {
-    assert(Number.isSafeInteger(value) && value > 0, `pop processor ${key} is a positive integer: ${value}`);
+    assert(Number.isSafeInteger(value) && value > 0, () => `pop processor ${key} is a positive integer: ${value}`);
   }
   return limits;
 }

@@ -347,7 +347,7 @@ export function concatRecords(messages: readonly StoredMessage[]): Uint8Array {
   for (const message of messages) {
     const record = message.record;
     const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
-    assert(record.length >= 4 && view.getInt32(0) === record.length, `record at ${message.physicalOffset} holds its own size`);
+    assert(record.length >= 4 && view.getInt32(0) === record.length, () => `record at ${message.physicalOffset} holds its own size`);
     body.set(record, at);
     at += record.length;
   }
@@ -878,7 +878,7 @@ function statsOf(state: State): PullProcessorStats {
 function slaveReadOf(args: PullProcessorArgs): PullSlaveReadSettings {
   const settings = args.slaveRead ?? { slaveReadEnable: false, accessMessageInMemoryMaxRatio: 40, totalPhysicalMemorySizeBytes: 0 };
   const ratio = settings.accessMessageInMemoryMaxRatio;
-  assert(Number.isSafeInteger(ratio) && ratio >= 0 && ratio <= 100, `accessMessageInMemoryMaxRatio is a percentage: ${ratio}`);
+  assert(Number.isSafeInteger(ratio) && ratio >= 0 && ratio <= 100, () => `accessMessageInMemoryMaxRatio is a percentage: ${ratio}`);
   assert(Number.isSafeInteger(settings.totalPhysicalMemorySizeBytes) && settings.totalPhysicalMemorySizeBytes >= 0, 'physical memory is a byte count');
   return settings;
 }
@@ -886,7 +886,7 @@ function slaveReadOf(args: PullProcessorArgs): PullSlaveReadSettings {
 function limitsOf(args: PullProcessorArgs): Limits {
   const limits: Limits = { ...PULL_PROCESSOR_DEFAULTS, ...args.pull };
   for (const [key, value] of Object.entries(limits)) {
-    assert(Number.isSafeInteger(value) && value > 0, `pull processor ${key} is a positive integer: ${value}`);
+    assert(Number.isSafeInteger(value) && value > 0, () => `pull processor ${key} is a positive integer: ${value}`);
   }
   return limits;
 }

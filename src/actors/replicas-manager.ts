@@ -384,7 +384,7 @@ function checkArgs(args: ReplicasManagerArgs): void {
     'requestTimeoutMs',
     'transitionRetryIntervalMs',
   ] as const) {
-    assert(Number.isSafeInteger(args[key]) && args[key] > 0, `${key} is a positive integer`);
+    assert(Number.isSafeInteger(args[key]) && args[key] > 0, () => `${key} is a positive integer`);
   }
   assert(Number.isSafeInteger(args.leaseSafetyMarginMs) && args.leaseSafetyMarginMs >= 0, 'leaseSafetyMarginMs is not negative');
   assert(args.leaseSafetyMarginMs < args.controllerHeartBeatTimeoutMs, 'the lease margin is shorter than the heartbeat timeout');
@@ -843,7 +843,7 @@ async function becomeMaster(state: State, target: MasterInfo, ctx: Ctx): Promise
   cache.truncateSuffix(maxOffset);
   cache.truncateSuffixByEpoch(epoch);
   const appended = cache.append(epoch, maxOffset);
-  assert(appended.ok, `epoch ${epoch} at ${maxOffset} follows the cut epoch list`);
+  assert(appended.ok, () => `epoch ${epoch} at ${maxOffset} follows the cut epoch list`);
   writeEpochFile(state.fs, state.args.storePathRootDir, cache);
   state.maxOffset = maxOffset;
   return { masterHaAddress: state.args.haServerAddr };

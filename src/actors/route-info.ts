@@ -617,16 +617,16 @@ export class RouteInfo {
     assert(this.brokerAddrTable.size <= this.options.brokersMax, 'broker groups within brokersMax');
     assert(this.topicQueueTable.size <= this.options.topicsMax, 'topics within topicsMax');
     for (const [topic, queues] of this.topicQueueTable) {
-      assert(queues.size > 0, `topic ${topic} has queues`);
+      assert(queues.size > 0, () => `topic ${topic} has queues`);
       for (const brokerName of queues.keys()) assert(this.brokerAddrTable.has(brokerName), `topic ${topic} names a known group ${brokerName}`);
     }
     for (const [name, group] of this.brokerAddrTable) {
-      assert(group.brokerAddrs.size > 0, `broker group ${name} has an address`);
-      assert(new Set(group.brokerAddrs.values()).size === group.brokerAddrs.size, `broker group ${name} lists each address once`);
-      assert(this.clusterAddrTable.get(group.cluster)?.has(name) === true, `broker group ${name} is in its cluster`);
+      assert(group.brokerAddrs.size > 0, () => `broker group ${name} has an address`);
+      assert(new Set(group.brokerAddrs.values()).size === group.brokerAddrs.size, () => `broker group ${name} lists each address once`);
+      assert(this.clusterAddrTable.get(group.cluster)?.has(name) === true, () => `broker group ${name} is in its cluster`);
     }
     for (const [cluster, names] of this.clusterAddrTable) {
-      assert(names.size > 0, `cluster ${cluster} is not empty`);
+      assert(names.size > 0, () => `cluster ${cluster} is not empty`);
       for (const name of names) assert(this.brokerAddrTable.has(name), `cluster ${cluster} names a known group ${name}`);
     }
   }

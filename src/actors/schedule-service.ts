@@ -347,7 +347,7 @@ function settingsOf(args: ScheduleServiceArgs): Settings {
   assert(settings.delayLevelsMs.length >= 1, 'at least one delay level');
   for (const delayMs of settings.delayLevelsMs) assert(Number.isSafeInteger(delayMs) && delayMs >= 0, `bad delay ${delayMs}`);
   for (const key of ['pollIntervalMs', 'batchMax', 'flushDelayOffsetIntervalMs', 'askTimeoutMs', 'maxMessageSize'] as const) {
-    assert(Number.isSafeInteger(settings[key]) && settings[key] > 0, `${key} is a positive integer`);
+    assert(Number.isSafeInteger(settings[key]) && settings[key] > 0, () => `${key} is a positive integer`);
   }
   return settings;
 }
@@ -400,7 +400,7 @@ function readLevel(state: State, level: LevelState, ctx: Ctx): void {
 
 /** Moves a level's offset and remembers what must be durable before the new offset may be written. */
 function advance(level: LevelState, offset: number, endOffset: number): void {
-  assert(offset >= level.offset || endOffset === 0, `level ${level.level} moves back from ${level.offset} to ${offset}`);
+  assert(offset >= level.offset || endOffset === 0, () => `level ${level.level} moves back from ${level.offset} to ${offset}`);
   level.offset = offset;
   level.unconfirmed.push({ offset, endOffset });
   if (level.unconfirmed.length > UNCONFIRMED_MAX) {
@@ -604,7 +604,7 @@ function statsOf(state: State): ScheduleServiceStats {
 
 function levelOf(state: State, level: number): LevelState {
   const found = state.levels[level - 1];
-  assert(found !== undefined && found.level === level, `no delay level ${level}`);
+  assert(found !== undefined && found.level === level, () => `no delay level ${level}`);
   return found;
 }
 

@@ -162,7 +162,7 @@ export function applyTimer(
   settings: TimerSettings,
   sysFlag = 0,
 ): TimerDestination {
-  assert(Number.isSafeInteger(nowMs) && nowMs > 0, `bad nowMs ${nowMs}`);
+  assert(Number.isSafeInteger(nowMs) && nowMs > 0, () => `bad nowMs ${nowMs}`);
   assert(Number.isInteger(settings.timerPrecisionMs) && settings.timerPrecisionMs >= 1, 'timerPrecisionMs >= 1');
   const stay: TimerDestination = { ok: true, topic, queueId, timer: 'none' };
   const transaction = sysFlag & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;

@@ -317,7 +317,7 @@ function settingsOf(args: TimerServiceArgs): Settings {
     ...(args.timerLogFileSize === undefined ? {} : { timerLogFileSize: args.timerLogFileSize }),
   };
   for (const key of ['timerPrecisionMs', 'tickIntervalMs', 'batchMax', 'slotBatchMax', 'readBytesMax', 'timerFlushIntervalMs', 'askTimeoutMs', 'chainPageUnits', 'deleteKeysPerSlotMax', 'maxMessageSize'] as const) {
-    assert(Number.isSafeInteger(settings[key]) && settings[key] > 0, `${key} is a positive integer`);
+    assert(Number.isSafeInteger(settings[key]) && settings[key] > 0, () => `${key} is a positive integer`);
   }
   return settings;
 }

@@ -621,7 +621,7 @@ function finishEnd(state: State, job: EndJob, response: RemotingCommand, ctx: Ct
 
 /** Releases a transaction's lock; the next request waiting for it runs. */
 function unlock(state: State, transactionId: number, ctx: Ctx): void {
-  assert(state.locks.delete(transactionId), `transaction ${transactionId} was locked`);
+  assert(state.locks.delete(transactionId), () => `transaction ${transactionId} was locked`);
   const queue = state.waiting.get(transactionId);
   if (queue === undefined) return;
   const next = queue.shift()!;

@@ -32,13 +32,13 @@ export class WaiterQueue<T extends { readonly endOffset: number }> {
 
   push(waiter: T): void {
     const last = this.items.at(-1);
-    assert(last === undefined || last.endOffset <= waiter.endOffset, `${this.what} are in log order`);
+    assert(last === undefined || last.endOffset <= waiter.endOffset, () => `${this.what} are in log order`);
     this.items.push(waiter);
   }
 
   /** Removes and returns the first waiter; the queue must not be empty. */
   shift(): T {
-    assert(this.length > 0, `release from an empty queue of ${this.what}`);
+    assert(this.length > 0, () => `release from an empty queue of ${this.what}`);
     const waiter = this.items[this.head++]!;
     if (this.head === this.items.length) {
       this.items.length = 0;

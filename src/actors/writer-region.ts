@@ -124,7 +124,7 @@ export class WriterRegion<M> {
 
   park(report: RegionReport, reply: DeferredReply | undefined): void {
     assert(report.epoch === this.epoch && report.generation === this.control.generation, 'report for another region');
-    assert(!this.parked.has(report.batch.physicalOffset), `batch at ${report.batch.physicalOffset} reported twice`);
+    assert(!this.parked.has(report.batch.physicalOffset), () => `batch at ${report.batch.physicalOffset} reported twice`);
     assert(this.parked.size < REGION_PARKED_MAX, 'too many region reports waiting');
     this.parked.set(report.batch.physicalOffset, { batch: report.batch, reply });
   }

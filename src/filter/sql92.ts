@@ -99,8 +99,8 @@ export function isSql92(expressionType: string | null | undefined): boolean {
 export function compileSql92(text: string, limits?: Sql92Limits): CompiledFilter {
   const textLengthMax = limits?.textLengthMax ?? SQL92_TEXT_LENGTH_MAX;
   const depthMax = limits?.depthMax ?? SQL92_DEPTH_MAX;
-  assert(Number.isInteger(textLengthMax) && textLengthMax > 0, `textLengthMax must be a positive integer: ${textLengthMax}`);
-  assert(Number.isInteger(depthMax) && depthMax > 0, `depthMax must be a positive integer: ${depthMax}`);
+  assert(Number.isInteger(textLengthMax) && textLengthMax > 0, () => `textLengthMax must be a positive integer: ${textLengthMax}`);
+  assert(Number.isInteger(depthMax) && depthMax > 0, () => `depthMax must be a positive integer: ${depthMax}`);
   if (text.length > textLengthMax) {
     throw filterErrorAt(text, textLengthMax, `expression longer than ${textLengthMax} characters`);
   }

@@ -184,7 +184,7 @@ export class ActorHost {
 
   /** Creates the actor for an allocated slot on this thread (the directory already points here). */
   async startActor(slot: number, spec: ActorSpec, parentSlot: number): Promise<void> {
-    assert(this.cells[slot] === undefined, `slot ${slot} is already hosted`);
+    assert(this.cells[slot] === undefined, () => `slot ${slot} is already hosted`);
     const behavior = await loadBehavior(spec.behavior);
     const ref: ActorRef = { slot, name: spec.name };
     const capacity = spec.mailboxCapacity ?? this.options.defaultMailboxCapacity;

@@ -163,11 +163,11 @@ export class ActorSystem extends EventEmitter {
   private async startPools(): Promise<void> {
     for (const [pool, size] of Object.entries(this.options.pools)) {
       assert(pool !== 'main', 'pool name "main" is reserved for the main thread');
-      assert(Number.isInteger(size) && size >= 1, `pool ${pool} needs at least one thread`);
+      assert(Number.isInteger(size) && size >= 1, () => `pool ${pool} needs at least one thread`);
       const indices: number[] = [];
       for (let i = 0; i < size; i++) {
         const index = this.threads.length;
-        assert(index < threadsMax, `at most ${threadsMax} threads`);
+        assert(index < threadsMax, () => `at most ${threadsMax} threads`);
         this.threads.push({ index, pool, worker: undefined, control: undefined, deathsMs: [], alive: false });
         this.actorsPerThread.push(0);
         indices.push(index);
@@ -176,8 +176,8 @@ export class ActorSystem extends EventEmitter {
     }
     for (const [pool, hostPool] of Object.entries(this.options.sharedPools ?? {})) {
       const indices = this.poolThreads.get(hostPool);
-      assert(indices !== undefined && indices.length > 0, `shared pool ${pool} names no pool with threads: ${hostPool}`);
-      assert(this.options.pools[pool] === undefined, `pool ${pool} cannot both have threads and share ${hostPool}'s`);
+      assert(indices !== undefined && indices.length > 0, () => `shared pool ${pool} names no pool with threads: ${hostPool}`);
+      assert(this.options.pools[pool] === undefined, () => `pool ${pool} cannot both have threads and share ${hostPool}'s`);
       this.sharedPoolNames.add(pool);
       this.poolThreads.set(pool, indices);
     }

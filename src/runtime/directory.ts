@@ -80,7 +80,7 @@ export class Directory {
 
   /** Places the slot's actor on a thread and opens its mailbox with a fresh count. */
   open(slot: number, thread: number, capacity: number): void {
-    assert(capacity > 0 && capacity < 2 ** 30, `mailbox capacity out of range: ${capacity}`);
+    assert(capacity > 0 && capacity < 2 ** 30, () => `mailbox capacity out of range: ${capacity}`);
     const base = slot * slotWords;
     Atomics.store(this.words, base + wordThread, thread);
     Atomics.store(this.words, base + wordOccupancy, 0);

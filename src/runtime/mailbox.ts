@@ -21,7 +21,7 @@ export class Mailbox {
   private mask: number;
 
   constructor(capacity: number) {
-    assert(Number.isInteger(capacity) && capacity >= 1, `mailbox capacity must be a positive integer: ${capacity}`);
+    assert(Number.isInteger(capacity) && capacity >= 1, () => `mailbox capacity must be a positive integer: ${capacity}`);
     this.capacity = capacity;
     const ringSize = Math.min(initialRingSize, nextPowerOfTwo(capacity));
     this.messages = new Array(ringSize);

@@ -46,7 +46,7 @@ addExtension({
   },
   read(index: unknown): SharedArrayBuffer {
     const buffer = typeof index === 'number' && sharedInBatch !== null ? sharedInBatch[index] : undefined;
-    assert(buffer !== undefined, `batch names SharedArrayBuffer ${String(index)}, which it does not carry`);
+    assert(buffer !== undefined, () => `batch names SharedArrayBuffer ${String(index)}, which it does not carry`);
     return buffer;
   },
 });

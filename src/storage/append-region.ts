@@ -95,9 +95,9 @@ export class AppendRegionControl {
   open(position: number, newFile: boolean): number {
     const now = this.read();
     assert(now.closed, 'opening a region that is open');
-    assert(Number.isInteger(position) && position >= 0 && position <= REGION_POSITION_MAX, `bad region position ${position}`);
+    assert(Number.isInteger(position) && position >= 0 && position <= REGION_POSITION_MAX, () => `bad region position ${position}`);
     if (newFile || this.generationValue === 0) this.generationValue = this.generationValue >= GENERATION_MAX ? 1 : this.generationValue + 1;
-    else assert(position >= now.position, `region reopens at ${position}, below what was reserved (${now.position})`);
+    else assert(position >= now.position, () => `region reopens at ${position}, below what was reserved (${now.position})`);
     Atomics.store(this.word, 0, pack({ generation: this.generationValue, closed: false, position }));
     return this.generationValue;
   }
@@ -151,7 +151,7 @@ export class RegionAppender {
     const grant = this.grantValue;
     const word = this.word;
     if (grant === null || word === null) return 'none';
-    assert(Number.isInteger(bytes) && bytes > 0, `bad reservation of ${bytes} bytes`);
+    assert(Number.isInteger(bytes) && bytes > 0, () => `bad reservation of ${bytes} bytes`);
     // Bounded: each failed exchange means another reservation succeeded, and they end at the limit.
     for (;;) {
       const value = Atomics.load(word, 0);
@@ -180,7 +180,7 @@ export class RegionAppender {
     // Bounded by count; each record's size was checked by encodeRecord on this thread.
     for (let index = 0; index < count; index++) {
       const size = readInt32(records, at);
-      assert(size > 0 && at + size <= records.length, `record ${index} of the batch has size ${size}`);
+      assert(size > 0 && at + size <= records.length, () => `record ${index} of the batch has size ${size}`);
       patchWriterFields(records, at, 0, reservation.physicalOffset + at, storeTimestampMs);
       at += size;
     }

@@ -67,13 +67,13 @@ export class FileWindow {
   private file: MappedFile | null = null;
 
   constructor(sizeBytes: number) {
-    assert(Number.isInteger(sizeBytes) && sizeBytes >= BLANK_MARKER_BYTES, `bad window size ${sizeBytes}`);
+    assert(Number.isInteger(sizeBytes) && sizeBytes >= BLANK_MARKER_BYTES, () => `bad window size ${sizeBytes}`);
     this.bytes = new Uint8Array(sizeBytes);
   }
 
   /** Makes the window hold [position, position + length) of `file`, clamped to the file's end. */
   cover(file: MappedFile, position: number, length: number): void {
-    assert(Number.isInteger(position) && position >= 0 && position <= file.sizeBytes, `bad position ${position}`);
+    assert(Number.isInteger(position) && position >= 0 && position <= file.sizeBytes, () => `bad position ${position}`);
     const need = Math.min(length, file.sizeBytes - position);
     if (file === this.file && position >= this.start && position + need <= this.end) return;
     // A record larger than the window (a large maxMessageSize) gets a buffer of its own size.

@@ -174,7 +174,7 @@ export class QueueOffsetTable {
   private readonly entriesMax: number;
 
   constructor(entriesMax: number = QUEUE_OFFSET_TABLE_ENTRIES_MAX_DEFAULT) {
-    assert(Number.isInteger(entriesMax) && entriesMax > 0, `bad entriesMax ${entriesMax}`);
+    assert(Number.isInteger(entriesMax) && entriesMax > 0, () => `bad entriesMax ${entriesMax}`);
     this.entriesMax = entriesMax;
   }
 
@@ -190,7 +190,7 @@ export class QueueOffsetTable {
 
   /** Takes `count` offsets for a queue; returns the first. */
   assign(topic: string, queueId: number, count = 1): number {
-    assert(Number.isInteger(count) && count >= 1, `bad count ${count}`);
+    assert(Number.isInteger(count) && count >= 1, () => `bad count ${count}`);
     const entry = this.entry(topic, queueId);
     const first = entry.nextOffset;
     entry.nextOffset += count;
@@ -206,7 +206,7 @@ export class QueueOffsetTable {
 
   /** Sets a queue's next offset (after a ConsumeQueue truncation, or to seed it). */
   set(topic: string, queueId: number, nextOffset: number): void {
-    assert(Number.isSafeInteger(nextOffset) && nextOffset >= 0, `bad next offset ${nextOffset}`);
+    assert(Number.isSafeInteger(nextOffset) && nextOffset >= 0, () => `bad next offset ${nextOffset}`);
     this.entry(topic, queueId).nextOffset = nextOffset;
   }
 
@@ -602,15 +602,15 @@ export class CommitLog {
     firstQueueOffset: number,
   ): { physicalOffset: number; sizes: number[]; storeTimestampMs: number; records: Uint8Array } {
     const file = this.files.at(-1);
-    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region batch at ${physicalOffset} is not at the log end`);
-    assert(total <= this.config.maxMessageSizeBytes && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region batch of ${total} bytes`);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region batch at ${physicalOffset} is not at the log end`);
+    assert(total <= this.config.maxMessageSizeBytes && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region batch of ${total} bytes`);
     const bytes = file.bytes();
     const position = file.wrotePosition;
     const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);
     const storeTimestampMs = readInt64(bytes, storeTimestampPosition(bytes, position));
     for (let index = 0, at = position; index < count; at += sizes[index]!, index++) {
       const recordOffset = file.startOffset + at;
-      assert(readInt64(bytes, at + 28) === recordOffset, `region record ${index} claims another physical offset`);
+      assert(readInt64(bytes, at + 28) === recordOffset, () => `region record ${index} claims another physical offset`);
       patchQueueOffset(bytes, at, firstQueueOffset + index);
       checkPatched(bytes, at, sizes[index]!, recordOffset);
     }
@@ -626,8 +626,8 @@ export class CommitLog {
    */
   voidRegionBatch(physicalOffset: number, total: number, count: number, topic: Uint8Array, queueId: number): number[] {
     const file = this.files.at(-1);
-    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region batch at ${physicalOffset} is not at the log end`);
-    assert(file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region batch of ${total} bytes`);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region batch at ${physicalOffset} is not at the log end`);
+    assert(file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region batch of ${total} bytes`);
     const bytes = file.bytes();
     const position = file.wrotePosition;
     const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);
@@ -648,13 +648,13 @@ export class CommitLog {
    */
   fillRegionHole(physicalOffset: number, total: number): number[] {
     const file = this.files.at(-1);
-    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, `region hole at ${physicalOffset} is not at the log end`);
-    assert(total >= RECORD_MIN_BYTES && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, `region hole of ${total} bytes`);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region hole at ${physicalOffset} is not at the log end`);
+    assert(total >= RECORD_MIN_BYTES && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region hole of ${total} bytes`);
     const bytes = file.bytes();
     const sizes: number[] = [];
     const host = { address: '127.0.0.1', port: 0 };
     const pieceMax = Math.min(REGION_HOLE_RECORD_MAX_BYTES, this.config.maxMessageSizeBytes);
-    assert(pieceMax >= 2 * RECORD_MIN_BYTES, `records of ${pieceMax} bytes cannot fill a hole`);
+    assert(pieceMax >= 2 * RECORD_MIN_BYTES, () => `records of ${pieceMax} bytes cannot fill a hole`);
     // Bounded by total / (pieceMax - RECORD_MIN_BYTES) + 1 pieces; every piece and every rest is at least RECORD_MIN_BYTES.
     for (let left = total; left > 0; ) {
       const size = left <= pieceMax ? left : Math.min(pieceMax, left - RECORD_MIN_BYTES);
@@ -675,7 +675,7 @@ export class CommitLog {
         body: zeroBody(size - RECORD_MIN_BYTES),
         properties: '',
       });
-      assert(written === size, `hole record of ${written} bytes, not ${size}`);
+      assert(written === size, () => `hole record of ${written} bytes, not ${size}`);
       file.advance(size);
       sizes.push(size);
       left -= size;
@@ -735,7 +735,7 @@ export class CommitLog {
    * `limitOffset` (what the caller lets replication see) nor across a file end. Empty at the limit.
    */
   readRaw(fromOffset: number, maxBytes: number, limitOffset: number): Uint8Array {
-    assert(Number.isSafeInteger(maxBytes) && maxBytes > 0, `bad maxBytes ${maxBytes}`);
+    assert(Number.isSafeInteger(maxBytes) && maxBytes > 0, () => `bad maxBytes ${maxBytes}`);
     assert(limitOffset <= this.maxOffset, 'replication limit past the log end');
     if (!Number.isSafeInteger(fromOffset) || fromOffset < this.minOffset || fromOffset > limitOffset) {
       throw new CommitLogError('OFFSET_OUT_OF_RANGE', `raw read at ${fromOffset} is outside [${this.minOffset}, ${limitOffset}]`);
@@ -924,7 +924,7 @@ export class CommitLog {
     const last = this.files.at(-1);
     if (last === undefined) return this.createFile(this.flushedOffsetValue);
     const remaining = last.sizeBytes - last.wrotePosition;
-    assert(remaining === 0 || remaining >= BLANK_MARKER_BYTES, `file left with ${remaining} bytes`);
+    assert(remaining === 0 || remaining >= BLANK_MARKER_BYTES, () => `file left with ${remaining} bytes`);
     // Java's rule: a record goes in only if a blank marker still fits after it.
     if (size + BLANK_MARKER_BYTES <= remaining) return last;
     if (remaining > 0) {
@@ -963,12 +963,12 @@ function verifyDirtyRange(file: MappedFile, maxSizeBytes: number): void {
     const size = int32At(bytes, position);
     const magic = int32At(bytes, position + 4);
     if (magic === BLANK_MAGIC_CODE) {
-      assert(size === file.sizeBytes - position && position + size === file.wrotePosition, `dirty blank at ${position} of ${size} bytes`);
+      assert(size === file.sizeBytes - position && position + size === file.wrotePosition, () => `dirty blank at ${position} of ${size} bytes`);
     } else {
-      assert(magic === MESSAGE_MAGIC_CODE || magic === MESSAGE_MAGIC_CODE_V2, `dirty bytes at ${position}: magic ${magic}`);
-      assert(size >= RECORD_MIN_BYTES && size <= maxSizeBytes && position + size <= file.wrotePosition, `dirty record at ${position}: size ${size}`);
+      assert(magic === MESSAGE_MAGIC_CODE || magic === MESSAGE_MAGIC_CODE_V2, () => `dirty bytes at ${position}: magic ${magic}`);
+      assert(size >= RECORD_MIN_BYTES && size <= maxSizeBytes && position + size <= file.wrotePosition, () => `dirty record at ${position}: size ${size}`);
       const physicalOffset = int32At(bytes, position + 28) * 0x1_0000_0000 + (int32At(bytes, position + 32) >>> 0);
-      assert(physicalOffset === file.startOffset + position, `dirty record at ${position} claims offset ${physicalOffset}`);
+      assert(physicalOffset === file.startOffset + position, () => `dirty record at ${position} claims offset ${physicalOffset}`);
     }
     position += size;
   }

@@ -257,7 +257,7 @@ export class ConsumeQueue {
   private commitLogEndOffset = -1;
 
   private constructor(options: ConsumeQueueOptions) {
-    assert(isValidTopicName(options.topic), `topic ${JSON.stringify(options.topic)} is a valid topic name`);
+    assert(isValidTopicName(options.topic), () => `topic ${JSON.stringify(options.topic)} is a valid topic name`);
     assert(Number.isSafeInteger(options.queueId) && options.queueId >= 0, 'queueId is a non-negative integer');
     const fileSizeBytes = options.fileSizeBytes ?? CQ_FILE_SIZE_BYTES_DEFAULT;
     assert(Number.isSafeInteger(fileSizeBytes) && fileSizeBytes > 0, 'file size is a positive integer');
@@ -315,7 +315,7 @@ export class ConsumeQueue {
     assert(Number.isSafeInteger(tagsCode), 'tagsCode is a safe integer');
     if (queueOffset < this.maxQueueOffset) return this.checkReplayedEntry(queueOffset, commitLogOffset, sizeBytes, tagsCode);
     if (queueOffset > this.maxQueueOffset) {
-      assert(this.segments.length === 0, `queue ${this.topic}/${this.queueId} expects offset ${this.maxQueueOffset}, got ${queueOffset}`);
+      assert(this.segments.length === 0, () => `queue ${this.topic}/${this.queueId} expects offset ${this.maxQueueOffset}, got ${queueOffset}`);
       this.minQueueOffset = queueOffset;
       this.maxQueueOffset = queueOffset;
     }
@@ -344,7 +344,7 @@ export class ConsumeQueue {
     assert(Number.isSafeInteger(queueOffset), 'queue offset is an integer');
     if (queueOffset < this.minQueueOffset || queueOffset >= this.maxQueueOffset) return undefined;
     const entry = this.entryAt(queueOffset);
-    assert(isValidEntry(entry), `entry ${queueOffset} below maxOffset is valid`);
+    assert(isValidEntry(entry), () => `entry ${queueOffset} below maxOffset is valid`);
     return entry;
   }
 
@@ -365,7 +365,7 @@ export class ConsumeQueue {
     let queueOffset = fromQueueOffset;
     for (let scanned = 0; scanned < scanMax && queueOffset < this.maxQueueOffset && entries.length < maxEntries; scanned++) {
       const entry = this.entryAt(queueOffset);
-      assert(isValidEntry(entry), `entry ${queueOffset} below maxOffset is valid`);
+      assert(isValidEntry(entry), () => `entry ${queueOffset} below maxOffset is valid`);
       queueOffset++;
       if (tagFilter === undefined || tagFilter(entry.tagsCode)) entries.push(entry);
     }
@@ -495,7 +495,7 @@ export class ConsumeQueue {
   private entryAt(queueOffset: number): ConsumeQueueEntry {
     const bytes = queueOffset * CQ_ENTRY_SIZE_BYTES;
     const segment = this.segmentOf(bytes);
-    assert(segment !== undefined, `a file holds queue offset ${queueOffset}`);
+    assert(segment !== undefined, () => `a file holds queue offset ${queueOffset}`);
     return readEntryAt(this.load(segment), bytes - segment.startBytes, queueOffset);
   }
 
@@ -503,7 +503,7 @@ export class ConsumeQueue {
   private probeEntryAt(queueOffset: number): ConsumeQueueEntry {
     const bytes = queueOffset * CQ_ENTRY_SIZE_BYTES;
     const segment = this.segmentOf(bytes);
-    assert(segment !== undefined, `a file holds queue offset ${queueOffset}`);
+    assert(segment !== undefined, () => `a file holds queue offset ${queueOffset}`);
     const slot = this.slotBytes(segment, bytes - segment.startBytes);
     return readEntryAt(slot.bytes, slot.at, queueOffset);
   }
@@ -857,7 +857,7 @@ function listDir(storageFs: StorageFs, dir: string): string[] {
 }
 
 function keyOf(topic: string, queueId: number): string {
-  assert(isValidTopicName(topic), `topic ${JSON.stringify(topic)} is a valid topic name`);
+  assert(isValidTopicName(topic), () => `topic ${JSON.stringify(topic)} is a valid topic name`);
   assert(Number.isSafeInteger(queueId) && queueId >= 0, 'queueId is a non-negative integer');
   return `${topic}/${queueId}`;
 }

@@ -149,7 +149,7 @@ export class EtcdControllerStore implements ControllerLeaderStore {
   async save(term: string, document: ControllerMetadataDocument): Promise<void> {
     this.#checkOpen();
     const checked = validateControllerMetadata(document, this.#options.bounds);
-    assert(checked.ok, `refusing to store invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
+    assert(checked.ok, () => `refusing to store invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
     assert(/^[1-9]\d*$/.test(term), 'a term is an etcd revision');
     const bytes = Buffer.from(JSON.stringify(checked.value), 'utf8');
     if (bytes.length > CONTROLLER_ETCD_VALUE_BYTES_MAX) {

@@ -223,9 +223,9 @@ export function persistControllerMetadata(
   bounds: ControllerMetadataBounds,
 ): Promise<void> {
   const checked = validateControllerMetadata(document, bounds);
-  assert(checked.ok, `refusing to write invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
+  assert(checked.ok, () => `refusing to write invalid controller metadata: ${checked.ok ? '' : checked.problem}`);
   const bytes = Buffer.from(JSON.stringify(checked.value, null, 1), 'utf8');
-  assert(bytes.length <= CONTROLLER_METADATA_BYTES_MAX, `controller metadata of ${bytes.length} bytes is over the bound`);
+  assert(bytes.length <= CONTROLLER_METADATA_BYTES_MAX, () => `controller metadata of ${bytes.length} bytes is over the bound`);
   const file = path.join(dir, CONTROLLER_METADATA_FILES.metadata);
   const temp = path.join(dir, CONTROLLER_METADATA_FILES.temp);
   return fs.mkdir(dir, { recursive: true }).then(() => writeFileAtomicAsync(fs, file, temp, bytes));

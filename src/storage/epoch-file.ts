@@ -93,7 +93,7 @@ export class EpochCache {
 
   constructor(entries: readonly EpochRecord[] = []) {
     const problem = checkEpochEntries(entries);
-    assert(problem === undefined, `epoch entries keep their invariants: ${problem}`);
+    assert(problem === undefined, () => `epoch entries keep their invariants: ${problem}`);
     this.#entries = entries.map((entry) => ({ epoch: entry.epoch, startOffset: entry.startOffset }));
   }
 
@@ -119,8 +119,8 @@ export class EpochCache {
 
   /** Appends (epoch, startOffset); refused unless the epoch is newer and the offset not older. */
   append(epoch: number, startOffset: number): EpochAppendResult {
-    assert(validEpoch(epoch), `bad epoch ${epoch}`);
-    assert(validOffset(startOffset), `bad startOffset ${startOffset}`);
+    assert(validEpoch(epoch), () => `bad epoch ${epoch}`);
+    assert(validOffset(startOffset), () => `bad startOffset ${startOffset}`);
     const last = this.lastEntry;
     if (last !== undefined && epoch <= last.epoch) {
       return { ok: false, code: 'EPOCH_NOT_INCREASING', remark: `epoch ${epoch} is not after the last epoch ${last.epoch}` };
@@ -142,7 +142,7 @@ export class EpochCache {
 
   /** Removes every entry starting at or after `offset` (the log is cut there; RocketMQ's truncateSuffixByOffset). */
   truncateSuffix(offset: number): void {
-    assert(validOffset(offset), `bad truncate offset ${offset}`);
+    assert(validOffset(offset), () => `bad truncate offset ${offset}`);
     const kept = this.#entries.findIndex((entry) => entry.startOffset >= offset);
     if (kept >= 0) this.#entries.length = kept;
   }
@@ -211,7 +211,7 @@ function checksum(bytes: Uint8Array, count: number): number {
 /** Encodes entries in the layout above. */
 export function encodeEpochFile(entries: readonly EpochRecord[]): Uint8Array {
   const problem = checkEpochEntries(entries);
-  assert(problem === undefined, `epoch entries keep their invariants before a write: ${problem}`);
+  assert(problem === undefined, () => `epoch entries keep their invariants before a write: ${problem}`);
   const bytes = new Uint8Array(EPOCH_FILE_HEADER_BYTES + entries.length * EPOCH_ENTRY_BYTES);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, EPOCH_FILE_MAGIC);

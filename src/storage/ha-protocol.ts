@@ -149,7 +149,7 @@ function readFlag(view: Buffer, at: number, name: string): boolean {
 
 /** Reads a whole handshake (HA_HANDSHAKE_BYTES); throws HaProtocolError HANDSHAKE_INVALID when malformed. */
 export function decodeHandshake(bytes: Uint8Array): HaHandshake {
-  assert(bytes.length === HA_HANDSHAKE_BYTES, `a handshake is ${HA_HANDSHAKE_BYTES} bytes, not ${bytes.length}`);
+  assert(bytes.length === HA_HANDSHAKE_BYTES, () => `a handshake is ${HA_HANDSHAKE_BYTES} bytes, not ${bytes.length}`);
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const magic = view.readUInt32BE(0);
   if (magic !== HA_HANDSHAKE_MAGIC) throw new HaProtocolError('HANDSHAKE_INVALID', `handshake magic ${magic.toString(16)} is wrong`);
@@ -165,7 +165,7 @@ export function decodeHandshake(bytes: Uint8Array): HaHandshake {
 /** The 12-byte header of a transfer frame; the body is written after it (a heartbeat has none). */
 export function encodeTransferHeader(physicalOffset: number, bodySize: number): Buffer {
   checkOffset(physicalOffset);
-  assert(Number.isInteger(bodySize) && bodySize >= 0 && bodySize <= 0x7fff_ffff, `bad body size ${bodySize}`);
+  assert(Number.isInteger(bodySize) && bodySize >= 0 && bodySize <= 0x7fff_ffff, () => `bad body size ${bodySize}`);
   const out = Buffer.alloc(HA_TRANSFER_HEADER_BYTES);
   out.writeBigInt64BE(BigInt(physicalOffset), 0);
   out.writeInt32BE(bodySize, 8);
@@ -268,7 +268,7 @@ export class TransferDecoder {
   private nextOffset: number | null = null;
 
   constructor(bodyMaxBytes: number = HA_FRAME_BODY_MAX_DEFAULT_BYTES) {
-    assert(Number.isInteger(bodyMaxBytes) && bodyMaxBytes > 0 && bodyMaxBytes <= 0x7fff_ffff, `bad body bound ${bodyMaxBytes}`);
+    assert(Number.isInteger(bodyMaxBytes) && bodyMaxBytes > 0 && bodyMaxBytes <= 0x7fff_ffff, () => `bad body bound ${bodyMaxBytes}`);
     this.bodyMaxBytes = bodyMaxBytes;
   }
 

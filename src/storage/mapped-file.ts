@@ -114,7 +114,7 @@ function io<T>(path: string, op: string, run: () => T): T {
 
 /** The 20-digit file name of the file starting at `startOffset`. */
 export function fileNameOf(startOffset: number): string {
-  assert(Number.isSafeInteger(startOffset) && startOffset >= 0, `bad start offset ${startOffset}`);
+  assert(Number.isSafeInteger(startOffset) && startOffset >= 0, () => `bad start offset ${startOffset}`);
   return String(startOffset).padStart(FILE_NAME_DIGITS, '0');
 }
 
@@ -222,10 +222,10 @@ export class PageCachePool {
   private tail: Uint8Array | null | undefined = undefined;
 
   constructor(sizeBytes: number, sparesMax: number = PAGE_CACHE_SPARES_MAX_DEFAULT, direct?: { readonly fs: StorageFs; readonly io: DirectIo }) {
-    assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, `bad size ${sizeBytes}`);
-    assert(Number.isInteger(sparesMax) && sparesMax >= 0, `bad sparesMax ${sparesMax}`);
+    assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, () => `bad size ${sizeBytes}`);
+    assert(Number.isInteger(sparesMax) && sparesMax >= 0, () => `bad sparesMax ${sparesMax}`);
     const minBytes = direct?.io.minBytes ?? DIRECT_WRITE_MIN_BYTES_DEFAULT;
-    assert(Number.isInteger(minBytes) && minBytes >= 1, `bad direct write minimum ${minBytes}`);
+    assert(Number.isInteger(minBytes) && minBytes >= 1, () => `bad direct write minimum ${minBytes}`);
     this.sizeBytes = sizeBytes;
     this.sparesMax = sparesMax;
     const directPossible = direct !== undefined && sizeBytes % DIRECT_IO_BLOCK_BYTES === 0;
@@ -303,8 +303,8 @@ export class MappedFile {
   private flushed: number;
 
   private constructor(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number, position: number, pool: PageCachePool | undefined) {
-    assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, `bad size ${sizeBytes}`);
-    assert(startOffset % sizeBytes === 0, `start offset ${startOffset} is not a multiple of ${sizeBytes}`);
+    assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, () => `bad size ${sizeBytes}`);
+    assert(startOffset % sizeBytes === 0, () => `start offset ${startOffset} is not a multiple of ${sizeBytes}`);
     assert(pool === undefined || pool.sizeBytes === sizeBytes, 'pool of another file size');
     this.storageFs = storageFs;
     this.pool = pool ?? new PageCachePool(sizeBytes, 0);
@@ -391,7 +391,7 @@ export class MappedFile {
   /** Marks `sizeBytes` more bytes, already written into `bytes()` at `wrotePosition`, as appended. */
   advance(sizeBytes: number): void {
     assert(this.cache !== null, 'append to a released file');
-    assert(Number.isInteger(sizeBytes) && sizeBytes > 0, `bad append size ${sizeBytes}`);
+    assert(Number.isInteger(sizeBytes) && sizeBytes > 0, () => `bad append size ${sizeBytes}`);
     assert(this.wrote + sizeBytes <= this.sizeBytes, 'append past the end of the file');
     this.wrote += sizeBytes;
   }
@@ -473,8 +473,8 @@ export class MappedFile {
    * null when that range is zero. Reads through one reused chunk, never the cache.
    */
   firstNonZeroFrom(from: number, to: number = this.sizeBytes): number | null {
-    assert(Number.isInteger(from) && from >= 0 && from <= this.sizeBytes, `bad position ${from}`);
-    assert(Number.isInteger(to) && to >= from && to <= this.sizeBytes, `bad end ${to}`);
+    assert(Number.isInteger(from) && from >= 0 && from <= this.sizeBytes, () => `bad position ${from}`);
+    assert(Number.isInteger(to) && to >= from && to <= this.sizeBytes, () => `bad end ${to}`);
     const chunk = scratchChunk();
     // Bounded by (to - from) / SCAN_CHUNK_BYTES passes.
     for (let at = from; at < to; at += chunk.length) {
@@ -487,7 +487,7 @@ export class MappedFile {
 
   /** Ends the data at `position` when the file is already zero from there: no I/O, no sync needed. */
   endAtZeroTail(position: number): void {
-    assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, `bad position ${position}`);
+    assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, () => `bad position ${position}`);
     assert(this.cache === null || (position >= this.cacheStart && position <= this.loadedBytes), 'cache must hold the data it keeps');
     if (this.cache !== null) this.loadedBytes = position;
     this.wrote = position;
@@ -501,8 +501,8 @@ export class MappedFile {
    * both positions to `position`. Recovery uses it to cut a torn or corrupt tail.
    */
   truncateTo(position: number, end: number = this.sizeBytes): void {
-    assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, `bad position ${position}`);
-    assert(Number.isInteger(end) && end >= position && end <= this.sizeBytes, `bad end ${end}`);
+    assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, () => `bad position ${position}`);
+    assert(Number.isInteger(end) && end >= position && end <= this.sizeBytes, () => `bad end ${end}`);
     assert(this.cache === null || position >= this.cacheStart, 'truncate below the cache');
     const fd = this.openFd();
     const chunk = new Uint8Array(Math.min(CHUNK_BYTES, this.sizeBytes));

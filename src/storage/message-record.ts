@@ -248,12 +248,12 @@ function isV4(address: string): boolean {
 
 function parseIPv4(address: string, target: Uint8Array, at: number): void {
   const parts = address.split('.');
-  assert(parts.length === 4, `bad IPv4 address ${address}`);
+  assert(parts.length === 4, () => `bad IPv4 address ${address}`);
   for (let i = 0; i < 4; i++) target[at + i] = Number(parts[i]);
 }
 
 function parseIPv6(address: string, target: Uint8Array, at: number): void {
-  assert(isIPv6(address), `not an IP address: ${address}`);
+  assert(isIPv6(address), () => `not an IP address: ${address}`);
   const groups: number[] = [];
   const halves = address.split('::');
   const parseHalf = (half: string): number[] => {
@@ -273,7 +273,7 @@ function parseIPv6(address: string, target: Uint8Array, at: number): void {
   const head = parseHalf(halves[0]);
   const tail = halves.length > 1 ? parseHalf(halves[1]) : [];
   groups.push(...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail);
-  assert(groups.length === 8, `bad IPv6 address ${address}`);
+  assert(groups.length === 8, () => `bad IPv6 address ${address}`);
   for (let i = 0; i < 8; i++) writeInt16(target, at + 2 * i, groups[i]);
 }
 
@@ -317,7 +317,7 @@ function encodedHostByText(host: SocketAddress): Uint8Array {
 
 /** Writes a host in RocketMQ's form (address bytes, then int32 port); returns the bytes written. */
 export function writeHost(target: Uint8Array, at: number, host: SocketAddress): number {
-  assert(Number.isInteger(host.port) && host.port >= 0 && host.port <= 0xffff, `bad port ${host.port}`);
+  assert(Number.isInteger(host.port) && host.port >= 0 && host.port <= 0xffff, () => `bad port ${host.port}`);
   if (isV4(host.address)) {
     parseIPv4(host.address, target, at);
     writeInt32(target, at + 4, host.port);
@@ -351,7 +351,7 @@ function formatIPv6(bytes: Uint8Array, at: number): string {
 
 /** Reads a host of `width` bytes (8 or 20) written by `writeHost`. */
 export function readHost(bytes: Uint8Array, at: number, width: number): SocketAddress {
-  assert(width === IPV4_HOST_BYTES || width === IPV6_HOST_BYTES, `bad host width ${width}`);
+  assert(width === IPV4_HOST_BYTES || width === IPV6_HOST_BYTES, () => `bad host width ${width}`);
   if (width === IPV4_HOST_BYTES) {
     const address = `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}`;
     return { address, port: readInt32(bytes, at + 4) };
@@ -372,7 +372,7 @@ function hex(bytes: Uint8Array): string {
 
 /** RocketMQ's offset message id: store host (4 + 4 or 16 + 4 bytes) and int64 offset, uppercase hex. */
 export function offsetMessageId(storeHost: SocketAddress, physicalOffset: number): string {
-  assert(Number.isSafeInteger(physicalOffset) && physicalOffset >= 0, `bad offset ${physicalOffset}`);
+  assert(Number.isSafeInteger(physicalOffset) && physicalOffset >= 0, () => `bad offset ${physicalOffset}`);
   const bytes = new Uint8Array(IPV6_HOST_BYTES + 8);
   const hostBytes = writeHost(bytes, 0, storeHost);
   writeInt64(bytes, hostBytes, physicalOffset);
@@ -401,7 +401,7 @@ export function encodeMessageProperties(
   for (const [name, value] of entries as Iterable<readonly [string, string]>) {
     assert(name.length > 0, 'a property name is empty');
     // A separator inside a name or value would silently split the entry on decode.
-    assert(!/[\u0001\u0002]/.test(name) && !/[\u0001\u0002]/.test(value), `property ${name} holds a separator`);
+    assert(!/[\u0001\u0002]/.test(name) && !/[\u0001\u0002]/.test(value), () => `property ${name} holds a separator`);
     out += name + NAME_VALUE_SEPARATOR + value + PROPERTY_SEPARATOR;
   }
   return out;
@@ -463,16 +463,16 @@ export function recordSize(input: RecordInput): number {
 }
 
 function assertInput(input: RecordInput, topicBytes: number, propertiesBytes: number): void {
-  assert(topicBytes >= 1 && topicBytes <= FIELD_INT16_MAX, `topic length ${topicBytes} out of range`);
+  assert(topicBytes >= 1 && topicBytes <= FIELD_INT16_MAX, () => `topic length ${topicBytes} out of range`);
   assert(!input.topic.includes('\u0000'), 'topic holds a NUL');
-  assert(propertiesBytes <= FIELD_INT16_MAX, `properties length ${propertiesBytes} out of range`);
+  assert(propertiesBytes <= FIELD_INT16_MAX, () => `properties length ${propertiesBytes} out of range`);
   assert(propertiesBytes === 0 || input.properties.endsWith(PROPERTY_SEPARATOR), 'properties must end with \\u0002');
   assert(isInt32(input.queueId) && isInt32(input.flag), 'queueId and flag are int32');
   assert(isInt32(input.sysFlag) && isInt32(input.reconsumeTimes), 'sysFlag and reconsumeTimes are int32');
   assert(isOffset(input.queueOffset) && isOffset(input.physicalOffset), 'queue and physical offsets are offsets');
-  assert(isOffset(input.preparedTransactionOffset), `bad preparedTransactionOffset ${input.preparedTransactionOffset}`);
-  assert(Number.isSafeInteger(input.bornTimestampMs), `bad bornTimestampMs ${input.bornTimestampMs}`);
-  assert(Number.isSafeInteger(input.storeTimestampMs), `bad storeTimestampMs ${input.storeTimestampMs}`);
+  assert(isOffset(input.preparedTransactionOffset), () => `bad preparedTransactionOffset ${input.preparedTransactionOffset}`);
+  assert(Number.isSafeInteger(input.bornTimestampMs), () => `bad bornTimestampMs ${input.bornTimestampMs}`);
+  assert(Number.isSafeInteger(input.storeTimestampMs), () => `bad storeTimestampMs ${input.storeTimestampMs}`);
 }
 
 /** Encodes `input` into `target` at `offset` (big-endian, as Java); returns the record size. */
@@ -528,7 +528,7 @@ export function encodeRecord(target: Uint8Array, offset: number, input: RecordIn
     expectedPhysicalOffset: input.physicalOffset,
     verifyBodyCrc: false,
   });
-  assert(check.kind === 'record' && check.size === size, `encoded record fails its check: ${JSON.stringify(check)}`);
+  assert(check.kind === 'record' && check.size === size, () => `encoded record fails its check: ${JSON.stringify(check)}`);
   return size;
 }
 
@@ -551,7 +551,7 @@ function writeText(target: Uint8Array, at: number, text: string, bytes: number):
  */
 /** Fills in only the queue offset of the record at `offset` (an append region's batch has the rest). */
 export function patchQueueOffset(target: Uint8Array, offset: number, queueOffset: number): void {
-  assert(isOffset(queueOffset), `bad queue offset ${queueOffset}`);
+  assert(isOffset(queueOffset), () => `bad queue offset ${queueOffset}`);
   writeInt64(target, offset + 20, queueOffset);
 }
 
@@ -608,7 +608,7 @@ export function storeHostOf(record: Uint8Array): SocketAddress {
 
 /** Writes a blank end-of-file marker declaring `sizeBytes` (the rest of the file) at `offset`. */
 export function encodeBlank(target: Uint8Array, offset: number, sizeBytes: number): void {
-  assert(Number.isInteger(sizeBytes) && sizeBytes >= BLANK_MARKER_BYTES, `blank of ${sizeBytes} bytes`);
+  assert(Number.isInteger(sizeBytes) && sizeBytes >= BLANK_MARKER_BYTES, () => `blank of ${sizeBytes} bytes`);
   assert(offset >= 0 && offset + sizeBytes <= target.length, 'blank does not fit target');
   writeInt32(target, offset, sizeBytes);
   writeInt32(target, offset + 4, BLANK_MAGIC_CODE);
@@ -755,8 +755,8 @@ export class RecordView {
     assert(offset >= 0 && offset + RECORD_MIN_BYTES <= bytes.length, 'record view out of range');
     const totalSize = readInt32(bytes, offset);
     const magic = readInt32(bytes, offset + 4);
-    assert(magic === MESSAGE_MAGIC_CODE || magic === MESSAGE_MAGIC_CODE_V2, `not a record: magic ${magic}`);
-    assert(totalSize >= RECORD_MIN_BYTES && offset + totalSize <= bytes.length, `bad totalSize ${totalSize}`);
+    assert(magic === MESSAGE_MAGIC_CODE || magic === MESSAGE_MAGIC_CODE_V2, () => `not a record: magic ${magic}`);
+    assert(totalSize >= RECORD_MIN_BYTES && offset + totalSize <= bytes.length, () => `bad totalSize ${totalSize}`);
     const shape = shapeOf(bytes, offset, offset + totalSize, magic);
     assert(shape !== null && shape.propertiesAt + shape.propertiesBytes === offset + totalSize, 'bad lengths');
     this.bytes = bytes;

@@ -424,7 +424,7 @@ export function createSyncDeferringFs(base: StorageFs): SyncDeferringFs {
         return;
       }
       const file = pathOfFd.get(fd);
-      assert(file !== undefined, `fdatasync of fd ${fd} that the store did not open`);
+      assert(file !== undefined, () => `fdatasync of fd ${fd} that the store did not open`);
       deferred.add(file);
     },
   };
@@ -1090,7 +1090,7 @@ export class MessageStore {
     if (queue !== null) {
       const tagsCode = properties === null ? 0 : tagsCodeFor(request.topic, properties, request.storeTimestampMs);
       const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode);
-      assert(put, `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
+      assert(put, () => `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
       if (this.arrivals !== null) this.arrivals.set(queue, { topic: request.topic, queueId: request.queueId, maxOffset: request.queueOffset + 1 });
     }
     if (this.config.messageIndexEnable && properties !== null) indexRecord(this.index, request, properties);
@@ -1460,7 +1460,7 @@ function resolveOptions(options: MessageStoreOptions): Resolved {
   assert(Number.isSafeInteger(maxTransferBytes) && maxTransferBytes > 0, 'maxTransferBytesOnMessageInMemory is positive');
   const clock = options.clock;
   const bootId = options.bootId === undefined ? readBootId(options.fs) : (options.bootId ?? undefined);
-  assert(bootId === undefined || (/^[0-9a-f]{32}$/.test(bootId) && /[1-9a-f]/.test(bootId)), `bad boot id ${bootId}`);
+  assert(bootId === undefined || (/^[0-9a-f]{32}$/.test(bootId) && /[1-9a-f]/.test(bootId)), () => `bad boot id ${bootId}`);
   return {
     rootDir: path.resolve(options.rootDir),
     flushDiskType: options.flushDiskType,
@@ -1728,7 +1728,7 @@ class Replayer {
       }
       this.entry(queue, view, topic, properties);
     } else {
-      assert(taken === 0, `record at ${view.physicalOffset} is an inner batch, which this store does not write`);
+      assert(taken === 0, () => `record at ${view.physicalOffset} is an inner batch, which this store does not write`);
     }
     if (this.index !== null && view.physicalOffset > this.index.indexedUpToPhyOffset && hasProperties(view)) {
       const request = { topic, physicalOffset: view.physicalOffset, storeTimestampMs: view.storeTimestampMs };

@@ -269,9 +269,9 @@ export class JsonConfigFile<T> {
 
   /** Writes `value` atomically; the version it replaces becomes `.bak`. Call load first. */
   persist(value: T): void {
-    assert(this.loaded, `persist of ${this.path} before load would overwrite a file never read`);
+    assert(this.loaded, () => `persist of ${this.path} before load would overwrite a file never read`);
     const checked = this.schema.safeParse(value);
-    assert(checked.success, `refusing to write an invalid ${this.path}: ${checked.error ? z.prettifyError(checked.error) : ''}`);
+    assert(checked.success, () => `refusing to write an invalid ${this.path}: ${checked.error ? z.prettifyError(checked.error) : ''}`);
     const bytes = Buffer.from(JSON.stringify(checked.data, null, 2), 'utf8');
     if (bytes.length > this.fileSizeBytesMax) {
       throw new MetadataError(
@@ -335,13 +335,13 @@ export const dataVersionSchema = z.object({
 
 /** A fresh DataVersion (`new DataVersion()`): counter 0 at `nowMs`. */
 export function newDataVersion(nowMs: number): DataVersion {
-  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, `nowMs must be a non-negative integer: ${nowMs}`);
+  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, () => `nowMs must be a non-negative integer: ${nowMs}`);
   return { timestamp: nowMs, counter: 0, stateVersion: 0 };
 }
 
 /** The version after one change (DataVersion.nextVersion): counter + 1, timestamp `nowMs`. */
 export function nextDataVersion(version: DataVersion, nowMs: number, stateVersion = version.stateVersion): DataVersion {
-  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, `nowMs must be a non-negative integer: ${nowMs}`);
+  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, () => `nowMs must be a non-negative integer: ${nowMs}`);
   assert(stateVersion >= version.stateVersion, 'stateVersion must not go backwards');
   return { timestamp: nowMs, counter: version.counter + 1, stateVersion };
 }
@@ -758,8 +758,8 @@ export class ConsumerOffsetTable {
 
   /** Stores a group's offset on a queue; the dataVersion moves every consumerOffsetUpdateVersionStep commits. */
   commit(group: string, topic: string, queueId: number, offset: number): void {
-    assert(Number.isSafeInteger(queueId) && queueId >= 0 && queueId < QUEUE_NUMS_MAX, `bad queueId ${queueId}`);
-    assert(Number.isSafeInteger(offset), `bad offset ${offset}`);
+    assert(Number.isSafeInteger(queueId) && queueId >= 0 && queueId < QUEUE_NUMS_MAX, () => `bad queueId ${queueId}`);
+    assert(Number.isSafeInteger(offset), () => `bad offset ${offset}`);
     const key = topicAtGroup(topic, group);
     let queues = this.offsets.get(key);
     const isNew = queues === undefined || !queues.has(queueId);

@@ -207,14 +207,14 @@ export class PopEngine {
   private closed = false;
 
   private constructor(options: PopEngineOptions) {
-    assert(isValidBrokerName(options.brokerName), `brokerName not usable in a receipt handle: ${options.brokerName}`);
+    assert(isValidBrokerName(options.brokerName), () => `brokerName not usable in a receipt handle: ${options.brokerName}`);
     this.brokerName = options.brokerName;
     this.perQueueMax = options.popInflightMessageThreshold ?? POP_ENGINE_DEFAULTS.popInflightMessageThreshold;
     this.totalMax = options.inflightMessagesMax ?? POP_ENGINE_DEFAULTS.inflightMessagesMax;
     this.queueStatesMax = options.queueStatesMax ?? POP_ENGINE_DEFAULTS.queueStatesMax;
     this.invisibleMsMax = options.maxInvisibleTimeMills ?? POP_INVISIBLE_TIME.maxInvisibleTimeMills;
     for (const bound of [this.perQueueMax, this.totalMax, this.queueStatesMax, this.invisibleMsMax]) {
-      assert(Number.isSafeInteger(bound) && bound > 0, `engine bound must be a positive integer: ${bound}`);
+      assert(Number.isSafeInteger(bound) && bound > 0, () => `engine bound must be a positive integer: ${bound}`);
     }
     const apply = (record: PopJournalRecord): void => this.apply(record);
     this.journal = options.journal === null ? null : PopJournal.open(options.journal, apply);
@@ -270,7 +270,7 @@ export class PopEngine {
   /** Gives a live lease a new invisible time from now, as a new lease with a new handle (same attempt). */
   changeInvisible(request: ChangeInvisibleRequest): ChangeInvisibleResult {
     this.checkOpen();
-    assert(Number.isSafeInteger(request.invisibleMs) && request.invisibleMs >= 0 && request.invisibleMs <= this.invisibleMsMax, `invisibleMs out of range: ${request.invisibleMs}`);
+    assert(Number.isSafeInteger(request.invisibleMs) && request.invisibleMs >= 0 && request.invisibleMs <= this.invisibleMsMax, () => `invisibleMs out of range: ${request.invisibleMs}`);
     checkNow(request.nowMs);
     const found = this.find(request.group, request.topic, request.receiptHandle);
     if ('code' in found) return found;
@@ -399,7 +399,7 @@ export class PopEngine {
         continue;
       }
       const maxOffset = request.queueMaxOffset(queueId);
-      assert(Number.isSafeInteger(maxOffset) && maxOffset >= 0, `queueMaxOffset(${queueId}) gave ${maxOffset}`);
+      assert(Number.isSafeInteger(maxOffset) && maxOffset >= 0, () => `queueMaxOffset(${queueId}) gave ${maxOffset}`);
       // A crash under ASYNC_FLUSH lost the store's tail: new messages will take those offsets again.
       if (queue.popOffset > maxOffset) this.commit({ type: 'OFFSET', keyId: this.keyOf(request).keyId, queueId, popOffset: maxOffset });
       found.push({ queue, maxOffset });
@@ -420,7 +420,7 @@ export class PopEngine {
       key = this.keysById.get(keyId)!;
     }
     const start = request.startOffset(queueId);
-    assert(Number.isSafeInteger(start) && start >= 0, `startOffset(${queueId}) gave ${start}`);
+    assert(Number.isSafeInteger(start) && start >= 0, () => `startOffset(${queueId}) gave ${start}`);
     this.commit({ type: 'OFFSET', keyId: key.keyId, queueId, popOffset: start });
     return key.queues.get(queueId)!;
   }
@@ -684,12 +684,12 @@ export class PopEngine {
     checkName(request.topic, 'topic');
     checkNow(request.nowMs);
     const { queueIds, maxMessages, invisibleMs, maxAttempts } = request;
-    assert(queueIds.length > 0 && queueIds.length <= POP_QUEUE_IDS_MAX, `pop names ${queueIds.length} queues`);
+    assert(queueIds.length > 0 && queueIds.length <= POP_QUEUE_IDS_MAX, () => `pop names ${queueIds.length} queues`);
     assert(queueIds.every((id) => Number.isInteger(id) && id >= 0 && id < POP_QUEUE_IDS_MAX), 'queueIds out of range');
     assert(new Set(queueIds).size === queueIds.length, 'queueIds repeat');
-    assert(Number.isInteger(maxMessages) && maxMessages >= 1 && maxMessages <= POP_BATCH_MAX, `maxMessages out of range: ${maxMessages}`);
-    assert(Number.isSafeInteger(invisibleMs) && invisibleMs >= 1 && invisibleMs <= this.invisibleMsMax, `invisibleMs out of range: ${invisibleMs}`);
-    assert(Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS_MAX, `maxAttempts out of range: ${maxAttempts}`);
+    assert(Number.isInteger(maxMessages) && maxMessages >= 1 && maxMessages <= POP_BATCH_MAX, () => `maxMessages out of range: ${maxMessages}`);
+    assert(Number.isSafeInteger(invisibleMs) && invisibleMs >= 1 && invisibleMs <= this.invisibleMsMax, () => `invisibleMs out of range: ${invisibleMs}`);
+    assert(Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS_MAX, () => `maxAttempts out of range: ${maxAttempts}`);
     assert(Number.isSafeInteger(request.nowMs + invisibleMs), 'deadline out of range');
   }
 }
@@ -699,12 +699,12 @@ function keyName(group: string, topic: string): string {
 }
 
 function checkName(name: string, what: string): void {
-  assert(typeof name === 'string' && name.length > 0 && !name.includes('\u0000'), `bad ${what} name`);
-  assert(Buffer.byteLength(name, 'utf8') <= POP_KEY_NAME_BYTES_MAX, `${what} name too long`);
+  assert(typeof name === 'string' && name.length > 0 && !name.includes('\u0000'), () => `bad ${what} name`);
+  assert(Buffer.byteLength(name, 'utf8') <= POP_KEY_NAME_BYTES_MAX, () => `${what} name too long`);
 }
 
 function checkNow(nowMs: number): void {
-  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, `nowMs out of range: ${nowMs}`);
+  assert(Number.isSafeInteger(nowMs) && nowMs >= 0, () => `nowMs out of range: ${nowMs}`);
 }
 
 /** Whether any lease of the queue is still invisible (FIFO blocks the queue then). */

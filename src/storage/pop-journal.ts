@@ -174,7 +174,7 @@ export function checkJournal(condition: unknown, message: string): asserts condi
 // Encoding.
 
 function writeU64(bytes: Buffer, at: number, value: number): void {
-  assert(Number.isSafeInteger(value) && value >= 0, `u64 field out of range: ${value}`);
+  assert(Number.isSafeInteger(value) && value >= 0, () => `u64 field out of range: ${value}`);
   bytes.writeUInt32BE(Math.floor(value / TWO_32), at);
   bytes.writeUInt32BE(value % TWO_32, at + 4);
 }
@@ -186,7 +186,7 @@ function readU64(bytes: Buffer, at: number): number {
 }
 
 function checkU32(value: number, what: string): void {
-  assert(Number.isInteger(value) && value >= 0 && value <= U32_MAX, `${what} out of range: ${value}`);
+  assert(Number.isInteger(value) && value >= 0 && value <= U32_MAX, () => `${what} out of range: ${value}`);
 }
 
 /** Bytes `record` takes in the journal. */
@@ -232,7 +232,7 @@ export function encodePopRecord(record: PopJournalRecord, target: Buffer, at: nu
       p += 4;
       for (const name of [record.group, record.topic]) {
         const bytes = Buffer.byteLength(name, 'utf8');
-        assert(bytes > 0 && bytes <= POP_KEY_NAME_BYTES_MAX, `name length out of range: ${bytes}`);
+        assert(bytes > 0 && bytes <= POP_KEY_NAME_BYTES_MAX, () => `name length out of range: ${bytes}`);
         target.writeUInt16BE(bytes, p);
         target.write(name, p + 2, bytes, 'utf8');
         p += 2 + bytes;

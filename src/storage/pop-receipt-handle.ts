@@ -78,9 +78,9 @@ export function isValidBrokerName(name: string): boolean {
 
 /** Writes the handle of a lease of `group` on `topic`. */
 export function encodeReceiptHandle(fields: ReceiptHandleFields, group: string, topic: string): string {
-  assert(isValidBrokerName(fields.brokerName), `broker name not valid in a handle: ${fields.brokerName}`);
+  assert(isValidBrokerName(fields.brokerName), () => `broker name not valid in a handle: ${fields.brokerName}`);
   for (const value of [fields.queueId, fields.queueOffset, fields.epoch, fields.seq, fields.deadlineMs]) {
-    assert(Number.isSafeInteger(value) && value >= 0, `handle field out of range: ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 0, () => `handle field out of range: ${value}`);
   }
   const head = [RECEIPT_HANDLE_VERSION, fields.queueId, fields.queueOffset, fields.epoch, fields.seq, fields.deadlineMs]
     .map((value) => (typeof value === 'number' ? value.toString(BASE) : value))

@@ -73,7 +73,7 @@ export type DiskRatios = Readonly<{
 export function diskRatiosFromPercents(percents: Partial<Record<keyof DiskRatios, number>>): DiskRatios {
   const ratio = (key: keyof DiskRatios): number => {
     const percent = percents[key] ?? RETENTION_DEFAULTS[key] * 100;
-    assert(Number.isFinite(percent), `${key} must be a number: ${percent}`);
+    assert(Number.isFinite(percent), () => `${key} must be a number: ${percent}`);
     const bounds = DISK_RATIO_BOUNDS[key];
     return Math.min(bounds.max, Math.max(bounds.min, percent / 100));
   };
@@ -99,7 +99,7 @@ export function usageRatioFromStatfs(stats: StatfsBlocks): number {
   if (!(stats.blocks > 0) || used < 0 || !(entire > 0)) return DISK_USAGE_UNKNOWN;
   const usedHundredths = used * 100;
   const percent = Math.floor(usedHundredths / entire) + (usedHundredths % entire === 0 ? 0 : 1);
-  assert(percent >= 0 && percent <= 100, `disk usage percent out of range: ${percent}`);
+  assert(percent >= 0 && percent <= 100, () => `disk usage percent out of range: ${percent}`);
   return percent / 100;
 }
 
@@ -124,7 +124,7 @@ export function isDeleteHour(deleteWhen: string, now: Date): boolean {
   const hour = now.getHours();
   let match = false;
   for (const text of deleteWhen.split(';')) {
-    assert(/^\d{1,2}$/.test(text) && Number(text) <= 23, `deleteWhen must list hours 0..23 separated by ";": ${deleteWhen}`);
+    assert(/^\d{1,2}$/.test(text) && Number(text) <= 23, () => `deleteWhen must list hours 0..23 separated by ";": ${deleteWhen}`);
     if (Number(text) === hour) match = true;
   }
   return match;
@@ -190,7 +190,7 @@ export function selectExpiredFiles(files: readonly SegmentFile[], options: Reten
 }
 
 function checkRetentionOptions(options: RetentionOptions): void {
-  assert(Number.isSafeInteger(options.nowMs) && options.nowMs >= 0, `nowMs must be a non-negative integer: ${options.nowMs}`);
+  assert(Number.isSafeInteger(options.nowMs) && options.nowMs >= 0, () => `nowMs must be a non-negative integer: ${options.nowMs}`);
   assert(options.fileReservedTimeHours >= 0 && Number.isFinite(options.fileReservedTimeHours), 'fileReservedTimeHours must be >= 0');
   assert(Number.isSafeInteger(options.maxFilesPerRun) && options.maxFilesPerRun >= 1, 'maxFilesPerRun must be >= 1');
   assert(options.diskUsedRatio === DISK_USAGE_UNKNOWN || (options.diskUsedRatio >= 0 && options.diskUsedRatio <= 1), 'bad diskUsedRatio');
@@ -284,7 +284,7 @@ export class DiskGuard {
   /** Applies already-measured ratios (for the simulator, and for check). */
   observe(physicRatio: number, logicsRatio: number, indexRatio: number): DiskCheck {
     for (const ratio of [physicRatio, logicsRatio, indexRatio]) {
-      assert(ratio === DISK_USAGE_UNKNOWN || (ratio >= 0 && ratio <= 1), `bad disk usage ratio ${ratio}`);
+      assert(ratio === DISK_USAGE_UNKNOWN || (ratio >= 0 && ratio <= 1), () => `bad disk usage ratio ${ratio}`);
     }
     const state = nextDiskState(this.last.diskFull, physicRatio, logicsRatio, this.ratios);
     this.last = { physicRatio, logicsRatio, indexRatio, ...state };

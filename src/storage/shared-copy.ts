@@ -29,9 +29,9 @@ export function copyBytes(target: Uint8Array, source: Uint8Array, position: numb
     target.set(source, position);
     return;
   }
-  assert(Number.isInteger(position) && position >= 0 && position + source.length <= target.length, `copy of ${source.length} bytes at ${position} leaves the target`);
+  assert(Number.isInteger(position) && position >= 0 && position + source.length <= target.length, () => `copy of ${source.length} bytes at ${position} leaves the target`);
   // The DataView is what keeps Node on memmove (see the header); its typings only name Uint8Array targets.
   const view = new DataView(target.buffer, target.byteOffset, target.byteLength) as unknown as Uint8Array;
   const copied = nativeCopy.call(source as Buffer, view, position);
-  assert(copied === source.length, `copied ${copied} of ${source.length} bytes`);
+  assert(copied === source.length, () => `copied ${copied} of ${source.length} bytes`);
 }

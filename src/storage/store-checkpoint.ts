@@ -166,17 +166,17 @@ export function encodeStoreCheckpoint(checkpoint: StoreCheckpoint): Uint8Array {
   const bytes = Buffer.alloc(STORE_CHECKPOINT_FILE_BYTES);
   for (const [index, field] of FIELDS.entries()) {
     const value = checkpoint[field];
-    assert(Number.isSafeInteger(value) && value >= 0, `checkpoint ${field} out of range: ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 0, () => `checkpoint ${field} out of range: ${value}`);
     bytes.writeBigInt64BE(BigInt(value), index * 8);
   }
   const trusted = checkpoint.trustedPhysicalOffset;
   if (trusted !== undefined) {
-    assert(Number.isSafeInteger(trusted) && trusted >= 0, `checkpoint trustedPhysicalOffset out of range: ${trusted}`);
+    assert(Number.isSafeInteger(trusted) && trusted >= 0, () => `checkpoint trustedPhysicalOffset out of range: ${trusted}`);
     const at = STORE_CHECKPOINT_EXTENSION_OFFSET;
     bytes.writeInt32BE(STORE_CHECKPOINT_EXTENSION_MAGIC, at);
     bytes.writeBigInt64BE(BigInt(trusted), at + 8);
     if (checkpoint.bootId !== undefined) {
-      assert(/^[0-9a-f]{32}$/.test(checkpoint.bootId) && /[1-9a-f]/.test(checkpoint.bootId), `bad boot id ${checkpoint.bootId}`);
+      assert(/^[0-9a-f]{32}$/.test(checkpoint.bootId) && /[1-9a-f]/.test(checkpoint.bootId), () => `bad boot id ${checkpoint.bootId}`);
       bytes.write(checkpoint.bootId, at + 16, BOOT_ID_BYTES, 'hex');
     }
     bytes.writeUInt32BE(extensionCrc(bytes), at + 4);
@@ -197,8 +197,8 @@ function encodeIndexTail(bytes: Buffer, tail: StoreCheckpointIndexTail | null): 
   const at = STORE_CHECKPOINT_INDEX_TAIL_OFFSET;
   bytes.writeInt32BE(STORE_CHECKPOINT_INDEX_TAIL_MAGIC, at);
   if (tail !== null) {
-    assert(INDEX_FILE_NAME_PATTERN.test(tail.fileName), `bad index file name ${tail.fileName}`);
-    assert(validIndexTailBody(tail.hashSlotNum, tail.indexNum, tail.header), `impossible index tail ${JSON.stringify(tail)}`);
+    assert(INDEX_FILE_NAME_PATTERN.test(tail.fileName), () => `bad index file name ${tail.fileName}`);
+    assert(validIndexTailBody(tail.hashSlotNum, tail.indexNum, tail.header), () => `impossible index tail ${JSON.stringify(tail)}`);
     bytes.writeInt32BE(tail.hashSlotNum, at + 8);
     bytes.writeInt32BE(tail.indexNum, at + 12);
     bytes.write(tail.fileName, at + 16, INDEX_TAIL_NAME_BYTES, 'latin1');
@@ -347,7 +347,7 @@ export function abortFileExists(storageFs: StorageFs, rootDir: string): boolean 
 
 /** Creates `<rootDir>/abort` holding `pid`, durably, at start. */
 export function createAbortFile(storageFs: StorageFs, rootDir: string, pid: number): void {
-  assert(Number.isInteger(pid) && pid >= 0, `bad pid ${pid}`);
+  assert(Number.isInteger(pid) && pid >= 0, () => `bad pid ${pid}`);
   storageFs.mkdirSync(rootDir, { recursive: true });
   writeFileAtomic(storageFs, `${rootDir}/${ABORT_FILE_NAME}`, String(pid));
 }

@@ -66,7 +66,7 @@ export function encodeTimerCheckpoint(checkpoint: TimerCheckpoint): Uint8Array {
   const view = viewOf(bytes);
   for (const [index, field] of INT64_FIELDS.entries()) {
     const value = checkpoint[field];
-    assert(Number.isSafeInteger(value) && value >= 0, `timer checkpoint ${field} out of range: ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 0, () => `timer checkpoint ${field} out of range: ${value}`);
     putInt64(view, index * 8, value);
   }
   assert(Number.isInteger(checkpoint.precisionMs) && checkpoint.precisionMs >= 1, 'precisionMs >= 1');

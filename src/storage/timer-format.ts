@@ -73,7 +73,7 @@ export function putInt64(view: DataView, at: number, value: number): void {
     view.setUint32(at + 4, ALL_ONES);
     return;
   }
-  assert(Number.isSafeInteger(value) && value >= 0, `int64 field out of range: ${value}`);
+  assert(Number.isSafeInteger(value) && value >= 0, () => `int64 field out of range: ${value}`);
   view.setUint32(at, Math.floor(value / TWO_32));
   view.setUint32(at + 4, value >>> 0);
 }

@@ -104,13 +104,13 @@ export function hasMagic(magic: number, bit: number): boolean {
 
 /** Encodes a unit at `at`; the unit is checked first. */
 export function encodeUnit(target: Uint8Array, at: number, unit: TimerUnitInput): void {
-  assert((unit.magic & ~MAGIC_BITS) === 0 && hasMagic(unit.magic, TimerMagic.DEFAULT), `bad timer magic ${unit.magic}`);
-  assert(unit.prevPos === -1 || (Number.isSafeInteger(unit.prevPos) && unit.prevPos >= 0), `bad prevPos ${unit.prevPos}`);
-  assert(Number.isSafeInteger(unit.slotTimeMs) && unit.slotTimeMs > 0, `bad slot time ${unit.slotTimeMs}`);
-  assert(Number.isSafeInteger(unit.enqueueTimeMs) && unit.enqueueTimeMs >= 0, `bad enqueue time ${unit.enqueueTimeMs}`);
-  assert(Number.isSafeInteger(unit.offsetPy) && unit.offsetPy >= 0, `bad offsetPy ${unit.offsetPy}`);
-  assert(Number.isInteger(unit.sizePy) && unit.sizePy > 0 && unit.sizePy <= 0x7fff_ffff, `bad sizePy ${unit.sizePy}`);
-  assert(Number.isInteger(unit.keyHash) && unit.keyHash >= 0 && unit.keyHash <= 0xffff_ffff, `bad keyHash ${unit.keyHash}`);
+  assert((unit.magic & ~MAGIC_BITS) === 0 && hasMagic(unit.magic, TimerMagic.DEFAULT), () => `bad timer magic ${unit.magic}`);
+  assert(unit.prevPos === -1 || (Number.isSafeInteger(unit.prevPos) && unit.prevPos >= 0), () => `bad prevPos ${unit.prevPos}`);
+  assert(Number.isSafeInteger(unit.slotTimeMs) && unit.slotTimeMs > 0, () => `bad slot time ${unit.slotTimeMs}`);
+  assert(Number.isSafeInteger(unit.enqueueTimeMs) && unit.enqueueTimeMs >= 0, () => `bad enqueue time ${unit.enqueueTimeMs}`);
+  assert(Number.isSafeInteger(unit.offsetPy) && unit.offsetPy >= 0, () => `bad offsetPy ${unit.offsetPy}`);
+  assert(Number.isInteger(unit.sizePy) && unit.sizePy > 0 && unit.sizePy <= 0x7fff_ffff, () => `bad sizePy ${unit.sizePy}`);
+  assert(Number.isInteger(unit.keyHash) && unit.keyHash >= 0 && unit.keyHash <= 0xffff_ffff, () => `bad keyHash ${unit.keyHash}`);
   const view = new DataView(target.buffer, target.byteOffset + at, TIMER_UNIT_BYTES);
   view.setUint32(0, TIMER_UNIT_BYTES);
   view.setUint32(4, unit.magic);
@@ -217,7 +217,7 @@ export class TimerLog {
   static open(options: TimerLogOptions): TimerLog {
     const requested = options.fileSizeBytes ?? TIMER_LOG_DEFAULTS.fileSizeBytes;
     const fileSizeBytes = Math.floor(requested / TIMER_UNIT_BYTES) * TIMER_UNIT_BYTES;
-    assert(fileSizeBytes >= TIMER_UNIT_BYTES && Number.isSafeInteger(fileSizeBytes), `timer log file size ${requested} holds no unit`);
+    assert(fileSizeBytes >= TIMER_UNIT_BYTES && Number.isSafeInteger(fileSizeBytes), () => `timer log file size ${requested} holds no unit`);
     const log = new TimerLog(options, fileSizeBytes);
     timerIo(options.dir, 'mkdir', () => options.fs.mkdirSync(options.dir, { recursive: true }));
     (log as { recovery: TimerLogRecovery }).recovery = log.#scan(options);

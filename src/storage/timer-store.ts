@@ -203,9 +203,9 @@ export class TimerStore {
   static open(options: TimerStoreOptions): TimerStore {
     const precisionMs = options.precisionMs;
     const slotsTotal = options.slotsTotal ?? TIMER_STORE_DEFAULTS.slotsTotal;
-    assert(Number.isSafeInteger(precisionMs) && precisionMs >= 1, `bad timerPrecisionMs ${precisionMs}`);
-    assert(Number.isSafeInteger(slotsTotal) && slotsTotal >= 4, `bad slotsTotal ${slotsTotal}`);
-    assert(Number.isSafeInteger(options.nowMs) && options.nowMs > 0, `bad nowMs ${options.nowMs}`);
+    assert(Number.isSafeInteger(precisionMs) && precisionMs >= 1, () => `bad timerPrecisionMs ${precisionMs}`);
+    assert(Number.isSafeInteger(slotsTotal) && slotsTotal >= 4, () => `bad slotsTotal ${slotsTotal}`);
+    assert(Number.isSafeInteger(options.nowMs) && options.nowMs > 0, () => `bad nowMs ${options.nowMs}`);
     // RocketMQ: a window outside [2, slotsTotal - TIMER_BLANK_SLOTS] falls back to the largest one.
     const blank = Math.min(TIMER_WHEEL_DEFAULTS.blankSlots, Math.floor(slotsTotal / 4));
     const requestedWindow = options.timerRollWindowSlot ?? TIMER_STORE_DEFAULTS.timerRollWindowSlot;
@@ -290,7 +290,7 @@ export class TimerStore {
   /** Puts a timer into its slot, rolls it, or links it late (see the header). */
   enqueue(input: TimerEnqueueInput): TimerEnqueueResult {
     const p = this.precisionMs;
-    assert(Number.isSafeInteger(input.timerOutMs), `bad TIMER_OUT_MS ${input.timerOutMs}`);
+    assert(Number.isSafeInteger(input.timerOutMs), () => `bad TIMER_OUT_MS ${input.timerOutMs}`);
     const slotTimeMs = Math.floor(input.timerOutMs / p) * p;
     const writeTimeMs = Math.floor(input.nowMs / p) * p;
     let placeMs = slotTimeMs;
@@ -358,7 +358,7 @@ export class TimerStore {
    * durable, so a power loss never leaves lastTimerQueueOffset past what the queue still holds.
    */
   commitQueueOffset(nextQueueOffset: number, endOffset: number): void {
-    assert(Number.isSafeInteger(nextQueueOffset) && nextQueueOffset >= 0, `bad queue offset ${nextQueueOffset}`);
+    assert(Number.isSafeInteger(nextQueueOffset) && nextQueueOffset >= 0, () => `bad queue offset ${nextQueueOffset}`);
     this.#queueOffset = nextQueueOffset;
     this.#mark(this.#queueMarks, nextQueueOffset, endOffset);
   }
@@ -388,7 +388,7 @@ export class TimerStore {
 
   /** Starts dequeuing `slot` (from nextDueSlot): later timers for it go into the next slot. */
   beginSlot(slot: TimerDueSlot): void {
-    assert(slot.timeMs === this.#readTimeMs && this.#closedBeforeMs === this.#readTimeMs, `slot ${slot.timeMs} is not the next to dequeue`);
+    assert(slot.timeMs === this.#readTimeMs && this.#closedBeforeMs === this.#readTimeMs, () => `slot ${slot.timeMs} is not the next to dequeue`);
     this.#closedBeforeMs = slot.timeMs + this.precisionMs;
   }
 
@@ -415,7 +415,7 @@ export class TimerStore {
 
   /** The slot is dequeued: its re-puts end at `endOffset`; readTimeMs moves past it. */
   finishSlot(slotTimeMs: number, endOffset: number): void {
-    assert(slotTimeMs === this.#readTimeMs && this.#closedBeforeMs === slotTimeMs + this.precisionMs, `slot ${slotTimeMs} was not begun`);
+    assert(slotTimeMs === this.#readTimeMs && this.#closedBeforeMs === slotTimeMs + this.precisionMs, () => `slot ${slotTimeMs} was not begun`);
     const slot = this.#wheel.slot(slotTimeMs);
     this.#pendingUnits = Math.max(0, this.#pendingUnits - (slot?.num ?? 0));
     this.#readTimeMs = this.#closedBeforeMs;
@@ -482,7 +482,7 @@ export class TimerStore {
   }
 
   #mark(marks: Mark[], value: number, endOffset: number): void {
-    assert(Number.isSafeInteger(endOffset) && endOffset >= 0, `bad end offset ${endOffset}`);
+    assert(Number.isSafeInteger(endOffset) && endOffset >= 0, () => `bad end offset ${endOffset}`);
     if (endOffset > this.#maxEndOffset) this.#maxEndOffset = endOffset;
     // Every earlier re-put must be durable too: marks carry the highest end offset so far.
     const needed = this.#maxEndOffset;

@@ -91,8 +91,8 @@ export class TimerWheel {
 
   /** Opens the wheel file, creating it (all slots empty) when missing; reads it whole into memory. */
   static open(options: TimerWheelOptions): TimerWheel {
-    assert(Number.isSafeInteger(options.slotsTotal) && options.slotsTotal >= 2, `bad slotsTotal ${options.slotsTotal}`);
-    assert(Number.isSafeInteger(options.precisionMs) && options.precisionMs >= 1, `bad precisionMs ${options.precisionMs}`);
+    assert(Number.isSafeInteger(options.slotsTotal) && options.slotsTotal >= 2, () => `bad slotsTotal ${options.slotsTotal}`);
+    assert(Number.isSafeInteger(options.precisionMs) && options.precisionMs >= 1, () => `bad precisionMs ${options.precisionMs}`);
     const sizeBytes = 2 * options.slotsTotal * TIMER_SLOT_BYTES;
     const storageFs = options.fs;
     const file = options.path;
@@ -121,7 +121,7 @@ export class TimerWheel {
         if (n === 0) break;
         read += n;
       }
-      assert(read === sizeBytes, `timer wheel ${file} read ${read} of ${sizeBytes} bytes`);
+      assert(read === sizeBytes, () => `timer wheel ${file} read ${read} of ${sizeBytes} bytes`);
     } finally {
       storageFs.closeSync(fd);
     }
@@ -151,15 +151,15 @@ export class TimerWheel {
 
   /** The slot at index `index` (for scans over the whole wheel). */
   slotAtIndex(index: number): TimerSlot {
-    assert(Number.isInteger(index) && index >= 0 && index < this.entries, `bad slot index ${index}`);
+    assert(Number.isInteger(index) && index >= 0 && index < this.entries, () => `bad slot index ${index}`);
     return this.#read(index);
   }
 
   /** Writes a slot at its time's place (putSlot); checked first. */
   put(slot: TimerSlot): void {
-    assert(slot.timeMs > 0 && slot.timeMs % this.precisionMs === 0, `slot time ${slot.timeMs} is not a positive multiple of ${this.precisionMs}`);
-    assert(slot.firstPos >= 0 && slot.firstPos <= slot.lastPos, `slot positions ${slot.firstPos}..${slot.lastPos}`);
-    assert(slot.num >= 1 && slot.deleteNum >= 0 && slot.deleteNum <= slot.num && slot.num <= 0x7fff_ffff, `slot counts ${slot.num}/${slot.deleteNum}`);
+    assert(slot.timeMs > 0 && slot.timeMs % this.precisionMs === 0, () => `slot time ${slot.timeMs} is not a positive multiple of ${this.precisionMs}`);
+    assert(slot.firstPos >= 0 && slot.firstPos <= slot.lastPos, () => `slot positions ${slot.firstPos}..${slot.lastPos}`);
+    assert(slot.num >= 1 && slot.deleteNum >= 0 && slot.deleteNum <= slot.num && slot.num <= 0x7fff_ffff, () => `slot counts ${slot.num}/${slot.deleteNum}`);
     const index = this.indexOf(slot.timeMs);
     const at = index * TIMER_SLOT_BYTES;
     putInt64(this.#view, at, slot.timeMs / this.precisionMs);
@@ -180,7 +180,7 @@ export class TimerWheel {
 
   /** Empties the slot at `index` (a slot whose chain was found broken at recovery). */
   clear(index: number): void {
-    assert(Number.isInteger(index) && index >= 0 && index < this.entries, `bad slot index ${index}`);
+    assert(Number.isInteger(index) && index >= 0 && index < this.entries, () => `bad slot index ${index}`);
     this.#bytes.fill(0, index * TIMER_SLOT_BYTES, (index + 1) * TIMER_SLOT_BYTES);
     this.#markDirty(index * TIMER_SLOT_BYTES);
   }

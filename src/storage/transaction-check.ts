@@ -83,7 +83,7 @@ export class TrackedHalves {
 
   /** Takes a record read from the half queue (queue offsets only grow); a newer copy replaces an older. */
   track(half: HalfMessage): TrackOutcome {
-    assert(half.queueOffset > this.lastOffset, `half records arrive in queue order: ${half.queueOffset} after ${this.lastOffset}`);
+    assert(half.queueOffset > this.lastOffset, () => `half records arrive in queue order: ${half.queueOffset} after ${this.lastOffset}`);
     const held = this.offsetById.get(half.transactionId);
     if (held === undefined && this.full) return 'full';
     this.lastOffset = half.queueOffset;
@@ -159,7 +159,7 @@ export class EndedTransactions {
 
   /** Every transaction whose first half record is at or past `firstNewId` starts after this incarnation did. */
   startFrom(firstNewId: number): void {
-    assert(Number.isSafeInteger(firstNewId) && firstNewId >= 0, `bad first identity ${firstNewId}`);
+    assert(Number.isSafeInteger(firstNewId) && firstNewId >= 0, () => `bad first identity ${firstNewId}`);
     this.baseline = firstNewId - 1;
   }
 
@@ -209,7 +209,7 @@ export class DurableFrontier {
   private confirmedOffset: number;
 
   constructor(startOffset: number, unconfirmedMax: number) {
-    assert(Number.isSafeInteger(startOffset) && startOffset >= 0, `bad start offset ${startOffset}`);
+    assert(Number.isSafeInteger(startOffset) && startOffset >= 0, () => `bad start offset ${startOffset}`);
     assert(Number.isSafeInteger(unconfirmedMax) && unconfirmedMax >= 2, 'unconfirmedMax is at least 2');
     this.currentOffset = startOffset;
     this.confirmedOffset = startOffset;
@@ -249,7 +249,7 @@ export class DurableFrontier {
 
   /** Starts over at `offset` (the store's queue no longer holds the old one): nothing to confirm. */
   reset(offset: number): void {
-    assert(Number.isSafeInteger(offset) && offset >= 0, `bad offset ${offset}`);
+    assert(Number.isSafeInteger(offset) && offset >= 0, () => `bad offset ${offset}`);
     this.unconfirmed.length = 0;
     this.currentOffset = offset;
     this.confirmedOffset = offset;

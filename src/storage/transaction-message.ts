@@ -111,7 +111,7 @@ export function encodeTransactionProperties(properties: ReadonlyMap<string, stri
 
 /** MessageSysFlag.resetTransactionValue: the sysFlag with its transaction bits replaced by `type`. */
 export function resetTransactionValue(sysFlag: number, type: number): number {
-  assert((type & ~MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) === 0, `not a transaction type: ${type}`);
+  assert((type & ~MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) === 0, () => `not a transaction type: ${type}`);
   return (sysFlag & ~MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) | type;
 }
 
@@ -136,8 +136,8 @@ export type HalfDestination = { readonly topic: string; readonly queueId: number
  * RocketMQ keeps what the producer sent, which lets a producer make one transaction pass for another.
  */
 export function toHalfMessage(properties: Map<string, string>, topic: string, queueId: number, sysFlag: number): HalfDestination {
-  assert(topic.length > 0 && topic !== RMQ_SYS_TRANS_HALF_TOPIC, `a half message cannot be meant for ${JSON.stringify(topic)}`);
-  assert(Number.isInteger(queueId) && queueId >= 0, `bad queue ${queueId}`);
+  assert(topic.length > 0 && topic !== RMQ_SYS_TRANS_HALF_TOPIC, () => `a half message cannot be meant for ${JSON.stringify(topic)}`);
+  assert(Number.isInteger(queueId) && queueId >= 0, () => `bad queue ${queueId}`);
   // The broker's own bookkeeping: a producer setting them could make one transaction pass for another.
   properties.delete(TransactionProperty.TRAN_PREPARED_QUEUE_OFFSET);
   properties.delete(TransactionProperty.TRANSACTION_CHECK_TIMES);
@@ -277,7 +277,7 @@ export function isCommitRecord(view: RecordView): boolean {
  * the half queue, with TRANSACTION_CHECK_TIMES = `checkTimes` and the transaction's identity.
  */
 export function renewedHalfMessage(view: RecordView, checkTimes: number): PutMessageInput {
-  assert(Number.isInteger(checkTimes) && checkTimes >= 1, `bad check count ${checkTimes}`);
+  assert(Number.isInteger(checkTimes) && checkTimes >= 1, () => `bad check count ${checkTimes}`);
   const properties = view.propertiesMap();
   const transactionId = transactionIdentity(view.queueOffset, properties);
   properties.set(TransactionProperty.TRAN_PREPARED_QUEUE_OFFSET, String(transactionId));
@@ -307,7 +307,7 @@ export function discardedMessage(view: RecordView): PutMessageInput {
  * "d", body "<id>,"), the identity as KEYS so that the store's index finds it, the outcome named.
  */
 export function opMessage(transactionId: number, outcome: TransactionOutcome, storeHost: SocketAddress, nowMs: number): PutMessageInput {
-  assert(Number.isSafeInteger(transactionId) && transactionId >= 0, `bad transaction id ${transactionId}`);
+  assert(Number.isSafeInteger(transactionId) && transactionId >= 0, () => `bad transaction id ${transactionId}`);
   const properties = new Map<string, string>([
     [TransactionProperty.TAGS, TRANSACTION_REMOVE_TAG],
     [TransactionProperty.KEYS, String(transactionId)],

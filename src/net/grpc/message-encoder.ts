@@ -66,7 +66,7 @@ class ScratchWriter {
 
   /** A non-negative integer up to 2^53 as a varint. */
   varint(value: number): void {
-    assert(value >= 0 && Number.isSafeInteger(value), `varint of ${value}`);
+    assert(value >= 0 && Number.isSafeInteger(value), () => `varint of ${value}`);
     this.ensure(10);
     let rest = value;
     while (rest >= 0x80) {
@@ -79,7 +79,7 @@ class ScratchWriter {
   /** An int32 or int64 field's value: negatives are ten-byte two's complement, as protobuf writes them. */
   signed(value: number): void {
     if (value >= 0) return this.varint(value);
-    assert(Number.isSafeInteger(value), `int64 of ${value}`);
+    assert(Number.isSafeInteger(value), () => `int64 of ${value}`);
     this.ensure(10);
     let rest = BigInt.asUintN(64, BigInt(value));
     for (let i = 0; i < 9; i++) {

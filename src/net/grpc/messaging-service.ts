@@ -148,18 +148,18 @@ function deserializer<T>(type: protobuf.Type): (bytes: Buffer) => T {
 function buildDefinition(): MessagingServiceDefinition {
   const service = rocketmqProtoRoot().lookupService(MESSAGING_SERVICE_NAME);
   const protoCount = service.methodsArray.length;
-  assert(protoCount === MESSAGING_METHODS.length, `proto has ${protoCount} MessagingService methods, code knows ${MESSAGING_METHODS.length}`);
+  assert(protoCount === MESSAGING_METHODS.length, () => `proto has ${protoCount} MessagingService methods, code knows ${MESSAGING_METHODS.length}`);
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const expected of MESSAGING_METHODS) {
     const method = service.methods[expected.name];
-    assert(method !== undefined, `MessagingService.${expected.name} missing from proto`);
+    assert(method !== undefined, () => `MessagingService.${expected.name} missing from proto`);
     // protobufjs leaves the stream flags undefined for non-streaming sides.
     const requestStream = method.requestStream === true;
     const responseStream = method.responseStream === true;
-    assert(requestStream === expected.requestStream && responseStream === expected.responseStream, `stream flags of ${expected.name}`);
+    assert(requestStream === expected.requestStream && responseStream === expected.responseStream, () => `stream flags of ${expected.name}`);
     const requestType = method.resolvedRequestType;
     const responseType = method.resolvedResponseType;
-    assert(requestType !== null && responseType !== null, `types of ${expected.name} unresolved`);
+    assert(requestType !== null && responseType !== null, () => `types of ${expected.name} unresolved`);
     definition[expected.name] = {
       path: methodPath(expected.name),
       requestStream,

@@ -44,7 +44,7 @@ export function timestampToMs(ts: Timestamp): number {
 
 /** The Timestamp of `ms` milliseconds since the epoch. */
 export function timestampFromMs(ms: number): Timestamp {
-  assert(Number.isSafeInteger(ms), `timestamp ms must be a safe integer, got ${ms}`);
+  assert(Number.isSafeInteger(ms), () => `timestamp ms must be a safe integer, got ${ms}`);
   const seconds = Math.floor(ms / MS_PER_SECOND);
   return { seconds, nanos: (ms - seconds * MS_PER_SECOND) * NANOS_PER_MS };
 }
@@ -56,7 +56,7 @@ export function durationToMs(d: Duration): number {
 
 /** The Duration of `ms` milliseconds. */
 export function durationFromMs(ms: number): Duration {
-  assert(Number.isSafeInteger(ms), `duration ms must be a safe integer, got ${ms}`);
+  assert(Number.isSafeInteger(ms), () => `duration ms must be a safe integer, got ${ms}`);
   const seconds = Math.trunc(ms / MS_PER_SECOND);
   // `+ 0` turns the -0 that a negative sub-second duration would give into 0.
   return { seconds: seconds + 0, nanos: (ms - seconds * MS_PER_SECOND) * NANOS_PER_MS + 0 };

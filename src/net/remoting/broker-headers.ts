@@ -277,10 +277,10 @@ function parseHeader<S extends HeaderSpec>(
 function formatScalar(name: string, key: string, field: FieldSpec, value: unknown): string {
   switch (field.kind) {
     case 'string':
-      assert(typeof value === 'string', `${name}.${key} must be a string`);
+      assert(typeof value === 'string', () => `${name}.${key} must be a string`);
       return value;
     case 'bool':
-      assert(typeof value === 'boolean', `${name}.${key} must be a boolean`);
+      assert(typeof value === 'boolean', () => `${name}.${key} must be a boolean`);
       return value ? 'true' : 'false';
     case 'int':
       assert(
@@ -289,7 +289,7 @@ function formatScalar(name: string, key: string, field: FieldSpec, value: unknow
       );
       return String(value);
     case 'long':
-      assert(Number.isSafeInteger(value), `${name}.${key} must be a safe integer: ${String(value)}`);
+      assert(Number.isSafeInteger(value), () => `${name}.${key} must be a safe integer: ${String(value)}`);
       return String(value);
   }
 }
@@ -304,7 +304,7 @@ function formatHeader<S extends HeaderSpec>(
   for (const [key, field] of fieldList) {
     const item = Object.hasOwn(values, key) ? values[key] : undefined;
     if (item === undefined) {
-      assert(!field.required, `${name}.${key} is required`);
+      assert(!field.required, () => `${name}.${key} is required`);
       continue;
     }
     out[field.wire] = formatScalar(name, key, field, item);
@@ -319,7 +319,7 @@ export function defineHeader<const S extends HeaderSpec>(
   options: CodecOptions<S> = {},
 ): HeaderCodec<S> {
   const wires = new Set(Object.values(fieldSpecs).map((field) => field.wire));
-  assert(wires.size === Object.keys(fieldSpecs).length, `${name}: two fields share a wire name`);
+  assert(wires.size === Object.keys(fieldSpecs).length, () => `${name}: two fields share a wire name`);
   const fieldList: FieldList = Object.entries(fieldSpecs);
   return {
     name,

@@ -104,7 +104,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false });
 export function parseFastjson(input: string | Uint8Array, options: FastjsonParseOptions = {}): FastjsonValue {
   const bytesMax = options.bytesMax ?? FASTJSON_DEFAULTS.bytesMax;
   const depthMax = options.depthMax ?? FASTJSON_DEFAULTS.depthMax;
-  assert(Number.isInteger(depthMax) && depthMax >= 1 && depthMax <= DEPTH_LIMIT, `bad depthMax ${depthMax}`);
+  assert(Number.isInteger(depthMax) && depthMax >= 1 && depthMax <= DEPTH_LIMIT, () => `bad depthMax ${depthMax}`);
   if (input.length > bytesMax) {
     throw new FastjsonError(FastjsonErrorCode.TOO_LARGE, `JSON text of ${input.length} exceeds ${bytesMax}`, -1);
   }
@@ -384,7 +384,7 @@ function writeValue(parts: string[], value: FastjsonInput, depth: number, depthM
   else if (typeof value === 'boolean') parts.push(value ? 'true' : 'false');
   else {
     // Containers: the depth bound also stops a cyclic input before the stack does.
-    assert(depth < depthMax, `value nests deeper than ${depthMax}`);
+    assert(depth < depthMax, () => `value nests deeper than ${depthMax}`);
     const inner = depth + 1;
     if (Array.isArray(value)) writeArray(parts, value as readonly FastjsonInput[], inner, depthMax);
     else if (value instanceof Map) writeMap(parts, value as ReadonlyMap<FastjsonInput, FastjsonInput>, inner, depthMax);

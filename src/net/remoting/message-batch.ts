@@ -233,9 +233,9 @@ export type BatchMessageInput = {
 export function encodeMessageBatch(messages: readonly BatchMessageInput[]): Uint8Array {
   const sizes = messages.map((message) => {
     const propertiesBytes = Buffer.byteLength(message.properties ?? '', 'utf8');
-    assert(propertiesBytes <= BATCH_PROPERTIES_BYTES_MAX, `properties of ${propertiesBytes} bytes exceed int16`);
+    assert(propertiesBytes <= BATCH_PROPERTIES_BYTES_MAX, () => `properties of ${propertiesBytes} bytes exceed int16`);
     const flag = message.flag ?? 0;
-    assert(Number.isInteger(flag) && flag >= -0x8000_0000 && flag <= 0x7fff_ffff, `flag ${flag} is not an int32`);
+    assert(Number.isInteger(flag) && flag >= -0x8000_0000 && flag <= 0x7fff_ffff, () => `flag ${flag} is not an int32`);
     return { propertiesBytes, total: BATCH_MESSAGE_FIXED_BYTES + message.body.length + propertiesBytes };
   });
   const out = Buffer.alloc(sizes.reduce((sum, size) => sum + size.total, 0));
@@ -307,9 +307,9 @@ export class UniqIdGenerator {
   private counter = 0;
 
   constructor(options: UniqIdGeneratorOptions) {
-    assert(options.ip.length === 4 || options.ip.length === 16, `ip must have 4 or 16 bytes, not ${options.ip.length}`);
-    assert(Number.isInteger(options.pid), `bad pid ${options.pid}`);
-    assert(Number.isInteger(options.instanceHash), `bad instanceHash ${options.instanceHash}`);
+    assert(options.ip.length === 4 || options.ip.length === 16, () => `ip must have 4 or 16 bytes, not ${options.ip.length}`);
+    assert(Number.isInteger(options.pid), () => `bad pid ${options.pid}`);
+    assert(Number.isInteger(options.instanceHash), () => `bad instanceHash ${options.instanceHash}`);
     this.prefix = hexOf(options.ip) + hexDigits(options.pid & 0xffff, 4) + hexDigits(options.instanceHash | 0, 8);
     this.clock = options.clock;
   }
