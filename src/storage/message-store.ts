@@ -930,7 +930,6 @@ export class MessageStore {
     appended: { physicalOffset: number; sizes: number[]; storeTimestampMs: number; records: Uint8Array },
   ): PutBatchResult {
     this.appendedTimestampMs = appended.storeTimestampMs;
-    let msgIds = '';
     let physicalOffset = appended.physicalOffset;
     for (let index = 0; index < appended.sizes.length; index++) {
       const size = appended.sizes[index]!;
@@ -940,9 +939,9 @@ export class MessageStore {
         queue, topic: batch.topic, queueId: batch.queueId, queueOffset: firstQueueOffset + index,
         physicalOffset, size, storeTimestampMs: appended.storeTimestampMs, taken: 1, properties,
       });
-      msgIds += (index === 0 ? '' : ',') + this.commitLog.msgIdOf(physicalOffset);
       physicalOffset += size;
     }
+    const msgIds = this.commitLog.msgIdsOf(appended.physicalOffset, appended.sizes);
     if (this.pendingDispatch.length >= this.config.dispatchPendingMax) this.dispatch();
     return {
       status: 'PUT_OK',

@@ -650,3 +650,25 @@ describe('CommitLog directory layout', () => {
 function byKey(a: { topic: string; queueId: number }, b: { topic: string; queueId: number }): number {
   return `${a.topic}-${a.queueId}`.localeCompare(`${b.topic}-${b.queueId}`);
 }
+
+describe('CommitLog msgIdsOf', () => {
+  it('joins the same ids as msgIdOf, for IPv4 and IPv6 store hosts, offsets past 2^32 and batches larger than its buffer', () => {
+    for (const storeHost of [STORE_HOST, { address: '2001:db8::7', port: 10911 }]) {
+      const { commitLog: log } = open({ cleanShutdown: true }, { storeHost, dir: path.join(dir, `commitlog-${storeHost.address.length}`) });
+      try {
+        for (const [start, count] of [[0, 1], [123_456, 64], [2 ** 32 - 100, 7], [2 ** 40 + 5, 300]] as const) {
+          const sizes = Array.from({ length: count }, (_, i) => 84 + ((i * 37) % 1_000));
+          let offset = start;
+          const expected = sizes.map((size) => {
+            const id = log.msgIdOf(offset);
+            offset += size;
+            return id;
+          }).join(',');
+          expect(log.msgIdsOf(start, sizes)).toBe(expected);
+        }
+      } finally {
+        log.close();
+      }
+    }
+  });
+});
