@@ -769,11 +769,12 @@ function putEncodedBatch(state: State, batch: EncodedBatch, ctx: Ctx): void {
   const refused = refusal(state);
   if (refused !== null) return ctx.reply({ ...refused, msgNum: 0 } satisfies PutBatchResult);
   if (waitersFull(state)) return ctx.reply({ ...busy(state), msgNum: 0 } satisfies PutBatchResult);
-  const result = state.store.appendEncodedBatch(batch);
-  if (result.status !== 'PUT_OK') {
-    ctx.reply(result);
-    return;
-  }
+  answerBatch(state, state.store.appendEncodedBatch(batch), ctx);
+}
+
+/** Answers a batch the store took or refused: a refusal at once, a stored batch when its flush mode and role allow. */
+function answerBatch(state: State, result: PutBatchResult, ctx: Ctx): void {
+  if (result.status !== 'PUT_OK') return ctx.reply(result);
   state.counters.putOk += result.msgNum;
   scheduleTick(state, ctx);
   settle(state, result.physicalOffset + result.wroteBytes, result.msgNum, result, ctx);
@@ -860,14 +861,7 @@ function settleRegion(state: State, ctx: Ctx): void {
 /** Takes one region batch, in log order, and answers it as putEncodedBatch answers. */
 function takeRegionBatch(state: State, batch: RegionBatch, ctx: Ctx): void {
   state.counters.puts += batch.count;
-  const result = state.store.takeRegionBatch(batch);
-  if (result.status !== 'PUT_OK') {
-    ctx.reply(result);
-    return;
-  }
-  state.counters.putOk += result.msgNum;
-  scheduleTick(state, ctx);
-  settle(state, result.physicalOffset + result.wroteBytes, result.msgNum, result, ctx);
+  answerBatch(state, state.store.takeRegionBatch(batch), ctx);
 }
 
 /**

@@ -182,7 +182,7 @@ export class WriterRegion<M> {
    * the region is closed, and the batch goes the ordinary way).
    */
   placeOwn(batch: EncodedBatch, nowMs: number): RegionReport | null {
-    if (this.held.length > 0) return null;
+    // Nothing is held while the region is open (holding closes it; it reopens only once nothing is).
     const reservation = this.own.reserve(batch.records.length);
     if (typeof reservation === 'string') return null;
     this.own.fill(reservation, batch.records, batch.count, nowMs);

@@ -33,8 +33,11 @@ export type WireBatch = ArrayBuffer | { readonly bytes: ArrayBuffer; readonly sh
 /** msgpackr extension type of a SharedArrayBuffer: its index in the batch's `shared` list. */
 const SHARED_EXTENSION_TYPE = 0x53;
 
-/** The `shared` list of the batch being encoded or decoded on this thread; null outside BatchCodec. */
+/** The `shared` list of the batch being encoded on this thread; null outside BatchCodec.encode. */
 let sharedInBatch: SharedArrayBuffer[] | null = null;
+/** The `shared` list of the batch being decoded on this thread; null outside BatchCodec.decode. */
+let sharedOfBatch: readonly SharedArrayBuffer[] | null = null;
+const NO_SHARED: readonly SharedArrayBuffer[] = [];
 
 addExtension({
   Class: SharedArrayBuffer,
@@ -45,7 +48,7 @@ addExtension({
     return sharedInBatch.length - 1;
   },
   read(index: unknown): SharedArrayBuffer {
-    const buffer = typeof index === 'number' && sharedInBatch !== null ? sharedInBatch[index] : undefined;
+    const buffer = typeof index === 'number' && sharedOfBatch !== null ? sharedOfBatch[index] : undefined;
     assert(buffer !== undefined, () => `batch names SharedArrayBuffer ${String(index)}, which it does not carry`);
     return buffer;
   },
@@ -85,11 +88,11 @@ export class BatchCodec {
   /** Decodes a batch received from another thread. */
   decode(data: WireBatch): unknown[] {
     const bytes = data instanceof ArrayBuffer ? data : data.bytes;
-    sharedInBatch = data instanceof ArrayBuffer ? [] : [...data.shared];
+    sharedOfBatch = data instanceof ArrayBuffer ? NO_SHARED : data.shared;
     try {
       return this.packr.unpack(new Uint8Array(bytes)) as unknown[];
     } finally {
-      sharedInBatch = null;
+      sharedOfBatch = null;
     }
   }
 }

@@ -607,9 +607,8 @@ export class CommitLog {
     queueId: number,
     firstQueueOffset: number,
   ): { physicalOffset: number; sizes: number[]; storeTimestampMs: number; records: Uint8Array } {
-    const file = this.files.at(-1);
-    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region batch at ${physicalOffset} is not at the log end`);
-    assert(total <= this.config.maxMessageSizeBytes && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region batch of ${total} bytes`);
+    assert(total <= this.config.maxMessageSizeBytes, () => `region batch of ${total} bytes`);
+    const file = this.regionRangeFile(physicalOffset, total);
     const bytes = file.bytes();
     const position = file.wrotePosition;
     const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);
@@ -631,9 +630,7 @@ export class CommitLog {
    * cover sysFlag, so the records stay whole. Returns their sizes.
    */
   voidRegionBatch(physicalOffset: number, total: number, count: number, topic: Uint8Array, queueId: number): number[] {
-    const file = this.files.at(-1);
-    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region batch at ${physicalOffset} is not at the log end`);
-    assert(file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region batch of ${total} bytes`);
+    const file = this.regionRangeFile(physicalOffset, total);
     const bytes = file.bytes();
     const position = file.wrotePosition;
     const sizes = this.checkBatch(bytes, position, position + total, count, topic, queueId);
@@ -653,9 +650,8 @@ export class CommitLog {
    * least one record). Returns their sizes.
    */
   fillRegionHole(physicalOffset: number, total: number): number[] {
-    const file = this.files.at(-1);
-    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region hole at ${physicalOffset} is not at the log end`);
-    assert(total >= RECORD_MIN_BYTES && file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region hole of ${total} bytes`);
+    assert(total >= RECORD_MIN_BYTES, () => `region hole of ${total} bytes`);
+    const file = this.regionRangeFile(physicalOffset, total);
     const bytes = file.bytes();
     const sizes: number[] = [];
     const host = { address: '127.0.0.1', port: 0 };
@@ -687,6 +683,14 @@ export class CommitLog {
       left -= size;
     }
     return sizes;
+  }
+
+  /** The active file, when [physicalOffset, physicalOffset + total) starts at the log's end and fits it with a blank marker after. */
+  private regionRangeFile(physicalOffset: number, total: number): MappedFile {
+    const file = this.files.at(-1);
+    assert(file !== undefined && physicalOffset === file.startOffset + file.wrotePosition, () => `region range at ${physicalOffset} is not at the log end`);
+    assert(file.wrotePosition + total + BLANK_MARKER_BYTES <= file.sizeBytes, () => `region range of ${total} bytes does not fit the file`);
+    return file;
   }
 
   /**

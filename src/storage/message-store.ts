@@ -870,15 +870,7 @@ export class MessageStore {
       ? { refused: { ...refusal('MESSAGE_ILLEGAL', `batch of ${batch.bytes} bytes exceeds ${this.commitLog.maxRecordBytes}`), msgNum: 0 } }
       : this.batchQueue(batch.topic, batch.queueId, batch.count);
     if ('refused' in target) {
-      const sizes = this.commitLog.voidRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId);
-      let physicalOffset = batch.physicalOffset;
-      for (const size of sizes) {
-        this.pendingDispatch.push({
-          queue: null, topic: batch.topic, queueId: batch.queueId, queueOffset: 0, physicalOffset, size,
-          storeTimestampMs: this.appendedTimestampMs, taken: 0, properties: '',
-        });
-        physicalOffset += size;
-      }
+      this.dispatchDead(batch.topic, batch.queueId, batch.physicalOffset, this.commitLog.voidRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId));
       return target.refused;
     }
     const firstQueueOffset = this.queueOffsets.assign(batch.topic, batch.queueId, batch.count);
@@ -892,12 +884,15 @@ export class MessageStore {
    * so that the log goes on past it.
    */
   fillRegionHole(physicalOffset: number, bytes: number): void {
-    for (const size of this.commitLog.fillRegionHole(physicalOffset, bytes)) {
-      this.pendingDispatch.push({
-        queue: null, topic: REGION_HOLE_TOPIC, queueId: 0, queueOffset: 0, physicalOffset, size,
-        storeTimestampMs: this.appendedTimestampMs, taken: 0, properties: '',
-      });
-      physicalOffset += size;
+    this.dispatchDead(REGION_HOLE_TOPIC, 0, physicalOffset, this.commitLog.fillRegionHole(physicalOffset, bytes));
+  }
+
+  /** Queues dead records (back to back from `physicalOffset`) for dispatch: no queue, no index; they only move the dispatched offset. */
+  private dispatchDead(topic: string, queueId: number, physicalOffset: number, sizes: readonly number[]): void {
+    let at = physicalOffset;
+    for (const size of sizes) {
+      this.pendingDispatch.push({ queue: null, topic, queueId, queueOffset: 0, physicalOffset: at, size, storeTimestampMs: this.appendedTimestampMs, taken: 0, properties: '' });
+      at += size;
     }
   }
 
