@@ -10,8 +10,8 @@
  * source into a Uint8Array: then it hands over to TypedArray.set (Node 24's `_copyActual`). `copyBytes`
  * therefore gives it the target as a DataView, which takes the memmove path at any alignment: one 64 KiB
  * copy into shared memory at an odd address took 1.8 µs against 18.2 µs for TypedArray.set here, in a
- * one-off microbenchmark (an
- * earlier version staged misaligned copies in a scratch buffer at the target's alignment: two copies).
+ * one-off microbenchmark (an earlier version staged misaligned copies in a scratch buffer at the
+ * target's alignment: two copies).
  * Below NATIVE_COPY_MIN_BYTES the call costs more than it saves, and TypedArray.set is used. Both give
  * the same bytes; only the speed depends on which path Node takes. No atomicity is promised by either:
  * the callers own the bytes they copy (an append region's reservation, the writer's end of the log).
