@@ -197,7 +197,7 @@ describe('the append region under any interleaving', () => {
                 sender.appender.fill(reservation, encoded.records, encoded.count, writer.clock.nowMs());
                 const report: CommitLogWriterMessage = {
                   type: 'putInPlace', epoch: sender.appender.epoch, generation: reservation.generation,
-                  batch: { topic: TOPIC, queueId: step.queueId, count: encoded.count, physicalOffset: reservation.physicalOffset, bytes: encoded.records.length },
+                  batch: { topic: TOPIC, queueId: step.queueId, count: encoded.count, physicalOffset: reservation.physicalOffset, bytes: encoded.records.length, answerMsgIds: true },
                 };
                 sender.pending.push({ report, sent: item, expiresAtReserve: expires });
               }

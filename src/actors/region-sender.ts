@@ -17,6 +17,7 @@
 import type { ActorContext, ActorRef } from '../runtime/actor.ts';
 import { RuntimeError, RuntimeErrorCode } from '../runtime/errors.ts';
 import { RegionAppender, type RegionGrant } from '../storage/append-region.ts';
+import { batchMessageIds } from '../storage/message-record.ts';
 import type { EncodedBatch, PutBatchResult } from '../storage/message-store.ts';
 import type { CommitLogWriterMessage } from './commit-log-writer.ts';
 
@@ -49,9 +50,12 @@ export class RegionSender {
       type: 'putInPlace',
       epoch: this.appender.epoch,
       generation: reservation.generation,
-      batch: { topic: batch.topic, queueId: batch.queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length },
+      batch: { topic: batch.topic, queueId: batch.queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length, answerMsgIds: false },
     };
-    return reportUntilAdmitted(ctx, writer, report, timeoutMs);
+    // The writer answers without the msgIds: this thread names them from the records it placed.
+    return reportUntilAdmitted(ctx, writer, report, timeoutMs).then((result) =>
+      result.status === 'PUT_OK' ? { ...result, msgId: batchMessageIds(batch.records, batch.count, result.physicalOffset) } : result,
+    );
   }
 
   private askGrant<M>(ctx: ActorContext<M>, writer: ActorRef<CommitLogWriterMessage>): void {

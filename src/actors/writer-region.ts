@@ -190,7 +190,7 @@ export class WriterRegion<M> {
       type: 'putInPlace',
       epoch: this.epoch,
       generation: reservation.generation,
-      batch: { topic: batch.topic, queueId: batch.queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length },
+      batch: { topic: batch.topic, queueId: batch.queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length, answerMsgIds: true },
     };
   }
 

@@ -84,6 +84,7 @@ import {
   decodeRecord,
   encodeBlank,
   encodeRecord,
+  joinedMessageIds,
   offsetMessageId,
   recordSize,
 } from './message-record.ts';
@@ -98,8 +99,6 @@ export const MAX_MESSAGE_SIZE_DEFAULT_BYTES = 4 * 1024 * 1024;
 export const CACHED_FILES_MAX_DEFAULT = 2;
 /** Two uppercase hex digits of each byte value, for message ids. */
 const HEX_BYTES: readonly string[] = Array.from({ length: 256 }, (_, byte) => byte.toString(16).toUpperCase().padStart(2, '0'));
-/** ASCII codes of the upper-case hex digits. */
-const HEX_DIGITS: readonly number[] = Array.from('0123456789ABCDEF', (digit) => digit.charCodeAt(0));
 /** Default bound on the topic-queue entries of a QueueOffsetTable. */
 export const QUEUE_OFFSET_TABLE_ENTRIES_MAX_DEFAULT = 1_000_000;
 
@@ -433,7 +432,6 @@ export class CommitLog {
   private readonly msgIdPrefix: string;
   private readonly msgIdPrefixBytes: Uint8Array;
   /** Where msgIdsOf writes a batch's ids (grown as needed; one batch's worth). */
-  private msgIdScratch = Buffer.alloc(4096);
   /** The store host as records carry it, to check records encoded elsewhere. */
   private readonly storeHostBytes: Uint8Array;
   private flushedOffsetValue: number;
@@ -734,25 +732,7 @@ export class CommitLog {
    * decoded once, which a profile of the batch row showed to matter (concatenating 64 ids per batch).
    */
   msgIdsOf(physicalOffset: number, sizes: readonly number[]): string {
-    const prefix = this.msgIdPrefixBytes;
-    const idBytes = prefix.length + 16;
-    const length = sizes.length * (idBytes + 1) - 1;
-    if (this.msgIdScratch.length < length) this.msgIdScratch = Buffer.alloc(Math.max(length, 2 * this.msgIdScratch.length));
-    const out = this.msgIdScratch;
-    let at = 0;
-    let offset = physicalOffset;
-    for (let index = 0; index < sizes.length; index++) {
-      if (index > 0) out[at++] = 0x2c; // ','
-      out.set(prefix, at);
-      at += prefix.length;
-      const high = Math.floor(offset / 0x1_0000_0000);
-      const low = offset - high * 0x1_0000_0000;
-      for (let shift = 28; shift >= 0; shift -= 4) out[at++] = HEX_DIGITS[(high >>> shift) & 0xf]!;
-      for (let shift = 28; shift >= 0; shift -= 4) out[at++] = HEX_DIGITS[(low >>> shift) & 0xf]!;
-      offset += sizes[index]!;
-    }
-    assert(at === length, 'msgIds fill what was measured');
-    return out.toString('latin1', 0, length);
+    return joinedMessageIds(this.msgIdPrefixBytes, physicalOffset, sizes.length, (index) => sizes[index]!);
   }
 
   /** Checks the structure and store host of a record encoded elsewhere at `offset` of `bytes`; returns its size. */

@@ -306,9 +306,10 @@ export class ConsumeQueue {
   /**
    * Appends the entry for `queueOffset`, which must be maxOffset (or any offset when the queue holds no
    * file yet). Re-putting an identical entry below maxOffset is a no-op, so dispatch can be replayed.
-   * Returns whether the entry was appended.
+   * Returns whether the entry was appended. With `publish` false, readers on other threads see it only
+   * at the next publishMax (or the next entry put with `publish`).
    */
-  putEntry(queueOffset: number, commitLogOffset: number, sizeBytes: number, tagsCode: number): boolean {
+  putEntry(queueOffset: number, commitLogOffset: number, sizeBytes: number, tagsCode: number, publish = true): boolean {
     assert(Number.isSafeInteger(queueOffset) && queueOffset >= 0, 'queue offset is a non-negative integer');
     assert(Number.isSafeInteger(commitLogOffset) && commitLogOffset >= 0, 'commit log offset is non-negative');
     assert(Number.isSafeInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= INT32_MAX, 'size fits a positive int32');
@@ -335,8 +336,16 @@ export class ConsumeQueue {
     this.maxQueueOffset = queueOffset + 1;
     this.commitLogEndOffset = commitLogOffset + sizeBytes;
     if (minChanged) this.publish();
-    else Atomics.store(this.stateView, 1, BigInt(this.maxQueueOffset));
+    else if (publish) this.publishMax();
     return true;
+  }
+
+  /**
+   * Shows readers on other threads the entries put so far. putEntry does it for each entry unless told
+   * not to: dispatch puts a batch's entries, then publishes each queue it touched once.
+   */
+  publishMax(): void {
+    Atomics.store(this.stateView, 1, BigInt(this.maxQueueOffset));
   }
 
   /** The entry at `queueOffset`, or undefined outside [minOffset, maxOffset). */

@@ -85,8 +85,12 @@ import {
   checkRecord,
   decodeMessageProperties,
   decodeRecord,
+  encodedHost,
   encodeRecord,
   recordSize,
+  recordSizeFor,
+  recordTopic,
+  writeRecord,
   type RecordInput,
 } from './message-record.ts';
 import { storePaths } from './metadata-store.ts';
@@ -489,7 +493,12 @@ function refusal(status: PutMessageStatus, remark: string): PutMessageResult {
 }
 
 /** The refusal for an input the store cannot take, or null when it may be appended. */
-function validate(input: PutMessageInput, maxMessageSize: number, topicKnown = false): PutMessageResult | null {
+function validate(
+  input: PutMessageInput,
+  maxMessageSize: number,
+  topicKnown = false,
+  propertiesBytes = Buffer.byteLength(input.properties ?? '', 'utf8'),
+): PutMessageResult | null {
   if (!topicKnown && !isValidTopicName(input.topic)) return refusal('MESSAGE_ILLEGAL', `topic ${JSON.stringify(input.topic)} is not a valid topic name`);
   if (!Number.isInteger(input.queueId) || input.queueId < 0 || input.queueId > 0x7fff_ffff) {
     return refusal('MESSAGE_ILLEGAL', `queueId ${input.queueId} is not a non-negative int32`);
@@ -498,7 +507,7 @@ function validate(input: PutMessageInput, maxMessageSize: number, topicKnown = f
     return refusal('MESSAGE_ILLEGAL', `message body is larger than maxMessageSize ${maxMessageSize}`);
   }
   const properties = input.properties ?? '';
-  if (Buffer.byteLength(properties, 'utf8') > FIELD_INT16_MAX) {
+  if (propertiesBytes > FIELD_INT16_MAX) {
     return refusal('PROPERTIES_SIZE_EXCEEDED', `properties are longer than ${FIELD_INT16_MAX} bytes`);
   }
   if (properties.length > 0 && !properties.endsWith(PROPERTY_SEPARATOR)) {
@@ -578,19 +587,26 @@ export function encodeBatch(
   if (first === undefined || inputs.length > ENCODED_BATCH_MESSAGES_MAX) {
     return refusal('MESSAGE_ILLEGAL', `a batch holds 1 to ${ENCODED_BATCH_MESSAGES_MAX} messages, not ${inputs.length}`);
   }
+  // What every record of the batch shares is encoded once; each record's own parts once too.
+  if (!isValidTopicName(first.topic)) return refusal('MESSAGE_ILLEGAL', `topic ${JSON.stringify(first.topic)} is not a valid topic name`);
+  const topic = recordTopic(first.topic);
+  const store = encodedHost(storeHost);
   const records: RecordInput[] = [];
+  const propertiesBytes: number[] = [];
   let totalBytes = 0;
   for (const input of inputs) {
     if (input.topic !== first.topic || input.queueId !== first.queueId) return refusal('MESSAGE_ILLEGAL', 'the messages of a batch go to one topic and queue');
-    const invalid = validate(input, maxMessageSize);
+    const textBytes = Buffer.byteLength(input.properties ?? '', 'utf8');
+    const invalid = validate(input, maxMessageSize, true, textBytes);
     if (invalid !== null) return invalid;
     const transaction = (input.sysFlag ?? 0) & MessageSysFlag.TRANSACTION_ROLLBACK_TYPE;
     if (transaction === MessageSysFlag.TRANSACTION_PREPARED_TYPE || transaction === MessageSysFlag.TRANSACTION_ROLLBACK_TYPE) {
       return refusal('MESSAGE_ILLEGAL', 'transaction half and rollback messages cannot be batched');
     }
     const record = recordInputOf(input, storeHost, nowMs);
-    totalBytes += recordSize(record);
+    totalBytes += recordSizeFor(record, topic, textBytes, encodedHost(record.bornHost), store);
     records.push(record);
+    propertiesBytes.push(textBytes);
   }
   if (totalBytes > maxMessageSize + RECORD_OVERHEAD_MAX_BYTES) {
     return refusal('MESSAGE_ILLEGAL', `the batch takes ${totalBytes} bytes, more than maxMessageSize ${maxMessageSize} allows`);
@@ -598,7 +614,10 @@ export function encodeBatch(
   // A sender that keeps one buffer per batch in flight passes it as `target` and allocates nothing here.
   const bytes = target !== undefined && target.length >= totalBytes ? target.subarray(0, totalBytes) : new Uint8Array(totalBytes);
   let at = 0;
-  for (const record of records) at += encodeRecord(bytes, at, record);
+  for (let index = 0; index < records.length; index++) {
+    const record = records[index]!;
+    at += writeRecord(bytes, at, record, topic, propertiesBytes[index]!, encodedHost(record.bornHost), store);
+  }
   assert(at === totalBytes, 'a batch is its records back to back');
   return { topic: first.topic, queueId: first.queueId, count: inputs.length, records: bytes };
 }
@@ -611,6 +630,12 @@ export type RegionBatch = {
   /** Where the batch starts in the log, and its length. */
   readonly physicalOffset: number;
   readonly bytes: number;
+  /**
+   * Whether the answer carries the batch's msgIds. A send thread that appended the batch itself names
+   * them (batchMessageIds: it holds the records and knows where they went), and the answer then has
+   * an empty msgId: the writer's thread neither builds them nor sends them across.
+   */
+  readonly answerMsgIds: boolean;
 };
 
 /** The record a put becomes, with zeros where the writer fills in offsets and store time. */
@@ -875,7 +900,7 @@ export class MessageStore {
     }
     const firstQueueOffset = this.queueOffsets.assign(batch.topic, batch.queueId, batch.count);
     const taken = this.commitLog.takeRegionBatch(batch.physicalOffset, batch.bytes, batch.count, topicBytes, batch.queueId, firstQueueOffset);
-    return this.batchAppended(target.queue, batch, firstQueueOffset, taken);
+    return this.batchAppended(target.queue, batch, firstQueueOffset, taken, batch.answerMsgIds);
   }
 
   /**
@@ -923,6 +948,7 @@ export class MessageStore {
     batch: { readonly topic: string; readonly queueId: number; readonly count: number },
     firstQueueOffset: number,
     appended: { physicalOffset: number; sizes: number[]; storeTimestampMs: number; records: Uint8Array },
+    withMsgIds = true,
   ): PutBatchResult {
     this.appendedTimestampMs = appended.storeTimestampMs;
     let physicalOffset = appended.physicalOffset;
@@ -936,7 +962,7 @@ export class MessageStore {
       });
       physicalOffset += size;
     }
-    const msgIds = this.commitLog.msgIdsOf(appended.physicalOffset, appended.sizes);
+    const msgIds = withMsgIds ? this.commitLog.msgIdsOf(appended.physicalOffset, appended.sizes) : '';
     if (this.pendingDispatch.length >= this.config.dispatchPendingMax) this.dispatch();
     return {
       status: 'PUT_OK',
@@ -1066,13 +1092,21 @@ export class MessageStore {
   /** Adds ConsumeQueue and index entries for every appended record not yet dispatched; returns how many. */
   dispatch(): number {
     const count = this.pendingDispatch.length;
+    // Each queue shows its new entries to other threads once it is left (a batch's run of entries), and
+    // the last one at the end, rather than once per entry.
+    let unpublished: ConsumeQueue | null = null;
     for (const request of this.pendingDispatch) {
       // Records follow each other, except that a file's blank end marker sits between files.
       const next = request.physicalOffset;
       const fileStart = next % this.commitLog.mappedFileSizeBytes === 0;
       assert(next === this.dispatchedOffsetValue || (fileStart && next > this.dispatchedOffsetValue), 'dispatch follows the log');
       this.apply(request);
+      if (request.queue !== unpublished) {
+        unpublished?.publishMax();
+        unpublished = request.queue;
+      }
     }
+    unpublished?.publishMax();
     this.pendingDispatch.length = 0;
     assert(this.dispatchedOffsetValue <= this.commitLog.maxOffset, 'dispatch stays within the log');
     return count;
@@ -1083,7 +1117,7 @@ export class MessageStore {
     const queue = request.queue;
     if (queue !== null) {
       const tagsCode = properties === null ? 0 : tagsCodeFor(request.topic, properties, request.storeTimestampMs);
-      const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode);
+      const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode, false);
       assert(put, () => `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
       if (this.arrivals !== null) this.arrivals.set(queue, { topic: request.topic, queueId: request.queueId, maxOffset: request.queueOffset + 1 });
     }

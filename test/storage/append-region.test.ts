@@ -15,7 +15,7 @@ import { ActorSystem } from '../../src/runtime/actor-system.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, GetAnswer } from '../../src/actors/commit-log-writer.ts';
 import { MessageStore, encodeBatch, isPutRefusal, type PutMessageResult, type StoredMessage } from '../../src/storage/message-store.ts';
-import { decodeRecord } from '../../src/storage/message-record.ts';
+import { decodeRecord, parseOffsetMessageId } from '../../src/storage/message-record.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
 import { testSystemOptions } from '../runtime/helpers.ts';
 import { regionBody, regionQueueOf, type RegionSenderMessage, type RegionSent } from './fixtures/region-sender-actor.ts';
@@ -164,12 +164,16 @@ describe.each(['ASYNC_FLUSH', 'SYNC_FLUSH'] as const)('in-place appends through 
           expect(result.status).toBe('PUT_OK');
           expect(result.msgNum).toBe(PER_BATCH);
           const queueId = regionQueueOf(k, batch, QUEUES);
-          expect(result.msgId.split(',')).toHaveLength(PER_BATCH);
+          // In place, the send thread names the msgIds itself (batchMessageIds); each must name its
+          // message's physical offset on this broker, as the writer's own would.
+          const ids = result.msgId.split(',').map((id) => parseOffsetMessageId(id));
+          expect(ids).toHaveLength(PER_BATCH);
+          expect(ids[0]?.physicalOffset).toBe(result.physicalOffset);
           for (let m = 0; m < PER_BATCH; m++) {
             const key = `${queueId}/${result.queueOffset + m}`;
             expect(expected.has(key), `queue offset ${key} given twice`).toBe(false);
-            // Only the first message's physical offset is in the answer.
-            expected.set(key, { body: regionBody(k, batch, m), physicalOffset: m === 0 ? result.physicalOffset : -1 });
+            expect(ids[m]?.storeHost).toEqual(settings.storeHost);
+            expected.set(key, { body: regionBody(k, batch, m), physicalOffset: ids[m]!.physicalOffset });
           }
         }
       };
@@ -260,7 +264,7 @@ describe('a region batch the store refuses', () => {
       const reservation = appender.reserve(batch.records.length);
       if (typeof reservation === 'string') throw new Error(reservation);
       appender.fill(reservation, batch.records, batch.count, 1_700_000_000_001);
-      return store.takeRegionBatch({ topic: TOPIC, queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length });
+      return store.takeRegionBatch({ topic: TOPIC, queueId, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length, answerMsgIds: true });
     };
     expect(put(0, 0)).toMatchObject({ status: 'PUT_OK', queueOffset: 0, msgNum: 2 });
     expect(put(1, 1)).toMatchObject({ status: 'PUT_OK', queueOffset: 0, msgNum: 2 });
@@ -324,7 +328,7 @@ describe('a reservation that is never reported', () => {
         appender.fill(reservation, batch.records, batch.count, Date.now());
         const report: CommitLogWriterMessage = {
           type: 'putInPlace', epoch: grant!.epoch, generation: reservation.generation,
-          batch: { topic: TOPIC, queueId: 0, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length },
+          batch: { topic: TOPIC, queueId: 0, count: batch.count, physicalOffset: reservation.physicalOffset, bytes: batch.records.length, answerMsgIds: true },
         };
         return report;
       };

@@ -1,11 +1,14 @@
 import { crc32 } from 'node:zlib';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { encodeBatch, isPutRefusal, type EncodedBatch, type PutMessageInput } from '../../src/storage/message-store.ts';
 import {
   BLANK_MAGIC_CODE,
   MESSAGE_MAGIC_CODE,
   MESSAGE_MAGIC_CODE_V2,
   MessageSysFlag,
   type RecordInput,
+  batchMessageIds,
   checkRecord,
   decodeMessageProperties,
   decodeRecord,
@@ -290,5 +293,63 @@ describe('checkRecord', () => {
       kind: 'corrupt',
       reason: 'size',
     });
+  });
+});
+
+describe('batch encoding', () => {
+  // encodeBatch lays records out through writeRecord with the topic and hosts encoded once per batch;
+  // encodeRecord encodes each part itself and reads the record back. The bytes must be the same.
+  it('lays out every record of a batch exactly as encodeRecord does, and names their msgIds as the writer does', () => {
+    const text = fc.string({ unit: fc.constantFrom('a', 'Z', '9', '_', '-', 'é', '中'), minLength: 0, maxLength: 40 });
+    const host = fc.oneof(
+      fc.record({ address: fc.constantFrom('127.0.0.1', '10.1.2.3'), port: fc.integer({ min: 0, max: 0xffff }) }),
+      fc.record({ address: fc.constantFrom('::1', 'fe80::1:2'), port: fc.integer({ min: 0, max: 0xffff }) }),
+    );
+    const message = fc.record({
+      body: fc.uint8Array({ maxLength: 300 }),
+      properties: fc.array(fc.tuple(fc.stringMatching(/^[a-zA-Z]{1,8}$/), text), { maxLength: 3 }),
+      flag: fc.integer({ min: -5, max: 5 }),
+      bornHost: host,
+      bornTimestampMs: fc.integer({ min: 0, max: 2 ** 45 }),
+      reconsumeTimes: fc.integer({ min: 0, max: 16 }),
+    });
+    fc.assert(
+      fc.property(
+        // Topic names are 1 to 127 characters (TopicValidator), so batches always use the v1 layout.
+        fc.stringMatching(/^[a-zA-Z0-9_%|-]{1,127}$/),
+        fc.integer({ min: 0, max: 1000 }),
+        host,
+        fc.array(message, { minLength: 1, maxLength: 6 }),
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        (topic, queueId, storeHost, messages, physicalOffset) => {
+          const inputs: PutMessageInput[] = messages.map((m) => ({
+            topic, queueId, body: m.body, flag: m.flag, bornHost: m.bornHost, bornTimestampMs: m.bornTimestampMs,
+            reconsumeTimes: m.reconsumeTimes, properties: encodeMessageProperties(m.properties),
+          }));
+          const batch = encodeBatch(inputs, storeHost, 1 << 20, 5);
+          expect(isPutRefusal(batch)).toBe(false);
+          const records = (batch as EncodedBatch).records;
+          const expected: Uint8Array[] = inputs.map((m) => {
+            const record: RecordInput = {
+              topic, queueId, flag: m.flag!, queueOffset: 0, physicalOffset: 0, sysFlag: 0, bornTimestampMs: m.bornTimestampMs!,
+              bornHost: m.bornHost!, storeTimestampMs: 0, storeHost, reconsumeTimes: m.reconsumeTimes!, preparedTransactionOffset: 0,
+              body: m.body, properties: m.properties!,
+            };
+            const bytes = new Uint8Array(recordSize(record));
+            encodeRecord(bytes, 0, record);
+            return bytes;
+          });
+          expect(Buffer.from(records).equals(Buffer.concat(expected))).toBe(true);
+          const ids: string[] = [];
+          let offset = physicalOffset;
+          for (const bytes of expected) {
+            ids.push(offsetMessageId(storeHost, offset));
+            offset += bytes.length;
+          }
+          expect(batchMessageIds(records, inputs.length, physicalOffset)).toBe(ids.join(','));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
