@@ -541,9 +541,32 @@ export function encodePut(input: PutMessageInput, storeHost: SocketAddress, maxM
   const invalid = validate(input, maxMessageSize);
   if (invalid !== null) return invalid;
   const record = recordInputOf(input, storeHost, nowMs);
-  const bytes = new Uint8Array(recordSize(record));
+  const bytes = recordBytes(recordSize(record));
   encodeRecord(bytes, 0, record);
   return { topic: input.topic, queueId: input.queueId, sysFlag: record.sysFlag, properties: record.properties, record: bytes };
+}
+
+/**
+ * Records up to a quarter of this size are carved from slabs of it, one ArrayBuffer per slab: a new
+ * ArrayBuffer per record cost about as much as encoding it (1 µs for 1 KiB in a profile of encodePut),
+ * and every one of them is tracked and swept by the GC. A slab lives while any record carved from it
+ * does; its memory is never reused, so a record's bytes stay its own.
+ */
+const RECORD_SLAB_BYTES = 256 * 1024;
+let recordSlab = new Uint8Array(0);
+let recordSlabUsed = 0;
+
+/** `size` bytes for one record (encodeRecord writes every one of them). */
+function recordBytes(size: number): Uint8Array {
+  if (size > RECORD_SLAB_BYTES / 4) return new Uint8Array(size);
+  if (recordSlabUsed + size > recordSlab.length) {
+    recordSlab = new Uint8Array(RECORD_SLAB_BYTES);
+    recordSlabUsed = 0;
+  }
+  const bytes = recordSlab.subarray(recordSlabUsed, recordSlabUsed + size);
+  // Each record starts 8-byte aligned, as it would in a buffer of its own.
+  recordSlabUsed += size + ((8 - (size % 8)) % 8);
+  return bytes;
 }
 
 /**

@@ -16,9 +16,11 @@ import { decodeRecord, encodeMessageProperties, offsetMessageId } from '../../sr
 import {
   MessageStore,
   type EncodedBatch,
+  type EncodedPut,
   type MessageStoreOptions,
   type PutBatchResult,
   encodeBatch,
+  encodePut,
   isPutRefusal,
   type GetMessageResult,
   type PutMessageInput,
@@ -275,6 +277,22 @@ describe('MessageStore facade', () => {
     const unknownBoot = MessageStore.open({ ...options, bootId: null });
     expect(unknownBoot.recovery.tailCheck).toBe('full');
     unknownBoot.shutdown();
+  });
+
+  it('gives every record encodePut builds bytes of its own, however many it builds', () => {
+    // Records are carved from shared slabs: none may overlap another or change once built.
+    const sizes = [1, 700, 5000, 64 * 1024, 90_000, 3];
+    const built = Array.from({ length: 600 }, (_, i) => {
+      const body = Buffer.alloc(sizes[i % sizes.length]!, i % 251);
+      const encoded = encodePut({ ...input('TopicS', i % 4, ''), body }, STORE_HOST, 1 << 20, 1_700_000_000_000) as EncodedPut;
+      expect(isPutRefusal(encoded)).toBe(false);
+      return { body, encoded };
+    });
+    for (const { body, encoded } of built) {
+      const record = decodeRecord(encoded.record, 0);
+      expect(record.totalSize).toBe(encoded.record.length);
+      expect(Buffer.from(record.body).equals(body)).toBe(true);
+    }
   });
 
   it('stores a RocketMQ batch encoded elsewhere: one queue, consecutive offsets, one answer', () => {
