@@ -431,7 +431,6 @@ export class CommitLog {
   private readonly files: MappedFile[];
   private readonly msgIdPrefix: string;
   private readonly msgIdPrefixBytes: Uint8Array;
-  /** Where msgIdsOf writes a batch's ids (grown as needed; one batch's worth). */
   /** The store host as records carry it, to check records encoded elsewhere. */
   private readonly storeHostBytes: Uint8Array;
   private flushedOffsetValue: number;
@@ -728,8 +727,7 @@ export class CommitLog {
 
   /**
    * The msgIds of records of `sizes` bytes back to back from `physicalOffset`, joined by commas as a
-   * batch's answer carries them: the same as joining msgIdOf's, written as bytes into one buffer and
-   * decoded once, which a profile of the batch row showed to matter (concatenating 64 ids per batch).
+   * batch's answer carries them: the same as joining msgIdOf's (see joinedMessageIds).
    */
   msgIdsOf(physicalOffset: number, sizes: readonly number[]): string {
     return joinedMessageIds(this.msgIdPrefixBytes, physicalOffset, sizes.length, (index) => sizes[index]!);

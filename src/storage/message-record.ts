@@ -530,11 +530,11 @@ export type RecordTopic = {
 };
 
 // The last topic encoded: a writer appending single puts sees the same few topics again and again.
-let lastTopic: RecordTopic = { text: '%', bytes: new Uint8Array([0x25]), version: 1 };
+let lastTopic: RecordTopic | undefined;
 
 /** `topic` as records hold it; asserts that a record can hold it (1 to 32767 bytes, no NUL). */
 export function recordTopic(topic: string): RecordTopic {
-  if (topic === lastTopic.text) return lastTopic;
+  if (lastTopic !== undefined && topic === lastTopic.text) return lastTopic;
   const bytes = new Uint8Array(Buffer.byteLength(topic, 'utf8'));
   writeText(bytes, 0, topic, bytes.length);
   assert(bytes.length >= 1 && bytes.length <= FIELD_INT16_MAX, () => `topic length ${bytes.length} out of range`);
