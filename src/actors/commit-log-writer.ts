@@ -50,7 +50,10 @@
  * the start of every turn: once now >= leaseUntilMs, puts get SERVICE_NOT_AVAILABLE (nothing appended),
  * and SYNC_MASTER puts still waiting for a slave are answered FLUSH_SLAVE_TIMEOUT at once, even if an ack
  * comes later (they are stored, as any FLUSH_SLAVE_TIMEOUT put is, but not confirmed replicated under a
- * valid lease). No lease set (every broker outside controller mode) changes nothing.
+ * valid lease). So are puts taken under the lease but still waiting for their write or fdatasync when it
+ * runs out: a master frozen between the two would otherwise answer PUT_OK after another broker took over,
+ * for bytes the new master may never have got. No lease set (every broker outside controller mode)
+ * changes nothing.
  *
  * Failure. A failed fdatasync answers every waiter FLUSH_DISK_TIMEOUT and then fails the actor: its
  * supervisor restarts it, and init reopens the store from disk with crash recovery (the abort file is
@@ -372,7 +375,7 @@ function releaseDurable(state: State): void {
     const waiter = state.waiters.shift();
     state.counters.syncedMessages += waiter.messages;
     if (waiter.needsSlave === true) awaitSlave(state, waiter);
-    else waiter.reply?.resolve(waiter.onDurable);
+    else waiter.reply?.resolve(state.ha.leaseOut ? withStatus(waiter.onDurable, 'FLUSH_SLAVE_TIMEOUT') : waiter.onDurable);
   }
 }
 
@@ -382,7 +385,8 @@ function releaseWritten(state: State): void {
   // Bounded by the number of write waiters.
   while (state.writeWaiters.length > 0 && state.writeWaiters.first()!.endOffset <= written) {
     const waiter = state.writeWaiters.shift();
-    waiter.reply?.resolve(waiter.onWritten);
+    // Taken under the lease, written after it ran out: stored, not confirmed (see the header).
+    waiter.reply?.resolve(state.ha.leaseOut ? withStatus(waiter.onWritten, 'FLUSH_SLAVE_TIMEOUT') : waiter.onWritten);
   }
 }
 

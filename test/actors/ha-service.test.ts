@@ -323,6 +323,23 @@ describe('writer lease', () => {
     for (const result of await Promise.all(queued)) expect(result.status).toBe('SERVICE_NOT_AVAILABLE');
   });
 
+  it('answers FLUSH_SLAVE_TIMEOUT to a put taken under the lease but written after it ran out, and keeps it stored', async () => {
+    // A master frozen between appending a put and writing it must not answer PUT_OK once it resumes
+    // past its lease: another broker may have taken over without these bytes.
+    const target = await mainWriter('ASYNC_MASTER');
+    await askMain<RoleAnswer>(target, { type: 'setRole', role: 'ASYNC_MASTER', epoch: 1, leaseUntilMs: monotonicMs() + LEASE_MS });
+    // In the mailbox in this order: the put is taken under the lease, then the lease runs out (a renewal
+    // to a deadline already past), then the writer's tick writes the put's bytes.
+    const pending = putMain(target, 0);
+    const expired = askMain<LeaseAnswer>(target, { type: 'lease', leaseUntilMs: monotonicMs() });
+    const result = await pending;
+    expect(await expired).toMatchObject({ ok: true });
+    expect(result).toMatchObject({ status: 'FLUSH_SLAVE_TIMEOUT' });
+    expect(result.physicalOffset).toBeGreaterThanOrEqual(0);
+    const stored = await askMain<GetMessageResult>(target, { type: 'get', topic: 'TopicHA', queueId: 0, queueOffset: 0, maxMsgNums: 4 });
+    expect(stored.messages.map((m) => m.physicalOffset)).toEqual([result.physicalOffset]);
+  });
+
   it('answers FLUSH_SLAVE_TIMEOUT to a SYNC_MASTER put whose slave ack comes after the lease ran out, and keeps it stored', async () => {
     const target = await mainWriter('SYNC_MASTER');
     await askMain<RoleAnswer>(target, { type: 'setRole', role: 'SYNC_MASTER', epoch: 1, leaseUntilMs: monotonicMs() + LEASE_MS });
