@@ -494,19 +494,9 @@ export function versionForTopic(topicBytes: number): 1 | 2 {
   return topicBytes > TOPIC_V1_BYTES_MAX ? 2 : 1;
 }
 
-function sysFlagFor(input: RecordInput): number {
-  const v6Bits = MessageSysFlag.BORNHOST_V6_FLAG | MessageSysFlag.STOREHOSTADDRESS_V6_FLAG;
-  let sysFlag = input.sysFlag & ~v6Bits;
-  if (!isV4(input.bornHost.address)) sysFlag |= MessageSysFlag.BORNHOST_V6_FLAG;
-  if (!isV4(input.storeHost.address)) sysFlag |= MessageSysFlag.STOREHOSTADDRESS_V6_FLAG;
-  return sysFlag;
-}
-
 /** Bytes `encodeRecord` will write for `input`. */
 export function recordSize(input: RecordInput): number {
-  const topicBytes = Buffer.byteLength(input.topic, 'utf8');
-  const propertiesBytes = Buffer.byteLength(input.properties, 'utf8');
-  return recordSizeOf(versionForTopic(topicBytes), sysFlagFor(input), input.body.length, topicBytes, propertiesBytes);
+  return recordSizeFor(input, recordTopic(input.topic), Buffer.byteLength(input.properties, 'utf8'), encodedHost(input.bornHost), encodedHost(input.storeHost));
 }
 
 function assertInput(input: RecordInput, propertiesBytes: number): void {
