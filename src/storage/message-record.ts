@@ -413,10 +413,8 @@ export function joinedMessageIds(prefix: Uint8Array, physicalOffset: number, cou
  * store host) once it sits at `physicalOffset`: what a send thread that appended it in place answers.
  */
 export function batchMessageIds(records: Uint8Array, count: number, physicalOffset: number): string {
-  const sysFlag = readInt32(records, 36);
-  const storeHostAt = POSITION_BORN_HOST + ((sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES) + 8;
-  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const prefix = Buffer.from(hex(records.subarray(storeHostAt, storeHostAt + storeHostBytes)), 'latin1');
+  const storeHostAt = storeHostPosition(records, 0);
+  const prefix = Buffer.from(hex(records.subarray(storeHostAt, storeHostAt + storeHostWidth(readInt32(records, 36)))), 'latin1');
   let at = 0;
   return joinedMessageIds(prefix, physicalOffset, count, () => {
     const size = readInt32(records, at);
@@ -484,9 +482,7 @@ export function recordSizeOf(
   topicBytes: number,
   propertiesBytes: number,
 ): number {
-  const bornHost = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const storeHost = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  return 72 + bornHost + storeHost + bodyBytes + version + topicBytes + 2 + propertiesBytes;
+  return 72 + bornHostWidth(sysFlag) + storeHostWidth(sysFlag) + bodyBytes + version + topicBytes + 2 + propertiesBytes;
 }
 
 /** The version the writer picks for a topic of `topicBytes`: v2 only when v1's length byte cannot hold it. */
@@ -650,8 +646,22 @@ export function patchQueueOffset(target: Uint8Array, offset: number, queueOffset
 
 /** Where the store timestamp of the record at `offset` sits (after the born host, whose width sysFlag gives). */
 export function storeTimestampPosition(record: Uint8Array, offset: number): number {
-  const sysFlag = readInt32(record, offset + 36);
-  return offset + POSITION_BORN_HOST + ((sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES);
+  return offset + POSITION_BORN_HOST + bornHostWidth(readInt32(record, offset + 36));
+}
+
+/** Where the store host of the record at `offset` sits (after the born host and the store timestamp). */
+function storeHostPosition(record: Uint8Array, offset: number): number {
+  return storeTimestampPosition(record, offset) + 8;
+}
+
+/** Bytes of the born host in a record with `sysFlag`: 8 (IPv4) or 20 (IPv6). */
+function bornHostWidth(sysFlag: number): number {
+  return (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+}
+
+/** Bytes of the store host in a record with `sysFlag`: 8 (IPv4) or 20 (IPv6). */
+function storeHostWidth(sysFlag: number): number {
+  return (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
 }
 
 export function patchWriterFields(target: Uint8Array, offset: number, queueOffset: number, physicalOffset: number, storeTimestampMs: number): void {
@@ -666,11 +676,9 @@ export function patchWriterFields(target: Uint8Array, offset: number, queueOffse
  * as its store host: the writer's check that a record encoded elsewhere was encoded for this broker.
  */
 export function storeHostEquals(record: Uint8Array, offset: number, storeHost: Uint8Array): boolean {
-  const sysFlag = readInt32(record, offset + 36);
-  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  const storeHostBytes = storeHostWidth(readInt32(record, offset + 36));
   if (storeHostBytes !== storeHost.length) return false;
-  const at = offset + POSITION_BORN_HOST + bornHostBytes + 8;
+  const at = storeHostPosition(record, offset);
   for (let i = 0; i < storeHostBytes; i++) if (record[at + i] !== storeHost[i]) return false;
   return true;
 }
@@ -679,9 +687,7 @@ export function storeHostEquals(record: Uint8Array, offset: number, storeHost: U
 export function recordIsFor(record: Uint8Array, offset: number, topic: Uint8Array, queueId: number): boolean {
   if (readInt32(record, offset + 12) !== queueId) return false;
   const sysFlag = readInt32(record, offset + 36);
-  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const bodyLengthAt = offset + 68 + bornHostBytes + storeHostBytes;
+  const bodyLengthAt = offset + 68 + bornHostWidth(sysFlag) + storeHostWidth(sysFlag);
   const topicLengthAt = bodyLengthAt + 4 + readInt32(record, bodyLengthAt);
   const v2 = readInt32(record, offset + 4) === MESSAGE_MAGIC_CODE_V2;
   const topicBytes = v2 ? readInt16(record, topicLengthAt) : record[topicLengthAt];
@@ -693,10 +699,7 @@ export function recordIsFor(record: Uint8Array, offset: number, topic: Uint8Arra
 
 /** The store host as a pre-encoded record holds it, for the writer to check it wrote the record itself. */
 export function storeHostOf(record: Uint8Array): SocketAddress {
-  const sysFlag = readInt32(record, 36);
-  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const storeHostBytes = (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  return readHost(record, POSITION_BORN_HOST + bornHostBytes + 8, storeHostBytes);
+  return readHost(record, storeHostPosition(record, 0), storeHostWidth(readInt32(record, 36)));
 }
 
 /** Writes a blank end-of-file marker declaring `sizeBytes` (the rest of the file) at `offset`. */
@@ -744,9 +747,8 @@ type RecordShape = {
 /** Reads the lengths of the record at `offset` ending at `end`; null if one points outside it. */
 function shapeOf(bytes: Uint8Array, offset: number, end: number, magic: number): RecordShape | null {
   const sysFlag = readInt32(bytes, offset + 36);
-  const bornHostBytes = (sysFlag & MessageSysFlag.BORNHOST_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
-  const storeHostBytes =
-    (sysFlag & MessageSysFlag.STOREHOSTADDRESS_V6_FLAG) === 0 ? IPV4_HOST_BYTES : IPV6_HOST_BYTES;
+  const bornHostBytes = bornHostWidth(sysFlag);
+  const storeHostBytes = storeHostWidth(sysFlag);
   const bodyLengthAt = offset + 68 + bornHostBytes + storeHostBytes;
   if (bodyLengthAt + 4 > end) return null;
   const bodyBytes = readInt32(bytes, bodyLengthAt);
