@@ -97,8 +97,6 @@ export const MAPPED_FILE_SIZE_COMMIT_LOG_DEFAULT_BYTES = 1024 * 1024 * 1024;
 export const MAX_MESSAGE_SIZE_DEFAULT_BYTES = 4 * 1024 * 1024;
 /** Files whose caches stay loaded after the writer leaves them, counting the active one. */
 export const CACHED_FILES_MAX_DEFAULT = 2;
-/** Two uppercase hex digits of each byte value, for message ids. */
-const HEX_BYTES: readonly string[] = Array.from({ length: 256 }, (_, byte) => byte.toString(16).toUpperCase().padStart(2, '0'));
 /** Default bound on the topic-queue entries of a QueueOffsetTable. */
 export const QUEUE_OFFSET_TABLE_ENTRIES_MAX_DEFAULT = 1_000_000;
 
@@ -429,7 +427,7 @@ function resolve(options: CommitLogOptions): Resolved {
 export class CommitLog {
   private readonly config: Resolved;
   private readonly files: MappedFile[];
-  private readonly msgIdPrefix: string;
+  /** The msgIds' store-host part, as ASCII hex. */
   private readonly msgIdPrefixBytes: Uint8Array;
   /** The store host as records carry it, to check records encoded elsewhere. */
   private readonly storeHostBytes: Uint8Array;
@@ -439,8 +437,7 @@ export class CommitLog {
     this.config = config;
     this.files = files;
     this.flushedOffsetValue = endOffset;
-    this.msgIdPrefix = offsetMessageId(config.storeHost, 0).slice(0, -16);
-    this.msgIdPrefixBytes = Buffer.from(this.msgIdPrefix, 'latin1');
+    this.msgIdPrefixBytes = Buffer.from(offsetMessageId(config.storeHost, 0).slice(0, -16), 'latin1');
     this.storeHostBytes = encodedHost(config.storeHost);
     assert(this.maxOffset === endOffset, 'recovered end differs from the last file');
   }
@@ -718,11 +715,7 @@ export class CommitLog {
 
   /** RocketMQ's offset message id of the record at `physicalOffset` in this log. */
   msgIdOf(physicalOffset: number): string {
-    // Table lookups rather than toString(16) + toUpperCase + padStart: a batch builds one id per message.
-    const high = Math.floor(physicalOffset / 0x1_0000_0000);
-    const low = physicalOffset - high * 0x1_0000_0000;
-    return this.msgIdPrefix + HEX_BYTES[high >>> 24]! + HEX_BYTES[(high >>> 16) & 0xff]! + HEX_BYTES[(high >>> 8) & 0xff]! +
-      HEX_BYTES[high & 0xff]! + HEX_BYTES[low >>> 24]! + HEX_BYTES[(low >>> 16) & 0xff]! + HEX_BYTES[(low >>> 8) & 0xff]! + HEX_BYTES[low & 0xff]!;
+    return joinedMessageIds(this.msgIdPrefixBytes, physicalOffset, 1, () => 0);
   }
 
   /**
