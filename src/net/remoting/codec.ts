@@ -366,8 +366,8 @@ type HeaderFields = Omit<RemotingCommand, 'body' | 'serializeType'>;
 
 /**
  * Reads a JSON header. Most headers (every one a Java client sends) have only strings in extFields and
- * int32 numbers in the integer fields: those are read from one plain JSON.parse (bench:codec: 1.76 µs a
- * SEND_MESSAGE_V2 header, against 5.11 µs for the exact reading), and the parsed extFields object is kept. Any other header is read again
+ * int32 numbers in the integer fields: those are read from one plain JSON.parse (about a third of the
+ * exact reading's cost: `npm run bench:codec`), and the parsed extFields object is kept. Any other header is read again
  * the exact way (decodeJsonHeaderExact), so a number in extFields keeps its source text. Both readings
  * give the same fields for the same text (test/net/remoting/codec-json-header.test.ts).
  */
