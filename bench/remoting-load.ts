@@ -86,7 +86,7 @@ function noteFailure(result: PhaseResult, response: RemotingCommand): void {
   if (result.failureRemarks.length < FAILURE_SAMPLES_MAX) result.failureRemarks.push(`${response.code}: ${response.remark ?? ''}`.slice(0, 200));
 }
 
-function noteError(result: PhaseResult, error: unknown): void {
+export function noteError(result: PhaseResult, error: unknown): void {
   result.errors += 1;
   result.firstError ??= error instanceof Error ? error.message : String(error);
 }
@@ -184,6 +184,48 @@ async function timed(run: (result: PhaseResult) => Promise<void>): Promise<Phase
 }
 
 /**
+ * One request of lane `lane` with its bookkeeping in `result`; false when the lane should stop (its
+ * connection is gone). The loops below drive any protocol through it (bench/yardstick.ts drives Redis).
+ */
+export type LaneSend = (lane: number, result: PhaseResult) => Promise<boolean>;
+
+/** `lanes` closed-loop lanes for `durationMs`: each sends and waits for the answer before the next. */
+export function closedLoopOf(lanes: number, durationMs: number, send: LaneSend): Promise<PhaseResult> {
+  return timed(async (result) => {
+    const deadline = performance.now() + durationMs;
+    const lane = async (index: number): Promise<void> => {
+      while (performance.now() < deadline) {
+        if (!(await send(index, result))) return;
+      }
+    };
+    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+  });
+}
+
+/**
+ * `lanes` lanes that together send `ratePerS` requests per second: each keeps its own schedule
+ * (staggered so the lanes do not fire together) and sends as soon as it is due, or at once when a slow
+ * answer has put it behind; it never has more than one request in flight.
+ */
+export function rateLimitedOf(lanes: number, durationMs: number, ratePerS: number, send: LaneSend): Promise<PhaseResult> {
+  return timed(async (result) => {
+    const intervalMs = (lanes * 1000) / ratePerS;
+    const start = performance.now();
+    const deadline = start + durationMs;
+    const lane = async (index: number): Promise<void> => {
+      let dueMs = start + (index * intervalMs) / lanes;
+      while (dueMs < deadline) {
+        const waitMs = dueMs - performance.now();
+        if (waitMs >= 1) await sleep(waitMs);
+        if (!(await send(index, result))) return;
+        dueMs += intervalMs;
+      }
+    };
+    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
+  });
+}
+
+/**
  * `lanes` closed-loop senders spread over `clients` for `durationMs`; each sends `make()` (carrying
  * `messagesPerRequest` messages) and waits for the answer before the next.
  */
@@ -194,40 +236,12 @@ export function closedLoop(
   make: () => RemotingCommand,
   messagesPerRequest: number,
 ): Promise<PhaseResult> {
-  return timed(async (result) => {
-    const deadline = performance.now() + durationMs;
-    const lane = async (index: number): Promise<void> => {
-      const client = clients[index % clients.length]!;
-      while (performance.now() < deadline) {
-        if (!(await sendOnce(client, make(), messagesPerRequest, result))) return;
-      }
-    };
-    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
-  });
+  return closedLoopOf(lanes, durationMs, (lane, result) => sendOnce(clients[lane % clients.length]!, make(), messagesPerRequest, result));
 }
 
-/**
- * `lanes` senders that together send `ratePerS` single messages per second: each keeps its own
- * schedule (staggered so the lanes do not fire together) and sends as soon as it is due, or at once when
- * a slow answer has put it behind; it never has more than one request in flight.
- */
+/** `lanes` rate-limited senders (rateLimitedOf) of single messages over `clients`, `ratePerS` in all. */
 export function rateLimited(clients: readonly RemotingClient[], lanes: number, durationMs: number, ratePerS: number, make: () => RemotingCommand): Promise<PhaseResult> {
-  return timed(async (result) => {
-    const intervalMs = (lanes * 1000) / ratePerS;
-    const start = performance.now();
-    const deadline = start + durationMs;
-    const lane = async (index: number): Promise<void> => {
-      const client = clients[index % clients.length]!;
-      let dueMs = start + (index * intervalMs) / lanes;
-      while (dueMs < deadline) {
-        const waitMs = dueMs - performance.now();
-        if (waitMs >= 1) await sleep(waitMs);
-        if (!(await sendOnce(client, make(), 1, result))) return;
-        dueMs += intervalMs;
-      }
-    };
-    await Promise.all(Array.from({ length: lanes }, (_, i) => lane(i)));
-  });
+  return rateLimitedOf(lanes, durationMs, ratePerS, (lane, result) => sendOnce(clients[lane % clients.length]!, make(), 1, result));
 }
 
 /** Counts the records of a pull answer's body by walking their totalSize fields (RocketMQ's layout). */

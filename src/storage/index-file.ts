@@ -170,6 +170,9 @@ export class IndexFile {
   private readonly header: IndexHeader;
   private cache: Uint8Array | null = null;
   private dirtyPages: Uint8Array | null = null;
+  /** A view of `cache` (cacheView), and whether `header` has changed since its bytes were written. */
+  private view: DataView | null = null;
+  private headerStale = false;
   private onDisk: boolean;
 
   private constructor(options: IndexFileOptions, header: IndexHeader, onDisk: boolean) {
@@ -283,8 +286,7 @@ export class IndexFile {
     assert(Number.isSafeInteger(physicalOffset) && physicalOffset >= this.header.endPhyOffset, 'keys come in CommitLog order');
     assert(Number.isSafeInteger(storeTimestampMs) && storeTimestampMs >= 0, 'store timestamp is non-negative');
     if (this.isWriteFull) return false;
-    const cache = this.loadCache();
-    const view = new DataView(cache.buffer, cache.byteOffset, cache.byteLength);
+    const view = this.cacheView();
     const index = this.header.indexCount;
     const keyHash = indexKeyHash(key);
     const slotPosition = this.slotPosition(keyHash);
@@ -310,7 +312,8 @@ export class IndexFile {
     this.header.indexCount = index + 1;
     this.header.endPhyOffset = physicalOffset;
     this.header.endTimestampMs = storeTimestampMs;
-    this.writeHeader();
+    // The header's bytes follow at the next flush (the only reader of them), not at every key.
+    this.headerStale = true;
     return true;
   }
 
@@ -450,6 +453,7 @@ export class IndexFile {
     const cache = this.cache;
     const dirtyPages = this.dirtyPages;
     if (cache === null || dirtyPages === null) return 0;
+    if (this.headerStale) this.writeHeader();
     const created = !this.onDisk;
     const fd = this.storageFs.openSync(this.path, created ? 'w+' : 'r+', 0o644);
     let writtenBytes = 0;
@@ -544,9 +548,17 @@ export class IndexFile {
     return INDEX_HEADER_SIZE_BYTES + this.hashSlotNum * INDEX_SLOT_SIZE_BYTES + index * INDEX_ENTRY_SIZE_BYTES;
   }
 
+  /** A view of the whole page cache (loaded first), made once per cache. */
+  private cacheView(): DataView {
+    const cache = this.loadCache();
+    if (this.view === null || this.view.buffer !== cache.buffer) this.view = new DataView(cache.buffer, cache.byteOffset, cache.byteLength);
+    return this.view;
+  }
+
   private writeHeader(): void {
     const cache = this.cache;
     assert(cache !== null, 'the header is written through the page cache');
+    this.headerStale = false;
     const view = new DataView(cache.buffer, cache.byteOffset, INDEX_HEADER_SIZE_BYTES);
     writeInt64(view, HEADER_BEGIN_TIMESTAMP, this.header.beginTimestampMs);
     writeInt64(view, HEADER_END_TIMESTAMP, this.header.endTimestampMs);

@@ -99,6 +99,7 @@ export const MessageSysFlag = {
 export const NAME_VALUE_SEPARATOR = '\u0001';
 /** Ends each property (Java's PROPERTY_SEPARATOR). */
 export const PROPERTY_SEPARATOR = '\u0002';
+const NAME_VALUE_SEPARATOR_CODE = NAME_VALUE_SEPARATOR.charCodeAt(0);
 
 /** The largest topic and properties lengths the int16 fields can carry (Java casts to short). */
 export const FIELD_INT16_MAX = 0x7fff;
@@ -469,6 +470,29 @@ export function decodeMessageProperties(properties: string): Map<string, string>
     index = end + 1;
   }
   return map;
+}
+
+/**
+ * The value `decodeMessageProperties(properties).get(name)` gives, found without building the map: the
+ * last entry named `name` with a non-empty value (Java's map keeps the last of duplicate names), or
+ * undefined. The store's dispatch reads two or three names per record this way.
+ */
+export function messagePropertyOf(properties: string, name: string): string | undefined {
+  assert(name.length > 0 && !name.includes(NAME_VALUE_SEPARATOR) && !name.includes(PROPERTY_SEPARATOR), 'a property name is non-empty and holds no separator');
+  let found: string | undefined;
+  let index = 0;
+  // Each pass moves past one entry separator, so the loop ends within properties.length passes.
+  while (index < properties.length) {
+    let end = properties.indexOf(PROPERTY_SEPARATOR, index);
+    if (end < 0) end = properties.length;
+    // The entry's name runs to its first NAME_VALUE_SEPARATOR; its value (non-empty) follows it.
+    const separator = index + name.length;
+    if (separator < end - 1 && properties.charCodeAt(separator) === NAME_VALUE_SEPARATOR_CODE && properties.startsWith(name, index)) {
+      found = properties.slice(separator + 1, end);
+    }
+    index = end + 1;
+  }
+  return found;
 }
 
 // ---------------------------------------------------------------------------------------------------

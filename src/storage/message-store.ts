@@ -84,6 +84,7 @@ import {
   type SocketAddress,
   checkRecord,
   decodeMessageProperties,
+  messagePropertyOf,
   decodeRecord,
   encodedHost,
   encodeRecord,
@@ -480,12 +481,14 @@ function scanStartOffset(fs: StorageFs, dir: string, minTimestampMs: number | nu
   return starts.at(-1);
 }
 
-function tagsCodeFor(topic: string, properties: Map<string, string>, storeTimestampMs: number): number {
+/** A record's ConsumeQueue tag code from its properties text ('' for none). */
+function tagsCodeFor(topic: string, properties: string, storeTimestampMs: number): number {
+  if (properties.length === 0) return 0;
   if (topic === SCHEDULE_TOPIC) {
-    const level = Math.min(Number(properties.get(MessageProperty.DELAY)), MESSAGE_DELAY_LEVELS_MS.length);
+    const level = Math.min(Number(messagePropertyOf(properties, MessageProperty.DELAY)), MESSAGE_DELAY_LEVELS_MS.length);
     if (Number.isInteger(level) && level > 0) return scheduleTagsCode(storeTimestampMs, MESSAGE_DELAY_LEVELS_MS[level - 1]!);
   }
-  return tagsCodeOf(properties.get(MessageProperty.TAGS));
+  return tagsCodeOf(messagePropertyOf(properties, MessageProperty.TAGS));
 }
 
 function refusal(status: PutMessageStatus, remark: string): PutMessageResult {
@@ -1136,15 +1139,15 @@ export class MessageStore {
   }
 
   private apply(request: DispatchRequest): void {
-    const properties = request.properties.length === 0 ? null : decodeMessageProperties(request.properties);
+    const properties = request.properties;
     const queue = request.queue;
     if (queue !== null) {
-      const tagsCode = properties === null ? 0 : tagsCodeFor(request.topic, properties, request.storeTimestampMs);
+      const tagsCode = tagsCodeFor(request.topic, properties, request.storeTimestampMs);
       const put = queue.putEntry(request.queueOffset, request.physicalOffset, request.size, tagsCode, false);
       assert(put, () => `entry ${request.queueOffset} of ${request.topic}/${request.queueId} is new`);
       if (this.arrivals !== null) this.arrivals.set(queue, { topic: request.topic, queueId: request.queueId, maxOffset: request.queueOffset + 1 });
     }
-    if (this.config.messageIndexEnable && properties !== null) indexRecord(this.index, request, properties);
+    if (this.config.messageIndexEnable && properties.length > 0) indexRecord(this.index, request, properties);
     this.dispatchedOffsetValue = request.physicalOffset + request.size;
     this.dispatchedTimestampMs = request.storeTimestampMs;
   }
@@ -1675,10 +1678,10 @@ function recordProperties(bytes: Uint8Array, offset: number, size: number): stri
 function indexRecord(
   index: IndexService,
   request: Pick<DispatchRequest, 'topic' | 'physicalOffset' | 'storeTimestampMs'>,
-  properties: Map<string, string>,
+  properties: string,
 ): void {
-  const keys = (properties.get(MessageProperty.KEYS) ?? '').split(KEY_SEPARATOR).filter((key) => key.length > 0);
-  const uniqueKey = properties.get(MessageProperty.UNIQ_KEY);
+  const keys = (messagePropertyOf(properties, MessageProperty.KEYS) ?? '').split(KEY_SEPARATOR).filter((key) => key.length > 0);
+  const uniqueKey = messagePropertyOf(properties, MessageProperty.UNIQ_KEY);
   if (keys.length === 0 && uniqueKey === undefined) return;
   index.buildIndex({
     topic: request.topic,
@@ -1768,8 +1771,8 @@ class Replayer {
     const topic = view.topic;
     const queues = this.queuesOf(topic);
     if (queues === null) return;
-    let parsed: Map<string, string> | null = null;
-    const properties = (): Map<string, string> => (parsed ??= hasProperties(view) ? view.propertiesMap() : new Map());
+    let parsed: string | null = null;
+    const properties = (): string => (parsed ??= hasProperties(view) ? view.properties : '');
     if (taken === 1) {
       const queueId = view.queueId;
       let queue = queues.get(queueId);
@@ -1797,7 +1800,7 @@ class Replayer {
     return queues;
   }
 
-  private entry(queue: ConsumeQueue, view: RecordView, topic: string, properties: () => Map<string, string>): void {
+  private entry(queue: ConsumeQueue, view: RecordView, topic: string, properties: () => string): void {
     const queueOffset = view.queueOffset;
     const physicalOffset = view.physicalOffset;
     if (queueOffset < queue.minOffset) return;

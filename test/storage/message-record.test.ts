@@ -15,6 +15,7 @@ import {
   encodeBlank,
   encodeMessageProperties,
   encodeRecord,
+  messagePropertyOf,
   offsetMessageId,
   parseOffsetMessageId,
   recordSize,
@@ -236,6 +237,23 @@ describe('properties string', () => {
     expect(decodeMessageProperties('1\u00011\u0002\u00012')).toEqual(new Map([['1', '1']]));
     expect(decodeMessageProperties('k\u0001\u0002x\u0001y')).toEqual(new Map([['x', 'y']]));
     expect(decodeMessageProperties('')).toEqual(new Map());
+  });
+
+  it('looks one name up exactly as the decoded map answers it, for any text', () => {
+    // Texts built from a small alphabet, so that names repeat, separators fall anywhere and entries are
+    // empty, nameless, valueless or hold a second \u0001 in their value.
+    const piece = fc.constantFrom('\u0001', '\u0002', 'K', 'KE', 'KEYS', 'TAGS', 'UNIQ_KEY', 'a', 'b c', '', 'K\u0001', 'é');
+    const text = fc.array(piece, { maxLength: 24 }).map((pieces) => pieces.join(''));
+    const name = fc.constantFrom('K', 'KE', 'KEYS', 'TAGS', 'UNIQ_KEY', 'a', 'é', 'b c');
+    fc.assert(
+      fc.property(text, name, (properties, wanted) => {
+        expect(messagePropertyOf(properties, wanted)).toBe(decodeMessageProperties(properties).get(wanted));
+      }),
+      { numRuns: 5_000 },
+    );
+    expect(messagePropertyOf('KEYS\u0001a\u0002KEYS\u0001b\u0002', 'KEYS')).toBe('b');
+    expect(messagePropertyOf('XKEYS\u0001a\u0002', 'KEYS')).toBeUndefined();
+    expect(() => messagePropertyOf('a\u0001b', 'a\u0001')).toThrow();
   });
 });
 
