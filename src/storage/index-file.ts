@@ -57,6 +57,13 @@
  * The page cache of a file being written is a SharedArrayBuffer; dirty 4 KiB pages are tracked in a
  * bitmap and flush() writes each run of dirty pages and fdatasyncs. A sealed file drops its cache and is
  * read with positioned reads.
+ *
+ * The store's periodic flush (every flushIntervalConsumeQueue) calls flushEntries(), which writes the
+ * header and the entries but leaves the slot pages dirty: keys land in random slots, so at ~10,000
+ * keys/s nearly every slot page changes each second, and writing them (~4 MB in ~900 runs) held the
+ * CommitLog writer for 4-8 ms each time. Nothing reads the newest file's slots from disk after a crash
+ * (restore() rebuilds them from the entries, or the file is deleted), so they are written by flush()
+ * alone: when the file is sealed, at a clean stop, and after restore() and truncate().
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
@@ -450,31 +457,56 @@ export class IndexFile {
 
   /** Writes every dirty page run to the file (creating it on first flush) and fdatasyncs; returns bytes written. */
   flush(): number {
+    return this.writeDirty(false);
+  }
+
+  /**
+   * flush() without the pages that hold only hash slots (see the header): the header's page and the
+   * entries, fdatasync'd. The slot pages stay dirty for the next flush().
+   */
+  flushEntries(): number {
+    return this.writeDirty(true);
+  }
+
+  private writeDirty(entriesOnly: boolean): number {
     const cache = this.cache;
     const dirtyPages = this.dirtyPages;
     if (cache === null || dirtyPages === null) return 0;
     if (this.headerStale) this.writeHeader();
     const created = !this.onDisk;
     const fd = this.storageFs.openSync(this.path, created ? 'w+' : 'r+', 0o644);
+    const written: [number, number][] = [];
     let writtenBytes = 0;
-    try {
-      if (created) this.storageFs.ftruncateSync(fd, this.fileSizeBytes);
-      for (let page = 0; page < dirtyPages.length; page++) {
+    // Page runs in [fromPage, toPage), each written with one call.
+    const writeRuns = (fromPage: number, toPage: number): void => {
+      for (let page = fromPage; page < toPage; page++) {
         if (dirtyPages[page] === 0) continue;
         let end = page;
-        while (end < dirtyPages.length && dirtyPages[end] !== 0) end++;
+        while (end < toPage && dirtyPages[end] !== 0) end++;
         const from = page * PAGE_SIZE_BYTES;
         const to = Math.min(end * PAGE_SIZE_BYTES, this.fileSizeBytes);
         writeFully(this.storageFs, fd, cache, from, to - from, from);
         writtenBytes += to - from;
+        written.push([page, end]);
         page = end;
+      }
+    };
+    try {
+      if (created) this.storageFs.ftruncateSync(fd, this.fileSizeBytes);
+      if (entriesOnly) {
+        // The header's page, then the pages from the first entry to the last one written so far.
+        writeRuns(0, 1);
+        const entriesFrom = Math.max(1, Math.floor(this.entryPosition(1) / PAGE_SIZE_BYTES));
+        writeRuns(entriesFrom, Math.ceil(this.entryPosition(this.header.indexCount) / PAGE_SIZE_BYTES));
+      } else {
+        writeRuns(0, dirtyPages.length);
       }
       this.storageFs.fdatasyncSync(fd);
     } finally {
       this.storageFs.closeSync(fd);
     }
     // Pages turn clean only once fdatasync succeeded; a failed flush leaves them all to write again.
-    dirtyPages.fill(0);
+    for (const [from, to] of written) dirtyPages.fill(0, from, to);
     if (created) fsyncDirectory(this.storageFs, path.dirname(this.path));
     this.onDisk = true;
     return writtenBytes;

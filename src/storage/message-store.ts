@@ -1191,7 +1191,7 @@ export class MessageStore {
     this.writeCommitLog();
     const paths = this.syncFs.deferring(() => {
       this.consumeQueues.flushAll();
-      this.index.flush();
+      this.index.flushEntries();
     });
     for (const file of paths) this.unsyncedPaths.add(file);
     this.unsyncedCheckpoint = this.checkpointAt(this.dispatchedTimestampMs);
@@ -1247,7 +1247,7 @@ export class MessageStore {
       masterFlushedOffset: this.checkpoint.masterFlushedOffset,
       confirmPhyOffset: this.checkpoint.confirmPhyOffset,
       trustedPhysicalOffset: trusted,
-      // Taken right after index.flush() wrote every entry it counts; the checkpoint is written only after
+      // Taken right after index.flushEntries() wrote every entry it counts; the checkpoint is written only after
       // the same sync made them durable (recovery rule, step 2).
       indexTail: this.index.tail(),
     };

@@ -269,4 +269,59 @@ describe('IndexFile', () => {
       expect(IndexFile.open(options(SLOTS, ENTRIES)).restore(durable)).toBe(true);
     });
   });
+
+  describe('the periodic flush (flushEntries)', () => {
+    // Slots over several pages (20,000 bytes), so that pages holding only slots exist.
+    const SLOTS = 5_000;
+    const ENTRIES = 1_000;
+    const KEYS = 300;
+    const PAGE = 4096;
+    const entryAt = (n: number): number => INDEX_HEADER_SIZE_BYTES + SLOTS * INDEX_SLOT_SIZE_BYTES + n * INDEX_ENTRY_SIZE_BYTES;
+    const keyOf = (i: number): string => `T#key-${(i * 7919) % 1_000}`;
+    const put = (file: IndexFile, from: number, to: number): void => {
+      for (let i = from; i < to; i++) expect(file.putKey(keyOf(i), 100 * i, T0 + 10 * i)).toBe(true);
+    };
+
+    it('writes the header and the entries but no page of slots alone, and restore() rebuilds the rest', () => {
+      const file = IndexFile.create(options(SLOTS, ENTRIES));
+      put(file, 0, KEYS);
+      file.flushEntries();
+      const reference = IndexFile.create(options(SLOTS, ENTRIES, '20240101000000001'));
+      put(reference, 0, KEYS);
+      reference.flush();
+      const onDisk = fs.readFileSync(file.path);
+      const full = fs.readFileSync(reference.path);
+      // The header and every entry are as a whole flush writes them.
+      expect(onDisk.subarray(0, INDEX_HEADER_SIZE_BYTES).equals(full.subarray(0, INDEX_HEADER_SIZE_BYTES))).toBe(true);
+      expect(onDisk.subarray(entryAt(1), entryAt(KEYS)).equals(full.subarray(entryAt(1), entryAt(KEYS)))).toBe(true);
+      // The pages between the header's and the first entry's hold only slots: still zero on disk, though
+      // keys were put in them.
+      const slotsOnly = full.subarray(PAGE, Math.floor(entryAt(1) / PAGE) * PAGE);
+      expect(slotsOnly.some((byte) => byte !== 0)).toBe(true);
+      expect(onDisk.subarray(PAGE, Math.floor(entryAt(1) / PAGE) * PAGE).every((byte) => byte === 0)).toBe(true);
+
+      // A crash now: restore() from the header the checkpoint recorded gives the whole file back.
+      const restored = IndexFile.open(options(SLOTS, ENTRIES));
+      expect(restored.restore(file.headerFields)).toBe(true);
+      expect(fs.readFileSync(restored.path).equals(full)).toBe(true);
+    });
+
+    it('leaves the slot pages dirty for flush(), which writes the file whole', () => {
+      const file = IndexFile.create(options(SLOTS, ENTRIES));
+      put(file, 0, KEYS / 2);
+      file.flushEntries();
+      put(file, KEYS / 2, KEYS);
+      file.flushEntries();
+      file.flush();
+      const reference = IndexFile.create(options(SLOTS, ENTRIES, '20240101000000001'));
+      put(reference, 0, KEYS);
+      reference.flush();
+      expect(fs.readFileSync(file.path).equals(fs.readFileSync(reference.path))).toBe(true);
+      // Clean now: the cache may be dropped, and the file answers from disk as the reference does.
+      file.releaseCache();
+      for (let i = 0; i < KEYS; i += 37) {
+        expect(file.selectPhyOffsets(keyOf(i), 8, ...EVERYTHING)).toEqual(reference.selectPhyOffsets(keyOf(i), 8, ...EVERYTHING));
+      }
+    });
+  });
 });
