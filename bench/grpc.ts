@@ -36,7 +36,7 @@ import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { connectClients, Histogram, pullAll, RequestFactory } from './remoting-load.ts';
 import { deliveredIdsOf, GrpcWireChannel, normalSendRequest } from './grpc-wire.ts';
-import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
+import { type BenchNode, cleanUpAtExit, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['GRPC_BENCH_SECONDS'] ?? 5) * 1000;
 const PHASES_ALL = ['send', 'grpcjs', 'receive', 'pull', 'h2load', 'floor'] as const;
@@ -70,16 +70,11 @@ const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US',
 
 let node: BenchNode | undefined;
 let floorChild: ChildProcess | undefined;
-let cleaned = false;
-function cleanUpNow(): void {
-  if (cleaned) return;
-  cleaned = true;
+const cleanUpNow = cleanUpAtExit(() => {
   if (node !== undefined) killNodeNow(node.child);
   if (floorChild !== undefined) killNodeNow(floorChild);
   fs.rmSync(baseDir, { recursive: true, force: true });
-}
-process.once('exit', cleanUpNow);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+});
 
 // The generic client takes our definition: serializers of both directions live in it.
 const MessagingClient = makeGenericClientConstructor(messagingServiceDefinition as never, 'MessagingService');

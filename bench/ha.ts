@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { killAllNow, startHaNode, stopAllHaNodes } from './ha-node.ts';
+import { cleanUpAtExit } from './remoting-node.ts';
 import { DEFAULT_FAILOVER_TIMINGS, failoverPhase } from './ha-failover.ts';
 import { type PhaseContext, replicationPhase, syncPhase } from './ha-replication.ts';
 import { HaTable } from './ha-table.ts';
@@ -70,16 +71,11 @@ const baseDir = fs.mkdtempSync(path.join(process.env['HA_BENCH_DIR'] ?? os.tmpdi
 const warmUpMs = Math.min(1_000, phaseMs);
 const table = new HaTable();
 
-let cleanedUp = false;
-/** Kills every child still running and removes the stores; synchronous so 'exit' and signals can run it. */
-function cleanUpNow(): void {
-  if (cleanedUp) return;
-  cleanedUp = true;
+/** Kills every child still running and removes the stores (once; also at exit and on Ctrl-C). */
+const cleanUpNow = cleanUpAtExit(() => {
   killAllNow();
   fs.rmSync(baseDir, { recursive: true, force: true });
-}
-process.once('exit', cleanUpNow);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+});
 
 const context = (phase: Phase, namesrvAddr: string): PhaseContext => ({ dir: path.join(baseDir, phase), namesrvAddr, brokerOverrides: extraBrokerSettings, phaseMs, warmUpMs, table });
 

@@ -153,6 +153,22 @@ export function killNodeNow(child: ChildProcess): void {
   }
 }
 
+/**
+ * Makes `cleanUp` (synchronous: it kills children by PID and removes directories) run once, at whichever
+ * comes first: the returned function's call, the process's exit, or SIGINT / SIGTERM (which exit with 130).
+ */
+export function cleanUpAtExit(cleanUp: () => void): () => void {
+  let done = false;
+  const once = (): void => {
+    if (done) return;
+    done = true;
+    cleanUp();
+  };
+  process.once('exit', once);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  return once;
+}
+
 /** CPU seconds (user + system, all threads) the process `pid` has used; undefined where /proc is absent. */
 export function processCpuSeconds(pid: number): number | undefined {
   let text: string;

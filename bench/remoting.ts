@@ -29,7 +29,7 @@ import { requestOf } from '../src/net/remoting/remoting-client.ts';
 import { RequestCode, ResponseCode } from '../src/net/remoting/remoting-command.ts';
 import { CreateTopicRequestHeader } from '../src/net/remoting/broker-headers.ts';
 import { closedLoop, connectClients, type PhaseResult, pullAll, rateLimited, REQUEST_TIMEOUT_MS, RequestFactory } from './remoting-load.ts';
-import { type BenchNode, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
+import { type BenchNode, cleanUpAtExit, killNodeNow, processCpuSeconds, startBenchNode, startPortPrinter, stopBenchNode } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['REMOTING_BENCH_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`REMOTING_BENCH_SECONDS must be a positive number, got ${process.env['REMOTING_BENCH_SECONDS']}`);
@@ -60,22 +60,12 @@ const perS = (result: PhaseResult, count: number = result.messages): number => c
 
 const nodes = new Set<BenchNode>();
 let floorChild: ChildProcess | undefined;
-let cleanedUp = false;
-/** Kills every node still running and removes the store; synchronous so 'exit' and signals can run it. */
-function cleanUpNow(): void {
-  if (cleanedUp) return;
-  cleanedUp = true;
+/** Kills every node still running and removes the store (once; also at exit and on Ctrl-C). */
+const cleanUpNow = cleanUpAtExit(() => {
   for (const node of nodes) killNodeNow(node.child);
   if (floorChild !== undefined) killNodeNow(floorChild);
   fs.rmSync(baseDir, { recursive: true, force: true });
-}
-process.once('exit', cleanUpNow);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    cleanUpNow();
-    process.exit(130);
-  });
-}
+});
 
 // ------------------------------------------------------------------------------------------ phases
 

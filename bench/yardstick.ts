@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { closedLoopOf, type LaneSend, noteError, type PhaseResult, rateLimitedOf } from './remoting-load.ts';
-import { killNodeNow, processCpuSeconds } from './remoting-node.ts';
+import { cleanUpAtExit, killNodeNow, processCpuSeconds } from './remoting-node.ts';
 
 const phaseMs = Number(process.env['YARDSTICK_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`YARDSTICK_SECONDS must be a positive number, got ${process.env['YARDSTICK_SECONDS']}`);
@@ -50,20 +50,11 @@ function freePort(): Promise<number> {
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yardstick-'));
 let redis: ChildProcess | undefined;
-let cleanedUp = false;
-function cleanUpNow(): void {
-  if (cleanedUp) return;
-  cleanedUp = true;
+/** Kills redis-server and removes its directory (once; also at exit and on Ctrl-C). */
+const cleanUpNow = cleanUpAtExit(() => {
   if (redis !== undefined) killNodeNow(redis);
   fs.rmSync(dir, { recursive: true, force: true });
-}
-process.once('exit', cleanUpNow);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    cleanUpNow();
-    process.exit(130);
-  });
-}
+});
 
 const fmt = (value: number, digits = 0): string => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 type Row = { benchmark: string; result: string };
