@@ -13,6 +13,9 @@
  *   table shows how much of the gap to the targets is Node, loopback and the load generator on this machine
  *   (its rows' "cpu server" is that server's CPU); when the half-load phase ran, also the half-load rate
  *   offered to that server, whose p99 is what the load generator and loopback alone add to a round trip.
+ * - opt-in (REMOTING_BENCH_PHASES naming `sweep`): single sends offered at the fixed rates of
+ *   REMOTING_BENCH_SWEEP (default 1000,2000,5000,10000 msgs/s), with the node's CPU per send, to show how the
+ *   cost of a send grows as the rate falls and cross-thread hand-offs stop sharing wake-ups.
  * The node runs as a child process (`node bin/rocketmq-ts.ts start`, ASYNC_FLUSH, ephemeral ports), so the
  * load generator's CPU is its own; both CPU figures are printed with each phase, since on a small
  * machine the two compete for the same cores. REMOTING_BENCH_SECONDS sets each timed phase's length
@@ -34,11 +37,15 @@ import { type BenchNode, cleanUpAtExit, killNodeNow, processCpuSeconds, startBen
 const phaseMs = Number(process.env['REMOTING_BENCH_SECONDS'] ?? 5) * 1000;
 if (!(phaseMs > 0)) throw new Error(`REMOTING_BENCH_SECONDS must be a positive number, got ${process.env['REMOTING_BENCH_SECONDS']}`);
 const warmUpMs = Math.min(1_000, phaseMs);
-// REMOTING_BENCH_PHASES picks phases (single,batch,pull,half,workers,floor), e.g. to profile one of them.
-const PHASES = ['single', 'batch', 'pull', 'half', 'workers', 'floor'] as const;
-const phases = new Set((process.env['REMOTING_BENCH_PHASES'] ?? PHASES.join(',')).split(','));
+// REMOTING_BENCH_PHASES picks phases (single,batch,pull,half,sweep,workers,floor), e.g. to profile one of
+// them; every phase but `sweep` runs by default.
+const PHASES = ['single', 'batch', 'pull', 'half', 'sweep', 'workers', 'floor'] as const;
+const phases = new Set((process.env['REMOTING_BENCH_PHASES'] ?? PHASES.filter((phase) => phase !== 'sweep').join(',')).split(','));
 for (const phase of phases) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`unknown phase in REMOTING_BENCH_PHASES: ${phase}`);
 const baseDir = fs.mkdtempSync(path.join(process.env['REMOTING_BENCH_DIR'] ?? os.tmpdir(), 'remoting-bench-'));
+
+const SWEEP_RATES = (process.env['REMOTING_BENCH_SWEEP'] ?? '1000,2000,5000,10000').split(',').map(Number);
+for (const rate of SWEEP_RATES) if (!(Number.isInteger(rate) && rate > 0)) throw new Error(`REMOTING_BENCH_SWEEP must list positive integers, got ${process.env['REMOTING_BENCH_SWEEP']}`);
 
 const TOPIC = 'BenchTopic';
 const QUEUES = 8;
@@ -180,6 +187,22 @@ async function halfLoad(session: Session, peakPerS: number): Promise<void> {
   await rateLimitedSends(session, `SEND_MESSAGE_V2 at 50% of peak: ${fmt(ratePerS)} msgs/s offered, ${SENDERS} rate-limited senders`, ratePerS, true);
 }
 
+/** Single sends at each of SWEEP_RATES, with the node's CPU per acknowledged send. */
+async function sweep(session: Session): Promise<void> {
+  for (const ratePerS of SWEEP_RATES) {
+    const before = processCpuSeconds(session.node.pid);
+    const result = await measured(session, () => rateLimited(session.clients, SENDERS, phaseMs, ratePerS, () => session.factory.single()));
+    const after = processCpuSeconds(session.node.pid);
+    const perSend = before === undefined || after === undefined || result.messages === 0 ? '?' : fmt(((after - before) / result.messages) * 1e6);
+    rows.push({
+      benchmark: `SEND_MESSAGE_V2 at a fixed ${fmt(ratePerS)} msgs/s offered (sweep), ${SENDERS} rate-limited senders`,
+      result: `${fmt(perS(result))} msgs/s done; node CPU ${perSend} µs per send; p50 ${fmt(result.histogram.quantileMs(0.5), 2)} ms; ${details(result, true)}`,
+      target: '-',
+      verdict: clean(result) ? '' : 'errors',
+    });
+  }
+}
+
 /** The single-send and batch loads against the floor server; it is killed by PID when they are done. */
 async function floorPhase(): Promise<void> {
   const floor = await startPortPrinter(fileURLToPath(new URL('./remoting-floor-server.ts', import.meta.url)), (child) => {
@@ -220,6 +243,7 @@ try {
     }
     if (phases.has('pull')) await pulls(main);
     if (phases.has('half')) await halfLoad(main, peak);
+    if (phases.has('sweep')) await sweep(main);
     await closeSession(main);
     for (const workers of phases.has('workers') ? [1, 2] : []) {
       const session = await openSession(`workers-${workers}`, { serverWorkerThreads: String(workers) });
