@@ -83,7 +83,6 @@ import {
   type RecordView,
   type SocketAddress,
   checkRecord,
-  decodeMessageProperties,
   messagePropertyOf,
   decodeRecord,
   encodedHost,
