@@ -19,9 +19,15 @@ export function startBenchStoreSystem(extraPools: Record<string, number> = {}): 
   });
 }
 
-/** Writer settings for a benchmark store in `dir` (1 GiB CommitLog files, 500 ms / 1 s flush intervals). */
+/**
+ * Writer settings for a benchmark store in `dir` (1 GiB CommitLog files, 500 ms / 1 s flush intervals,
+ * the node's default of 2 CommitLog write threads; STORE_BENCH_WRITE_THREADS overrides it).
+ */
 export function benchStoreSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH'): StoreWriterSettings {
+  const writeThreads = Number(process.env.STORE_BENCH_WRITE_THREADS ?? 2);
+  if (!Number.isInteger(writeThreads) || writeThreads < 0 || writeThreads > 2) throw new Error('STORE_BENCH_WRITE_THREADS must be 0, 1 or 2');
   return {
+    tuning: { commitLogWriteThreads: writeThreads },
     rootDir: dir,
     flushDiskType,
     storeHost: { address: '127.0.0.1', port: 10911 },

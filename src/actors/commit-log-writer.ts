@@ -107,6 +107,8 @@ export type StoreTuning = Pick<
   | 'maxIndexNum'
   | 'maxMsgsNumBatch'
   | 'diskRatios'
+  | 'commitLogWriteThreads'
+  | 'commitLogDirectWriteMinBytes'
 >;
 
 /** Start arguments, from config (see store-actors.ts); `seam` is read only by test behaviors. */
@@ -235,6 +237,8 @@ export type CommitLogWriterMessage =
   | { readonly type: 'stats' }
   | { readonly type: 'recovery' }
   | { readonly type: 'tick' }
+  /** A CommitLog write on a write thread ended (ASYNC_FLUSH: see the header). */
+  | { readonly type: 'written' }
   | { readonly type: 'flushCommitLog' }
   | { readonly type: 'flushConsumeQueue' }
   | { readonly type: 'expire' }
@@ -327,6 +331,8 @@ type State = {
   /** ASYNC_FLUSH puts waiting for their bytes to be written. */
   readonly writeWaiters: WaiterQueue<WriteWaiter>;
   tickQueued: boolean;
+  /** Whether a `written` message is on its way for the running CommitLog writes. */
+  writesWatched: boolean;
   inFlight: InFlight | null;
   nextSeq: number;
   /** True while a message is handled: still true in onStop means the handler failed midway. */
@@ -728,13 +734,26 @@ function onTick(state: State, ctx: Ctx): void {
   state.tickQueued = false;
   dispatch(state, ctx);
   if (state.args.flushDiskType === 'ASYNC_FLUSH') {
-    // Into the kernel at once (the puts' answers wait for it: see the header); fdatasync waits for the interval.
-    state.store.writeCommitLog();
+    // Into the file at once (the puts' answers wait for it: see the header); fdatasync waits for the interval.
+    writeAsync(state, ctx);
     return;
   }
   if (state.inFlight !== null || state.waiters.length === 0) return;
   state.store.writeCommitLog();
   startSync(state, ctx);
+}
+
+/** ASYNC_FLUSH's write: large ranges go to the write threads, and their end comes back as `written`. */
+function writeAsync(state: State, ctx: Ctx): void {
+  state.store.writeCommitLogAsync();
+  if (state.writesWatched || !state.store.commitLogWriting) return;
+  state.writesWatched = true;
+  ctx.pipeToSelf(state.store.commitLogWriteSignal(), () => ({ type: 'written' }));
+}
+
+function onWritten(state: State, ctx: Ctx): void {
+  state.writesWatched = false;
+  writeAsync(state, ctx);
 }
 
 function put(state: State, input: PutMessageInput, ctx: Ctx): void {
@@ -990,8 +1009,12 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
       return ctx.reply(state.store.recovery satisfies StoreRecoveryReport);
     case 'tick':
       return onTick(state, ctx);
+    case 'written':
+      return onWritten(state, ctx);
     case 'flushCommitLog':
-      state.store.writeCommitLog();
+      // Writes still running are synced at the next interval; waiting for them here would stall puts.
+      if (state.store.commitLogWriting) state.store.reapCommitLogWrites();
+      else state.store.writeCommitLog();
       return startSync(state, ctx);
     case 'flushConsumeQueue':
       state.store.writeConsumeQueues();
@@ -1078,7 +1101,7 @@ export function commitLogWriterBehavior(
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
       const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: new WaiterQueue<Waiter>('slave waiters'), readers: [], leaseUntilMs: null, leaseOut: false };
       const region = new WriterRegion<CommitLogWriterMessage>(epoch);
-      return { store, args, epoch, waiters: new WaiterQueue<Waiter>('disk waiters'), writeWaiters: new WaiterQueue<WriteWaiter>('write waiters'), tickQueued: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha, region };
+      return { store, args, epoch, waiters: new WaiterQueue<Waiter>('disk waiters'), writeWaiters: new WaiterQueue<WriteWaiter>('write waiters'), tickQueued: false, writesWatched: false, inFlight: null, nextSeq: 1, inReceive: false, counters, watchers: [], ha, region };
     },
 
     receive(state, message, ctx) {
@@ -1091,6 +1114,7 @@ export function commitLogWriterBehavior(
       } else if (needsLogEnd(message) && (state.region.holding || !state.region.quiesce(state.store))) state.region.hold(message, ctx.deferReply());
       else handle(state, message, ctx);
       settleRegion(state, ctx);
+      if (state.store.commitLogWriting) state.store.reapCommitLogWrites();
       if (state.writeWaiters.length > 0) releaseWritten(state);
       // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).
       if (state.ha.readers.length > 0) serveHaReaders(state, ctx.clock.nowMs(), false);

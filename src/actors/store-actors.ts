@@ -46,6 +46,7 @@ export type StoreConfig = Pick<
   | 'brokerRole'
   | 'haMaxGapNotInSync'
   | 'haMaxTimeSlaveNotCatchup'
+  | 'commitLogWriteThreads'
 >;
 
 /** The writer's settings from config; storeHost is brokerIP1:listenPort unless given (it must be an IP). */
@@ -68,6 +69,7 @@ export function storeSettingsFromConfig(config: StoreConfig, storeHost?: SocketA
     haSyncTimeoutMs: config.syncFlushTimeout,
     haMaxGapNotInSync: config.haMaxGapNotInSync,
     haMaxTimeSlaveNotCatchupMs: config.haMaxTimeSlaveNotCatchup,
+    tuning: { commitLogWriteThreads: config.commitLogWriteThreads },
   };
 }
 

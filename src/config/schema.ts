@@ -984,6 +984,15 @@ export const CONFIG_KEYS = {
     description: 'Workers that flush and commit store files.',
     active: true,
   }),
+  commitLogWriteThreads: key({
+    type: integerType(0, 2),
+    default: constant(2),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description:
+      'Threads that write large ASYNC_FLUSH CommitLog ranges (O_DIRECT, 64 KiB and up) while the CommitLog writer goes on appending; 0 writes every range on the writer thread.',
+    active: true,
+  }),
   cpuTaskThreadPoolNums: key({
     type: poolSizeType,
     default: fixed('cores', (ctx) => threadPoolSize((c) => c, ctx.cores)),

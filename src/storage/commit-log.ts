@@ -55,6 +55,7 @@
 
 import type { StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
+import type { AsyncWrites } from '../runtime/write-threads.ts';
 import { MappedFile, PageCachePool, SCAN_CHUNK_BYTES, fileNameOf, parseFileName, syncDirectory } from './mapped-file.ts';
 import { FileWindow, type ScanStop, type StopClass, classifyStop, cutAt, scanFiles } from './commit-log-recovery.ts';
 import { copyBytes } from './shared-copy.ts';
@@ -281,7 +282,27 @@ export type CommitLogOptions = {
    * DIRECT_WRITE_MIN_BYTES_DEFAULT; null writes everything through the OS page cache.
    */
   readonly directWriteMinBytes?: number | null;
+  /**
+   * Write threads for `startWrites` (at most ASYNC_WRITES_MAX writes running at once); none: every write
+   * is inline, in `flush`.
+   */
+  readonly asyncWrites?: AsyncWrites;
 };
+
+/** Longest write `startWrites` hands to one write thread. */
+export const ASYNC_WRITE_MAX_BYTES = 4 << 20;
+/**
+ * Shortest write `startWrites` starts while another one runs: under load the bytes that arrive during a
+ * write go out together in the next one, rather than in many small writes and as many wake-ups.
+ */
+export const ASYNC_WRITE_QUEUED_MIN_BYTES = 1 << 20;
+/**
+ * Most writes `startWrites` keeps running. A process killed while they run can leave the bytes of a
+ * later one on disk but not those of an earlier one; all of them lie within ASYNC_WRITES_MAX *
+ * ASYNC_WRITE_MAX_BYTES of the first, inside the guard chunk recovery reads past a torn tail
+ * (commit-log-recovery.ts), so such bytes send recovery to its full check rather than go unseen.
+ */
+export const ASYNC_WRITES_MAX = 2;
 
 /** How to recover when opening. */
 export type RecoveryOptions = {
@@ -415,7 +436,9 @@ function resolve(options: CommitLogOptions): Resolved {
     pool: new PageCachePool(
       fileSizeBytes,
       1,
-      options.directWriteMinBytes === null ? undefined : { fs: options.fs, io: { probeDir: options.dir, minBytes: options.directWriteMinBytes } },
+      options.directWriteMinBytes === null
+        ? undefined
+        : { fs: options.fs, io: { probeDir: options.dir, minBytes: options.directWriteMinBytes, writes: options.asyncWrites } },
     ),
   };
 }
@@ -432,11 +455,16 @@ export class CommitLog {
   /** The store host as records carry it, to check records encoded elsewhere. */
   private readonly storeHostBytes: Uint8Array;
   private flushedOffsetValue: number;
+  /** Records below this offset were checked just before their write (`verifyAppended`); a record boundary. */
+  private verifiedOffsetValue: number;
+  /** Files a write thread wrote to since their last fdatasync, oldest first. */
+  private readonly writtenFiles = new Set<MappedFile>();
 
   private constructor(config: Resolved, files: MappedFile[], endOffset: number) {
     this.config = config;
     this.files = files;
     this.flushedOffsetValue = endOffset;
+    this.verifiedOffsetValue = endOffset;
     this.msgIdPrefixBytes = Buffer.from(offsetMessageId(config.storeHost, 0).slice(0, -16), 'latin1');
     this.storeHostBytes = encodedHost(config.storeHost);
     assert(this.maxOffset === endOffset, 'recovered end differs from the last file');
@@ -765,6 +793,7 @@ export class CommitLog {
     const empty = this.files.length === 0;
     if (empty && Number.isSafeInteger(fromOffset) && fromOffset >= 0 && fromOffset % this.config.fileSizeBytes === 0) {
       this.flushedOffsetValue = fromOffset;
+      this.verifiedOffsetValue = fromOffset;
     }
     if (fromOffset !== this.maxOffset) {
       throw new CommitLogError('RAW_OFFSET_MISMATCH', `replicated bytes at ${fromOffset} do not continue the log at ${this.maxOffset}`);
@@ -810,6 +839,7 @@ export class CommitLog {
     if (later.length > 0) syncDirectory(this.config.fs, this.config.dir);
     file.cacheFromEnd();
     this.flushedOffsetValue = offset;
+    this.verifiedOffsetValue = offset;
     assert(this.maxOffset === offset && this.files.at(-1) === file, 'truncation left the wrong end');
   }
 
@@ -821,21 +851,111 @@ export class CommitLog {
     return int32At(header, 4) === BLANK_MAGIC_CODE && int32At(header, 0) === file.sizeBytes - position;
   }
 
-  /** Writes and fdatasyncs every file with dirty bytes, oldest first; returns the new flushedOffset. */
+  /**
+   * Writes and fdatasyncs every file with dirty bytes, oldest first, once the writes running on write
+   * threads ended (their files are fdatasync'd too); returns the new flushedOffset.
+   */
   flush(): number {
+    this.drainWrites();
+    for (const file of this.writtenFiles) file.sync();
+    this.writtenFiles.clear();
     if (this.flushedOffsetValue === this.maxOffset) return this.flushedOffsetValue;
+    this.verifyAppended();
     // Files before the one holding flushedOffset are clean; flushedOffset may sit at a file's very end.
-    const first = Math.floor((this.flushedOffsetValue - this.minOffset) / this.config.fileSizeBytes);
-    for (let index = Math.min(first, this.files.length - 1); index < this.files.length; index++) {
+    for (let index = this.firstUnwrittenIndex(); index < this.files.length; index++) {
       const file = this.files[index]!;
-      if (file.wrotePosition > file.flushedPosition) {
-        verifyDirtyRange(file, this.config.maxMessageSizeBytes);
-        file.flush();
-      }
-      assert(file.startOffset + file.flushedPosition >= this.flushedOffsetValue, 'flushedOffset went back');
-      this.flushedOffsetValue = file.startOffset + file.flushedPosition;
+      if (file.wrotePosition > file.flushedPosition) file.flush();
     }
+    this.advanceFlushedOffset();
     return this.flushedOffsetValue;
+  }
+
+  /**
+   * ASYNC_FLUSH's write: starts direct writes of appended whole blocks on the write threads, oldest
+   * first, as long as threads are free (MappedFile.startWrite: small ranges and the partial last block
+   * are left for `flush`); true when writes are running. Their bytes count in flushedOffset once
+   * `reapWrites` saw them end, and need an fdatasync then (`takeWrittenPaths`).
+   */
+  startWrites(): boolean {
+    this.reapWrites();
+    if (this.config.pool.asyncWrites === undefined) return false;
+    this.verifyAppended();
+    for (let index = this.firstUnwrittenIndex(); index < this.files.length; index++) {
+      const file = this.files[index]!;
+      // Bounded by ASYNC_WRITES_MAX starts over all files.
+      while (this.runningWrites() < ASYNC_WRITES_MAX && file.startWrite(this.runningWrites() === 0 ? 0 : ASYNC_WRITE_QUEUED_MIN_BYTES, ASYNC_WRITE_MAX_BYTES)) {
+        // Started: loop for the next range, if a thread is left.
+      }
+      // Writes stay in log order: a file not written up to its end holds back the later ones.
+      if (file.wrotePosition > file.flushedPosition && !file.writing) break;
+    }
+    return this.writing;
+  }
+
+  /** Whether writes started by `startWrites` are running. */
+  get writing(): boolean {
+    return this.files.some((file) => file.writing);
+  }
+
+  /** Takes the outcomes of ended writes (MappedFile.reap) and moves flushedOffset over what they wrote. */
+  reapWrites(): void {
+    for (const file of this.files) {
+      if (file.writing) file.reap();
+      if (file.takeWritten()) this.writtenFiles.add(file);
+    }
+    this.advanceFlushedOffset();
+  }
+
+  /** Waits for every running write to end, then as `reapWrites`. */
+  drainWrites(): void {
+    for (const file of this.files) {
+      if (file.writing) file.drain();
+      if (file.takeWritten()) this.writtenFiles.add(file);
+    }
+    this.advanceFlushedOffset();
+  }
+
+  /** The paths of the files write threads wrote to since the last call (or `flush`): the caller fdatasyncs them. */
+  takeWrittenPaths(): string[] {
+    const paths = [...this.writtenFiles].map((file) => file.path);
+    this.writtenFiles.clear();
+    return paths;
+  }
+
+  private runningWrites(): number {
+    let count = 0;
+    for (const file of this.files) count += file.writesRunning;
+    return count;
+  }
+
+  /** Index of the file holding flushedOffset (the last one when flushedOffset is the log's end). */
+  private firstUnwrittenIndex(): number {
+    const index = Math.floor((this.flushedOffsetValue - this.minOffset) / this.config.fileSizeBytes);
+    return Math.max(0, Math.min(index, this.files.length - 1));
+  }
+
+  /** flushedOffset: the end of the written prefix of the log, over the files in order. */
+  private advanceFlushedOffset(): void {
+    // Bounded by the number of files.
+    for (let index = this.firstUnwrittenIndex(); index < this.files.length; index++) {
+      const file = this.files[index]!;
+      const end = file.startOffset + file.flushedPosition;
+      assert(end >= this.flushedOffsetValue, 'flushedOffset went back');
+      this.flushedOffsetValue = end;
+      if (file.flushedPosition < file.sizeBytes) break;
+    }
+  }
+
+  /** Checks the records appended since the last check, just before they are written (verifyDirtyRange). */
+  private verifyAppended(): void {
+    const end = this.maxOffset;
+    // Each pass covers the rest of one file.
+    for (let offset = this.verifiedOffsetValue; offset < end; ) {
+      const file = this.fileAt(offset);
+      verifyDirtyRange(file, offset - file.startOffset, this.config.maxMessageSizeBytes);
+      offset = file.startOffset + file.wrotePosition;
+    }
+    this.verifiedOffsetValue = end;
   }
 
   /** Bytes [physicalOffset, physicalOffset + sizeBytes) of one file: a view of the cache when loaded. */
@@ -889,6 +1009,7 @@ export class CommitLog {
       const file = this.files[0]!;
       if (file.endOffset > offset || file.endOffset > this.flushedOffsetValue) break;
       file.destroy();
+      this.writtenFiles.delete(file);
       this.files.shift();
       deleted++;
     }
@@ -963,9 +1084,9 @@ export class CommitLog {
  * known magic, a sane size and (records) its own physical offset. Each record's whole structure was
  * checked when it was encoded or copied in, in the same turn; this catches a range that does not tile.
  */
-function verifyDirtyRange(file: MappedFile, maxSizeBytes: number): void {
+function verifyDirtyRange(file: MappedFile, from: number, maxSizeBytes: number): void {
   const bytes = file.bytes();
-  let position = file.flushedPosition;
+  let position = from;
   // Each pass moves forward by a checked size of at least 8 bytes.
   while (position < file.wrotePosition) {
     const size = int32At(bytes, position);

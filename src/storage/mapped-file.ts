@@ -41,11 +41,21 @@
  * ranges are written through the page cache, where a partial block costs no read-modify-write on
  * the device. Where O_DIRECT is refused (tmpfs, say) or the buffer turns out misaligned (EINVAL), the
  * file falls back to buffered writes for good.
+ *
+ * Writes on write threads. With DirectIo.writes, `startWrite` hands the whole blocks of the dirty range
+ * to a write thread (runtime/write-threads.ts) and returns at once; several may run, on disjoint block
+ * ranges, in log order. flushedPosition then means "written": it moves past a write only when that write
+ * and every earlier one ended (`reap`), and those bytes still need an fdatasync (`takeWritten`, or the
+ * next `flush`). A write that failed leaves flushedPosition where it was and throws. While writes run,
+ * the cache buffer and the O_DIRECT descriptor are in use, so `flush`, `release`, `load`, `truncateTo`,
+ * `close` and the other operations that change positions, buffer or descriptors first wait for them
+ * (`drain`, Atomics.wait on the write thread's slot).
  */
 import { constants as fsConstants } from 'node:fs';
 
 import { fsyncDirectory, type StorageFs } from './storage-fs.ts';
 import { assert } from '../runtime/assert.ts';
+import type { AsyncWrites, WriteOutcome } from '../runtime/write-threads.ts';
 
 /** Digits of a log file name. */
 export const FILE_NAME_DIGITS = 20;
@@ -164,6 +174,8 @@ export type DirectIo = {
   readonly probeDir: string;
   /** Dirty ranges from this size on are written directly (default DIRECT_WRITE_MIN_BYTES_DEFAULT). */
   readonly minBytes?: number;
+  /** Where `MappedFile.startWrite` runs direct writes while the owner goes on; none: every write is inline. */
+  readonly writes?: AsyncWrites;
 };
 
 const PROBE_STEP_BYTES = 16;
@@ -238,6 +250,11 @@ export class PageCachePool {
     return this.allocatedCount;
   }
 
+  /** The write threads of `MappedFile.startWrite`; undefined when writes run only inline. */
+  get asyncWrites(): AsyncWrites | undefined {
+    return this.direct?.io.writes;
+  }
+
   /** Whether `buffer` (one of this pool's) may be the source of direct writes. */
   directAligned(buffer: Uint8Array): boolean {
     return this.aligned.has(buffer);
@@ -301,6 +318,12 @@ export class MappedFile {
   private loadedBytes = 0;
   private wrote: number;
   private flushed: number;
+  /** Bytes [flushed, issued) are being written by write threads (`startWrite`); issued == flushed otherwise. */
+  private issued: number;
+  /** Writes on write threads, oldest first, with the position each one ends at. */
+  private readonly running: { readonly slot: number; readonly end: number }[] = [];
+  /** Bytes a write thread wrote are not yet covered by an fdatasync (or handed to one: `takeWritten`). */
+  private writtenUnsynced = false;
 
   private constructor(storageFs: StorageFs, dir: string, startOffset: number, sizeBytes: number, position: number, pool: PageCachePool | undefined) {
     assert(Number.isInteger(sizeBytes) && sizeBytes > 0 && sizeBytes <= FILE_SIZE_MAX_BYTES, () => `bad size ${sizeBytes}`);
@@ -313,6 +336,7 @@ export class MappedFile {
     this.sizeBytes = sizeBytes;
     this.wrote = position;
     this.flushed = position;
+    this.issued = position;
   }
 
   /** Creates the file with its full size (zeros) and makes its existence durable. */
@@ -348,9 +372,22 @@ export class MappedFile {
     return this.wrote;
   }
 
-  /** Bytes written to the file and fdatasync'd. */
+  /**
+   * Bytes written to the file: by `flush` (and fdatasync'd), or by write threads (`startWrite`), whose
+   * bytes need an fdatasync still (`takeWritten`).
+   */
   get flushedPosition(): number {
     return this.flushed;
+  }
+
+  /** Whether writes started by `startWrite` are running. */
+  get writing(): boolean {
+    return this.running.length > 0;
+  }
+
+  /** How many writes started by `startWrite` are running. */
+  get writesRunning(): number {
+    return this.running.length;
   }
 
   /** Log offset just past the file. */
@@ -396,18 +433,24 @@ export class MappedFile {
     this.wrote += sizeBytes;
   }
 
-  /** Writes the dirty range to the file and fdatasyncs it; returns the bytes flushed. */
+  /**
+   * Writes the dirty range to the file and fdatasyncs it, after the writes still running on write
+   * threads end; returns the bytes written here.
+   */
   flush(): number {
+    this.drain();
     const from = this.flushed;
     const to = this.wrote;
-    if (from === to) return 0;
+    if (from === to && !this.writtenUnsynced) return 0;
     const cache = this.cache;
-    assert(cache !== null && from >= this.cacheStart, 'dirty bytes without a cache');
+    assert(from === to || (cache !== null && from >= this.cacheStart), 'dirty bytes without a cache');
     const fd = this.openFd();
-    if (!this.writeDirect(cache, from, to)) this.writeFully(fd, cache.subarray(from, to), from);
+    if (from < to && !this.writeDirect(cache!, from, to)) this.writeFully(fd, cache!.subarray(from, to), from);
     io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
-    assert(this.flushed === from && this.wrote >= to, 'positions moved during flush');
+    assert(this.flushed === from && this.wrote >= to && this.running.length === 0, 'positions moved during flush');
     this.flushed = to;
+    this.issued = to;
+    this.writtenUnsynced = false;
     return to - from;
   }
 
@@ -415,6 +458,70 @@ export class MappedFile {
   sync(): void {
     const fd = this.openFd();
     io(this.path, 'fdatasync', () => this.storageFs.fdatasyncSync(fd));
+    this.writtenUnsynced = false;
+  }
+
+  /**
+   * Starts writing the whole blocks of [flushedPosition, wrotePosition) not yet being written on a write
+   * thread (DirectIo.writes), with O_DIRECT straight from the cache, when they come to at least
+   * `lengthMinBytes` (never less than `directMinBytes`) and a thread is free; at most `lengthMaxBytes` of
+   * them; true when one started. The partial last block stays dirty for
+   * a later write. Bytes count as written (flushedPosition) only once their write and every write
+   * started before it ended: `reap`. Until then the cache buffer and the descriptor stay in use, so every
+   * operation that could change either waits for the running writes first (`drain`).
+   */
+  startWrite(lengthMinBytes: number, lengthMaxBytes: number): boolean {
+    const writes = this.pool.asyncWrites;
+    const cache = this.cache;
+    if (writes === undefined || cache === null || this.directFd === 'off' || !this.pool.directAligned(cache)) return false;
+    assert(lengthMaxBytes % DIRECT_IO_BLOCK_BYTES === 0 && lengthMaxBytes >= this.pool.directMinBytes, () => `bad write length ${lengthMaxBytes}`);
+    const start = this.issued - (this.issued % DIRECT_IO_BLOCK_BYTES);
+    const end = Math.min(this.wrote - (this.wrote % DIRECT_IO_BLOCK_BYTES), start + lengthMaxBytes);
+    if (end - start < Math.max(lengthMinBytes, this.pool.directMinBytes)) return false;
+    assert(start >= this.cacheStart && this.issued >= this.flushed, 'a started write lies in the cache, past what is written');
+    const fd = this.openDirect();
+    if (fd === null) return false;
+    const slot = writes.start(fd, cache.subarray(start, end), start);
+    if (slot === null) return false;
+    this.running.push({ slot, end });
+    this.issued = end;
+    return true;
+  }
+
+  /**
+   * Takes the outcomes of the writes that ended, oldest first, stopping at one still running; true when
+   * flushedPosition moved. A failed write throws MappedFileError after the other running writes end; its
+   * bytes count as not written (a later `flush` writes them inline, buffered after EINVAL).
+   */
+  reap(): boolean {
+    const writes = this.pool.asyncWrites;
+    let moved = false;
+    // Bounded by the number of running writes.
+    while (writes !== undefined && this.running.length > 0) {
+      const head = this.running[0]!;
+      const outcome = writes.poll(head.slot);
+      if (outcome === undefined) break;
+      this.running.shift();
+      moved = this.ended(head.end, outcome) || moved;
+    }
+    return moved;
+  }
+
+  /** Whether a write thread wrote bytes here since the last fdatasync; clears it: the caller syncs them. */
+  takeWritten(): boolean {
+    const written = this.writtenUnsynced;
+    this.writtenUnsynced = false;
+    return written;
+  }
+
+  /** Waits for every running write to end (Atomics.wait), taking their outcomes as `reap` does. */
+  drain(): void {
+    const writes = this.pool.asyncWrites;
+    // Bounded by the number of running writes.
+    while (writes !== undefined && this.running.length > 0) {
+      const head = this.running.shift()!;
+      this.ended(head.end, writes.wait(head.slot));
+    }
   }
 
   /**
@@ -438,12 +545,14 @@ export class MappedFile {
 
   /** Drops the page cache to free memory (its buffer goes back to the pool); only a clean file may. */
   release(): void {
+    this.drain();
     assert(this.flushed === this.wrote, 'release with dirty bytes');
     this.dropCache();
   }
 
   /** Reads [0, lengthBytes) of the file into a cache (fresh or recycled: see the header). */
   load(lengthBytes: number = this.sizeBytes): void {
+    this.drain();
     assert(this.cache === null || this.flushed === this.wrote, 'load over dirty bytes');
     assert(Number.isInteger(lengthBytes) && lengthBytes >= 0 && lengthBytes <= this.sizeBytes, 'load range');
     const cache = this.cache ?? this.pool.take();
@@ -459,6 +568,7 @@ export class MappedFile {
    * asked for). Recovery calls it for the active file once the positions are set.
    */
   cacheFromEnd(): void {
+    this.drain();
     assert(this.cache === null && this.flushed === this.wrote, 'the end is cached only on a clean, released file');
     const from = this.wrote - (this.wrote % CACHE_ALIGN_BYTES);
     const cache = this.pool.take();
@@ -489,9 +599,11 @@ export class MappedFile {
   endAtZeroTail(position: number): void {
     assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, () => `bad position ${position}`);
     assert(this.cache === null || (position >= this.cacheStart && position <= this.loadedBytes), 'cache must hold the data it keeps');
+    this.drain();
     if (this.cache !== null) this.loadedBytes = position;
     this.wrote = position;
     this.flushed = position;
+    this.issued = position;
   }
 
   /**
@@ -504,6 +616,7 @@ export class MappedFile {
     assert(Number.isInteger(position) && position >= 0 && position <= this.sizeBytes, () => `bad position ${position}`);
     assert(Number.isInteger(end) && end >= position && end <= this.sizeBytes, () => `bad end ${end}`);
     assert(this.cache === null || position >= this.cacheStart, 'truncate below the cache');
+    this.drain();
     const fd = this.openFd();
     const chunk = new Uint8Array(Math.min(CHUNK_BYTES, this.sizeBytes));
     let changed = false;
@@ -522,10 +635,18 @@ export class MappedFile {
     this.loadedBytes = Math.min(this.loadedBytes, position);
     this.wrote = position;
     this.flushed = position;
+    this.issued = position;
   }
 
-  /** Closes the file descriptors; the cache stays readable. Unflushed bytes are not written. */
+  /**
+   * Closes the file descriptors once running writes end (their failures are ignored: closing is what
+   * a failed store does); the cache stays readable. Unflushed bytes are not written.
+   */
   close(): void {
+    const writes = this.pool.asyncWrites;
+    // Bounded by the number of running writes.
+    while (writes !== undefined && this.running.length > 0) writes.wait(this.running.shift()!.slot);
+    this.issued = this.flushed;
     this.closeDirect();
     if (this.fd !== null) {
       const fd = this.fd;
@@ -548,25 +669,54 @@ export class MappedFile {
     this.loadedBytes = 0;
   }
 
+  /** Records one ended write: its end becomes written, or on failure nothing more does (see `reap`). */
+  private ended(end: number, outcome: WriteOutcome): boolean {
+    if (outcome === null) {
+      assert(end > this.flushed && end <= this.issued, () => `write ending at ${end} is out of order`);
+      this.flushed = end;
+      this.writtenUnsynced = true;
+      return true;
+    }
+    const writes = this.pool.asyncWrites!;
+    // Bounded by the number of running writes; their outcomes no longer matter.
+    while (this.running.length > 0) writes.wait(this.running.shift()!.slot);
+    this.issued = this.flushed;
+    if (outcome === 'EINVAL') {
+      // As in writeDirect: the device wants a stricter alignment; the range is written buffered later.
+      this.closeDirect();
+      this.directFd = 'off';
+      return false;
+    }
+    const code = outcome === 'ENOSPC' || outcome === 'EDQUOT' ? 'DISK_FULL' : 'IO_ERROR';
+    throw new MappedFileError(code, this.path, `write ${this.path} failed: ${outcome}`, { errno: outcome });
+  }
+
+  /** The O_DIRECT descriptor, opened on first use; null once direct writes are off for this file. */
+  private openDirect(): number | null {
+    if (this.directFd === 'off') return null;
+    if (this.directFd === null) {
+      try {
+        this.directFd = this.storageFs.openSync(this.path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
+      } catch {
+        this.directFd = 'off';
+        return null;
+      }
+    }
+    return this.directFd;
+  }
+
   /**
    * Writes [from, to) of `cache` with O_DIRECT, widened to whole blocks (see the header); false when
    * the range is too small for it, or direct writes are not possible for this file (then never again).
    */
   private writeDirect(cache: Uint8Array, from: number, to: number): boolean {
     if (to - from < this.pool.directMinBytes || this.directFd === 'off' || !this.pool.directAligned(cache)) return false;
-    if (this.directFd === null) {
-      try {
-        this.directFd = this.storageFs.openSync(this.path, fsConstants.O_RDWR | fsConstants.O_DIRECT);
-      } catch {
-        this.directFd = 'off';
-        return false;
-      }
-    }
+    const fd = this.openDirect();
+    if (fd === null) return false;
     // The last block, when `to` ends inside it, goes from a staging block: see `tailBlock`.
     const wholeEnd = to - (to % DIRECT_IO_BLOCK_BYTES);
     const tail = wholeEnd === to ? null : this.pool.tailBlock();
     if (wholeEnd !== to && tail === null) return false;
-    const fd = this.directFd;
     const start = from - (from % DIRECT_IO_BLOCK_BYTES);
     assert(start >= this.cacheStart, 'direct write below the cache');
     try {

@@ -61,6 +61,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { assert } from '../runtime/assert.ts';
+import { WriteThreads, type AsyncWrites } from '../runtime/write-threads.ts';
 import { CommitLog, CommitLogError, QueueOffsetTable, REGION_HOLE_TOPIC, queueOffsetsTaken, type AppendResult, type RecoveryResult } from './commit-log.ts';
 import {
   ConsumeQueueError,
@@ -228,6 +229,13 @@ export type MessageStoreOptions = {
   readonly maxHashSlotNum?: number;
   readonly maxIndexNum?: number;
   readonly maxMsgsNumBatch?: number;
+  /**
+   * Write threads for ASYNC_FLUSH's CommitLog writes (`writeCommitLogAsync`; CommitLog.startWrites);
+   * default 0: every write runs inline. They write with the real file system, not through `fs`.
+   */
+  readonly commitLogWriteThreads?: number;
+  /** CommitLog ranges from this many bytes on are written with O_DIRECT (mapped-file.ts); default 64 KiB. */
+  readonly commitLogDirectWriteMinBytes?: number;
   /** Disk ratios as fractions (see retention.ts); RocketMQ's defaults when absent. */
   readonly diskRatios?: DiskRatios;
   /** Store clock (store timestamps, index file names); default Date.now. */
@@ -702,6 +710,8 @@ export class MessageStore {
   private readonly index: IndexService;
   private readonly queueOffsets: QueueOffsetTable;
   private readonly diskGuard: DiskGuard;
+  /** ASYNC_FLUSH's CommitLog write threads, when configured. */
+  private readonly writeThreads: WriteThreads | undefined;
   private readonly pendingDispatch: DispatchRequest[] = [];
   /** Queues that grew since takeArrivals, when tracking is on (bounded by the number of queues). */
   private arrivals: Map<ConsumeQueue, { topic: string; queueId: number; maxOffset: number }> | null = null;
@@ -731,9 +741,11 @@ export class MessageStore {
     index: IndexService;
     queueOffsets: QueueOffsetTable;
     diskGuard: DiskGuard;
+    writeThreads: WriteThreads | undefined;
     recovery: StoreRecoveryReport;
     checkpoint: StoreCheckpoint;
   }) {
+    this.writeThreads = parts.writeThreads;
     this.config = parts.config;
     this.syncFs = parts.syncFs;
     this.commitLog = parts.commitLog;
@@ -750,6 +762,17 @@ export class MessageStore {
 
   /** Opens (creating or recovering) the store under `options.rootDir`; see the recovery rule above. */
   static open(options: MessageStoreOptions): MessageStore {
+    const threads = options.commitLogWriteThreads ?? 0;
+    const writeThreads = options.flushDiskType === 'ASYNC_FLUSH' && threads > 0 ? new WriteThreads(threads) : undefined;
+    try {
+      return MessageStore.openWith(options, writeThreads);
+    } catch (error) {
+      writeThreads?.close();
+      throw error;
+    }
+  }
+
+  private static openWith(options: MessageStoreOptions, writeThreads: WriteThreads | undefined): MessageStore {
     const config = resolveOptions(options);
     const syncFs = createSyncDeferringFs(options.fs);
     const fs = syncFs.fs;
@@ -762,7 +785,7 @@ export class MessageStore {
     const replay = new Replayer(consumeQueues, config.messageIndexEnable ? index : null);
     // Same boot as the checkpoint: no OS crash since it was written (see step 3 of the recovery rule).
     const osCrashPossible = !cleanShutdown && (config.bootId === undefined || checkpoint?.bootId !== config.bootId);
-    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, { cleanShutdown, osCrashPossible }, start, replay);
+    const { commitLog, recovery } = openCommitLog(fs, paths.commitLogDir, config, options, { cleanShutdown, osCrashPossible }, start, replay, writeThreads);
     consumeQueues.truncateAll(recovery.maxOffset);
     index.truncate(recovery.maxOffset);
     consumeQueues.deleteFilesBeforeAll(commitLog.minOffset);
@@ -793,7 +816,7 @@ export class MessageStore {
     });
     diskGuard.check();
     const store = new MessageStore({
-      config, syncFs, commitLog, consumeQueues, index, queueOffsets, diskGuard, recovery: report,
+      config, syncFs, commitLog, consumeQueues, index, queueOffsets, diskGuard, writeThreads, recovery: report,
       checkpoint: checkpoint ?? EMPTY_STORE_CHECKPOINT,
     });
     // With nothing replayed (a scan from the end), the checkpoint's times still describe the log.
@@ -1176,6 +1199,39 @@ export class MessageStore {
   writeCommitLog(): void {
     const paths = this.syncFs.deferring(() => this.commitLog.flush());
     this.writtenTimestampMs = this.appendedTimestampMs;
+    this.addUnsyncedCommitLog(paths);
+  }
+
+  /**
+   * ASYNC_FLUSH's write: hands appended whole blocks to the write threads (CommitLog.startWrites) and
+   * returns while they run; when none runs (no threads, a small range, only a partial block left) writes
+   * inline as `writeCommitLog`. Call again when `commitLogWriteSignal` settles: the bytes left behind the
+   * running writes are written then.
+   */
+  writeCommitLogAsync(): void {
+    const running = this.commitLog.startWrites();
+    this.addUnsyncedCommitLog(this.commitLog.takeWrittenPaths());
+    if (!running) this.writeCommitLog();
+  }
+
+  /** Counts the writes that ended in writtenOffset (their files join the next sync request). */
+  reapCommitLogWrites(): void {
+    this.commitLog.reapWrites();
+    this.addUnsyncedCommitLog(this.commitLog.takeWrittenPaths());
+  }
+
+  /** Whether CommitLog writes run on the write threads. */
+  get commitLogWriting(): boolean {
+    return this.commitLog.writing;
+  }
+
+  /** Settles once a running CommitLog write ends (then call reapCommitLogWrites or writeCommitLogAsync). */
+  commitLogWriteSignal(): Promise<unknown> {
+    assert(this.writeThreads !== undefined, 'no write threads');
+    return this.writeThreads.signal();
+  }
+
+  private addUnsyncedCommitLog(paths: readonly string[]): void {
     for (const file of paths) {
       this.unsyncedPaths.add(file);
       this.unsyncedCommitLogPaths.add(file);
@@ -1198,6 +1254,7 @@ export class MessageStore {
 
   /** What is written and not yet synced, as one request for the flusher; null when nothing is. */
   takeSyncRequest(): StoreSyncRequest | null {
+    if (this.writeThreads !== undefined) this.reapCommitLogWrites();
     const upToOffset = this.commitLog.flushedOffset;
     if (this.unsyncedPaths.size === 0 && this.unsyncedCheckpoint === null && upToOffset === this.durableOffsetValue) return null;
     const request: StoreSyncRequest = {
@@ -1494,6 +1551,7 @@ export class MessageStore {
   private closeFiles(): void {
     this.state = 'closed';
     this.commitLog.close();
+    this.writeThreads?.close();
     // ConsumeQueue and index close() flush what they hold: after a failure, let recovery rebuild instead.
     this.pendingDispatch.length = 0;
   }
@@ -1609,6 +1667,7 @@ function openCommitLog(
   crash: { readonly cleanShutdown: boolean; readonly osCrashPossible: boolean },
   start: { readonly scanFrom: number | undefined; readonly trustedBeforeMs: number | undefined; readonly trustedOffset: number | undefined },
   replay: Replayer,
+  asyncWrites: AsyncWrites | undefined,
 ): { commitLog: CommitLog; recovery: RecoveryResult } {
   const scanFrom = start.scanFrom;
   const fileSizeBytes = options.mappedFileSizeCommitLog ?? MESSAGE_STORE_DEFAULTS.mappedFileSizeCommitLog;
@@ -1620,6 +1679,8 @@ function openCommitLog(
       mappedFileSizeBytes: fileSizeBytes,
       maxMessageSizeBytes: Math.min(config.maxMessageSize + RECORD_OVERHEAD_MAX_BYTES, fileSizeBytes - BLANK_MARKER_BYTES),
       clock: { nowMs: config.nowMs },
+      asyncWrites,
+      directWriteMinBytes: options.commitLogDirectWriteMinBytes,
     },
     {
       ...crash,

@@ -12,6 +12,7 @@ import {
   parseFileName,
 } from '../../src/storage/mapped-file.ts';
 import { type StorageFs, nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import { type AsyncWrites, type WriteOutcome, WriteThreads } from '../../src/runtime/write-threads.ts';
 
 const SIZE = 64 * 1024;
 let dir: string;
@@ -327,3 +328,146 @@ function captureError(run: () => unknown): unknown {
   }
   throw new Error('expected an error');
 }
+
+/** Write threads that run each write inline at `start` (deterministic), or fail it with `failWith`. */
+function inlineWrites(failWith: () => WriteOutcome = () => null): AsyncWrites & { started: { fd: number; position: number; length: number }[]; held: Set<number> } {
+  const outcomes = new Map<number, WriteOutcome>();
+  const started: { fd: number; position: number; length: number }[] = [];
+  const held = new Set<number>();
+  let nextSlot = 0;
+  return {
+    started,
+    held,
+    start(fd, bytes, position) {
+      if (outcomes.size >= 2) return null;
+      const slot = nextSlot++;
+      started.push({ fd, position, length: bytes.length });
+      const outcome = failWith();
+      if (outcome === null) nodeStorageFs.writeSync(fd, bytes, 0, bytes.length, position);
+      outcomes.set(slot, outcome);
+      return slot;
+    },
+    poll(slot) {
+      if (held.has(slot)) return undefined;
+      const outcome = outcomes.get(slot);
+      outcomes.delete(slot);
+      return outcome;
+    },
+    wait(slot) {
+      held.delete(slot);
+      return this.poll(slot)!;
+    },
+    signal: () => Promise.resolve(),
+  };
+}
+
+describe.skipIf(!directIoSupported())('MappedFile writes on write threads', () => {
+  const text = (size: number, seed: number): string => Array.from({ length: size }, (_, i) => String.fromCharCode(97 + ((seed + i) % 26))).join('');
+
+  it('writes whole blocks on a write thread and counts them written only once reaped; the partial block waits for flush', () => {
+    const threads = new WriteThreads(2);
+    try {
+      const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: 8192, writes: threads } });
+      const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+      const data = text(20_000, 3);
+      append(file, data);
+      expect(file.startWrite(0, 1 << 20)).toBe(true);
+      expect(file.writing).toBe(true);
+      expect(file.flushedPosition).toBe(0);
+      file.drain();
+      expect(file.writing).toBe(false);
+      // 20,000 bytes: four whole blocks written, the fifth (partial) one left dirty.
+      expect(file.flushedPosition).toBe(4 * DIRECT_IO_BLOCK_BYTES);
+      expect(file.takeWritten()).toBe(true);
+      expect(file.takeWritten()).toBe(false);
+      expect(fs.readFileSync(file.path).subarray(0, 4 * DIRECT_IO_BLOCK_BYTES).toString()).toBe(data.slice(0, 4 * DIRECT_IO_BLOCK_BYTES));
+      // Below the minimum nothing starts; flush writes the rest inline.
+      expect(file.startWrite(0, 1 << 20)).toBe(false);
+      file.flush();
+      expect(file.flushedPosition).toBe(20_000);
+      const onDisk = fs.readFileSync(file.path);
+      expect(onDisk.subarray(0, 20_000).toString()).toBe(data);
+      expect(onDisk.subarray(20_000).every((b) => b === 0)).toBe(true);
+      file.close();
+    } finally {
+      threads.close();
+    }
+  });
+
+  it('keeps writes in order: a later write that ended first does not move flushedPosition past an earlier one', () => {
+    const writes = inlineWrites();
+    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    append(file, text(3 * DIRECT_IO_BLOCK_BYTES, 1));
+    expect(file.startWrite(0, DIRECT_IO_BLOCK_BYTES)).toBe(true);
+    expect(file.startWrite(0, DIRECT_IO_BLOCK_BYTES)).toBe(true);
+    expect(writes.started.map((call) => call.position)).toEqual([0, DIRECT_IO_BLOCK_BYTES]);
+    writes.held.add(0);
+    expect(file.reap()).toBe(false);
+    expect(file.flushedPosition).toBe(0);
+    writes.held.delete(0);
+    expect(file.reap()).toBe(true);
+    expect(file.flushedPosition).toBe(2 * DIRECT_IO_BLOCK_BYTES);
+    file.close();
+  });
+
+  it('waits for running writes before a release, a truncation or a close', () => {
+    const writes = inlineWrites();
+    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    append(file, text(2 * DIRECT_IO_BLOCK_BYTES, 2));
+    expect(file.startWrite(0, 1 << 20)).toBe(true);
+    writes.held.add(0);
+    file.truncateTo(DIRECT_IO_BLOCK_BYTES);
+    expect(file.writing).toBe(false);
+    expect(file.flushedPosition).toBe(DIRECT_IO_BLOCK_BYTES);
+    expect(fs.readFileSync(file.path).subarray(DIRECT_IO_BLOCK_BYTES).every((b) => b === 0)).toBe(true);
+    append(file, text(2 * DIRECT_IO_BLOCK_BYTES, 5));
+    expect(file.startWrite(0, 1 << 20)).toBe(true);
+    writes.held.add(1);
+    file.flush();
+    expect(file.writing).toBe(false);
+    file.release();
+    expect(file.startWrite(0, 1 << 20)).toBe(false);
+    file.close();
+  });
+
+  it('fails a store write that failed on its thread, counting none of it written, and flush writes it again', () => {
+    let failures = 1;
+    const writes = inlineWrites(() => (failures-- > 0 ? 'ENOSPC' : null));
+    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    const data = text(3 * DIRECT_IO_BLOCK_BYTES, 7);
+    append(file, data);
+    expect(file.startWrite(0, 1 << 20)).toBe(true);
+    let caught: unknown;
+    try {
+      file.reap();
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(MappedFileError);
+    expect((caught as MappedFileError).code).toBe('DISK_FULL');
+    expect(file.flushedPosition).toBe(0);
+    expect(file.takeWritten()).toBe(false);
+    file.flush();
+    expect(fs.readFileSync(file.path).subarray(0, data.length).toString()).toBe(data);
+    file.close();
+  });
+
+  it('falls back to inline buffered writes when a thread reports EINVAL', () => {
+    const writes = inlineWrites(() => 'EINVAL');
+    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
+    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    const data = text(2 * DIRECT_IO_BLOCK_BYTES + 10, 9);
+    append(file, data);
+    expect(file.startWrite(0, 1 << 20)).toBe(true);
+    expect(file.reap()).toBe(false);
+    expect(file.startWrite(0, 1 << 20)).toBe(false);
+    file.flush();
+    expect(file.flushedPosition).toBe(data.length);
+    expect(fs.readFileSync(file.path).subarray(0, data.length).toString()).toBe(data);
+    expect(writes.started).toHaveLength(1);
+    file.close();
+  });
+});
