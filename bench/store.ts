@@ -20,7 +20,8 @@
  *   clients send them), then key lookups of messages from the whole log.
  * STORE_BENCH_DIR picks the directory (default: the OS temp dir); STORE_BENCH_SECONDS the length of
  * each timed phase (default 4); STORE_BENCH_ONLY=recovery runs only the recovery phase, =async only
- * the disk and ASYNC_FLUSH rows, =batch only the disk, the warm-up and the RocketMQ-batch row; STORE_BENCH_WARMUP_FILES the files to roll through first (default 3).
+ * the disk and ASYNC_FLUSH rows, =batch only the disk, the warm-up and the RocketMQ-batch row; STORE_BENCH_WARMUP_FILES the files to roll through first (default 3);
+ * STORE_BENCH_WRITE_THREADS the CommitLog write threads (commitLogWriteThreads: default 2, 0 writes on the writer's thread).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';

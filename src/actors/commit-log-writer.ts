@@ -24,7 +24,10 @@
  * loses no acknowledged message: RocketMQ keeps its page cache in an mmap that outlives the process,
  * our SharedArrayBuffer does not, so the write plays the part of RocketMQ's commit (transientStorePool)
  * at every turn. Answering at once would not do: a turn that runs past its budget sends its answers
- * before the tick queued behind its puts has run. The fdatasync comes every flushIntervalCommitLog ms;
+ * before the tick queued behind its puts has run. With commitLogWriteThreads, ranges of whole blocks from
+ * 64 KiB on go to the store's write threads instead (MessageStore.writeCommitLogAsync): the writer goes
+ * on appending, and a `written` message (Atomics.waitAsync, piped to itself) tells it when they end, to
+ * release the answers they cover and start the next write. The fdatasync comes every flushIntervalCommitLog ms;
  * ConsumeQueues, index and the checkpoint are written every flushIntervalConsumeQueue ms in both modes. The disk guard measures statfs every
  * diskCheckIntervalMs; while the disk is full, puts get SERVICE_NOT_AVAILABLE and reads still work.
  *
