@@ -886,8 +886,8 @@ export class CommitLog {
       while (this.runningWrites() < ASYNC_WRITES_MAX && file.startWrite(this.runningWrites() === 0 ? 0 : ASYNC_WRITE_QUEUED_MIN_BYTES, ASYNC_WRITE_MAX_BYTES)) {
         // Started: loop for the next range, if a thread is left.
       }
-      // Writes stay in log order: a file not written up to its end holds back the later ones.
-      if (file.wrotePosition > file.flushedPosition && !file.writing) break;
+      // Writes stay in log order: a file whose bytes are not all started holds back the later files.
+      if (file.issuedPosition < file.wrotePosition) break;
     }
     return this.writing;
   }

@@ -385,6 +385,11 @@ export class MappedFile {
     return this.running.length > 0;
   }
 
+  /** Bytes written or being written by write threads (flushedPosition <= issuedPosition <= wrotePosition). */
+  get issuedPosition(): number {
+    return this.issued;
+  }
+
   /** How many writes started by `startWrite` are running. */
   get writesRunning(): number {
     return this.running.length;
