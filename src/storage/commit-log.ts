@@ -899,20 +899,12 @@ export class CommitLog {
 
   /** Takes the outcomes of ended writes (MappedFile.reap) and moves flushedOffset over what they wrote. */
   reapWrites(): void {
-    for (const file of this.files) {
-      if (file.writing) file.reap();
-      if (file.takeWritten()) this.writtenFiles.add(file);
-    }
-    this.advanceFlushedOffset();
+    this.collectWrites(false);
   }
 
   /** Waits for every running write to end, then as `reapWrites`. */
   drainWrites(): void {
-    for (const file of this.files) {
-      if (file.writing) file.drain();
-      if (file.takeWritten()) this.writtenFiles.add(file);
-    }
-    this.advanceFlushedOffset();
+    this.collectWrites(true);
   }
 
   /** The paths of the files write threads wrote to since the last call (or `flush`): the caller fdatasyncs them. */
@@ -920,6 +912,15 @@ export class CommitLog {
     const paths = [...this.writtenFiles].map((file) => file.path);
     this.writtenFiles.clear();
     return paths;
+  }
+
+  private collectWrites(wait: boolean): void {
+    for (const file of this.files) {
+      if (file.writing && wait) file.drain();
+      else if (file.writing) file.reap();
+      if (file.takeWritten()) this.writtenFiles.add(file);
+    }
+    this.advanceFlushedOffset();
   }
 
   private runningWrites(): number {

@@ -648,10 +648,7 @@ export class MappedFile {
    * a failed store does); the cache stays readable. Unflushed bytes are not written.
    */
   close(): void {
-    const writes = this.pool.asyncWrites;
-    // Bounded by the number of running writes.
-    while (writes !== undefined && this.running.length > 0) writes.wait(this.running.shift()!.slot);
-    this.issued = this.flushed;
+    this.abandonRunning();
     this.closeDirect();
     if (this.fd !== null) {
       const fd = this.fd;
@@ -682,10 +679,7 @@ export class MappedFile {
       this.writtenUnsynced = true;
       return true;
     }
-    const writes = this.pool.asyncWrites!;
-    // Bounded by the number of running writes; their outcomes no longer matter.
-    while (this.running.length > 0) writes.wait(this.running.shift()!.slot);
-    this.issued = this.flushed;
+    this.abandonRunning();
     if (outcome === 'EINVAL') {
       // As in writeDirect: the device wants a stricter alignment; the range is written buffered later.
       this.closeDirect();
@@ -694,6 +688,14 @@ export class MappedFile {
     }
     const code = outcome === 'ENOSPC' || outcome === 'EDQUOT' ? 'DISK_FULL' : 'IO_ERROR';
     throw new MappedFileError(code, this.path, `write ${this.path} failed: ${outcome}`, { errno: outcome });
+  }
+
+  /** Waits for the running writes to end and counts none of them written: their outcomes no longer matter. */
+  private abandonRunning(): void {
+    const writes = this.pool.asyncWrites;
+    // Bounded by the number of running writes.
+    while (writes !== undefined && this.running.length > 0) writes.wait(this.running.shift()!.slot);
+    this.issued = this.flushed;
   }
 
   /** The O_DIRECT descriptor, opened on first use; null once direct writes are off for this file. */

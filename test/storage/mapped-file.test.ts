@@ -362,6 +362,9 @@ function inlineWrites(failWith: () => WriteOutcome = () => null): AsyncWrites & 
 }
 
 describe.skipIf(!directIoSupported())('MappedFile writes on write threads', () => {
+  /** A new file whose pool hands ranges of a block and more to `writes`. */
+  const fileWriting = (writes: AsyncWrites): MappedFile =>
+    MappedFile.create(nodeStorageFs, dir, 0, SIZE, new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } }));
   const text = (size: number, seed: number): string => Array.from({ length: size }, (_, i) => String.fromCharCode(97 + ((seed + i) % 26))).join('');
 
   it('writes whole blocks on a write thread and counts them written only once reaped; the partial block waits for flush', () => {
@@ -396,8 +399,7 @@ describe.skipIf(!directIoSupported())('MappedFile writes on write threads', () =
 
   it('keeps writes in order: a later write that ended first does not move flushedPosition past an earlier one', () => {
     const writes = inlineWrites();
-    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
-    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    const file = fileWriting(writes);
     append(file, text(3 * DIRECT_IO_BLOCK_BYTES, 1));
     expect(file.startWrite(0, DIRECT_IO_BLOCK_BYTES)).toBe(true);
     expect(file.startWrite(0, DIRECT_IO_BLOCK_BYTES)).toBe(true);
@@ -413,8 +415,7 @@ describe.skipIf(!directIoSupported())('MappedFile writes on write threads', () =
 
   it('waits for running writes before a release, a truncation or a close', () => {
     const writes = inlineWrites();
-    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
-    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    const file = fileWriting(writes);
     append(file, text(2 * DIRECT_IO_BLOCK_BYTES, 2));
     expect(file.startWrite(0, 1 << 20)).toBe(true);
     writes.held.add(0);
@@ -435,8 +436,7 @@ describe.skipIf(!directIoSupported())('MappedFile writes on write threads', () =
   it('fails a store write that failed on its thread, counting none of it written, and flush writes it again', () => {
     let failures = 1;
     const writes = inlineWrites(() => (failures-- > 0 ? 'ENOSPC' : null));
-    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
-    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    const file = fileWriting(writes);
     const data = text(3 * DIRECT_IO_BLOCK_BYTES, 7);
     append(file, data);
     expect(file.startWrite(0, 1 << 20)).toBe(true);
@@ -457,8 +457,7 @@ describe.skipIf(!directIoSupported())('MappedFile writes on write threads', () =
 
   it('falls back to inline buffered writes when a thread reports EINVAL', () => {
     const writes = inlineWrites(() => 'EINVAL');
-    const pool = new PageCachePool(SIZE, 1, { fs: nodeStorageFs, io: { probeDir: dir, minBytes: DIRECT_IO_BLOCK_BYTES, writes } });
-    const file = MappedFile.create(nodeStorageFs, dir, 0, SIZE, pool);
+    const file = fileWriting(writes);
     const data = text(2 * DIRECT_IO_BLOCK_BYTES + 10, 9);
     append(file, data);
     expect(file.startWrite(0, 1 << 20)).toBe(true);
