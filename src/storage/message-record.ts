@@ -56,9 +56,9 @@
  * property, enabledAppendPropCRC, is not written here); the checks above are what guards them.
  */
 
-import { crc32 } from 'node:zlib';
 import { isIPv4, isIPv6 } from 'node:net';
 import { assert } from '../runtime/assert.ts';
+import { crc32 } from './crc32.ts';
 
 /** Magic code of a v1 record (1-byte topic length); Java's MESSAGE_MAGIC_CODE. */
 export const MESSAGE_MAGIC_CODE = -626843481;
