@@ -160,6 +160,16 @@ async function pumpSenders(
   return runs.reduce((sum, run) => ({ messages: sum.messages + run.messages, bytes: sum.bytes + run.bytes, ms: Math.max(sum.ms, run.ms) }));
 }
 
+/** What a phase got acknowledged, with the whole process's CPU time (every thread's) while it ran. */
+type PhaseRun = { messages: number; bytes: number; ms: number; cpuMs: number };
+
+async function measured(run: () => Promise<{ messages: number; bytes: number; ms: number }>): Promise<PhaseRun> {
+  const before = process.cpuUsage();
+  const result = await run();
+  const used = process.cpuUsage(before);
+  return { ...result, cpuMs: (used.user + used.system) / 1000 };
+}
+
 async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer: ActorRef<CommitLogWriterMessage>; perQueue: number }> {
   const system = await startBenchStoreSystem({ readers: 2, senders: sendThreads });
   const settings = benchStoreSettings(path.join(baseDir, 'async'), 'ASYNC_FLUSH');
@@ -184,18 +194,18 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
   const one = async (): Promise<PutMessageResult[]> => [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: message('BenchAsync', i++) }, 60_000)];
   const batch = Array.from({ length: 64 }, (_, k) => message('BenchAsync', k));
   const many = (): Promise<PutMessageResult[]> => system.ask<CommitLogWriterMessage, PutMessageResult[]>(writer, { type: 'putBatch', messages: batch }, 60_000);
-  const skipped = { messages: 0, bytes: 0, ms: 1 };
+  const skipped: PhaseRun = { messages: 0, bytes: 0, ms: 1, cpuMs: 0 };
   const batchOnly = only === 'batch';
   if (!batchOnly) await pump(500, 256, one); // warm-up
-  const single = batchOnly ? skipped : await pump(phaseMs, 1024, one);
-  const batched = batchOnly ? skipped : await pump(phaseMs, 32, many);
+  const single = batchOnly ? skipped : await measured(() => pump(phaseMs, 1024, one));
+  const batched = batchOnly ? skipped : await measured(() => pump(phaseMs, 32, many));
   const bigBody = Buffer.alloc(64 * 1024, 'B');
   const oneBig = async (): Promise<PutMessageResult[]> =>
     [await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'put', message: { ...message('BenchAsyncLarge', i++), body: bigBody } }, 60_000)];
-  const large = batchOnly ? skipped : await pump(phaseMs, 64, oneBig);
+  const large = batchOnly ? skipped : await measured(() => pump(phaseMs, 64, oneBig));
   if (!batchOnly) await pumpSenders(system, senders.slice(0, 1), pumpEncoded, 300); // warm-up
-  const encoded = batchOnly ? skipped : await pumpSenders(system, senders.slice(0, 1), pumpEncoded, phaseMs);
-  const batches = await pumpSenders(system, senders, pumpBatches, phaseMs);
+  const encoded = batchOnly ? skipped : await measured(() => pumpSenders(system, senders.slice(0, 1), pumpEncoded, phaseMs));
+  const batches = await measured(() => pumpSenders(system, senders, pumpBatches, phaseMs));
   const target = disk * 0.5;
   const runs = [
     ['1 KiB, 1 msg per ask', single],
@@ -209,7 +219,8 @@ async function asyncAppends(disk: number): Promise<{ system: ActorSystem; writer
     const rate = mbps(run.bytes, run.ms);
     rows.push({
       benchmark: `ASYNC_FLUSH append, ${label}`,
-      result: `${fmt(rate)} MB/s, ${fmt(run.messages / (run.ms / 1000))} msgs/s`,
+      // CPU is the whole process's (every thread, the bench's senders included) over the phase.
+      result: `${fmt(rate)} MB/s, ${fmt(run.messages / (run.ms / 1000))} msgs/s; ${fmt((run.cpuMs * 1000) / run.messages, 2)} µs CPU per msg (${fmt((run.cpuMs / run.ms) * 100)}% CPU)`,
       target: `>= ${fmt(target)} MB/s (50% of disk)`,
       verdict: rate >= target ? 'met' : 'MISSED',
     });
