@@ -27,7 +27,10 @@
  * before the tick queued behind its puts has run. With commitLogWriteThreads, ranges of whole blocks from
  * 64 KiB on go to the store's write threads instead (MessageStore.writeCommitLogAsync): the writer goes
  * on appending, and a `written` message (Atomics.waitAsync, piped to itself) tells it when they end, to
- * release the answers they cover and start the next write. The fdatasync comes every flushIntervalCommitLog ms;
+ * release the answers they cover and start the next write. Batches start such writes as they are taken
+ * (MessageStore.startCommitLogWrites), not only at the tick behind them, so that the disk writes the
+ * first batches of a burst while the writer takes the rest; an answer still waits for its entries'
+ * dispatch at the tick (releaseWritten), so a put that was answered is visible to consumers. The fdatasync comes every flushIntervalCommitLog ms;
  * ConsumeQueues, index and the checkpoint are written every flushIntervalConsumeQueue ms in both modes. The disk guard measures statfs every
  * diskCheckIntervalMs; while the disk is full, puts get SERVICE_NOT_AVAILABLE and reads still work.
  *
@@ -271,6 +274,8 @@ export type CommitLogWriterStats = {
   syncedMessages: number;
   flushTimeouts: number;
   lostSyncs: number;
+  /** Batch puts that started write-thread writes, none running, as they were taken (before their tick; ASYNC_FLUSH). */
+  earlyWriteStarts: number;
   readonly waiters: number;
   readonly maxOffset: number;
   readonly dispatchedOffset: number;
@@ -388,9 +393,10 @@ function releaseDurable(state: State): void {
   }
 }
 
-/** Answers every ASYNC_FLUSH put whose bytes are written (they are in log order). */
+/** Answers every ASYNC_FLUSH put whose bytes are written and dispatched (they are in log order). */
 function releaseWritten(state: State): void {
-  const written = state.store.writtenOffset;
+  // Writes started as batches come can end before the tick dispatches those batches.
+  const written = Math.min(state.store.writtenOffset, state.store.dispatchedOffset);
   // Bounded by the number of write waiters.
   while (state.writeWaiters.length > 0 && state.writeWaiters.first()!.endOffset <= written) {
     const waiter = state.writeWaiters.shift();
@@ -759,6 +765,20 @@ function onWritten(state: State, ctx: Ctx): void {
   writeAsync(state, ctx);
 }
 
+/** Messages that append batches: each starts the writes its bytes complete (see the header). */
+const BATCH_PUTS: ReadonlySet<CommitLogWriterMessage['type']> = new Set(['putInPlace', 'putEncodedBatch', 'putEncoded', 'putBatch']);
+
+/** ASYNC_FLUSH with write threads: starts thread writes of the whole blocks appended so far, nothing inline. */
+function startEarlyWrites(state: State, ctx: Ctx): void {
+  if (state.args.flushDiskType !== 'ASYNC_FLUSH') return;
+  const idle = !state.store.commitLogWriting;
+  if (!state.store.startCommitLogWrites()) return;
+  if (idle) state.counters.earlyWriteStarts++;
+  if (state.writesWatched) return;
+  state.writesWatched = true;
+  ctx.pipeToSelf(state.store.commitLogWriteSignal(), () => ({ type: 'written' }));
+}
+
 function put(state: State, input: PutMessageInput, ctx: Ctx): void {
   state.counters.puts++;
   const refused = refusal(state);
@@ -1099,7 +1119,7 @@ export function commitLogWriterBehavior(
       });
       startTimers(args, ctx);
       const counters: Counters = {
-        puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0,
+        puts: 0, putOk: 0, syncRounds: 0, commitLogFdatasyncs: 0, fdatasyncs: 0, syncedMessages: 0, flushTimeouts: 0, lostSyncs: 0, earlyWriteStarts: 0,
       };
       const epoch = Math.floor(ctx.random() * 0x7fff_ffff);
       const ha: HaState = { role: args.brokerRole ?? 'ASYNC_MASTER', roleEpoch: 0, slaves: new Map(), waiters: new WaiterQueue<Waiter>('slave waiters'), readers: [], leaseUntilMs: null, leaseOut: false };
@@ -1117,6 +1137,7 @@ export function commitLogWriterBehavior(
       } else if (needsLogEnd(message) && (state.region.holding || !state.region.quiesce(state.store))) state.region.hold(message, ctx.deferReply());
       else handle(state, message, ctx);
       settleRegion(state, ctx);
+      if (BATCH_PUTS.has(message.type)) startEarlyWrites(state, ctx);
       if (state.store.commitLogWriting) state.store.reapCommitLogWrites();
       if (state.writeWaiters.length > 0) releaseWritten(state);
       // Bytes written in this turn wake the ha-service reads waiting for them (and expired ones end).

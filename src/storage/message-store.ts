@@ -1214,6 +1214,18 @@ export class MessageStore {
     if (!running) this.writeCommitLog();
   }
 
+  /**
+   * Starts write-thread writes of the whole blocks appended so far, as far as threads are free, and
+   * nothing inline (the partial last block and small ranges wait for `writeCommitLogAsync`); true when
+   * writes run. The writer calls it as batches come in, so that the disk works while it takes the rest.
+   */
+  startCommitLogWrites(): boolean {
+    if (this.writeThreads === undefined) return false;
+    const running = this.commitLog.startWrites();
+    this.addUnsyncedCommitLog(this.commitLog.takeWrittenPaths());
+    return running;
+  }
+
   /** Counts the writes that ended in writtenOffset (their files join the next sync request). */
   reapCommitLogWrites(): void {
     this.commitLog.reapWrites();

@@ -113,8 +113,10 @@ const FILE_BYTES = 256 * 1024;
 const TOPIC = 'RegionTopic';
 const QUEUES = 5;
 
-function storeSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH') {
+function storeSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH', writeThreads = 0) {
   return {
+    // With write threads, ranges from one block on go to them, so that the batches' own writes run there.
+    ...(writeThreads > 0 ? { tuning: { commitLogWriteThreads: writeThreads, commitLogDirectWriteMinBytes: 4096 } } : {}),
     rootDir: dir,
     flushDiskType,
     storeHost: { address: '127.0.0.1', port: 10911 },
@@ -131,11 +133,17 @@ function storeSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH')
 
 type Expected = { readonly body: Buffer; readonly physicalOffset: number };
 
-describe.each(['ASYNC_FLUSH', 'SYNC_FLUSH'] as const)('in-place appends through worker threads, %s', (flushDiskType) => {
+const IN_PLACE_CASES = [
+  { name: 'ASYNC_FLUSH', flushDiskType: 'ASYNC_FLUSH', writeThreads: 0 },
+  { name: 'ASYNC_FLUSH with write threads', flushDiskType: 'ASYNC_FLUSH', writeThreads: 2 },
+  { name: 'SYNC_FLUSH', flushDiskType: 'SYNC_FLUSH', writeThreads: 0 },
+] as const;
+
+describe.each(IN_PLACE_CASES)('in-place appends through worker threads, $name', ({ flushDiskType, writeThreads }) => {
   it('store every acknowledged batch exactly where its answer says, mixed with ordinary puts, across file rolls and a reopen', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-'));
     dirs.push(dir);
-    const settings = storeSettings(dir, flushDiskType);
+    const settings = storeSettings(dir, flushDiskType, writeThreads);
     const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES, senders: 2 }, { log: pino({ level: 'warn' }), logLevel: 'warn' }, { askTimeoutMs: 30_000 }));
     const expected = new Map<string, Expected>(); // `${queueId}/${queueOffset}`
     let stats: CommitLogWriterStats;
@@ -200,6 +208,9 @@ describe.each(['ASYNC_FLUSH', 'SYNC_FLUSH'] as const)('in-place appends through 
       // The log rolled through many files meanwhile.
       stats = await system.ask<CommitLogWriterMessage, CommitLogWriterStats>(writer, { type: 'stats' }, 30_000);
       expect(stats.maxOffset).toBeGreaterThan(6 * FILE_BYTES);
+      // With write threads, batches start their writes as the writer takes them, not only at its tick.
+      if (writeThreads > 0) expect(stats.earlyWriteStarts).toBeGreaterThan(0);
+      else expect(stats.earlyWriteStarts).toBe(0);
       // Every queue offset holds the body its answer promised; the queues are dense.
       const read = async (queueId: number, queueOffset: number): Promise<StoredMessage[]> =>
         (await system.ask<CommitLogWriterMessage, GetAnswer>(writer, { type: 'get', topic: TOPIC, queueId, queueOffset, maxMsgNums: 32 }, 30_000)).messages;
