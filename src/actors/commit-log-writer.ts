@@ -30,8 +30,10 @@
  * release the answers they cover and start the next write. Batches start such writes as they are taken
  * (MessageStore.startCommitLogWrites), not only at the tick behind them, so that the disk writes the
  * first batches of a burst while the writer takes the rest; an answer still waits for its entries'
- * dispatch at the tick (releaseWritten), so a put that was answered is visible to consumers. The fdatasync comes every flushIntervalCommitLog ms;
- * ConsumeQueues, index and the checkpoint are written every flushIntervalConsumeQueue ms in both modes. The disk guard measures statfs every
+ * dispatch at the tick (releaseWritten), so a put that was answered is visible to consumers.
+ *
+ * The fdatasync comes every flushIntervalCommitLog ms; ConsumeQueues, index and the checkpoint are
+ * written every flushIntervalConsumeQueue ms in both modes. The disk guard measures statfs every
  * diskCheckIntervalMs; while the disk is full, puts get SERVICE_NOT_AVAILABLE and reads still work.
  *
  * Reads (`get`, `queryByKey`) are served on this thread for now: they dispatch first, so a put that was
