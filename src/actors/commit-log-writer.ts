@@ -757,7 +757,12 @@ function onTick(state: State, ctx: Ctx): void {
 /** ASYNC_FLUSH's write: large ranges go to the write threads, and their end comes back as `written`. */
 function writeAsync(state: State, ctx: Ctx): void {
   state.store.writeCommitLogAsync();
-  if (state.writesWatched || !state.store.commitLogWriting) return;
+  if (state.store.commitLogWriting) watchWrites(state, ctx);
+}
+
+/** Asks for a `written` message when a running write ends, unless one is asked for already. */
+function watchWrites(state: State, ctx: Ctx): void {
+  if (state.writesWatched) return;
   state.writesWatched = true;
   ctx.pipeToSelf(state.store.commitLogWriteSignal(), () => ({ type: 'written' }));
 }
@@ -776,9 +781,7 @@ function startEarlyWrites(state: State, ctx: Ctx): void {
   const idle = !state.store.commitLogWriting;
   if (!state.store.startCommitLogWrites()) return;
   if (idle) state.counters.earlyWriteStarts++;
-  if (state.writesWatched) return;
-  state.writesWatched = true;
-  ctx.pipeToSelf(state.store.commitLogWriteSignal(), () => ({ type: 'written' }));
+  watchWrites(state, ctx);
 }
 
 function put(state: State, input: PutMessageInput, ctx: Ctx): void {

@@ -1209,9 +1209,7 @@ export class MessageStore {
    * running writes are written then.
    */
   writeCommitLogAsync(): void {
-    const running = this.commitLog.startWrites();
-    this.addUnsyncedCommitLog(this.commitLog.takeWrittenPaths());
-    if (!running) this.writeCommitLog();
+    if (!this.startCommitLogWrites()) this.writeCommitLog();
   }
 
   /**
