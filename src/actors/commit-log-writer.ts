@@ -902,11 +902,18 @@ function settleRegion(state: State, ctx: Ctx): void {
   if (region.holding && region.quiesce(state.store)) {
     for (const held of region.takeHeld()) handle(state, held.message, replyingTo(ctx, held.reply));
   }
-  // Closed while puts would be refused (a slave, a lease, a full disk): reservations then would only
-  // become dead records.
-  const writable = state.ha.role !== 'SLAVE' && state.ha.leaseUntilMs === null && state.store.takesWrites;
+  const writable = regionWritable(state);
   if (writable) region.reopen(state.store);
   else region.quiesce(state.store);
+  region.answerGrants(writable);
+}
+
+/**
+ * Whether the region may be open. Not while puts would be refused (a slave, a lease, a full disk):
+ * reservations then would only become dead records.
+ */
+function regionWritable(state: State): boolean {
+  return state.ha.role !== 'SLAVE' && state.ha.leaseUntilMs === null && state.store.takesWrites;
 }
 
 /** Takes one region batch, in log order, and answers it as putEncodedBatch answers. */
@@ -994,10 +1001,17 @@ function handle(state: State, message: CommitLogWriterMessage, ctx: Ctx): void {
       return putEncodedBatch(state, message.batch, ctx);
     case 'putInPlace':
       return onRegionReport(state, message, ctx);
-    case 'regionGrant':
+    case 'regionGrant': {
       state.region.want();
       settleRegion(state, ctx);
-      return ctx.reply(state.region.grant() satisfies RegionGrant | null);
+      const grant = state.region.grant();
+      if (grant === null && regionWritable(state)) {
+        const reply = ctx.deferReply();
+        if (reply === undefined || state.region.awaitGrant(reply)) return;
+        return reply.resolve(null);
+      }
+      return ctx.reply(grant satisfies RegionGrant | null);
+    }
     case 'get':
       return ctx.reply(get(state, message, ctx));
     case 'queryByKey': {

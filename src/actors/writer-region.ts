@@ -35,6 +35,8 @@ export type RegionReport = { readonly type: 'putInPlace'; readonly epoch: number
 export const REGION_PARKED_MAX = 65_536;
 /** Messages held for a drain at most (the writer's mailbox bounds them first). */
 export const REGION_HELD_MAX = 1_000_000;
+/** Grant asks waiting for the region to reopen at most; past it they are answered null at once. */
+export const REGION_GRANT_WAITERS_MAX = 4_096;
 
 type Parked = { readonly batch: RegionBatch; readonly reply: DeferredReply | undefined };
 type Held<M> = { readonly message: M; readonly reply: DeferredReply | undefined };
@@ -54,6 +56,8 @@ export class WriterRegion<M> {
   private stall: { readonly end: number; readonly sinceMs: number } | null = null;
   /** The writer's own appender, for batches that came with their bytes. */
   private readonly own = new RegionAppender();
+  /** Grant asks that came while the region was closed for a moment (see `awaitGrant`). */
+  private grantWaiters: DeferredReply[] = [];
 
   readonly epoch: number;
 
@@ -138,6 +142,27 @@ export class WriterRegion<M> {
     return parked;
   }
 
+  /**
+   * Keeps a grant ask that came while the region is closed but will reopen (draining before the writer's
+   * own append, or before a new file): it is answered by `answerGrants`, so that its send thread does not
+   * go the ordinary way for GRANT_RETRY_MS (region-sender.ts) after a null answer. False when too many wait.
+   */
+  awaitGrant(reply: DeferredReply): boolean {
+    if (this.grantWaiters.length >= REGION_GRANT_WAITERS_MAX) return false;
+    this.grantWaiters.push(reply);
+    return true;
+  }
+
+  /** Answers the waiting grant asks: with the grant once the region is open, with null when it cannot reopen. */
+  answerGrants(canReopen: boolean): void {
+    if (this.grantWaiters.length === 0) return;
+    const grant = this.grant();
+    if (grant === null && canReopen) return;
+    const waiters = this.grantWaiters;
+    this.grantWaiters = [];
+    for (const reply of waiters) reply.resolve(grant);
+  }
+
   hold(message: M, reply: DeferredReply | undefined): void {
     assert(this.held.length < REGION_HELD_MAX, 'too many messages held for the region to drain');
     this.held.push({ message, reply });
@@ -197,6 +222,7 @@ export class WriterRegion<M> {
   /** Closes the region for good (the writer stops) and hands back what waits in it; later reports are refused by epoch. */
   shut(): { readonly parked: Parked[]; readonly held: Held<M>[] } {
     this.control.close();
+    this.answerGrants(false);
     const parked = [...this.parked.values()];
     this.parked.clear();
     return { parked, held: this.takeHeld() };

@@ -370,6 +370,50 @@ describe('a reservation that is never reported', () => {
   }, 30_000);
 });
 
+describe('a grant asked while the region drains', () => {
+  it('is answered with the reopened region, not null, once the drain ends', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-grant-'));
+    dirs.push(dir);
+    const settings = storeSettings(dir, 'ASYNC_FLUSH');
+    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+    try {
+      const { writer } = await spawnStore(system, { settings });
+      const encode = (first: number) => {
+        const batch = encodeBatch([{ topic: TOPIC, queueId: 0, body: regionBody(8, first, 0) }], settings.storeHost, 1024 * 1024, 1_700_000_000_000);
+        if (isPutRefusal(batch)) throw new Error(batch.remark);
+        return batch;
+      };
+      const ask = <R>(message: CommitLogWriterMessage) => system.ask<CommitLogWriterMessage, R>(writer, message, 30_000);
+      expect(await ask<PutMessageResult>({ type: 'putEncodedBatch', batch: encode(0) })).toMatchObject({ status: 'PUT_OK' });
+      const grant = await ask<RegionGrant | null>({ type: 'regionGrant' });
+      expect(grant).not.toBeNull();
+      const appender = new RegionAppender();
+      appender.grant(grant!);
+      const batch = encode(1);
+      const reservation = appender.reserve(batch.records.length);
+      if (typeof reservation === 'string') throw new Error(reservation);
+      appender.fill(reservation, batch.records, batch.count, Date.now());
+      // A single put needs the log's end: the region closes and the put waits for the reservation's report.
+      const single = ask<PutMessageResult>({ type: 'put', message: { topic: TOPIC, queueId: 0, body: Buffer.from('single') } });
+      let answered: RegionGrant | null | undefined;
+      const asked = ask<RegionGrant | null>({ type: 'regionGrant' }).then((value) => (answered = value));
+      await ask({ type: 'stats' });
+      expect(answered).toBeUndefined(); // still draining: not answered null
+      const report: CommitLogWriterMessage = {
+        type: 'putInPlace', epoch: grant!.epoch, generation: reservation.generation,
+        batch: { topic: TOPIC, queueId: 0, count: 1, physicalOffset: reservation.physicalOffset, bytes: batch.records.length, answerMsgIds: true },
+      };
+      expect(await ask<PutMessageResult>(report)).toMatchObject({ status: 'PUT_OK', queueOffset: 1 });
+      expect(await single).toMatchObject({ status: 'PUT_OK', queueOffset: 2 });
+      await asked;
+      expect(answered).toMatchObject({ epoch: grant!.epoch, generation: grant!.generation });
+      expect(appender.reserve(100)).toMatchObject({ generation: grant!.generation });
+    } finally {
+      await system.shutdown();
+    }
+  }, 30_000);
+});
+
 describe('filling a hole', () => {
   it('splits a hole larger than a record may be into dead records the log checks and recovery keeps', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-fill-'));
