@@ -50,6 +50,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
+import { touchForWrite } from './shared-copy.ts';
 import { fsyncDirectory, writeFully, type StorageFs } from './storage-fs.ts';
 
 /** Bytes of one consume queue entry (RocketMQ's CQ_STORE_UNIT_SIZE). */
@@ -562,16 +563,12 @@ export class ConsumeQueue {
   }
 
   /**
-   * Writes zeros over the next PREFAULT_BYTES of a cache allocated here, before an entry goes there. They
-   * are zero already; what changes is the first touch of their pages. putEntry reads a slot before it
-   * writes it (to check that it is empty): a read of a page never touched maps the kernel's shared zero
-   * page, and the write after it faults again, copies, and flushes the TLB of every core the process's
-   * threads run on (an interrupt each; a profile of the batch row had the writer ~9% in those). A write
-   * first takes one plain fault.
+   * Touches the next PREFAULT_BYTES of a cache allocated here with writes before an entry goes there
+   * (putEntry reads a slot before writing it; see touchForWrite in shared-copy.ts).
    */
   private prefault(segment: Segment, cache: Uint8Array, needBytes: number): void {
     const to = Math.min(cache.length, Math.ceil(needBytes / PREFAULT_BYTES) * PREFAULT_BYTES);
-    cache.fill(0, segment.untouchedFromBytes, to);
+    touchForWrite(cache, segment.untouchedFromBytes, to);
     segment.untouchedFromBytes = to;
   }
 

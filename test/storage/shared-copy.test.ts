@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NATIVE_COPY_MIN_BYTES, copyBytes } from '../../src/storage/shared-copy.ts';
+import { NATIVE_COPY_MIN_BYTES, copyBytes, touchForWrite } from '../../src/storage/shared-copy.ts';
 
 /** A view of `length` bytes at `offset` into a fresh buffer (shared or not) filled with a pattern. */
 function viewOf(shared: boolean, offset: number, length: number, seed: number): Uint8Array {
@@ -69,3 +69,41 @@ describe('copyBytes', () => {
     expect(sameBytes(new Uint8Array(target.buffer), want)).toBe(true);
   });
 });
+
+describe('touchForWrite', () => {
+  it('leaves zeros as they were and writes nothing outside its range', () => {
+    fc.assert(
+      fc.property(fc.nat(3 * 4096), fc.nat(3 * 4096), (a, b) => {
+        const [from, to] = a <= b ? [a, b] : [b, a];
+        const bytes = new Uint8Array(new SharedArrayBuffer(3 * 4096 + 64));
+        bytes.fill(7, 0, from);
+        bytes.fill(7, to);
+        const expected = Uint8Array.from(bytes);
+        touchForWrite(bytes, from, to);
+        expect(sameBytes(bytes, expected)).toBe(true);
+      }),
+    );
+    expect(() => touchForWrite(new Uint8Array(16), 0, 17)).toThrow(/bad range/);
+  });
+
+  it('makes the pages of fresh shared memory writable, so that reading then writing each slot faults no more', () => {
+    const pages = 2048;
+    const bytes = new Uint8Array(new SharedArrayBuffer(pages * 4096));
+    const touchFaults = minorFaults(() => touchForWrite(bytes, 0, bytes.length));
+    // Reading a slot, then writing it, as the ConsumeQueue and the IndexFile do with each entry.
+    const slotFaults = minorFaults(() => {
+      for (let at = 0; at + 20 <= bytes.length; at += 20) {
+        if (bytes[at] !== 0) throw new Error('not empty');
+        bytes[at] = 1;
+      }
+    });
+    expect(touchFaults).toBeGreaterThan(pages / 2); // the memory was fresh: the touch faulted it in
+    expect(slotFaults).toBeLessThan(pages / 20);
+  });
+});
+
+function minorFaults(body: () => void): number {
+  const before = process.resourceUsage().minorPageFault;
+  body();
+  return process.resourceUsage().minorPageFault - before;
+}
