@@ -2,7 +2,7 @@
 import { pino } from 'pino';
 import type { StoreWriterSettings } from '../src/actors/store-actors.ts';
 import { STORE_ACTOR_DEFAULTS, STORE_POOL_SIZES } from '../src/actors/store-actors.ts';
-import { ActorSystem, defaultTuning } from '../src/runtime/actor-system.ts';
+import { ActorSystem, SEMI_SPACE_MB_DEFAULT, defaultTuning } from '../src/runtime/actor-system.ts';
 import { MESSAGE_STORE_DEFAULTS } from '../src/storage/message-store.ts';
 
 /** An actor system with the store's pools (plus `extraPools`), large mailboxes and room for many asks. */
@@ -16,6 +16,8 @@ export function startBenchStoreSystem(extraPools: Record<string, number> = {}): 
     tuning: { ...defaultTuning, defaultMailboxCapacity: 65_536, askPendingMax: 1_000_000 },
     logLevel: 'warn',
     log: pino({ level: 'warn' }),
+    // As a node runs (workerSemiSpaceSizeMb); STORE_BENCH_SEMI_SPACE_MB overrides it (0: V8's own sizing).
+    semiSpaceMb: Number(process.env.STORE_BENCH_SEMI_SPACE_MB ?? SEMI_SPACE_MB_DEFAULT),
   });
 }
 

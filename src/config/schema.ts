@@ -18,6 +18,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseAddressList } from './address.ts';
 import { parseControllerPeers } from '../net/remoting/controller-protocol.ts';
+import { SEMI_SPACE_MB_DEFAULT } from '../runtime/actor-system.ts';
 import { parseEtcdEndpoints } from '../storage/controller-etcd-store.ts';
 import type { DefaultContext, Role } from './environment.ts';
 import { booleanType, enumType, integerType, stringType, type ValueType } from './value-types.ts';
@@ -974,6 +975,15 @@ export const CONFIG_KEYS = {
     source: 'rocketmq-ts',
     description:
       'Microseconds a worker thread polls for replies after a turn before sleeping; saves wake-ups when cores are spare, wastes them when they are not.',
+    active: true,
+  }),
+  workerSemiSpaceSizeMb: key({
+    type: integerType(0, 256),
+    default: constant(SEMI_SPACE_MB_DEFAULT),
+    rocketmqDefault: 'n/a',
+    source: 'rocketmq-ts',
+    description:
+      "Each worker thread's V8 young generation starts at (and keeps) semi-spaces of this many MiB, so a busy thread reuses its pages rather than faulting in new ones (V8's --min-semi-space-size; the role of a JVM's -Xmn); 0 lets V8 size it.",
     active: true,
   }),
   storeThreadPoolNums: key({

@@ -60,6 +60,7 @@ export async function startNode(role: Role, config: NodeConfig, log: Logger): Pr
     },
     logLevel: config.logLevel,
     log,
+    semiSpaceMb: config.workerSemiSpaceSizeMb,
   });
   const pools = system.pools();
   log.info(
