@@ -1135,6 +1135,8 @@ export function commitLogWriterBehavior(
         maxMessageSize: args.maxMessageSize,
         clock: ctx.clock,
         log: ctx.log,
+        // Best effort: a request the flusher's mailbox does not take leaves the faults on this thread.
+        touchAhead: (buffer, from, to) => void ctx.tell(args.flusher, { type: 'touch', buffer, from, to }),
       });
       startTimers(args, ctx);
       const counters: Counters = {

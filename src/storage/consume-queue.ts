@@ -50,7 +50,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import { touchForWrite } from './shared-copy.ts';
+import { touchForWrite, type TouchAhead } from './shared-copy.ts';
 import { fsyncDirectory, writeFully, type StorageFs } from './storage-fs.ts';
 
 /** Bytes of one consume queue entry (RocketMQ's CQ_STORE_UNIT_SIZE). */
@@ -76,6 +76,8 @@ const TOPIC_PATTERN = /^[%|a-zA-Z0-9_-]{1,127}$/;
 const WRITE_ATTEMPTS_MAX = 1024;
 /** How far ahead of the next entry a fresh cache's pages are first touched by a write (see `prefault`). */
 const PREFAULT_BYTES = 64 * 1024;
+/** How far beyond that touchAhead is asked to touch (see `prefault`). */
+const TOUCH_AHEAD_BYTES = 256 * 1024;
 
 /** Stable codes of consume queue errors. */
 export const ConsumeQueueErrorCode = {
@@ -139,6 +141,8 @@ export type ConsumeQueueOptions = {
   readonly scanEntriesMax?: number;
   /** The checkpoint's trusted CommitLog offset, if any: recovery scans less (see the recovery rule). */
   readonly trustedCommitLogOffset?: number;
+  /** Another thread that touches fresh cache pages ahead of the entries (see `prefault`); none by default. */
+  readonly touchAhead?: TouchAhead;
 };
 
 type Segment = {
@@ -154,6 +158,8 @@ type Segment = {
   dirtyToBytes: number;
   /** Where the cache's never-written bytes start: it was allocated here, not read from the file (see `prefault`). */
   untouchedFromBytes: number;
+  /** How far touchAhead was asked to touch the cache. */
+  touchRequestedToBytes: number;
 };
 
 /** The directory of one topic/queue's files under a store root. */
@@ -254,6 +260,7 @@ export class ConsumeQueue {
   private readonly dir: string;
   private readonly scanEntriesMax: number;
   private readonly trustedCommitLogOffset: number | undefined;
+  private readonly touchAhead: TouchAhead | undefined;
   private readonly stateView: BigInt64Array;
   private segments: Segment[] = [];
   private minQueueOffset = 0;
@@ -276,6 +283,7 @@ export class ConsumeQueue {
     this.fileSizeBytes = fileSizeBytes;
     this.scanEntriesMax = scanEntriesMax;
     this.trustedCommitLogOffset = options.trustedCommitLogOffset;
+    this.touchAhead = options.touchAhead;
     this.dir = consumeQueueDir(options.rootDir, options.topic, options.queueId);
     this.sharedState = new SharedArrayBuffer(16);
     this.stateView = new BigInt64Array(this.sharedState);
@@ -544,6 +552,7 @@ export class ConsumeQueue {
     const segment = this.newSegment(startBytes);
     segment.cache = new Uint8Array(new SharedArrayBuffer(this.fileSizeBytes));
     segment.untouchedFromBytes = 0;
+    segment.touchRequestedToBytes = 0;
     this.segments.push(segment);
     if (last === undefined && startBytes < bytes) this.fillPreBlank(segment, bytes - startBytes);
     return segment;
@@ -564,12 +573,20 @@ export class ConsumeQueue {
 
   /**
    * Touches the next PREFAULT_BYTES of a cache allocated here with writes before an entry goes there
-   * (putEntry reads a slot before writing it; see touchForWrite in shared-copy.ts).
+   * (putEntry reads a slot before writing it; see touchForWrite in shared-copy.ts). With touchAhead,
+   * another thread has been asked to touch them already (then this finds the pages there and takes no
+   * fault), and is asked for the next TOUCH_AHEAD_BYTES.
    */
   private prefault(segment: Segment, cache: Uint8Array, needBytes: number): void {
     const to = Math.min(cache.length, Math.ceil(needBytes / PREFAULT_BYTES) * PREFAULT_BYTES);
     touchForWrite(cache, segment.untouchedFromBytes, to);
     segment.untouchedFromBytes = to;
+    const aheadFrom = Math.max(to, segment.touchRequestedToBytes);
+    const aheadTo = Math.min(cache.length, to + TOUCH_AHEAD_BYTES);
+    if (this.touchAhead === undefined || aheadTo <= aheadFrom) return;
+    assert(cache.buffer instanceof SharedArrayBuffer, 'a queue cache is shared memory');
+    this.touchAhead(cache.buffer, cache.byteOffset + aheadFrom, cache.byteOffset + aheadTo);
+    segment.touchRequestedToBytes = aheadTo;
   }
 
   private newSegment(startBytes: number): Segment {
@@ -582,6 +599,7 @@ export class ConsumeQueue {
       dirtyFromBytes: 0,
       dirtyToBytes: 0,
       untouchedFromBytes: 0,
+      touchRequestedToBytes: 0,
     };
   }
 
@@ -607,6 +625,7 @@ export class ConsumeQueue {
     }
     segment.cache = cache;
     segment.untouchedFromBytes = segment.onDisk ? this.fileSizeBytes : 0;
+    segment.touchRequestedToBytes = segment.untouchedFromBytes;
     return cache;
   }
 
@@ -789,6 +808,7 @@ export type ConsumeQueueStoreOptions = {
   readonly scanEntriesMax?: number;
   /** The checkpoint's trusted CommitLog offset, if any (see ConsumeQueueOptions). */
   readonly trustedCommitLogOffset?: number;
+  readonly touchAhead?: TouchAhead;
 };
 
 /** All consume queues of a store, by (topic, queueId), bounded in number. */

@@ -95,6 +95,7 @@ import {
   type RecordInput,
 } from './message-record.ts';
 import { storePaths } from './metadata-store.ts';
+import type { TouchAhead } from './shared-copy.ts';
 import { DiskGuard, type DiskCheck, type DiskRatios } from './retention.ts';
 import type { StorageFs } from './storage-fs.ts';
 import {
@@ -221,6 +222,8 @@ export type MessageStoreOptions = {
   /** Largest body, in bytes (RocketMQ's maxMessageSize). */
   readonly maxMessageSize?: number;
   readonly consumeQueuesMax?: number;
+  /** Another thread that touches fresh ConsumeQueue pages ahead of dispatch (shared-copy.ts); none by default. */
+  readonly touchAhead?: TouchAhead;
   readonly dispatchPendingMax?: number;
   readonly maxTransferCountOnMessageInMemory?: number;
   readonly maxTransferBytesOnMessageInMemory?: number;
@@ -1609,6 +1612,7 @@ function openLogics(
     rootDir: config.rootDir,
     queuesMax: options.consumeQueuesMax ?? MESSAGE_STORE_DEFAULTS.consumeQueuesMax,
     fileSizeBytes: options.mappedFileSizeConsumeQueue ?? MESSAGE_STORE_DEFAULTS.mappedFileSizeConsumeQueue,
+    ...(options.touchAhead === undefined ? {} : { touchAhead: options.touchAhead }),
   });
   const index = IndexService.open({
     storageFs: fs,

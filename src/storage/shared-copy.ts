@@ -46,6 +46,26 @@ export function copyBytes(target: Uint8Array, source: Uint8Array, position: numb
   assert(copied === source.length, () => `copied ${copied} of ${source.length} bytes`);
 }
 
+/**
+ * Asks another thread to touch [from, to) of `buffer` (byte offsets) with `touchShared`, ahead of this
+ * thread's own `touchForWrite` there, so that the page faults are taken off this thread. Best effort:
+ * a request that is dropped only leaves the faults where they were.
+ */
+export type TouchAhead = (buffer: SharedArrayBuffer, from: number, to: number) => void;
+
+/**
+ * Touches every page of bytes[from, to) with a write that keeps every byte as it is (an atomic
+ * compare-exchange of 0 for 0), so that it is safe while the owner writes the same bytes on another
+ * thread: a locked compare-exchange cannot interleave with a store to its byte. The other side of
+ * TouchAhead. (Atomics.or would read first, as a separate load, and so map the zero page first.)
+ */
+export function touchShared(buffer: SharedArrayBuffer, from: number, to: number): void {
+  assert(Number.isInteger(from) && from >= 0 && to <= buffer.byteLength, () => `bad range [${from}, ${to})`);
+  const bytes = new Uint8Array(buffer);
+  for (let at = from; at < to; at += PAGE_BYTES) Atomics.compareExchange(bytes, at, 0, 0);
+  if (to > from) Atomics.compareExchange(bytes, to - 1, 0, 0);
+}
+
 /** Stores a zero in every page of target[from, to), which must hold zeros already (see the header). */
 export function touchForWrite(target: Uint8Array, from: number, to: number): void {
   assert(Number.isInteger(from) && from >= 0 && to <= target.length, () => `bad range [${from}, ${to})`);

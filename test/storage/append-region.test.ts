@@ -14,6 +14,7 @@ import { AppendRegionControl, RegionAppender, type RegionGrant } from '../../src
 import { ActorSystem } from '../../src/runtime/actor-system.ts';
 import { STORE_POOL_SIZES, spawnStore } from '../../src/actors/store-actors.ts';
 import type { CommitLogWriterMessage, CommitLogWriterStats, GetAnswer } from '../../src/actors/commit-log-writer.ts';
+import type { CommitLogFlusherMessage, CommitLogFlusherStats } from '../../src/actors/commit-log-flusher.ts';
 import { MessageStore, encodeBatch, isPutRefusal, type PutMessageResult, type StoredMessage } from '../../src/storage/message-store.ts';
 import { decodeRecord, parseOffsetMessageId } from '../../src/storage/message-record.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
@@ -408,6 +409,31 @@ describe('a grant asked while the region drains', () => {
       await asked;
       expect(answered).toMatchObject({ epoch: grant!.epoch, generation: grant!.generation });
       expect(appender.reserve(100)).toMatchObject({ generation: grant!.generation });
+    } finally {
+      await system.shutdown();
+    }
+  }, 30_000);
+});
+
+describe('ConsumeQueue pages touched ahead', () => {
+  it('are asked of the flusher by the writer once a queue passes its first 64 KiB of entries', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-touch-'));
+    dirs.push(dir);
+    // ConsumeQueue files of RocketMQ's size, so that they reach past 64 KiB.
+    const settings = { ...storeSettings(dir, 'ASYNC_FLUSH'), mappedFileSizeConsumeQueue: 6_000_000 };
+    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+    try {
+      const { writer, flusher } = await spawnStore(system, { settings });
+      const touched = async () => (await system.ask<CommitLogFlusherMessage, CommitLogFlusherStats>(flusher, { type: 'stats' }, 30_000)).touchedBytes;
+      expect(await touched()).toBe(0);
+      // 4,096 entries of 20 bytes: past the first 64 KiB of the queue's file.
+      for (let first = 0; first < 4_096; first += 64) {
+        const inputs = Array.from({ length: 64 }, (_, k) => ({ topic: TOPIC, queueId: 0, body: regionBody(8, first, k) }));
+        const batch = encodeBatch(inputs, settings.storeHost, 1024 * 1024, 1_700_000_000_000);
+        if (isPutRefusal(batch)) throw new Error(batch.remark);
+        expect(await system.ask<CommitLogWriterMessage, PutMessageResult>(writer, { type: 'putEncodedBatch', batch }, 30_000)).toMatchObject({ status: 'PUT_OK' });
+      }
+      expect(await touched()).toBeGreaterThanOrEqual(256 * 1024);
     } finally {
       await system.shutdown();
     }

@@ -54,6 +54,26 @@ function filePath(name: string): string {
 }
 
 describe('ConsumeQueue', () => {
+  it('asks touchAhead for the fresh cache pages past the next 64 KiB as entries go in, once each, and the entries stay as put', () => {
+    const calls: { from: number; to: number; at: number }[] = [];
+    const fileSizeBytes = CQ_ENTRY_SIZE_BYTES * 60_000; // 1.2 MB
+    const queue = openQueue({ fileSizeBytes, touchAhead: (buffer, from, to) => {
+      expect(buffer.byteLength).toBe(fileSizeBytes);
+      calls.push({ from, to, at: queue.maxOffset * CQ_ENTRY_SIZE_BYTES });
+    } });
+    putMessages(queue, 60_000);
+    // Contiguous requests from 64 KiB to the file's end, each ahead of the entry being put when asked.
+    expect(calls[0]).toMatchObject({ from: 64 * 1024, to: 320 * 1024, at: 0 });
+    for (let i = 1; i < calls.length; i++) expect(calls[i]!.from).toBe(calls[i - 1]!.to);
+    expect(calls.at(-1)!.to).toBe(fileSizeBytes);
+    for (const call of calls) {
+      expect(call.from).toBeGreaterThan(call.at);
+      expect(call.to - call.from).toBeLessThanOrEqual(256 * 1024);
+    }
+    const entries = queue.readBatch(59_990, 10).entries;
+    expect(entries.map((entry) => entry.commitLogOffset)).toEqual(Array.from({ length: 10 }, (_, k) => (59_990 + k) * MESSAGE_SIZE_BYTES));
+  });
+
   it('puts and gets entries across file rolls, in files named by their 20-digit byte offset', () => {
     const queue = openQueue();
     putMessages(queue, 12);

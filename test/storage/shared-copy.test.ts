@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { NATIVE_COPY_MIN_BYTES, copyBytes, touchForWrite } from '../../src/storage/shared-copy.ts';
+import { NATIVE_COPY_MIN_BYTES, copyBytes, touchForWrite, touchShared } from '../../src/storage/shared-copy.ts';
 
 /** A view of `length` bytes at `offset` into a fresh buffer (shared or not) filled with a pattern. */
 function viewOf(shared: boolean, offset: number, length: number, seed: number): Uint8Array {
@@ -98,6 +98,38 @@ describe('touchForWrite', () => {
       }
     });
     expect(touchFaults).toBeGreaterThan(pages / 2); // the memory was fresh: the touch faulted it in
+    expect(slotFaults).toBeLessThan(pages / 20);
+  });
+});
+
+describe('touchShared', () => {
+  it('keeps every byte as it was, zero or not, inside its range and out', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 3 * 4096, maxLength: 3 * 4096 }), fc.nat(3 * 4096), fc.nat(3 * 4096), (content, a, b) => {
+        const [from, to] = a <= b ? [a, b] : [b, a];
+        const buffer = new SharedArrayBuffer(content.length);
+        new Uint8Array(buffer).set(content);
+        touchShared(buffer, from, to);
+        expect(sameBytes(new Uint8Array(buffer), content)).toBe(true);
+      }),
+      { numRuns: 50 },
+    );
+    expect(() => touchShared(new SharedArrayBuffer(16), 0, 17)).toThrow(/bad range/);
+  });
+
+  it('takes one fault per fresh page, after which reading then writing each slot faults no more', () => {
+    const pages = 2048;
+    const buffer = new SharedArrayBuffer(pages * 4096);
+    const bytes = new Uint8Array(buffer);
+    const touchFaults = minorFaults(() => touchShared(buffer, 0, buffer.byteLength));
+    const slotFaults = minorFaults(() => {
+      for (let at = 0; at + 20 <= bytes.length; at += 20) {
+        if (bytes[at] !== 0) throw new Error('not empty');
+        bytes[at] = 1;
+      }
+    });
+    expect(touchFaults).toBeGreaterThan(pages / 2);
+    expect(touchFaults).toBeLessThan(1.5 * pages); // not a read fault then a write fault per page
     expect(slotFaults).toBeLessThan(pages / 20);
   });
 });
