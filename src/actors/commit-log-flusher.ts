@@ -9,8 +9,8 @@
  * opened here is enough. Descriptors are cached, at most `fdCacheMax`, least recently used closed first,
  * and all of them when a new writer incarnation (epoch) appears.
  *
- * It also takes page faults off the writer: on request it touches fresh ConsumeQueue cache pages a little
- * ahead of the writer's entries (`touch`; see TouchAhead in shared-copy.ts).
+ * It also takes page faults off the writer: on request it touches fresh ConsumeQueue and IndexFile cache
+ * pages a little ahead of the writer's entries (`touch`; see TouchAhead in shared-copy.ts).
  */
 import type { ActorRef, Behavior } from '../runtime/actor.ts';
 import { assert, assertNever } from '../runtime/assert.ts';
@@ -51,8 +51,8 @@ export type CommitLogFlusherMessage =
       readonly checkpoint: StoreCheckpoint | null;
     }
   /**
-   * Touch [from, to) of a fresh ConsumeQueue cache ahead of the writer's entries (touchShared; the
-   * writer's TouchAhead), so that the writer's thread does not take those page faults.
+   * Touch [from, to) of a fresh ConsumeQueue or IndexFile cache ahead of the writer's entries
+   * (touchShared; the writer's TouchAhead), so that the writer's thread does not take those page faults.
    */
   | { readonly type: 'touch'; readonly buffer: SharedArrayBuffer; readonly from: number; readonly to: number }
   | { readonly type: 'stats' };

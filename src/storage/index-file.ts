@@ -67,7 +67,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import { touchForWrite } from './shared-copy.ts';
+import { touchForWrite, type TouchAhead } from './shared-copy.ts';
 import { fsyncDirectory, writeFully } from './storage-fs.ts';
 import type { StorageFs } from './storage-fs.ts';
 import { javaStringHashCode } from './tag-hash.ts';
@@ -86,6 +86,8 @@ export const INDEX_HASH_SLOT_NUM_DEFAULT = 5_000_000;
 export const INDEX_NUM_DEFAULT = 20_000_000;
 /** How far ahead of the next entry a fresh cache's entry pages are first touched by a write (see `touchEntries`). */
 const ENTRY_TOUCH_BYTES = 64 * 1024;
+/** How far beyond that touchAhead is asked to touch (see `touchEntries`). */
+const ENTRY_TOUCH_AHEAD_BYTES = 256 * 1024;
 
 const HEADER_BEGIN_TIMESTAMP = 0;
 const HEADER_END_TIMESTAMP = 8;
@@ -138,6 +140,8 @@ export type IndexFileOptions = {
   readonly path: string;
   readonly hashSlotNum: number;
   readonly indexNum: number;
+  /** Another thread that touches fresh entry pages ahead of the keys (see `touchEntries`); none by default. */
+  readonly touchAhead?: TouchAhead;
 };
 
 /** The header fields, as numbers. */
@@ -186,6 +190,9 @@ export class IndexFile {
   private onDisk: boolean;
   /** Where the cache's never-written entry bytes start (see `touchEntries`). */
   private entriesUntouchedFrom = 0;
+  /** How far touchAhead was asked to touch the entries. */
+  private entriesTouchRequestedTo = 0;
+  private readonly touchAhead: TouchAhead | undefined;
 
   private constructor(options: IndexFileOptions, header: IndexHeader, onDisk: boolean) {
     assert(Number.isSafeInteger(options.hashSlotNum) && options.hashSlotNum > 0, 'hashSlotNum is positive');
@@ -198,6 +205,7 @@ export class IndexFile {
     this.indexNum = options.indexNum;
     this.header = header;
     this.onDisk = onDisk;
+    this.touchAhead = options.touchAhead;
   }
 
   /**
@@ -219,6 +227,7 @@ export class IndexFile {
     file.cache = new Uint8Array(new SharedArrayBuffer(file.fileSizeBytes));
     file.touchSlots(file.cache);
     file.entriesUntouchedFrom = file.entryPosition(0);
+    file.entriesTouchRequestedTo = file.entriesUntouchedFrom;
     file.dirtyPages = new Uint8Array(Math.ceil(file.fileSizeBytes / PAGE_SIZE_BYTES));
     file.writeHeader();
     return file;
@@ -432,6 +441,7 @@ export class IndexFile {
     if (!this.replaySlots(cache, header)) return false;
     this.cache = cache;
     this.entriesUntouchedFrom = this.entryPosition(count);
+    this.entriesTouchRequestedTo = this.entriesUntouchedFrom;
     this.dirtyPages = new Uint8Array(Math.ceil(this.fileSizeBytes / PAGE_SIZE_BYTES));
     Object.assign(this.header, header);
     this.writeHeader();
@@ -475,9 +485,17 @@ export class IndexFile {
   }
 
   private touchEntries(needBytes: number): void {
+    const cache = this.cache!;
     const to = Math.min(this.fileSizeBytes, Math.ceil(needBytes / ENTRY_TOUCH_BYTES) * ENTRY_TOUCH_BYTES);
-    touchForWrite(this.cache!, this.entriesUntouchedFrom, to);
+    touchForWrite(cache, this.entriesUntouchedFrom, to);
     this.entriesUntouchedFrom = to;
+    // As a ConsumeQueue does (its `prefault`): the next steps are asked of another thread, if any.
+    const aheadFrom = Math.max(to, this.entriesTouchRequestedTo);
+    const aheadTo = Math.min(this.fileSizeBytes, to + ENTRY_TOUCH_AHEAD_BYTES);
+    if (this.touchAhead === undefined || aheadTo <= aheadFrom) return;
+    assert(cache.buffer instanceof SharedArrayBuffer, 'an index cache is shared memory');
+    this.touchAhead(cache.buffer, cache.byteOffset + aheadFrom, cache.byteOffset + aheadTo);
+    this.entriesTouchRequestedTo = aheadTo;
   }
 
   /** Writes every dirty page run to the file (creating it on first flush) and fdatasyncs; returns bytes written. */
@@ -568,6 +586,7 @@ export class IndexFile {
     assert(onDiskHeader.endPhyOffset === this.header.endPhyOffset, 'the header did not change under us');
     this.cache = cache;
     this.entriesUntouchedFrom = this.entryPosition(this.header.indexCount);
+    this.entriesTouchRequestedTo = this.entriesUntouchedFrom;
     this.dirtyPages = new Uint8Array(Math.ceil(this.fileSizeBytes / PAGE_SIZE_BYTES));
     return cache;
   }

@@ -36,6 +36,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
+import type { TouchAhead } from './shared-copy.ts';
 import { fsyncDirectory } from './storage-fs.ts';
 import { INDEX_HASH_SLOT_NUM_DEFAULT, INDEX_NUM_DEFAULT, IndexFile, type IndexFileOptions } from './index-file.ts';
 import type { StorageFs } from './storage-fs.ts';
@@ -83,6 +84,8 @@ export type IndexServiceOptions = {
   readonly indexNum?: number;
   /** Most offsets one query returns (default 64). */
   readonly queryResultsMax?: number;
+  /** Another thread that touches fresh entry pages ahead of the keys (shared-copy.ts); none by default. */
+  readonly touchAhead?: TouchAhead;
 };
 
 /** The index key of `key` in `topic`. */
@@ -114,6 +117,7 @@ export class IndexService {
   private readonly hashSlotNum: number;
   private readonly indexNum: number;
   private readonly queryResultsMax: number;
+  private readonly touchAhead: TouchAhead | undefined;
   private files: IndexFile[] = [];
   private lastIndexedPhyOffset = -1;
 
@@ -124,6 +128,7 @@ export class IndexService {
     this.hashSlotNum = options.hashSlotNum ?? INDEX_HASH_SLOT_NUM_DEFAULT;
     this.indexNum = options.indexNum ?? INDEX_NUM_DEFAULT;
     this.queryResultsMax = options.queryResultsMax ?? INDEX_QUERY_RESULTS_MAX_DEFAULT;
+    this.touchAhead = options.touchAhead;
     assert(Number.isSafeInteger(this.hashSlotNum) && this.hashSlotNum > 0, 'hashSlotNum is positive');
     assert(Number.isSafeInteger(this.indexNum) && this.indexNum > 1, 'indexNum leaves room for a key');
     assert(Number.isSafeInteger(this.queryResultsMax) && this.queryResultsMax > 0, 'queryResultsMax is positive');
@@ -362,6 +367,7 @@ export class IndexService {
   }
 
   private fileOptions(filePath: string): IndexFileOptions {
-    return { storageFs: this.storageFs, path: filePath, hashSlotNum: this.hashSlotNum, indexNum: this.indexNum };
+    const touch = this.touchAhead === undefined ? {} : { touchAhead: this.touchAhead };
+    return { storageFs: this.storageFs, path: filePath, hashSlotNum: this.hashSlotNum, indexNum: this.indexNum, ...touch };
   }
 }

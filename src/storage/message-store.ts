@@ -222,7 +222,7 @@ export type MessageStoreOptions = {
   /** Largest body, in bytes (RocketMQ's maxMessageSize). */
   readonly maxMessageSize?: number;
   readonly consumeQueuesMax?: number;
-  /** Another thread that touches fresh ConsumeQueue pages ahead of dispatch (shared-copy.ts); none by default. */
+  /** Another thread that touches fresh ConsumeQueue and IndexFile pages ahead of dispatch (shared-copy.ts); none by default. */
   readonly touchAhead?: TouchAhead;
   readonly dispatchPendingMax?: number;
   readonly maxTransferCountOnMessageInMemory?: number;
@@ -1621,6 +1621,7 @@ function openLogics(
     hashSlotNum: options.maxHashSlotNum ?? MESSAGE_STORE_DEFAULTS.maxHashSlotNum,
     indexNum: options.maxIndexNum ?? MESSAGE_STORE_DEFAULTS.maxIndexNum,
     queryResultsMax: options.maxMsgsNumBatch ?? MESSAGE_STORE_DEFAULTS.maxMsgsNumBatch,
+    ...(options.touchAhead === undefined ? {} : { touchAhead: options.touchAhead }),
   });
   return { consumeQueues, index };
 }

@@ -18,6 +18,7 @@ import type { CommitLogFlusherMessage, CommitLogFlusherStats } from '../../src/a
 import { MessageStore, encodeBatch, isPutRefusal, type PutMessageResult, type StoredMessage } from '../../src/storage/message-store.ts';
 import { decodeRecord, parseOffsetMessageId } from '../../src/storage/message-record.ts';
 import { nodeStorageFs } from '../../src/storage/storage-fs.ts';
+import { indexFileSizeBytes } from '../../src/storage/index-file.ts';
 import { testSystemOptions } from '../runtime/helpers.ts';
 import { regionBody, regionQueueOf, type RegionSenderMessage, type RegionSent } from './fixtures/region-sender-actor.ts';
 
@@ -438,6 +439,29 @@ describe('ConsumeQueue pages touched ahead', () => {
       await system.shutdown();
     }
   }, 30_000);
+});
+
+describe('touchAhead through the store', () => {
+  it('reaches both the ConsumeQueue and the IndexFile caches of a store that is given one', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-touch-store-'));
+    dirs.push(dir);
+    const sizes = new Set<number>();
+    const store = MessageStore.open({
+      rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: { address: '127.0.0.1', port: 10911 },
+      mappedFileSizeCommitLog: 64 * 1024 * 1024, mappedFileSizeConsumeQueue: 600_000, maxHashSlotNum: 1_000, maxIndexNum: 100_000,
+      touchAhead: (buffer) => void sizes.add(buffer.byteLength),
+    });
+    try {
+      // 5,000 keyed messages: past the first 64 KiB of the queue's entries and of the index's.
+      for (let i = 0; i < 5_000; i++) {
+        expect(store.appendMessage({ topic: TOPIC, queueId: 0, body: Buffer.from(`m${i}`), properties: `KEYS\u0001k${i}\u0002` }).status).toBe('PUT_OK');
+      }
+      store.dispatch();
+      expect(sizes).toEqual(new Set([600_000, indexFileSizeBytes(1_000, 100_000)]));
+    } finally {
+      store.shutdown();
+    }
+  });
 });
 
 describe('filling a hole', () => {

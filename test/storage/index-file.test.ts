@@ -54,6 +54,24 @@ function answers(file: IndexFile): Record<string, number[]> {
 }
 
 describe('IndexFile', () => {
+  it('asks touchAhead for fresh entry pages past the next 64 KiB as keys go in, once each, and the keys stay found', () => {
+    const calls: { from: number; to: number; at: number }[] = [];
+    let keys = 0;
+    const file = IndexFile.create({ ...options(1_000, 40_000), touchAhead: (buffer, from, to) => {
+      expect(buffer.byteLength).toBe(file.fileSizeBytes);
+      calls.push({ from, to, at: INDEX_HEADER_SIZE_BYTES + 1_000 * INDEX_SLOT_SIZE_BYTES + (keys + 1) * INDEX_ENTRY_SIZE_BYTES });
+    } });
+    for (; keys < 39_999; keys++) expect(file.putKey(`T#k${keys}`, 100 * keys, T0)).toBe(true);
+    expect(calls.length).toBeGreaterThan(2);
+    for (let i = 1; i < calls.length; i++) expect(calls[i]!.from).toBe(calls[i - 1]!.to);
+    expect(calls.at(-1)!.to).toBe(file.fileSizeBytes);
+    for (const call of calls) {
+      expect(call.from).toBeGreaterThan(call.at);
+      expect(call.to - call.from).toBeLessThanOrEqual(256 * 1024);
+    }
+    expect(file.selectPhyOffsets('T#k39998', 8, ...EVERYTHING)).toEqual([100 * 39_998]);
+  });
+
   it('finds keys through chains that share one slot, newest first', () => {
     const file = IndexFile.create(options(1, 16)); // one slot: every key chains through it
     file.putKey('T#a', 100, T0);
