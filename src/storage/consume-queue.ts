@@ -50,7 +50,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import { touchForWrite, type TouchAhead } from './shared-copy.ts';
+import { freshFrom, touchBefore, type FreshCache, type TouchAhead } from './shared-copy.ts';
 import { fsyncDirectory, writeFully, type StorageFs } from './storage-fs.ts';
 
 /** Bytes of one consume queue entry (RocketMQ's CQ_STORE_UNIT_SIZE). */
@@ -74,10 +74,6 @@ const SAFE_HIGH_WORD_LIMIT = 0x20_0000;
 const TOPIC_PATTERN = /^[%|a-zA-Z0-9_-]{1,127}$/;
 /** Bound on writeSync calls to push one range to disk (each writes at least one byte or fails). */
 const WRITE_ATTEMPTS_MAX = 1024;
-/** How far ahead of the next entry a fresh cache's pages are first touched by a write (see `prefault`). */
-const PREFAULT_BYTES = 64 * 1024;
-/** How far beyond that touchAhead is asked to touch (see `prefault`). */
-const TOUCH_AHEAD_BYTES = 256 * 1024;
 
 /** Stable codes of consume queue errors. */
 export const ConsumeQueueErrorCode = {
@@ -141,7 +137,7 @@ export type ConsumeQueueOptions = {
   readonly scanEntriesMax?: number;
   /** The checkpoint's trusted CommitLog offset, if any: recovery scans less (see the recovery rule). */
   readonly trustedCommitLogOffset?: number;
-  /** Another thread that touches fresh cache pages ahead of the entries (see `prefault`); none by default. */
+  /** Another thread that touches fresh cache pages ahead of the entries (touchBefore in shared-copy.ts); none by default. */
   readonly touchAhead?: TouchAhead;
 };
 
@@ -156,10 +152,8 @@ type Segment = {
   /** Dirty byte range [from, to) within the file; clean when from >= to. */
   dirtyFromBytes: number;
   dirtyToBytes: number;
-  /** Where the cache's never-written bytes start: it was allocated here, not read from the file (see `prefault`). */
-  untouchedFromBytes: number;
-  /** How far touchAhead was asked to touch the cache. */
-  touchRequestedToBytes: number;
+  /** How far the cache has been touched (touchBefore): all of it when it was read from the file. */
+  fresh: FreshCache;
 };
 
 /** The directory of one topic/queue's files under a store root. */
@@ -337,7 +331,8 @@ export class ConsumeQueue {
     const segment = this.segmentForAppend(queueOffset);
     const positionBytes = queueOffset * CQ_ENTRY_SIZE_BYTES - segment.startBytes;
     const cache = this.load(segment);
-    if (positionBytes + CQ_ENTRY_SIZE_BYTES > segment.untouchedFromBytes) this.prefault(segment, cache, positionBytes + CQ_ENTRY_SIZE_BYTES);
+    // The slot is read before it is written: see touchForWrite in shared-copy.ts for why the touch comes first.
+    touchBefore(cache, segment.fresh, positionBytes + CQ_ENTRY_SIZE_BYTES, this.touchAhead);
     let used = 0;
     for (let i = 0; i < CQ_ENTRY_SIZE_BYTES; i++) used |= cache[positionBytes + i]!;
     assert(used === 0, 'the slot past maxOffset is empty');
@@ -551,8 +546,7 @@ export class ConsumeQueue {
     assert(last === undefined || last.startBytes + this.fileSizeBytes === startBytes, 'a new file follows the last');
     const segment = this.newSegment(startBytes);
     segment.cache = new Uint8Array(new SharedArrayBuffer(this.fileSizeBytes));
-    segment.untouchedFromBytes = 0;
-    segment.touchRequestedToBytes = 0;
+    segment.fresh = freshFrom(0);
     this.segments.push(segment);
     if (last === undefined && startBytes < bytes) this.fillPreBlank(segment, bytes - startBytes);
     return segment;
@@ -568,25 +562,7 @@ export class ConsumeQueue {
       writeInt64(view, at + 12, 0);
     }
     markDirty(segment, 0, untilBytes);
-    segment.untouchedFromBytes = Math.max(segment.untouchedFromBytes, untilBytes);
-  }
-
-  /**
-   * Touches the next PREFAULT_BYTES of a cache allocated here with writes before an entry goes there
-   * (putEntry reads a slot before writing it; see touchForWrite in shared-copy.ts). With touchAhead,
-   * another thread has been asked to touch them already (then this finds the pages there and takes no
-   * fault), and is asked for the next TOUCH_AHEAD_BYTES.
-   */
-  private prefault(segment: Segment, cache: Uint8Array, needBytes: number): void {
-    const to = Math.min(cache.length, Math.ceil(needBytes / PREFAULT_BYTES) * PREFAULT_BYTES);
-    touchForWrite(cache, segment.untouchedFromBytes, to);
-    segment.untouchedFromBytes = to;
-    const aheadFrom = Math.max(to, segment.touchRequestedToBytes);
-    const aheadTo = Math.min(cache.length, to + TOUCH_AHEAD_BYTES);
-    if (this.touchAhead === undefined || aheadTo <= aheadFrom) return;
-    assert(cache.buffer instanceof SharedArrayBuffer, 'a queue cache is shared memory');
-    this.touchAhead(cache.buffer, cache.byteOffset + aheadFrom, cache.byteOffset + aheadTo);
-    segment.touchRequestedToBytes = aheadTo;
+    segment.fresh.untouchedFrom = Math.max(segment.fresh.untouchedFrom, untilBytes);
   }
 
   private newSegment(startBytes: number): Segment {
@@ -598,8 +574,7 @@ export class ConsumeQueue {
       onDisk: false,
       dirtyFromBytes: 0,
       dirtyToBytes: 0,
-      untouchedFromBytes: 0,
-      touchRequestedToBytes: 0,
+      fresh: freshFrom(0),
     };
   }
 
@@ -624,8 +599,7 @@ export class ConsumeQueue {
       }
     }
     segment.cache = cache;
-    segment.untouchedFromBytes = segment.onDisk ? this.fileSizeBytes : 0;
-    segment.touchRequestedToBytes = segment.untouchedFromBytes;
+    segment.fresh = freshFrom(segment.onDisk ? this.fileSizeBytes : 0);
     return cache;
   }
 

@@ -67,7 +67,7 @@
  */
 import path from 'node:path';
 import { assert } from '../runtime/assert.ts';
-import { touchForWrite, type TouchAhead } from './shared-copy.ts';
+import { freshFrom, touchBefore, touchForWrite, type FreshCache, type TouchAhead } from './shared-copy.ts';
 import { fsyncDirectory, writeFully } from './storage-fs.ts';
 import type { StorageFs } from './storage-fs.ts';
 import { javaStringHashCode } from './tag-hash.ts';
@@ -84,10 +84,6 @@ export const INDEX_INVALID = 0;
 export const INDEX_HASH_SLOT_NUM_DEFAULT = 5_000_000;
 /** RocketMQ's default number of entries per file (maxIndexNum). */
 export const INDEX_NUM_DEFAULT = 20_000_000;
-/** How far ahead of the next entry a fresh cache's entry pages are first touched by a write (see `touchEntries`). */
-const ENTRY_TOUCH_BYTES = 64 * 1024;
-/** How far beyond that touchAhead is asked to touch (see `touchEntries`). */
-const ENTRY_TOUCH_AHEAD_BYTES = 256 * 1024;
 
 const HEADER_BEGIN_TIMESTAMP = 0;
 const HEADER_END_TIMESTAMP = 8;
@@ -140,7 +136,7 @@ export type IndexFileOptions = {
   readonly path: string;
   readonly hashSlotNum: number;
   readonly indexNum: number;
-  /** Another thread that touches fresh entry pages ahead of the keys (see `touchEntries`); none by default. */
+  /** Another thread that touches fresh entry pages ahead of the keys (touchBefore in shared-copy.ts); none by default. */
   readonly touchAhead?: TouchAhead;
 };
 
@@ -188,10 +184,8 @@ export class IndexFile {
   private view: DataView | null = null;
   private headerStale = false;
   private onDisk: boolean;
-  /** Where the cache's never-written entry bytes start (see `touchEntries`). */
-  private entriesUntouchedFrom = 0;
-  /** How far touchAhead was asked to touch the entries. */
-  private entriesTouchRequestedTo = 0;
+  /** How far the cache's entries have been touched (touchBefore; see `touchSlots`). */
+  private entries: FreshCache = freshFrom(0);
   private readonly touchAhead: TouchAhead | undefined;
 
   private constructor(options: IndexFileOptions, header: IndexHeader, onDisk: boolean) {
@@ -226,8 +220,7 @@ export class IndexFile {
     const file = new IndexFile(options, header, false);
     file.cache = new Uint8Array(new SharedArrayBuffer(file.fileSizeBytes));
     file.touchSlots(file.cache);
-    file.entriesUntouchedFrom = file.entryPosition(0);
-    file.entriesTouchRequestedTo = file.entriesUntouchedFrom;
+    file.entries = freshFrom(file.entryPosition(0));
     file.dirtyPages = new Uint8Array(Math.ceil(file.fileSizeBytes / PAGE_SIZE_BYTES));
     file.writeHeader();
     return file;
@@ -323,7 +316,7 @@ export class IndexFile {
       this.header.beginTimestampMs = storeTimestampMs;
     }
     const entryPosition = this.entryPosition(index);
-    if (entryPosition + INDEX_ENTRY_SIZE_BYTES > this.entriesUntouchedFrom) this.touchEntries(entryPosition + INDEX_ENTRY_SIZE_BYTES);
+    touchBefore(this.cache!, this.entries, entryPosition + INDEX_ENTRY_SIZE_BYTES, this.touchAhead);
     assert(view.getInt32(entryPosition) === 0 && readInt64(view, entryPosition + 4) === 0, 'the next entry place is empty');
     view.setInt32(entryPosition, keyHash);
     writeInt64(view, entryPosition + 4, physicalOffset);
@@ -440,8 +433,7 @@ export class IndexFile {
     this.touchSlots(cache);
     if (!this.replaySlots(cache, header)) return false;
     this.cache = cache;
-    this.entriesUntouchedFrom = this.entryPosition(count);
-    this.entriesTouchRequestedTo = this.entriesUntouchedFrom;
+    this.entries = freshFrom(this.entryPosition(count));
     this.dirtyPages = new Uint8Array(Math.ceil(this.fileSizeBytes / PAGE_SIZE_BYTES));
     Object.assign(this.header, header);
     this.writeHeader();
@@ -482,20 +474,6 @@ export class IndexFile {
    */
   private touchSlots(cache: Uint8Array): void {
     touchForWrite(cache, INDEX_HEADER_SIZE_BYTES, this.entryPosition(0));
-  }
-
-  private touchEntries(needBytes: number): void {
-    const cache = this.cache!;
-    const to = Math.min(this.fileSizeBytes, Math.ceil(needBytes / ENTRY_TOUCH_BYTES) * ENTRY_TOUCH_BYTES);
-    touchForWrite(cache, this.entriesUntouchedFrom, to);
-    this.entriesUntouchedFrom = to;
-    // As a ConsumeQueue does (its `prefault`): the next steps are asked of another thread, if any.
-    const aheadFrom = Math.max(to, this.entriesTouchRequestedTo);
-    const aheadTo = Math.min(this.fileSizeBytes, to + ENTRY_TOUCH_AHEAD_BYTES);
-    if (this.touchAhead === undefined || aheadTo <= aheadFrom) return;
-    assert(cache.buffer instanceof SharedArrayBuffer, 'an index cache is shared memory');
-    this.touchAhead(cache.buffer, cache.byteOffset + aheadFrom, cache.byteOffset + aheadTo);
-    this.entriesTouchRequestedTo = aheadTo;
   }
 
   /** Writes every dirty page run to the file (creating it on first flush) and fdatasyncs; returns bytes written. */
@@ -585,8 +563,7 @@ export class IndexFile {
     const onDiskHeader = decodeHeader(new DataView(cache.buffer, 0, INDEX_HEADER_SIZE_BYTES));
     assert(onDiskHeader.endPhyOffset === this.header.endPhyOffset, 'the header did not change under us');
     this.cache = cache;
-    this.entriesUntouchedFrom = this.entryPosition(this.header.indexCount);
-    this.entriesTouchRequestedTo = this.entriesUntouchedFrom;
+    this.entries = freshFrom(this.entryPosition(this.header.indexCount));
     this.dirtyPages = new Uint8Array(Math.ceil(this.fileSizeBytes / PAGE_SIZE_BYTES));
     return cache;
   }

@@ -66,6 +66,41 @@ export function touchShared(buffer: SharedArrayBuffer, from: number, to: number)
   if (to > from) Atomics.compareExchange(bytes, to - 1, 0, 0);
 }
 
+/** How far ahead of the next entry `touchBefore` touches a fresh cache itself. */
+export const TOUCH_STEP_BYTES = 64 * 1024;
+/** How far beyond that step `touchBefore` asks a TouchAhead to touch. */
+export const TOUCH_AHEAD_BYTES = 256 * 1024;
+
+/**
+ * How far a cache of entries has been touched: its bytes from `untouchedFrom` on were never written
+ * since it was allocated (so they are zero), and a TouchAhead was asked to touch it up to `requestedTo`.
+ */
+export type FreshCache = { untouchedFrom: number; requestedTo: number };
+
+/** A FreshCache whose bytes from `untouchedFrom` on were never written (the cache's length: none). */
+export function freshFrom(untouchedFrom: number): FreshCache {
+  return { untouchedFrom, requestedTo: untouchedFrom };
+}
+
+/**
+ * Before an entry that ends at `needBytes` goes into `cache` (one that checks a slot before writing it):
+ * touches its never-written bytes up to there, rounded up to TOUCH_STEP_BYTES, with `touchForWrite`,
+ * and asks `ahead` (if any) for the next TOUCH_AHEAD_BYTES. With a TouchAhead that keeps up, this
+ * thread's own touch finds the pages there and takes no fault.
+ */
+export function touchBefore(cache: Uint8Array, fresh: FreshCache, needBytes: number, ahead: TouchAhead | undefined): void {
+  if (needBytes <= fresh.untouchedFrom) return;
+  const to = Math.min(cache.length, Math.ceil(needBytes / TOUCH_STEP_BYTES) * TOUCH_STEP_BYTES);
+  touchForWrite(cache, fresh.untouchedFrom, to);
+  fresh.untouchedFrom = to;
+  const aheadFrom = Math.max(to, fresh.requestedTo);
+  const aheadTo = Math.min(cache.length, to + TOUCH_AHEAD_BYTES);
+  if (ahead === undefined || aheadTo <= aheadFrom) return;
+  assert(cache.buffer instanceof SharedArrayBuffer, 'a cache touched ahead is shared memory');
+  ahead(cache.buffer, cache.byteOffset + aheadFrom, cache.byteOffset + aheadTo);
+  fresh.requestedTo = aheadTo;
+}
+
 /** Stores a zero in every page of target[from, to), which must hold zeros already (see the header). */
 export function touchForWrite(target: Uint8Array, from: number, to: number): void {
   assert(Number.isInteger(from) && from >= 0 && to <= target.length, () => `bad range [${from}, ${to})`);

@@ -115,6 +115,18 @@ const FILE_BYTES = 256 * 1024;
 const TOPIC = 'RegionTopic';
 const QUEUES = 5;
 
+/** A temp dir, removed after the test. */
+function tempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  dirs.push(dir);
+  return dir;
+}
+
+/** An actor system with the store's pools and silent logs, for tests that drive one writer by hand. */
+function quietStoreSystem(): Promise<ActorSystem> {
+  return ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+}
+
 function storeSettings(dir: string, flushDiskType: 'ASYNC_FLUSH' | 'SYNC_FLUSH', writeThreads = 0) {
   return {
     // With write threads, ranges from one block on go to them, so that the batches' own writes run there.
@@ -143,8 +155,7 @@ const IN_PLACE_CASES = [
 
 describe.each(IN_PLACE_CASES)('in-place appends through worker threads, $name', ({ flushDiskType, writeThreads }) => {
   it('store every acknowledged batch exactly where its answer says, mixed with ordinary puts, across file rolls and a reopen', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-'));
-    dirs.push(dir);
+    const dir = tempDir('append-region-');
     const settings = storeSettings(dir, flushDiskType, writeThreads);
     const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES, senders: 2 }, { log: pino({ level: 'warn' }), logLevel: 'warn' }, { askTimeoutMs: 30_000 }));
     const expected = new Map<string, Expected>(); // `${queueId}/${queueOffset}`
@@ -261,8 +272,7 @@ async function checkQueues(expected: ReadonlyMap<string, Expected>, read: (queue
 
 describe('a region batch the store refuses', () => {
   it('stays in the log as dead records that no queue holds, before and after crash recovery', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-void-'));
-    dirs.push(dir);
+    const dir = tempDir('append-region-void-');
     const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: { address: '127.0.0.1', port: 10911 }, mappedFileSizeCommitLog: FILE_BYTES, consumeQueuesMax: 2, maxMessageSize: 2048 };
     const store = MessageStore.open(options);
     const file = store.regionFile()!;
@@ -315,10 +325,9 @@ describe('a region batch the store refuses', () => {
 
 describe('a reservation that is never reported', () => {
   it('is filled with dead records once it has held up the log for the report timeout; its late report is refused', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-hole-'));
-    dirs.push(dir);
+    const dir = tempDir('append-region-hole-');
     const settings = { ...storeSettings(dir, 'ASYNC_FLUSH'), regionReportTimeoutMs: 300 };
-    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+    const system = await quietStoreSystem();
     try {
       const { writer } = await spawnStore(system, { settings });
       const encode = (first: number) => {
@@ -374,10 +383,8 @@ describe('a reservation that is never reported', () => {
 
 describe('a grant asked while the region drains', () => {
   it('is answered with the reopened region, not null, once the drain ends', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-grant-'));
-    dirs.push(dir);
-    const settings = storeSettings(dir, 'ASYNC_FLUSH');
-    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+    const settings = storeSettings(tempDir('append-region-grant-'), 'ASYNC_FLUSH');
+    const system = await quietStoreSystem();
     try {
       const { writer } = await spawnStore(system, { settings });
       const encode = (first: number) => {
@@ -418,11 +425,9 @@ describe('a grant asked while the region drains', () => {
 
 describe('ConsumeQueue pages touched ahead', () => {
   it('are asked of the flusher by the writer once a queue passes its first 64 KiB of entries', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-touch-'));
-    dirs.push(dir);
     // ConsumeQueue files of RocketMQ's size, so that they reach past 64 KiB.
-    const settings = { ...storeSettings(dir, 'ASYNC_FLUSH'), mappedFileSizeConsumeQueue: 6_000_000 };
-    const system = await ActorSystem.start(testSystemOptions({ ...STORE_POOL_SIZES }, { log: pino({ level: 'silent' }), logLevel: 'silent' }, { askTimeoutMs: 30_000 }));
+    const settings = { ...storeSettings(tempDir('append-region-touch-'), 'ASYNC_FLUSH'), mappedFileSizeConsumeQueue: 6_000_000 };
+    const system = await quietStoreSystem();
     try {
       const { writer, flusher } = await spawnStore(system, { settings });
       const touched = async () => (await system.ask<CommitLogFlusherMessage, CommitLogFlusherStats>(flusher, { type: 'stats' }, 30_000)).touchedBytes;
@@ -443,8 +448,7 @@ describe('ConsumeQueue pages touched ahead', () => {
 
 describe('touchAhead through the store', () => {
   it('reaches both the ConsumeQueue and the IndexFile caches of a store that is given one', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-touch-store-'));
-    dirs.push(dir);
+    const dir = tempDir('append-region-touch-store-');
     const sizes = new Set<number>();
     const store = MessageStore.open({
       rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH', storeHost: { address: '127.0.0.1', port: 10911 },
@@ -466,8 +470,7 @@ describe('touchAhead through the store', () => {
 
 describe('filling a hole', () => {
   it('splits a hole larger than a record may be into dead records the log checks and recovery keeps', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'append-region-fill-'));
-    dirs.push(dir);
+    const dir = tempDir('append-region-fill-');
     const options = { rootDir: dir, fs: nodeStorageFs, flushDiskType: 'ASYNC_FLUSH' as const, storeHost: { address: '127.0.0.1', port: 10911 }, mappedFileSizeCommitLog: 1024 * 1024, maxMessageSize: 1024 };
     const store = MessageStore.open(options);
     expect(store.appendMessage({ topic: TOPIC, queueId: 0, body: Buffer.from('before') }).status).toBe('PUT_OK');
